@@ -1,0 +1,696 @@
+/* devsys-agent: the consumer runtime. One libevent loop reads the queues'
+ * streams through the consumer group, claims the entries in PostgreSQL in
+ * batches, runs each task's handler, writes outcomes in batches, then XACKs.
+ * A slot is held from delivery until the outcome is committed, so outcomes
+ * waiting for PostgreSQL are bounded by DEVSYS_CONCURRENCY and never dropped. */
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "queue.h"
+#include "utf8.h"
+#include "xalloc.h"
+
+#define READ_BLOCK_MS 2000
+#define TRIM_PERIOD_S 5
+#define RETRY_DELAY_MS 500
+
+static const char usage[] =
+    "usage: devsys-agent [flags]\n"
+    "environment: DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL, DEVSYS_QUEUES (exec,coding,noop,sleep),\n"
+    "  DEVSYS_CONCURRENCY (16), DEVSYS_AGENT_NAME (host-pid), DEVSYS_PREFIX (devsys),\n"
+    "  DEVSYS_LEASE_S (15), DEVSYS_KILL_GRACE_S (5), DEVSYS_SHUTDOWN_GRACE_S (30)";
+
+static const struct cfg_flag flags[] = {
+    {"redis", "DEVSYS_REDIS_URL", "redis://host:port/db"},
+    {"database", "DEVSYS_DATABASE_URL", "libpq connection string or URI"},
+    {"queues", "DEVSYS_QUEUES", "comma-separated queue names"},
+    {"concurrency", "DEVSYS_CONCURRENCY", "tasks in flight at most"},
+    {"name", "DEVSYS_AGENT_NAME", "unique consumer name"},
+    {"prefix", "DEVSYS_PREFIX", "Redis key prefix"},
+    {NULL, NULL, NULL},
+};
+
+static metric_t *m_done_ok, *m_done_failed, *m_rejected, *m_duplicates;
+
+static void read_more(struct agent *ag);
+static void flush_later(struct agent *ag, int delay_ms);
+
+/* ------------------------------------------------------------- task memory */
+
+static int list_count(const struct task *t)
+{
+    int n = 0;
+    for (; t; t = t->next)
+        n++;
+    return n;
+}
+
+void task_free(struct task *t)
+{
+    envelope_clear(&t->env);
+    spec_free(t->spec);
+    free(t->spec_text);
+    free(t->checkpoint);
+    free(t->res.error);
+    free(t->res.output);
+    json_decref(t->res.result);
+    free(t);
+}
+
+static void release(struct agent *ag, struct task *list)
+{
+    while (list) {
+        struct task *t = list;
+        list = t->next;
+        task_free(t);
+        ag->slots_used--;
+    }
+    read_more(ag);
+}
+
+/* XACK every entry of list, grouped per queue, in one command per queue.
+ * Entries whose outcome was fenced out (final_state NULL after a
+ * completion) are not acked: they belong to the agent that took over. */
+static void ack_list(struct agent *ag, struct task *list, int skip_fenced)
+{
+    for (int qi = 0; qi < ag->nqueues; qi++) {
+        const char *ids[512];
+        size_t n = 0;
+        for (struct task *t = list; t; t = t->next) {
+            if (t->q != &ag->queues[qi] || (skip_fenced && !t->final_state))
+                continue;
+            ids[n++] = t->entry_id;
+            if (n == sizeof ids / sizeof *ids) {
+                queue_ack(ag->rc, ag->prefix, t->q->name, ids, n, NULL, NULL);
+                n = 0;
+            }
+        }
+        if (n)
+            queue_ack(ag->rc, ag->prefix, ag->queues[qi].name, ids, n, NULL, NULL);
+    }
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+static const handler_ops_t *ops_for(const char *kind)
+{
+    if (strcmp(kind, "exec") == 0 || strcmp(kind, "coding") == 0)
+        return &handler_exec;
+    if (strcmp(kind, "noop") == 0)
+        return &handler_noop;
+    if (strcmp(kind, "sleep") == 0)
+        return &handler_sleep;
+    return NULL;
+}
+
+static void running_remove(struct agent *ag, struct task *t)
+{
+    if (t->rprev)
+        t->rprev->rnext = t->rnext;
+    else
+        ag->running = t->rnext;
+    if (t->rnext)
+        t->rnext->rprev = t->rprev;
+    t->rprev = t->rnext = NULL;
+    ag->nrunning--;
+}
+
+static void start_task(struct agent *ag, struct task *t);
+
+static void on_handler_done(task_run_t *run, handler_result_t *res)
+{
+    struct task *t = run->agent_data;
+    struct agent *ag = t->ag;
+    t->res = *res;
+    t->final_state = res->ok ? "succeeded" : "failed";
+    running_remove(ag, t);
+    metric_add(res->ok ? m_done_ok : m_done_failed, 1);
+    if (ag->abandoning) { /* past shutdown grace: leave the task to be reclaimed */
+        t->next = NULL;
+        release(ag, t);
+    } else {
+        t->phase = PHASE_COMPLETING;
+        t->next = ag->done_list;
+        ag->done_list = t;
+        flush_later(ag, 0);
+    }
+    while (ag->backlog && ag->nrunning < ag->concurrency) {
+        struct task *b = ag->backlog;
+        ag->backlog = b->next;
+        if (!ag->backlog)
+            ag->backlog_tail = &ag->backlog;
+        start_task(ag, b);
+    }
+}
+
+static void on_checkpoint(task_run_t *run, const char *json, size_t len)
+{
+    struct task *t = run->agent_data;
+    free(t->checkpoint);
+    t->checkpoint = xstrndup(json, len);
+    checkpoint_write(t->ag, t, json, len);
+}
+
+static void start_task(struct agent *ag, struct task *t)
+{
+    if (ag->nrunning >= ag->concurrency) {
+        t->next = NULL;
+        *ag->backlog_tail = t;
+        ag->backlog_tail = &t->next;
+        return;
+    }
+    t->phase = PHASE_RUNNING;
+    t->run = (task_run_t){
+        .base = ag->base,
+        .spec = t->spec,
+        .id = t->env.id,
+        .attempt = t->attempt,
+        .checkpoint = t->checkpoint,
+        .agent_name = ag->name,
+        .kill_grace_s = ag->kill_grace_s,
+        .done = on_handler_done,
+        .checkpoint_save = on_checkpoint,
+        .agent_data = t,
+    };
+    gettimeofday(&t->started, NULL);
+    t->rnext = ag->running;
+    t->rprev = NULL;
+    if (ag->running)
+        ag->running->rprev = t;
+    ag->running = t;
+    ag->nrunning++;
+    handler_result_t res = {0};
+    if (t->ops->start(&t->run, &res) < 0)
+        on_handler_done(&t->run, &res);
+}
+
+/* ------------------------------------------------------ claim and outcomes */
+
+static void retry_timer(evutil_socket_t fd, short what, void *arg);
+
+static void schedule_retry(struct agent *ag)
+{
+    struct timeval tv = {0, RETRY_DELAY_MS * 1000};
+    event_add(ag->ev_claim_retry, &tv);
+}
+
+void agent_claimed(struct agent *ag, struct task *batch, int ok)
+{
+    if (!ok) { /* PostgreSQL unreachable: the entries stay ours, try again */
+        while (batch) {
+            struct task *t = batch;
+            batch = t->next;
+            t->next = ag->claim_retry;
+            ag->claim_retry = t;
+        }
+        schedule_retry(ag);
+        return;
+    }
+    struct task *dups = NULL, *rejects = NULL;
+    while (batch) {
+        struct task *t = batch;
+        batch = t->next;
+        if (t->phase == PHASE_REJECTING) {
+            t->next = rejects;
+            rejects = t;
+        } else if (t->attempt == 0) {
+            metric_add(m_duplicates, 1);
+            log_debug("entry %s: task %s is not claimable (duplicate delivery or final state)", t->entry_id,
+                      t->env.id);
+            t->next = dups;
+            dups = t;
+        } else {
+            start_task(ag, t);
+        }
+    }
+    if (rejects)
+        reject_batch(ag, rejects);
+    if (dups) {
+        ack_list(ag, dups, 0);
+        release(ag, dups);
+    }
+}
+
+void agent_completed(struct agent *ag, struct task *list, int ok)
+{
+    if (!ok) { /* keep the outcomes and write them once PostgreSQL is back */
+        while (list) {
+            struct task *t = list;
+            list = t->next;
+            t->next = ag->done_list;
+            ag->done_list = t;
+        }
+        flush_later(ag, RETRY_DELAY_MS);
+        return;
+    }
+    ack_list(ag, list, 1);
+    release(ag, list);
+}
+
+void agent_rejected(struct agent *ag, struct task *list, int ok)
+{
+    if (!ok) {
+        while (list) {
+            struct task *t = list;
+            list = t->next;
+            t->next = ag->reject_retry;
+            ag->reject_retry = t;
+        }
+        schedule_retry(ag);
+        return;
+    }
+    for (struct task *t = list; t; t = t->next)
+        log_warn("queue %s entry %s rejected (task %s): %s", t->q->name, t->entry_id, t->env.id, t->reject);
+    metric_add(m_rejected, list_count(list));
+    ack_list(ag, list, 0);
+    release(ag, list);
+}
+
+static void retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent *ag = arg;
+    struct task *c = ag->claim_retry, *r = ag->reject_retry;
+    ag->claim_retry = ag->reject_retry = NULL;
+    if (c)
+        claim_batch(ag, c);
+    if (r)
+        reject_batch(ag, r);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent *ag = arg;
+    struct task *list = ag->done_list;
+    ag->done_list = NULL;
+    if (list)
+        complete_batch(ag, list);
+}
+
+static void flush_later(struct agent *ag, int delay_ms)
+{
+    if (evtimer_pending(ag->ev_flush, NULL) && delay_ms > 0)
+        return;
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    evtimer_add(ag->ev_flush, &tv);
+}
+
+/* ------------------------------------------------------------------ decode */
+
+/* Builds a task from one stream entry. A task that cannot run gets phase
+ * PHASE_REJECTING and a reason; it is recorded, not dropped. */
+static struct task *task_from_entry(struct agent *ag, struct queue_state *q, const redisReply *e)
+{
+    struct task *t = xcalloc(1, sizeof *t);
+    t->ag = ag;
+    t->q = q;
+    t->phase = PHASE_CLAIMING;
+    const redisReply *id = e->element[0], *fields = e->element[1];
+    snprintf(t->entry_id, sizeof t->entry_id, "%.*s", (int)id->len, id->str);
+    t->entry_ms = strtoll(t->entry_id, NULL, 10);
+
+    envelope_field_t f[64];
+    size_t nf = 0;
+    int too_many = 0;
+    if (fields && fields->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+            if (nf == sizeof f / sizeof *f) {
+                too_many = 1;
+                break;
+            }
+            f[nf++] = (envelope_field_t){fields->element[i]->str, fields->element[i]->len,
+                                         fields->element[i + 1]->str, fields->element[i + 1]->len};
+        }
+    }
+    char err[SPEC_ERR_MAX];
+    if (envelope_decode(q->name, t->entry_id, f, nf, &t->env, err, sizeof err) < 0 || too_many) {
+        if (too_many)
+            snprintf(err, sizeof err, "entry: more than 64 fields");
+        snprintf(t->reject, sizeof t->reject, "%s", err);
+        t->phase = PHASE_REJECTING;
+        /* keep what can be kept of the spec for the operator */
+        if (t->env.spec) {
+            t->spec_text = json_dumps(t->env.spec, JSON_COMPACT);
+        } else {
+            const char *raw = NULL;
+            size_t rawlen = 0;
+            for (size_t i = 0; i < nf; i++)
+                if (f[i].name_len == 4 && memcmp(f[i].name, "spec", 4) == 0) {
+                    raw = f[i].val;
+                    rawlen = f[i].val_len;
+                }
+            char *preview = utf8_preview(raw ? raw : "", rawlen, 1024);
+            json_t *j = json_pack("{s:s,s:I}", "unreadable_spec", preview, "bytes", (json_int_t)rawlen);
+            t->spec_text = json_dumps(j, JSON_COMPACT);
+            json_decref(j);
+            free(preview);
+        }
+        return t;
+    }
+    t->spec = spec_from_json(t->env.spec, err, sizeof err);
+    if (!t->spec) {
+        snprintf(t->reject, sizeof t->reject, "invalid spec: %s", err);
+        t->phase = PHASE_REJECTING;
+        t->spec_text = json_dumps(t->env.spec, JSON_COMPACT);
+        return t;
+    }
+    if (strcmp(t->spec->queue, q->name) != 0)
+        log_debug("entry %s: spec names queue %s, read from %s", t->entry_id, t->spec->queue, q->name);
+    t->ops = ops_for(t->spec->kind);
+    if (!t->ops) {
+        snprintf(t->reject, sizeof t->reject, "kind %s: this agent has no handler for it", t->spec->kind);
+        t->phase = PHASE_REJECTING;
+    }
+    if (t->env.hand_pushed || t->phase == PHASE_REJECTING)
+        t->spec_text = json_dumps(t->spec->json, JSON_COMPACT);
+    return t;
+}
+
+/* -------------------------------------------------------------------- read */
+
+static struct queue_state *queue_by_key(struct agent *ag, const char *key, size_t len)
+{
+    for (int i = 0; i < ag->nqueues; i++)
+        if (strlen(ag->queues[i].stream_key) == len && memcmp(ag->queues[i].stream_key, key, len) == 0)
+            return &ag->queues[i];
+    return NULL;
+}
+
+static void ensure_groups(struct agent *ag);
+
+static void read_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    read_more(arg);
+}
+
+static void on_read(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct agent *ag = arg;
+    ag->reading = 0;
+    if (!reply) /* disconnected: reading resumes on reconnect */
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (strncmp(reply->str, "NOGROUP", 7) == 0) {
+            log_warn("consumer group missing (%s); creating it again", reply->str);
+            ensure_groups(ag);
+        } else {
+            log_error("XREADGROUP failed: %s", reply->str);
+            struct timeval tv = {1, 0};
+            evtimer_add(ag->ev_read_retry, &tv);
+        }
+        return;
+    }
+    struct task *claims = NULL, *rejects = NULL;
+    for (size_t s = 0; reply->type == REDIS_REPLY_ARRAY && s < reply->elements; s++) {
+        redisReply *st = reply->element[s];
+        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+            continue;
+        struct queue_state *q = queue_by_key(ag, st->element[0]->str, st->element[0]->len);
+        redisReply *entries = st->element[1];
+        for (size_t i = 0; q && entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
+            redisReply *e = entries->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+                continue;
+            struct task *t = task_from_entry(ag, q, e);
+            ag->slots_used++;
+            struct task **l = t->phase == PHASE_REJECTING ? &rejects : &claims;
+            t->next = *l;
+            *l = t;
+        }
+    }
+    if (rejects)
+        reject_batch(ag, rejects);
+    if (claims)
+        claim_batch(ag, claims);
+    read_more(ag);
+}
+
+static void read_more(struct agent *ag)
+{
+    if (ag->reading || ag->stopping || !rc_connected(ag->rc_read))
+        return;
+    int free_slots = ag->concurrency - ag->slots_used;
+    if (free_slots <= 0)
+        return;
+    for (int i = 0; i < ag->nqueues; i++)
+        if (!ag->queues[i].group_ready)
+            return;
+    int argc = 0;
+    const char *argv[16 + 2 * 64];
+    char count[16], block[16];
+    snprintf(count, sizeof count, "%d", free_slots);
+    snprintf(block, sizeof block, "%d", READ_BLOCK_MS);
+    const char *head[] = {"XREADGROUP", "GROUP", QUEUE_GROUP, ag->name, "COUNT", count, "BLOCK", block, "STREAMS"};
+    for (size_t i = 0; i < sizeof head / sizeof *head; i++)
+        argv[argc++] = head[i];
+    for (int i = 0; i < ag->nqueues; i++)
+        argv[argc++] = ag->queues[i].stream_key;
+    for (int i = 0; i < ag->nqueues; i++)
+        argv[argc++] = ">";
+    if (rc_command_argv(ag->rc_read, on_read, ag, argc, argv, NULL) == 0)
+        ag->reading = 1;
+}
+
+static void on_group(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct queue_state *q = arg;
+    if (reply && (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0))
+        q->group_ready = 1;
+    else
+        log_error("cannot create consumer group on %s: %s", q->stream_key,
+                  reply ? reply->str : "disconnected");
+}
+
+static void on_groups_done(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    (void)reply;
+    struct agent *ag = arg;
+    int all = 1;
+    for (int i = 0; i < ag->nqueues; i++)
+        all &= ag->queues[i].group_ready;
+    if (all) {
+        read_more(ag);
+    } else {
+        struct timeval tv = {1, 0};
+        evtimer_add(ag->ev_read_retry, &tv);
+    }
+}
+
+/* On the read connection itself, so the groups exist before its first read. */
+static void ensure_groups(struct agent *ag)
+{
+    for (int i = 0; i < ag->nqueues; i++) {
+        ag->queues[i].group_ready = 0;
+        queue_ensure_group(ag->rc_read, ag->prefix, ag->queues[i].name, on_group, &ag->queues[i]);
+    }
+    rc_command(ag->rc_read, on_groups_done, ag, "PING");
+}
+
+static void on_read_connect(rc_t *rc, void *arg)
+{
+    (void)rc;
+    struct agent *ag = arg;
+    ag->reading = 0;
+    ensure_groups(ag);
+}
+
+/* --------------------------------------------------------- periodic chores */
+
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent *ag = arg;
+    for (int i = 0; i < ag->nqueues; i++)
+        queue_trim(ag->rc, ag->prefix, ag->queues[i].name, NULL, NULL);
+}
+
+static void lease_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lease_renew(arg);
+}
+
+/* ---------------------------------------------------------------- shutdown */
+
+static void stop_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent *ag = arg;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    if (ag->slots_used == 0 && !pgc_pending(ag->pg)) {
+        event_base_loopexit(ag->base, NULL);
+        return;
+    }
+    if (!ag->abandoning && timercmp(&now, &ag->stop_at, >)) {
+        log_warn("shutdown grace over: stopping %d running tasks; other agents will reclaim them",
+                 ag->nrunning);
+        ag->abandoning = 1;
+        for (struct task *t = ag->running; t; t = t->rnext)
+            t->ops->cancel(&t->run);
+        /* tasks claimed but not started are left to the lease as well */
+        release(ag, ag->backlog);
+        ag->backlog = NULL;
+        ag->backlog_tail = &ag->backlog;
+        ag->stop_at.tv_sec = now.tv_sec + 5;
+    } else if (ag->abandoning && timercmp(&now, &ag->stop_at, >)) {
+        log_error("exiting with %d tasks unaccounted for", ag->slots_used);
+        event_base_loopexit(ag->base, NULL);
+    }
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct agent *ag = arg;
+    if (ag->stopping++) {
+        log_warn("second signal: exiting now");
+        event_base_loopexit(ag->base, NULL);
+        return;
+    }
+    log_info("signal %d: no longer reading; finishing %d tasks within %.0f s", (int)sig, ag->slots_used,
+             ag->shutdown_grace_s);
+    /* Closing the read connection ends the blocked XREADGROUP at once;
+     * anything it had delivered stays pending for other agents. */
+    rc_free(ag->rc_read);
+    ag->rc_read = NULL;
+    gettimeofday(&ag->stop_at, NULL);
+    ag->stop_at.tv_sec += (time_t)ag->shutdown_grace_s;
+    struct timeval tv = {0, 50000};
+    ag->ev_stop_check = event_new(ag->base, -1, EV_PERSIST, stop_check, ag);
+    event_add(ag->ev_stop_check, &tv);
+}
+
+/* -------------------------------------------------------------------- main */
+
+static void parse_queues(struct agent *ag, const char *list)
+{
+    char *copy = xstrdup(list), *save = NULL;
+    ag->queues = xcalloc(64, sizeof *ag->queues);
+    for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (!spec_queue_name_ok(tok)) {
+            fprintf(stderr, "DEVSYS_QUEUES: \"%s\" is not a valid queue name\n", tok);
+            exit(2);
+        }
+        if (ag->nqueues == 64) {
+            fprintf(stderr, "DEVSYS_QUEUES: at most 64 queues\n");
+            exit(2);
+        }
+        struct queue_state *q = &ag->queues[ag->nqueues++];
+        q->name = xstrdup(tok);
+        queue_key(q->stream_key, sizeof q->stream_key, ag->prefix, q->name, "stream");
+    }
+    free(copy);
+    if (!ag->nqueues) {
+        fprintf(stderr, "DEVSYS_QUEUES: no queue named\n");
+        exit(2);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int i = cfg_flags(argc, argv, flags, usage);
+    if (i < argc) {
+        fprintf(stderr, "devsys-agent: unexpected argument \"%s\"\n%s\n", argv[i], usage);
+        return 2;
+    }
+    struct agent agent = {0}, *ag = &agent;
+    char host[128] = "agent";
+    gethostname(host, sizeof host - 1);
+    char defname[192];
+    snprintf(defname, sizeof defname, "%s-%d", host, (int)getpid());
+    ag->name = xstrdup(cfg_str("DEVSYS_AGENT_NAME", defname));
+    ag->prefix = xstrdup(cfg_str("DEVSYS_PREFIX", "devsys"));
+    ag->concurrency = (int)cfg_long("DEVSYS_CONCURRENCY", 16, 1, 100000);
+    ag->lease_s = (int)cfg_long("DEVSYS_LEASE_S", 15, 2, 86400);
+    ag->kill_grace_s = cfg_double("DEVSYS_KILL_GRACE_S", 5, 0, 3600);
+    ag->shutdown_grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 30, 0, 86400);
+    parse_queues(ag, cfg_str("DEVSYS_QUEUES", "exec,coding,noop,sleep"));
+    log_init("agent", ag->name);
+    ag->backlog_tail = &ag->backlog;
+
+    signal(SIGPIPE, SIG_IGN);
+    ag->base = event_base_new();
+    const char *redis_url = cfg_str("DEVSYS_REDIS_URL", "redis://127.0.0.1:6379/0");
+    ag->rc = rc_new(ag->base, redis_url, "redis");
+    ag->rc_read = rc_new(ag->base, redis_url, "redis-read");
+    ag->pg = pgc_new(ag->base, cfg_str("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys"),
+                     "devsys-agent");
+    if (!ag->rc || !ag->rc_read || !ag->pg) {
+        fprintf(stderr, "devsys-agent: bad DEVSYS_REDIS_URL or DEVSYS_DATABASE_URL\n");
+        return 2;
+    }
+    m_done_ok = metric_counter("devsys_tasks_done_total", "outcome=\"succeeded\"", "Attempts finished");
+    m_done_failed = metric_counter("devsys_tasks_done_total", "outcome=\"failed\"", "Attempts finished");
+    m_rejected = metric_counter("devsys_entries_rejected_total", NULL, "Stream entries that could not run");
+    m_duplicates = metric_counter("devsys_entries_duplicate_total", NULL, "Deliveries of tasks not claimable");
+    exec_handler_init(ag->base);
+    rc_on_connect(ag->rc_read, on_read_connect, ag);
+    ag->ev_read_retry = evtimer_new(ag->base, read_retry_cb, ag);
+    ag->ev_flush = evtimer_new(ag->base, flush_cb, ag);
+    ag->ev_claim_retry = evtimer_new(ag->base, retry_timer, ag);
+    ag->ev_trim = event_new(ag->base, -1, EV_PERSIST, trim_cb, ag);
+    ag->ev_lease = event_new(ag->base, -1, EV_PERSIST, lease_cb, ag);
+    struct timeval trim_tv = {TRIM_PERIOD_S, 0};
+    struct timeval lease_tv = {ag->lease_s / 3, (ag->lease_s % 3) * 333333};
+    event_add(ag->ev_trim, &trim_tv);
+    event_add(ag->ev_lease, &lease_tv);
+    ag->ev_sigterm = evsignal_new(ag->base, SIGTERM, on_signal, ag);
+    ag->ev_sigint = evsignal_new(ag->base, SIGINT, on_signal, ag);
+    event_add(ag->ev_sigterm, NULL);
+    event_add(ag->ev_sigint, NULL);
+    log_info("agent %s consuming %d queue(s) with concurrency %d", ag->name, ag->nqueues, ag->concurrency);
+
+    event_base_dispatch(ag->base);
+
+    /* teardown: whatever is still held stays pending in Redis for others */
+    ag->abandoning = 1;
+    for (struct task *t = ag->running; t; t = t->rnext)
+        t->ops->cancel(&t->run);
+    struct task *lists[] = {ag->backlog, ag->done_list, ag->claim_retry, ag->reject_retry};
+    for (size_t k = 0; k < sizeof lists / sizeof *lists; k++)
+        for (struct task *t = lists[k], *n; t; t = n) {
+            n = t->next;
+            task_free(t);
+        }
+    exec_handler_shutdown();
+    pgc_free(ag->pg);
+    rc_free(ag->rc);
+    if (ag->rc_read)
+        rc_free(ag->rc_read);
+    event_base_loop(ag->base, EVLOOP_NONBLOCK);
+    struct event *evs[] = {ag->ev_read_retry, ag->ev_flush, ag->ev_claim_retry, ag->ev_trim,
+                           ag->ev_lease, ag->ev_sigterm, ag->ev_sigint, ag->ev_stop_check};
+    for (size_t k = 0; k < sizeof evs / sizeof *evs; k++)
+        if (evs[k])
+            event_free(evs[k]);
+    event_base_free(ag->base);
+    for (int q = 0; q < ag->nqueues; q++)
+        free(ag->queues[q].name);
+    free(ag->queues);
+    free(ag->name);
+    free(ag->prefix);
+    metrics_free();
+    log_info("agent stopped");
+    return 0;
+}

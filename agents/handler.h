@@ -1,0 +1,75 @@
+/* handler: the contract between the agent runtime and one handler per kind.
+ * A handler starts work for one task on the agent's event loop and reports
+ * the outcome exactly once through run->done. It must never block the loop. */
+#ifndef DEVSYS_HANDLER_H
+#define DEVSYS_HANDLER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "spec.h"
+
+struct event_base;
+typedef struct task_run task_run_t;
+
+#define OUTPUT_TAIL_MAX (64 * 1024)
+
+/* The outcome of one attempt. The agent takes ownership of error, output and
+ * result when done() is called. */
+typedef struct handler_result {
+    int ok;           /* 1 = succeeded */
+    int retryable;    /* on failure: 1 = may be retried, 0 = permanent */
+    char *error;      /* one line, human ("timeout", "exit status 2", ...); malloc'd or NULL */
+    char *output;     /* the last OUTPUT_TAIL_MAX bytes of stdout+stderr; malloc'd or NULL */
+    size_t output_len;
+    json_t *result;   /* JSON object (e.g. {"exit_code":0}); reference owned by the agent, or NULL */
+} handler_result_t;
+
+struct task_run {
+    /* set by the agent, read-only for the handler */
+    struct event_base *base;
+    const spec_t *spec;
+    const char *id;           /* task UUID */
+    long attempt;             /* 1-based */
+    const char *checkpoint;   /* last checkpoint as JSON text, or NULL */
+    const char *agent_name;
+    double kill_grace_s;      /* SIGTERM -> SIGKILL grace on timeout/cancel */
+
+    /* The handler reports the outcome exactly once. Calling done() may free
+     * the run: the handler must not touch run (or its own state reachable
+     * from it) afterwards. res contents are taken over by the agent. */
+    void (*done)(task_run_t *run, handler_result_t *res);
+    /* Save progress (a JSON text of len bytes) at any time before done(). */
+    void (*checkpoint_save)(task_run_t *run, const char *json, size_t len);
+    void *agent_data;         /* the agent's own */
+
+    void *handler_data;       /* the handler's own */
+};
+
+typedef struct handler_ops {
+    const char *kind;
+    /* Start the work. Returns 0 if started (done() comes later, possibly
+     * from a zero-delay timer but never from inside start), or -1 after
+     * filling *res with the failure (done() is then not called). */
+    int (*start)(task_run_t *run, handler_result_t *res);
+    /* Stop the work early (cancel, agent shutdown past grace). The handler
+     * still calls done() once its work has ended, with error "cancelled". */
+    void (*cancel)(task_run_t *run);
+} handler_ops_t;
+
+extern const handler_ops_t handler_exec;   /* kinds exec, coding */
+extern const handler_ops_t handler_noop;   /* kind noop */
+extern const handler_ops_t handler_sleep;  /* kind sleep */
+
+/* The exec handler owns SIGCHLD on base: it reaps every child of the process
+ * (waitpid(-1)), so no other code in the agent may wait for its own children.
+ * It also makes the process a child subreaper, so orphaned grandchildren are
+ * reaped here and never linger as zombies. init is idempotent and is called
+ * lazily by the first exec start() if the agent did not call it.
+ * shutdown SIGKILLs the process group of every run still active, waits for
+ * it and reports it through done() ("cancelled"); then frees the global
+ * state. Call it before event_base_free, never from a handler callback. */
+void exec_handler_init(struct event_base *base);
+void exec_handler_shutdown(void);
+
+#endif

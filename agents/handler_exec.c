@@ -1,0 +1,715 @@
+/* handler_exec: kinds exec and coding. Runs spec->argv as a child in its own
+ * process group, keeps a bounded tail of stdout+stderr, relays checkpoint
+ * lines, and enforces timeout/cancel on the whole group (see handler.h). */
+#include "handler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+#define CHECKPOINT_LINE_MAX (1024 * 1024)
+#define READS_PER_WAKEUP 16     /* a fast writer must not starve the loop */
+#define DRAIN_MAX_READS 64      /* final drain: the writers are dead or killed */
+#define REGISTRY_BUCKETS 1024
+#define EXEC_CHECKPOINT_FD 3    /* in the child; named by DEVSYS_CHECKPOINT_FD */
+
+enum exec_stop { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL };
+
+/* What the child reports through the status pipe when it cannot exec. */
+enum child_stage { STAGE_SETUP = 1, STAGE_WORKDIR, STAGE_EXEC };
+struct child_failure {
+    int stage;
+    int err;
+};
+
+typedef struct exec_run {
+    task_run_t *run;
+    pid_t pid;               /* the leader; also the process group id */
+    struct exec_run *next;   /* registry chain */
+    int out_fd;              /* read end of stdout+stderr */
+    int cp_fd;               /* read end of the checkpoint pipe */
+    struct event *out_ev;
+    struct event *cp_ev;
+    struct event *timer;     /* timeout, then the SIGTERM -> SIGKILL grace */
+    char *tail;              /* ring of OUTPUT_TAIL_MAX (+1 for a NUL) bytes */
+    size_t tail_pos;         /* next write position in the ring */
+    unsigned long long out_total;
+    char *cp_buf;            /* the checkpoint line being assembled */
+    size_t cp_len, cp_cap;
+    int cp_dropping;         /* inside an oversized line: skip to newline */
+    enum exec_stop stop;
+    int term_sent, kill_sent;
+    int out_eof, cp_eof;
+    int reaped;
+} exec_run_t;
+
+static struct event_base *exec_base;
+static struct event *exec_sigchld_ev;
+static exec_run_t *exec_registry[REGISTRY_BUCKETS];
+
+/* ---- registry: leader pid -> run ---- */
+
+static size_t registry_slot(pid_t pid)
+{
+    return (size_t)pid % REGISTRY_BUCKETS;
+}
+
+static void registry_add(exec_run_t *er)
+{
+    size_t b = registry_slot(er->pid);
+    er->next = exec_registry[b];
+    exec_registry[b] = er;
+}
+
+static exec_run_t *registry_remove(pid_t pid)
+{
+    exec_run_t **pp = &exec_registry[registry_slot(pid)];
+    for (; *pp; pp = &(*pp)->next) {
+        if ((*pp)->pid == pid) {
+            exec_run_t *er = *pp;
+            *pp = er->next;
+            er->next = NULL;
+            return er;
+        }
+    }
+    return NULL;
+}
+
+/* ---- small helpers ---- */
+
+static struct timeval seconds_to_tv(double s)
+{
+    struct timeval tv = {0, 0};
+    if (s > 0) {
+        tv.tv_sec = (time_t)s;
+        tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
+    }
+    return tv;
+}
+
+/* Keeps fd away from 0..2 so the child's dup2 onto stdio cannot clobber it
+ * (possible when the agent runs with a closed stdin). */
+static int fd_above_stdio(int fd)
+{
+    if (fd > 2)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return moved;
+}
+
+static int exec_pipe(int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    fds[0] = fd_above_stdio(fds[0]);
+    fds[1] = fd_above_stdio(fds[1]);
+    if (fds[0] < 0 || fds[1] < 0) {
+        int saved = errno;
+        if (fds[0] >= 0)
+            close(fds[0]);
+        if (fds[1] >= 0)
+            close(fds[1]);
+        fds[0] = fds[1] = -1;
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static void set_nonblocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static const char *const our_env[] = {"DEVSYS_TASK_ID", "DEVSYS_ATTEMPT", "DEVSYS_CHECKPOINT",
+                                      "DEVSYS_CHECKPOINT_FD"};
+
+static int is_our_env(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof our_env / sizeof our_env[0]; i++)
+        if (strlen(our_env[i]) == len && memcmp(our_env[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* The child's environment: the agent's own, minus what spec->env and the
+ * DEVSYS_* task variables replace, plus those. Entries from *owned_from on
+ * are malloc'd; the caller frees them and the array (env_free). Ours win
+ * over spec->env: a spec cannot redirect the checkpoint fd. */
+static char **env_build(const task_run_t *run, size_t *owned_from)
+{
+    const spec_t *spec = run->spec;
+    json_t *senv = json_is_object(spec->env) ? spec->env : NULL;
+    size_t n_inherited = 0;
+    while (environ && environ[n_inherited])
+        n_inherited++;
+    size_t cap = n_inherited + (senv ? json_object_size(senv) : 0) + 5;
+    char **envp = xcalloc(cap, sizeof *envp);
+    size_t n = 0;
+
+    for (size_t i = 0; i < n_inherited; i++) {
+        const char *e = environ[i];
+        size_t len = strcspn(e, "=");
+        if (is_our_env(e, len) || (senv && json_object_getn(senv, e, len)))
+            continue;
+        envp[n++] = environ[i];
+    }
+    *owned_from = n;
+
+    const char *key;
+    json_t *val;
+    if (senv) {
+        json_object_foreach(senv, key, val) {
+            if (!json_is_string(val) || !key[0] || strchr(key, '=') || is_our_env(key, strlen(key))) {
+                log_warn("task %s: env %s skipped (needs a string value and a name without '=')",
+                         run->id, key);
+                continue;
+            }
+            envp[n++] = xasprintf("%s=%s", key, json_string_value(val));
+        }
+    }
+    envp[n++] = xasprintf("DEVSYS_TASK_ID=%s", run->id ? run->id : "");
+    envp[n++] = xasprintf("DEVSYS_ATTEMPT=%ld", run->attempt);
+    if (run->checkpoint)
+        envp[n++] = xasprintf("DEVSYS_CHECKPOINT=%s", run->checkpoint);
+    envp[n++] = xasprintf("DEVSYS_CHECKPOINT_FD=%d", EXEC_CHECKPOINT_FD);
+    envp[n] = NULL;
+    return envp;
+}
+
+static void env_free(char **envp, size_t owned_from)
+{
+    if (!envp)
+        return;
+    for (size_t i = owned_from; envp[i]; i++)
+        free(envp[i]);
+    free(envp);
+}
+
+/* ---- the child, between fork and exec ---- */
+
+/* Runs in the forked child: only plain system calls (no allocation). The
+ * parent blocked all signals around fork, so no handler of the agent (whose
+ * libevent signal pipe the child shares) can run here; dispositions go back
+ * to default before unblocking, and ignored ones (SIGPIPE) too, because
+ * SIG_IGN would otherwise survive exec and break the child's pipelines. */
+static void __attribute__((noreturn))
+exec_child(const spec_t *spec, char **envp, int devnull, int out_w, int cp_w, int st_w)
+{
+    struct child_failure cf = {STAGE_SETUP, 0};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int s = 1; s < NSIG; s++)
+        sigaction(s, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    if (setpgid(0, 0) < 0)
+        goto fail;
+    if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0)
+        goto fail;
+    /* The checkpoint pipe is always fd 3: dash (/bin/sh here) rejects
+     * `>&$fd` for fds above 9, and a fixed number is easy to document. */
+    if (st_w == EXEC_CHECKPOINT_FD && (st_w = fcntl(st_w, F_DUPFD_CLOEXEC, 4)) < 0)
+        goto fail;
+    if (cp_w != EXEC_CHECKPOINT_FD && dup2(cp_w, EXEC_CHECKPOINT_FD) < 0)
+        goto fail;
+    if (fcntl(EXEC_CHECKPOINT_FD, F_SETFD, 0) < 0)
+        goto fail;
+    /* Sockets of the agent (Redis, PostgreSQL) may lack O_CLOEXEC: none of
+     * them may leak into a task that can outlive the agent. */
+    (void)close_range(EXEC_CHECKPOINT_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (spec->workdir && chdir(spec->workdir) < 0) {
+        cf.stage = STAGE_WORKDIR;
+        goto fail;
+    }
+    environ = envp;
+    cf.stage = STAGE_EXEC;
+    execvp(spec->argv[0], (char *const *)spec->argv);
+fail:
+    cf.err = errno;
+    (void)!write(st_w, &cf, sizeof cf);
+    _exit(127);
+}
+
+static int exec_errno_transient(int err)
+{
+    return err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE || err == ETXTBSY ||
+           err == EINTR;
+}
+
+static void fail_with(handler_result_t *res, int retryable, char *error)
+{
+    res->ok = 0;
+    res->retryable = retryable;
+    res->error = error;
+}
+
+/* Forks and execs; on success fills er->pid/out_fd/cp_fd and returns 0. On
+ * failure fills res (workdir/command errors are permanent, resource errors
+ * retryable) and returns -1 with no child left behind. The read on the status
+ * pipe blocks only until the child execs (CLOEXEC closes it) or reports. */
+static int exec_spawn(exec_run_t *er, handler_result_t *res)
+{
+    const task_run_t *run = er->run;
+    const spec_t *spec = run->spec;
+    int out[2] = {-1, -1}, cp[2] = {-1, -1}, st[2] = {-1, -1};
+    int devnull = -1;
+    char **envp = NULL;
+    size_t owned_from = 0;
+
+    if (exec_pipe(out) < 0 || exec_pipe(cp) < 0 || exec_pipe(st) < 0) {
+        fail_with(res, 1, xasprintf("spawn: pipe: %s", strerror(errno)));
+        goto fail;
+    }
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull >= 0)
+        devnull = fd_above_stdio(devnull);
+    if (devnull < 0) {
+        fail_with(res, 1, xasprintf("spawn: /dev/null: %s", strerror(errno)));
+        goto fail;
+    }
+    envp = env_build(run, &owned_from);
+
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_child(spec, envp, devnull, out[1], cp[1], st[1]);
+    int fork_errno = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        fail_with(res, 1, xasprintf("spawn: fork: %s", strerror(fork_errno)));
+        goto fail;
+    }
+    close_fd(&out[1]);
+    close_fd(&cp[1]);
+    close_fd(&st[1]);
+    close_fd(&devnull);
+    env_free(envp, owned_from);
+    envp = NULL;
+
+    struct child_failure cf;
+    ssize_t n;
+    do
+        n = read(st[0], &cf, sizeof cf);
+    while (n < 0 && errno == EINTR);
+    close_fd(&st[0]);
+    if (n == (ssize_t)sizeof cf) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        if (cf.stage == STAGE_WORKDIR)
+            fail_with(res, 0, xasprintf("workdir: %s: %s", spec->workdir, strerror(cf.err)));
+        else if (cf.stage == STAGE_EXEC)
+            fail_with(res, exec_errno_transient(cf.err),
+                      xasprintf("command: %s: %s", spec->argv[0], strerror(cf.err)));
+        else
+            fail_with(res, 1, xasprintf("spawn: child setup: %s", strerror(cf.err)));
+        goto fail;
+    }
+    /* n == 0: exec succeeded. A short read cannot happen for 8 bytes on a
+     * pipe; a read error leaves us without news, so assume the exec worked
+     * and let the exit status tell. */
+    er->pid = pid;
+    er->out_fd = out[0];
+    er->cp_fd = cp[0];
+    set_nonblocking(er->out_fd);
+    set_nonblocking(er->cp_fd);
+    return 0;
+
+fail:
+    close_fd(&out[0]);
+    close_fd(&out[1]);
+    close_fd(&cp[0]);
+    close_fd(&cp[1]);
+    close_fd(&st[0]);
+    close_fd(&st[1]);
+    close_fd(&devnull);
+    env_free(envp, owned_from);
+    return -1;
+}
+
+/* ---- output and checkpoint pipes ---- */
+
+/* Reads into the ring; only the newest OUTPUT_TAIL_MAX bytes survive. */
+static void exec_read_output(exec_run_t *er, int max_reads)
+{
+    for (int i = 0; i < max_reads && !er->out_eof; i++) {
+        if (!er->tail)
+            er->tail = xmalloc(OUTPUT_TAIL_MAX + 1);
+        ssize_t n = read(er->out_fd, er->tail + er->tail_pos, OUTPUT_TAIL_MAX - er->tail_pos);
+        if (n > 0) {
+            er->tail_pos = (er->tail_pos + (size_t)n) % OUTPUT_TAIL_MAX;
+            er->out_total += (unsigned long long)n;
+        } else if (n == 0) {
+            er->out_eof = 1;
+        } else if (errno == EINTR) {
+            continue;
+        } else {
+            if (errno != EAGAIN)
+                er->out_eof = 1;
+            break;
+        }
+    }
+}
+
+static void exec_checkpoint_line(exec_run_t *er)
+{
+    size_t len = er->cp_len;
+    while (len > 0 && (er->cp_buf[len - 1] == '\r' || er->cp_buf[len - 1] == ' '))
+        len--;
+    if (len == 0)
+        return;
+    er->cp_buf[len] = '\0';
+    json_error_t jerr;
+    json_t *j = json_loadb(er->cp_buf, len, JSON_DECODE_ANY, &jerr);
+    if (!j) {
+        log_warn("task %s: checkpoint line ignored, not JSON: %s", er->run->id, jerr.text);
+        return;
+    }
+    json_decref(j);
+    if (er->run->checkpoint_save)
+        er->run->checkpoint_save(er->run, er->cp_buf, len);
+}
+
+static void exec_checkpoint_feed(exec_run_t *er, const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        if (!er->cp_dropping) {
+            if (er->cp_len + take > CHECKPOINT_LINE_MAX) {
+                log_warn("task %s: checkpoint line over %d bytes dropped", er->run->id,
+                         CHECKPOINT_LINE_MAX);
+                er->cp_dropping = 1;
+                er->cp_len = 0;
+            } else {
+                if (er->cp_len + take + 1 > er->cp_cap) {
+                    size_t cap = er->cp_cap ? er->cp_cap : 256;
+                    while (cap < er->cp_len + take + 1)
+                        cap *= 2;
+                    er->cp_buf = xrealloc(er->cp_buf, cap);
+                    er->cp_cap = cap;
+                }
+                memcpy(er->cp_buf + er->cp_len, p, take);
+                er->cp_len += take;
+            }
+        }
+        if (!nl)
+            return;
+        if (!er->cp_dropping)
+            exec_checkpoint_line(er);
+        er->cp_dropping = 0;
+        er->cp_len = 0;
+        p = nl + 1;
+        n -= take + 1;
+    }
+}
+
+static void exec_read_checkpoints(exec_run_t *er, int max_reads)
+{
+    char chunk[16384];
+    for (int i = 0; i < max_reads && !er->cp_eof; i++) {
+        ssize_t n = read(er->cp_fd, chunk, sizeof chunk);
+        if (n > 0) {
+            exec_checkpoint_feed(er, chunk, (size_t)n);
+        } else if (n == 0) {
+            er->cp_eof = 1;
+            /* the writer closed cleanly: an unterminated last line counts */
+            if (er->cp_len > 0 && !er->cp_dropping)
+                exec_checkpoint_line(er);
+            er->cp_len = 0;
+        } else if (errno == EINTR) {
+            continue;
+        } else {
+            if (errno != EAGAIN)
+                er->cp_eof = 1;
+            break;
+        }
+    }
+}
+
+static void exec_on_output(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    exec_run_t *er = arg;
+    exec_read_output(er, READS_PER_WAKEUP);
+    if (er->out_eof)
+        event_del(er->out_ev);
+}
+
+static void exec_on_checkpoint(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    exec_run_t *er = arg;
+    exec_read_checkpoints(er, READS_PER_WAKEUP);
+    if (er->cp_eof)
+        event_del(er->cp_ev);
+}
+
+/* ---- stopping ---- */
+
+static void exec_signal_group(exec_run_t *er, int sig)
+{
+    if (kill(-er->pid, sig) < 0 && errno != ESRCH)
+        log_warn("task %s: kill(-%d, %d): %s", er->run->id, (int)er->pid, sig, strerror(errno));
+}
+
+/* SIGTERM now (with SIGCONT so a stopped group sees it), SIGKILL after the
+ * grace period unless the leader is reaped first. */
+static void exec_terminate(exec_run_t *er)
+{
+    exec_signal_group(er, SIGTERM);
+    exec_signal_group(er, SIGCONT);
+    er->term_sent = 1;
+    struct timeval tv = seconds_to_tv(er->run->kill_grace_s);
+    event_del(er->timer);
+    evtimer_add(er->timer, &tv);
+}
+
+static void exec_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    exec_run_t *er = arg;
+    if (!er->term_sent) {
+        if (er->stop == STOP_NONE)
+            er->stop = STOP_TIMEOUT;
+        log_info("task %s: timeout after %gs, SIGTERM to process group %d", er->run->id,
+                 er->run->spec->timeout_s, (int)er->pid);
+        exec_terminate(er);
+    } else if (!er->kill_sent) {
+        log_info("task %s: process group %d still alive after %gs grace, SIGKILL", er->run->id,
+                 (int)er->pid, er->run->kill_grace_s);
+        exec_signal_group(er, SIGKILL);
+        er->kill_sent = 1;
+    }
+}
+
+/* ---- finishing ---- */
+
+static json_t *exec_result_json(int status)
+{
+    if (WIFSIGNALED(status))
+        return json_pack("{s:i,s:n}", "signal", WTERMSIG(status), "exit_code");
+    return json_pack("{s:i}", "exit_code", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* Hands the ring over as one linear, NUL-terminated buffer. */
+static void exec_take_output(exec_run_t *er, handler_result_t *res)
+{
+    if (er->out_total == 0)
+        return;
+    if (er->out_total < OUTPUT_TAIL_MAX) {
+        res->output = er->tail;
+        res->output_len = er->tail_pos;
+    } else {
+        char *lin = xmalloc(OUTPUT_TAIL_MAX + 1);
+        size_t older = OUTPUT_TAIL_MAX - er->tail_pos;
+        memcpy(lin, er->tail + er->tail_pos, older);
+        memcpy(lin + older, er->tail, er->tail_pos);
+        free(er->tail);
+        res->output = lin;
+        res->output_len = OUTPUT_TAIL_MAX;
+    }
+    res->output[res->output_len] = '\0';
+    er->tail = NULL;
+}
+
+static void exec_build_result(exec_run_t *er, int status, handler_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    exec_take_output(er, res);
+    res->result = exec_result_json(status);
+    if (er->stop == STOP_CANCEL) {
+        fail_with(res, 0, xstrdup("cancelled"));
+    } else if (er->stop == STOP_TIMEOUT) {
+        fail_with(res, 1, xstrdup("timeout"));
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        res->ok = 1;
+    } else if (WIFEXITED(status)) {
+        fail_with(res, 1, xasprintf("exit status %d", WEXITSTATUS(status)));
+    } else if (WIFSIGNALED(status)) {
+        const char *abbrev = sigabbrev_np(WTERMSIG(status));
+        fail_with(res, 1, xasprintf("killed by signal %d (SIG%s)", WTERMSIG(status),
+                                    abbrev ? abbrev : "?"));
+    } else {
+        fail_with(res, 1, xasprintf("unexpected wait status %d", status));
+    }
+}
+
+static void exec_release(exec_run_t *er)
+{
+    event_free(er->out_ev);
+    event_free(er->cp_ev);
+    event_free(er->timer);
+    close_fd(&er->out_fd);
+    close_fd(&er->cp_fd);
+    free(er->tail);
+    free(er->cp_buf);
+    free(er);
+}
+
+/* The leader has been reaped (er is already out of the registry). Whatever
+ * is left of its group (background jobs that may hold the pipes open) is
+ * killed, the pipes are drained, and done() is called last. Runs from the
+ * SIGCHLD callback, never from one of the run's own events. */
+static void exec_finish(exec_run_t *er, int status)
+{
+    task_run_t *run = er->run;
+    er->reaped = 1;
+    if (kill(-er->pid, SIGKILL) == 0)
+        log_debug("task %s: killed what was left of process group %d", run->id, (int)er->pid);
+    exec_read_output(er, DRAIN_MAX_READS);
+    exec_read_checkpoints(er, DRAIN_MAX_READS);
+
+    handler_result_t res;
+    exec_build_result(er, status, &res);
+    run->handler_data = NULL;
+    exec_release(er);
+    run->done(run, &res);
+}
+
+static void exec_on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid <= 0)
+            break;
+        exec_run_t *er = registry_remove(pid);
+        if (er)
+            exec_finish(er, status);
+        /* else: an orphaned grandchild handed to us as subreaper */
+    }
+}
+
+/* ---- public ---- */
+
+void exec_handler_init(struct event_base *base)
+{
+    if (exec_base)
+        return;
+    /* Orphans of a task (daemonized grandchildren) come to us rather than to
+     * a PID 1 that may never reap them, and the SIGCHLD loop reaps them. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        log_warn("exec: PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+    exec_sigchld_ev = evsignal_new(base, SIGCHLD, exec_on_sigchld, NULL);
+    if (!exec_sigchld_ev || evsignal_add(exec_sigchld_ev, NULL) < 0) {
+        log_error("exec: cannot watch SIGCHLD; exec tasks would never complete");
+        abort();
+    }
+    exec_base = base;
+}
+
+void exec_handler_shutdown(void)
+{
+    if (!exec_base)
+        return;
+    for (size_t b = 0; b < REGISTRY_BUCKETS; b++) {
+        exec_run_t *er;
+        while ((er = exec_registry[b]) != NULL) {
+            registry_remove(er->pid);
+            exec_signal_group(er, SIGKILL);
+            int status = 0;
+            while (waitpid(er->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            er->stop = STOP_CANCEL;
+            exec_finish(er, status);
+        }
+    }
+    event_free(exec_sigchld_ev);
+    exec_sigchld_ev = NULL;
+    exec_base = NULL;
+}
+
+static int exec_start(task_run_t *run, handler_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    const spec_t *spec = run->spec;
+    if (!spec->argv || !spec->argv[0] || !spec->argv[0][0]) {
+        fail_with(res, 0, xstrdup("command: empty"));
+        return -1;
+    }
+    if (!exec_base)
+        exec_handler_init(run->base);
+
+    exec_run_t *er = xcalloc(1, sizeof *er);
+    er->run = run;
+    er->out_fd = er->cp_fd = -1;
+    if (exec_spawn(er, res) < 0) {
+        free(er);
+        return -1;
+    }
+    er->out_ev = event_new(run->base, er->out_fd, EV_READ | EV_PERSIST, exec_on_output, er);
+    er->cp_ev = event_new(run->base, er->cp_fd, EV_READ | EV_PERSIST, exec_on_checkpoint, er);
+    er->timer = evtimer_new(run->base, exec_on_timer, er);
+    if (!er->out_ev || !er->cp_ev || !er->timer) {
+        log_error("task %s: out of libevent resources", run->id);
+        abort();
+    }
+    event_add(er->out_ev, NULL);
+    event_add(er->cp_ev, NULL);
+    if (spec->timeout_s > 0) {
+        struct timeval tv = seconds_to_tv(spec->timeout_s);
+        evtimer_add(er->timer, &tv);
+    }
+    registry_add(er);
+    run->handler_data = er;
+    log_debug("task %s: started %s as pid %d", run->id, spec->argv[0], (int)er->pid);
+    return 0;
+}
+
+static void exec_cancel(task_run_t *run)
+{
+    exec_run_t *er = run->handler_data;
+    /* Once the leader is reaped (a checkpoint_save may cancel while the last
+     * lines drain) the outcome is known and its pid may be reused. */
+    if (!er || er->reaped)
+        return;
+    er->stop = STOP_CANCEL;
+    if (!er->term_sent)
+        exec_terminate(er);
+}
+
+const handler_ops_t handler_exec = {
+    .kind = "exec",
+    .start = exec_start,
+    .cancel = exec_cancel,
+};

@@ -1,0 +1,83 @@
+/* config: environment first, flags override (see config.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage_exit(const struct cfg_flag *flags, const char *usage, int status)
+{
+    FILE *out = status ? stderr : stdout;
+    fprintf(out, "%s\n\nflags (each overrides its environment variable):\n", usage);
+    for (const struct cfg_flag *f = flags; f->name; f++)
+        fprintf(out, "  --%-18s %-26s %s\n", f->name, f->env, f->help);
+    exit(status);
+}
+
+int cfg_flags(int argc, char **argv, const struct cfg_flag *flags, const char *usage)
+{
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            usage_exit(flags, usage, 0);
+        if (strncmp(a, "--", 2) != 0)
+            break;
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const struct cfg_flag *f = flags;
+        for (; f->name; f++)
+            if (strlen(f->name) == nlen && strncmp(f->name, name, nlen) == 0)
+                break;
+        if (!f->name) {
+            fprintf(stderr, "unknown flag: %s (see --help)\n", a);
+            exit(2);
+        }
+        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!val) {
+            fprintf(stderr, "flag --%s needs a value\n", f->name);
+            exit(2);
+        }
+        setenv(f->env, val, 1);
+    }
+    return i;
+}
+
+const char *cfg_str(const char *env, const char *def)
+{
+    const char *v = getenv(env);
+    return v && *v ? v : def;
+}
+
+long cfg_long(const char *env, long def, long min, long max)
+{
+    const char *v = getenv(env);
+    if (!v || !*v)
+        return def;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end || n < min || n > max) {
+        fprintf(stderr, "%s: must be an integer from %ld to %ld (got \"%s\")\n", env, min, max, v);
+        exit(2);
+    }
+    return n;
+}
+
+double cfg_double(const char *env, double def, double min, double max)
+{
+    const char *v = getenv(env);
+    if (!v || !*v)
+        return def;
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || *end || !isfinite(d) || d < min || d > max) {
+        fprintf(stderr, "%s: must be a number from %g to %g (got \"%s\")\n", env, min, max, v);
+        exit(2);
+    }
+    return d;
+}

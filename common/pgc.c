@@ -1,0 +1,837 @@
+/* pgc: async PostgreSQL client on the shared libevent loop (see pgc.h).
+ * libpq in nonblocking pipeline mode: queries queue here, up to
+ * PGC_MAX_IN_FLIGHT are sent, each followed by a sync; results are matched
+ * to queries in order. Reconnects with exponential backoff. */
+#include "pgc.h"
+
+#include "log.h"
+#include "xalloc.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#define PGC_BACKOFF_MIN_MS 100
+#define PGC_BACKOFF_MAX_MS 5000
+/* libpq's connect_timeout is not enforced for PQconnectPoll callers. */
+#define PGC_CONNECT_TIMEOUT_MS 10000
+#define PGC_MAX_QUEUED 100000
+#define PGC_MAX_IN_FLIGHT 1000
+/* Past this many distinct SQL texts on one connection, new ones run
+ * unprepared (unnamed statement) instead of growing server memory forever. */
+#define PGC_MAX_STATEMENTS 4096
+/* Rounds of read-then-send per wakeup before yielding to other events. */
+#define PGC_IO_ROUNDS 64
+
+enum pgc_state {
+    PGC_WAITING,    /* no connection; retry_ev armed (unless freeing) */
+    PGC_CONNECTING, /* PQconnectPoll in progress */
+    PGC_READY,      /* pipeline mode, queries flow */
+};
+
+/* Which result a sent query waits for next. Results come in order: the
+ * Parse's (only when the query carried the prepare), the Execute's, then
+ * the sync's PGRES_PIPELINE_SYNC, which completes the query. */
+enum pgc_stage { STAGE_PREPARE, STAGE_EXECUTE, STAGE_SYNC };
+
+struct pgc_query {
+    struct pgc_query *next;
+    char *sql;
+    int nparams;
+    char **params;
+    pgc_result_fn *fn;
+    void *arg;
+    int stmt;             /* statement id on this connection, 0 = unnamed */
+    enum pgc_stage stage;
+    PGresult *res;        /* the result handed to fn */
+    char *err;            /* overrides res's message (another query's prepare failed) */
+};
+
+struct pgc_list {
+    struct pgc_query *head, *tail;
+    int n;
+};
+
+/* SQL text -> statement id ("s<id>") for the current connection. */
+struct pgc_stmt {
+    struct pgc_stmt *next;
+    char *sql;
+    uint32_t hash;
+    int id;
+};
+
+struct pgc_hook {
+    struct pgc_hook *next;
+    pgc_event_fn *fn;
+    void *arg;
+};
+
+struct pgc {
+    struct event_base *base;
+    char *conninfo;
+    char *name;
+
+    PGconn *conn;
+    enum pgc_state state;
+    struct event *sock_ev;
+    short sock_what;
+    struct event *retry_ev, *timeout_ev, *kick_ev;
+    int backoff_ms;
+    int failures;
+
+    struct pgc_list unsent; /* waiting to be sent, in order */
+    struct pgc_list sent;   /* sent, results outstanding, in order */
+    int want_write;         /* PQflush left data in libpq's buffer */
+
+    struct pgc_stmt **buckets;
+    size_t nbuckets, nstmts;
+    int next_stmt;
+
+    struct pgc_hook *on_connect;
+    int depth;   /* > 0 while pgc code or a user callback is on the stack */
+    int freeing; /* pgc_free was called; destroyed when depth drops to 0 */
+};
+
+static void pgc_connect(pgc_t *pg);
+
+/* ------------------------------------------------------------- helpers */
+
+static void ms_to_tv(int ms, struct timeval *tv)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/* Copies msg into a new one-line string without trailing blanks; caller frees. */
+static char *one_line(const char *msg)
+{
+    char *s = xstrdup(msg && *msg ? msg : "unknown error");
+    for (char *p = s; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == ' ')
+        s[--n] = '\0';
+    return s;
+}
+
+/* The server's primary message for an error result; caller frees. */
+static char *result_error(PGconn *conn, const PGresult *res)
+{
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!msg && res)
+        msg = PQresultErrorMessage(res);
+    if ((!msg || !*msg) && res && PQresultStatus(res) == PGRES_PIPELINE_ABORTED)
+        msg = "pipeline aborted by an earlier error";
+    if ((!msg || !*msg) && res && PQresultStatus(res) == PGRES_EMPTY_QUERY)
+        msg = "empty query";
+    if ((!msg || !*msg) && conn)
+        msg = PQerrorMessage(conn);
+    return one_line(msg);
+}
+
+static void list_push(struct pgc_list *l, struct pgc_query *q)
+{
+    q->next = NULL;
+    if (l->tail)
+        l->tail->next = q;
+    else
+        l->head = q;
+    l->tail = q;
+    l->n++;
+}
+
+static void list_push_front(struct pgc_list *l, struct pgc_query *q)
+{
+    q->next = l->head;
+    l->head = q;
+    if (!l->tail)
+        l->tail = q;
+    l->n++;
+}
+
+static struct pgc_query *list_pop(struct pgc_list *l)
+{
+    struct pgc_query *q = l->head;
+    if (!q)
+        return NULL;
+    l->head = q->next;
+    if (!l->head)
+        l->tail = NULL;
+    l->n--;
+    q->next = NULL;
+    return q;
+}
+
+static void query_free(struct pgc_query *q)
+{
+    for (int i = 0; i < q->nparams; i++)
+        free(q->params[i]);
+    free(q->params);
+    free(q->sql);
+    free(q->err);
+    PQclear(q->res);
+    free(q);
+}
+
+/* Calls q's callback (user code) and frees q. q must be off every list. */
+static void query_finish(pgc_t *pg, struct pgc_query *q, PGresult *res, const char *err)
+{
+    if (q->fn) {
+        pg->depth++;
+        q->fn(pg, res, err, q->arg);
+        pg->depth--;
+    }
+    query_free(q);
+}
+
+/* Fails every query of list l (detached first, so callbacks that queue or
+ * free see consistent lists) with res NULL and err. */
+static void fail_list(pgc_t *pg, struct pgc_list *l, const char *err)
+{
+    struct pgc_list doomed = *l;
+    memset(l, 0, sizeof *l);
+    struct pgc_query *q;
+    while ((q = list_pop(&doomed)))
+        query_finish(pg, q, NULL, err);
+}
+
+/* ----------------------------------------------------- statement cache */
+
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static struct pgc_stmt *stmt_find(pgc_t *pg, const char *sql, uint32_t hash)
+{
+    if (!pg->nbuckets)
+        return NULL;
+    for (struct pgc_stmt *s = pg->buckets[hash & (pg->nbuckets - 1)]; s; s = s->next)
+        if (s->hash == hash && strcmp(s->sql, sql) == 0)
+            return s;
+    return NULL;
+}
+
+static struct pgc_stmt *stmt_add(pgc_t *pg, const char *sql, uint32_t hash)
+{
+    if (pg->nstmts >= pg->nbuckets) {
+        size_t nb = pg->nbuckets ? pg->nbuckets * 2 : 64;
+        struct pgc_stmt **b = xcalloc(nb, sizeof *b);
+        for (size_t i = 0; i < pg->nbuckets; i++) {
+            struct pgc_stmt *s = pg->buckets[i];
+            while (s) {
+                struct pgc_stmt *next = s->next;
+                s->next = b[s->hash & (nb - 1)];
+                b[s->hash & (nb - 1)] = s;
+                s = next;
+            }
+        }
+        free(pg->buckets);
+        pg->buckets = b;
+        pg->nbuckets = nb;
+    }
+    struct pgc_stmt *s = xcalloc(1, sizeof *s);
+    s->sql = xstrdup(sql);
+    s->hash = hash;
+    s->id = pg->next_stmt++;
+    s->next = pg->buckets[hash & (pg->nbuckets - 1)];
+    pg->buckets[hash & (pg->nbuckets - 1)] = s;
+    pg->nstmts++;
+    return s;
+}
+
+/* Forgets statement id (its prepare failed) so the next use prepares anew. */
+static void stmt_forget(pgc_t *pg, int id)
+{
+    for (size_t i = 0; i < pg->nbuckets; i++) {
+        for (struct pgc_stmt **sp = &pg->buckets[i]; *sp; sp = &(*sp)->next) {
+            if ((*sp)->id == id) {
+                struct pgc_stmt *s = *sp;
+                *sp = s->next;
+                free(s->sql);
+                free(s);
+                pg->nstmts--;
+                return;
+            }
+        }
+    }
+}
+
+/* A new session knows no statements. */
+static void stmt_clear(pgc_t *pg)
+{
+    for (size_t i = 0; i < pg->nbuckets; i++) {
+        struct pgc_stmt *s = pg->buckets[i];
+        while (s) {
+            struct pgc_stmt *next = s->next;
+            free(s->sql);
+            free(s);
+            s = next;
+        }
+    }
+    free(pg->buckets);
+    pg->buckets = NULL;
+    pg->nbuckets = pg->nstmts = 0;
+    pg->next_stmt = 1;
+}
+
+/* ------------------------------------------------------ socket, timers */
+
+static void pgc_sock_cb(evutil_socket_t fd, short what, void *arg);
+
+/* (Re)registers the socket for what. During connect the fd may be closed
+ * and a new socket may get the same number, which epoll would silently stop
+ * reporting, so `force` recreates the event even when nothing seems changed. */
+static void pgc_watch(pgc_t *pg, short what, int force)
+{
+    if (pg->sock_ev && !force && pg->sock_what == what)
+        return;
+    if (pg->sock_ev) {
+        event_free(pg->sock_ev);
+        pg->sock_ev = NULL;
+    }
+    int fd = pg->conn ? PQsocket(pg->conn) : -1;
+    if (fd < 0)
+        return;
+    pg->sock_ev = event_new(pg->base, fd, (short)(what | EV_PERSIST), pgc_sock_cb, pg);
+    pg->sock_what = what;
+    if (!pg->sock_ev || event_add(pg->sock_ev, NULL) != 0)
+        log_error("postgres %s: cannot watch socket %d", pg->name, fd);
+}
+
+static void pgc_schedule_retry(pgc_t *pg)
+{
+    if (pg->freeing)
+        return;
+    struct timeval tv;
+    ms_to_tv(pg->backoff_ms, &tv);
+    evtimer_add(pg->retry_ev, &tv);
+    pg->backoff_ms = pg->backoff_ms * 2 > PGC_BACKOFF_MAX_MS ? PGC_BACKOFF_MAX_MS : pg->backoff_ms * 2;
+}
+
+/* Wakes the io path from the loop: pgc_query only queues, so that a burst
+ * of queries goes out in one pipeline and no send runs inside a callback. */
+static void pgc_kick(pgc_t *pg)
+{
+    if (pg->state == PGC_READY && !pg->freeing)
+        event_active(pg->kick_ev, EV_TIMEOUT, 0);
+}
+
+static void pgc_close(pgc_t *pg)
+{
+    if (pg->sock_ev) {
+        event_free(pg->sock_ev);
+        pg->sock_ev = NULL;
+    }
+    if (pg->conn) {
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+    }
+    evtimer_del(pg->timeout_ev);
+    pg->state = PGC_WAITING;
+    pg->want_write = 0;
+    stmt_clear(pg);
+}
+
+static void pgc_connect_failed(pgc_t *pg, const char *why)
+{
+    char *msg = one_line(why);
+    pg->failures++;
+    if (pg->failures <= 3 || pg->failures % 12 == 0)
+        log_warn("postgres %s: connect failed (attempt %d): %s", pg->name, pg->failures, msg);
+    free(msg);
+    pgc_close(pg);
+    pgc_schedule_retry(pg);
+}
+
+/* The connection broke: every sent query fails (it may or may not have run;
+ * the caller decides whether repeating it is safe), unsent ones stay queued. */
+static void pgc_lost(pgc_t *pg, const char *why)
+{
+    char *reason = one_line(why);
+    char *err = xasprintf("connection lost: %s", reason);
+    free(reason);
+    log_warn("postgres %s: %s (%d sent queries failed, %d queued)", pg->name, err, pg->sent.n,
+             pg->unsent.n);
+    pgc_close(pg);
+    pgc_schedule_retry(pg);
+    fail_list(pg, &pg->sent, err);
+    free(err);
+}
+
+/* ------------------------------------------------------------- sending */
+
+/* Sends q: Parse (first use of its SQL on this connection), Bind/Execute,
+ * Sync. Returns 0 when q went out as far as libpq is concerned; 1 when the
+ * Execute could not be queued (q was never run, put it back); -1 when the
+ * connection failed after the Execute was queued (q counts as sent). */
+static int pgc_send(pgc_t *pg, struct pgc_query *q)
+{
+    uint32_t hash = fnv1a(q->sql);
+    struct pgc_stmt *s = stmt_find(pg, q->sql, hash);
+    int prepare = 0;
+    if (!s && pg->nstmts < PGC_MAX_STATEMENTS) {
+        s = stmt_add(pg, q->sql, hash);
+        prepare = 1;
+    }
+    const char *const *params = (const char *const *)q->params;
+    if (s) {
+        char name[24];
+        snprintf(name, sizeof name, "s%d", s->id);
+        if (prepare && !PQsendPrepare(pg->conn, name, q->sql, 0, NULL)) {
+            stmt_forget(pg, s->id);
+            return 1;
+        }
+        if (!PQsendQueryPrepared(pg->conn, name, q->nparams, params, NULL, NULL, 0)) {
+            if (prepare)
+                stmt_forget(pg, s->id);
+            return 1;
+        }
+        q->stmt = s->id;
+    } else if (!PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, params, NULL, NULL, 0)) {
+        return 1;
+    }
+    q->stage = prepare ? STAGE_PREPARE : STAGE_EXECUTE;
+    return PQpipelineSync(pg->conn) ? 0 : -1;
+}
+
+/* Flushes libpq's output buffer and watches for writability while data is
+ * left. Returns 0, or -1 after the connection was declared lost. */
+static int pgc_flush(pgc_t *pg)
+{
+    int rv = PQflush(pg->conn);
+    if (rv < 0) {
+        pgc_lost(pg, PQerrorMessage(pg->conn));
+        return -1;
+    }
+    pg->want_write = rv == 1;
+    pgc_watch(pg, pg->want_write ? EV_READ | EV_WRITE : EV_READ, 0);
+    return 0;
+}
+
+/* Sends queued queries up to the in-flight cap. Returns how many were sent. */
+static int pgc_pump(pgc_t *pg)
+{
+    int nsent = 0;
+    while (pg->state == PGC_READY && !pg->freeing && pg->unsent.head &&
+           pg->sent.n < PGC_MAX_IN_FLIGHT) {
+        struct pgc_query *q = list_pop(&pg->unsent);
+        int rv = pgc_send(pg, q);
+        if (rv > 0) {
+            list_push_front(&pg->unsent, q);
+            pgc_lost(pg, PQerrorMessage(pg->conn));
+            return nsent;
+        }
+        list_push(&pg->sent, q);
+        nsent++;
+        if (rv < 0) {
+            pgc_lost(pg, PQerrorMessage(pg->conn));
+            return nsent;
+        }
+    }
+    if ((nsent > 0 || pg->want_write) && pg->state == PGC_READY)
+        pgc_flush(pg);
+    return nsent;
+}
+
+/* ------------------------------------------------------------- reading */
+
+/* Completes the head of the sent list: the sync arrived. */
+static void pgc_complete_head(pgc_t *pg)
+{
+    struct pgc_query *q = list_pop(&pg->sent);
+    char *owned = NULL;
+    const char *err = "";
+    if (q->err) {
+        err = q->err;
+    } else if (!q->res) {
+        err = owned = one_line("no result for query");
+    } else {
+        ExecStatusType st = PQresultStatus(q->res);
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+            err = owned = result_error(pg->conn, q->res);
+    }
+    PGresult *res = q->res;
+    q->res = NULL; /* freed below, after the callback */
+    query_finish(pg, q, res, err);
+    PQclear(res);
+    free(owned);
+}
+
+/* A Parse failed: every already-sent query that meant to use the same
+ * statement will fail with "prepared statement does not exist"; give them
+ * the real reason instead, and forget the statement so later queries
+ * prepare it again. */
+static void pgc_prepare_failed(pgc_t *pg, struct pgc_query *q)
+{
+    char *msg = result_error(pg->conn, q->res);
+    for (struct pgc_query *o = q->next; o; o = o->next)
+        if (o->stmt == q->stmt && !o->err)
+            o->err = xstrdup(msg);
+    free(msg);
+    stmt_forget(pg, q->stmt);
+}
+
+static void pgc_handle_result(pgc_t *pg, PGresult *r)
+{
+    struct pgc_query *q = pg->sent.head;
+    ExecStatusType st = PQresultStatus(r);
+    if (!q) {
+        log_warn("postgres %s: unexpected %s result with no query in flight", pg->name,
+                 PQresStatus(st));
+        PQclear(r);
+        return;
+    }
+    if (st == PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        pgc_complete_head(pg);
+        return;
+    }
+    switch (q->stage) {
+    case STAGE_PREPARE:
+        q->stage = STAGE_EXECUTE;
+        if (st == PGRES_COMMAND_OK) {
+            PQclear(r);
+        } else {
+            /* The prepare's error is the query's error; its Execute then
+             * comes back PGRES_PIPELINE_ABORTED and is dropped below. */
+            q->res = r;
+            pgc_prepare_failed(pg, q);
+        }
+        break;
+    case STAGE_EXECUTE:
+        q->stage = STAGE_SYNC;
+        if (q->res)
+            PQclear(r);
+        else
+            q->res = r;
+        break;
+    case STAGE_SYNC:
+        /* A second result for one statement (cannot happen with a single
+         * statement, but the sync must stay the only thing that advances). */
+        PQclear(r);
+        break;
+    }
+}
+
+/* Reads what the socket has and dispatches every complete result. Returns
+ * the number of results handled, or -1 after the connection was lost. */
+static int pgc_read(pgc_t *pg)
+{
+    if (!PQconsumeInput(pg->conn)) {
+        pgc_lost(pg, PQerrorMessage(pg->conn));
+        return -1;
+    }
+    int handled = 0;
+    int nulls = 0;
+    while (pg->state == PGC_READY && !pg->freeing && !PQisBusy(pg->conn)) {
+        PGresult *r = PQgetResult(pg->conn);
+        if (!r) {
+            /* One NULL ends each statement's results; two in a row mean
+             * libpq has nothing more for us right now. */
+            if (!pg->sent.head || ++nulls >= 2)
+                break;
+            continue;
+        }
+        nulls = 0;
+        pgc_handle_result(pg, r);
+        handled++;
+    }
+    if (pg->state != PGC_READY || pg->freeing)
+        return handled;
+    PGnotify *n;
+    while ((n = PQnotifies(pg->conn)))
+        PQfreemem(n);
+    if (PQstatus(pg->conn) == CONNECTION_BAD) {
+        pgc_lost(pg, PQerrorMessage(pg->conn));
+        return -1;
+    }
+    return handled;
+}
+
+/* Alternates reading and sending until neither makes progress: result
+ * callbacks may queue more queries, and a partial flush may have pulled
+ * input into libpq's buffer where the socket no longer signals it. */
+static void pgc_io(pgc_t *pg)
+{
+    for (int round = 0; round < PGC_IO_ROUNDS; round++) {
+        if (pg->state != PGC_READY || pg->freeing)
+            return;
+        int nread = pgc_read(pg);
+        if (nread < 0)
+            return;
+        int nsent = pgc_pump(pg);
+        if (nread == 0 && nsent == 0)
+            return;
+    }
+    pgc_kick(pg); /* more to do: continue on the next loop iteration */
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void pgc_destroy(pgc_t *pg)
+{
+    pgc_close(pg);
+    event_free(pg->retry_ev);
+    event_free(pg->timeout_ev);
+    event_free(pg->kick_ev);
+    struct pgc_hook *h = pg->on_connect;
+    while (h) {
+        struct pgc_hook *next = h->next;
+        free(h);
+        h = next;
+    }
+    free(pg->conninfo);
+    free(pg->name);
+    free(pg);
+}
+
+/* Every entry point from the loop or the caller brackets its work with
+ * enter/leave; pgc_free inside a callback only marks, the outermost leave
+ * destroys. Returns 1 when pg is gone. */
+static void pgc_enter(pgc_t *pg)
+{
+    pg->depth++;
+}
+
+static int pgc_leave(pgc_t *pg)
+{
+    if (--pg->depth > 0 || !pg->freeing)
+        return 0;
+    pgc_destroy(pg);
+    return 1;
+}
+
+static void pgc_notice(void *arg, const PGresult *res)
+{
+    pgc_t *pg = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    char *msg = one_line(PQresultErrorMessage(res));
+    if (sev && strcmp(sev, "WARNING") == 0)
+        log_warn("postgres %s: %s", pg->name, msg);
+    else
+        log_debug("postgres %s: %s", pg->name, msg);
+    free(msg);
+}
+
+static void pgc_connected(pgc_t *pg)
+{
+    evtimer_del(pg->timeout_ev);
+    if (PQsetnonblocking(pg->conn, 1) != 0 || PQenterPipelineMode(pg->conn) != 1) {
+        pgc_connect_failed(pg, PQerrorMessage(pg->conn));
+        return;
+    }
+    PQsetNoticeReceiver(pg->conn, pgc_notice, pg);
+    pg->state = PGC_READY;
+    pg->backoff_ms = PGC_BACKOFF_MIN_MS;
+    pg->failures = 0;
+    stmt_clear(pg);
+    pgc_watch(pg, EV_READ, 1);
+    log_info("postgres %s: connected to %s:%s db %s (backend pid %d, %d queued)", pg->name,
+             PQhost(pg->conn), PQport(pg->conn), PQdb(pg->conn), PQbackendPID(pg->conn),
+             pg->unsent.n);
+    pg->depth++;
+    for (struct pgc_hook *h = pg->on_connect; h && !pg->freeing && pg->state == PGC_READY;
+         h = h->next)
+        h->fn(pg, h->arg);
+    pg->depth--;
+    pgc_io(pg);
+}
+
+static void pgc_connect_poll(pgc_t *pg)
+{
+    switch (PQconnectPoll(pg->conn)) {
+    case PGRES_POLLING_READING:
+        pgc_watch(pg, EV_READ, 1);
+        break;
+    case PGRES_POLLING_WRITING:
+        pgc_watch(pg, EV_WRITE, 1);
+        break;
+    case PGRES_POLLING_OK:
+        pgc_connected(pg);
+        break;
+    default:
+        pgc_connect_failed(pg, PQerrorMessage(pg->conn));
+        break;
+    }
+}
+
+static void pgc_sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    pgc_t *pg = arg;
+    pgc_enter(pg);
+    if (pg->state == PGC_CONNECTING) {
+        pgc_connect_poll(pg);
+    } else if (pg->state == PGC_READY) {
+        if ((what & EV_WRITE) && pg->want_write)
+            pgc_flush(pg);
+        pgc_io(pg);
+    }
+    pgc_leave(pg);
+}
+
+static void pgc_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pgc_t *pg = arg;
+    pgc_enter(pg);
+    pgc_io(pg);
+    pgc_leave(pg);
+}
+
+static void pgc_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pgc_t *pg = arg;
+    pgc_enter(pg);
+    if (pg->state == PGC_WAITING && !pg->freeing)
+        pgc_connect(pg);
+    pgc_leave(pg);
+}
+
+static void pgc_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pgc_t *pg = arg;
+    pgc_enter(pg);
+    if (pg->state == PGC_CONNECTING)
+        pgc_connect_failed(pg, "timed out");
+    pgc_leave(pg);
+}
+
+static void pgc_connect(pgc_t *pg)
+{
+    /* application_name comes before dbname so that one set in conninfo wins. */
+    const char *keys[] = {"application_name", "dbname", NULL};
+    const char *vals[] = {pg->name, pg->conninfo, NULL};
+    pg->conn = PQconnectStartParams(keys, vals, 1);
+    if (!pg->conn) {
+        pgc_connect_failed(pg, "out of memory");
+        return;
+    }
+    if (PQstatus(pg->conn) == CONNECTION_BAD) {
+        pgc_connect_failed(pg, PQerrorMessage(pg->conn));
+        return;
+    }
+    pg->state = PGC_CONNECTING;
+    struct timeval tv;
+    ms_to_tv(PGC_CONNECT_TIMEOUT_MS, &tv);
+    evtimer_add(pg->timeout_ev, &tv);
+    /* Per libpq's contract, polling starts as if PQconnectPoll had said WRITING. */
+    pgc_watch(pg, EV_WRITE, 1);
+}
+
+pgc_t *pgc_new(struct event_base *base, const char *conninfo, const char *name)
+{
+    const char *nm = name ? name : "postgres";
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
+    if (!opts) {
+        char *msg = one_line(errmsg ? errmsg : "out of memory");
+        log_error("postgres %s: cannot parse connection string: %s", nm, msg);
+        free(msg);
+        PQfreemem(errmsg);
+        return NULL;
+    }
+    PQconninfoFree(opts);
+
+    pgc_t *pg = xcalloc(1, sizeof *pg);
+    pg->base = base;
+    pg->conninfo = xstrdup(conninfo);
+    pg->name = xstrdup(nm);
+    pg->backoff_ms = PGC_BACKOFF_MIN_MS;
+    pg->next_stmt = 1;
+    pg->state = PGC_WAITING;
+    pg->retry_ev = evtimer_new(base, pgc_retry_cb, pg);
+    pg->timeout_ev = evtimer_new(base, pgc_timeout_cb, pg);
+    pg->kick_ev = event_new(base, -1, 0, pgc_kick_cb, pg);
+    if (!pg->retry_ev || !pg->timeout_ev || !pg->kick_ev) {
+        log_error("postgres %s: cannot create events", pg->name);
+        goto fail;
+    }
+    pgc_connect(pg);
+    return pg;
+
+fail:
+    if (pg->retry_ev)
+        event_free(pg->retry_ev);
+    if (pg->timeout_ev)
+        event_free(pg->timeout_ev);
+    if (pg->kick_ev)
+        event_free(pg->kick_ev);
+    free(pg->conninfo);
+    free(pg->name);
+    free(pg);
+    return NULL;
+}
+
+void pgc_free(pgc_t *pg)
+{
+    if (!pg || pg->freeing)
+        return;
+    pgc_enter(pg);
+    pg->freeing = 1;
+    evtimer_del(pg->retry_ev);
+    evtimer_del(pg->timeout_ev);
+    event_del(pg->kick_ev);
+    fail_list(pg, &pg->sent, "client closed");
+    fail_list(pg, &pg->unsent, "client closed");
+    pgc_leave(pg);
+}
+
+int pgc_ready(const pgc_t *pg)
+{
+    return pg && pg->state == PGC_READY && !pg->freeing;
+}
+
+void pgc_on_connect(pgc_t *pg, pgc_event_fn *fn, void *arg)
+{
+    struct pgc_hook *h = xcalloc(1, sizeof *h);
+    h->fn = fn;
+    h->arg = arg;
+    struct pgc_hook **list = &pg->on_connect;
+    while (*list)
+        list = &(*list)->next;
+    *list = h;
+}
+
+void pgc_query(pgc_t *pg, const char *sql, int nparams, const char *const *params,
+               pgc_result_fn *fn, void *arg)
+{
+    if (pg->freeing || pg->unsent.n + pg->sent.n >= PGC_MAX_QUEUED) {
+        if (fn) {
+            pgc_enter(pg);
+            fn(pg, NULL, pg->freeing ? "client closed" : "query queue full", arg);
+            pgc_leave(pg);
+        }
+        return;
+    }
+    struct pgc_query *q = xcalloc(1, sizeof *q);
+    q->sql = xstrdup(sql);
+    q->nparams = nparams > 0 ? nparams : 0;
+    if (q->nparams) {
+        q->params = xcalloc((size_t)q->nparams, sizeof *q->params);
+        for (int i = 0; i < q->nparams; i++)
+            q->params[i] = xstrdup(params[i]);
+    }
+    q->fn = fn;
+    q->arg = arg;
+    list_push(&pg->unsent, q);
+    pgc_kick(pg);
+}
+
+int pgc_pending(const pgc_t *pg)
+{
+    return pg ? pg->unsent.n + pg->sent.n : 0;
+}

@@ -1,0 +1,43 @@
+/* pgc: async PostgreSQL client on the shared libevent loop (libpq nonblocking,
+ * pipeline mode), with automatic reconnect and backoff. Each query is its own
+ * implicit transaction (a pipeline sync follows it); many queries may be in
+ * flight on one connection, results come back in order. Statements are
+ * prepared automatically on first use per connection, keyed by SQL text.
+ * Agent and manager logic talk to PostgreSQL only through this. */
+#ifndef DEVSYS_PGC_H
+#define DEVSYS_PGC_H
+
+#include <libpq-fe.h>
+
+struct event_base;
+typedef struct pgc pgc_t;
+
+/* res is the query's result, owned by pgc and freed after the callback
+ * returns; NULL when the query could not run (connection lost before its
+ * result, or not connected and queue full). err is never NULL: "" on success,
+ * otherwise a one-line message (the server's primary message or the
+ * connection error). Success means PQresultStatus is PGRES_TUPLES_OK or
+ * PGRES_COMMAND_OK; callers test `err[0]`. */
+typedef void pgc_result_fn(pgc_t *pg, PGresult *res, const char *err, void *arg);
+typedef void pgc_event_fn(pgc_t *pg, void *arg);
+
+/* conninfo: any libpq connection string or URI. Connects at once, reconnects
+ * with backoff (100 ms .. 5 s). Returns NULL only on a conninfo that does not parse. */
+pgc_t *pgc_new(struct event_base *base, const char *conninfo, const char *name);
+/* Callbacks of queries not yet answered are called with res NULL. */
+void pgc_free(pgc_t *pg);
+int pgc_ready(const pgc_t *pg);
+void pgc_on_connect(pgc_t *pg, pgc_event_fn *fn, void *arg);
+
+/* Queue a query with text-format parameters (NULL entry = SQL NULL). sql and
+ * params are copied. While disconnected, queries wait in the queue (up to
+ * 100000, then fail at once with res NULL) and are sent after reconnecting.
+ * A query that was sent and whose connection died is failed (res NULL), not
+ * resent: the caller decides whether it is safe to repeat. */
+void pgc_query(pgc_t *pg, const char *sql, int nparams, const char *const *params,
+               pgc_result_fn *fn, void *arg);
+
+/* Queries queued or in flight. */
+int pgc_pending(const pgc_t *pg);
+
+#endif

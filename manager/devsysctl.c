@@ -1,0 +1,772 @@
+/* devsysctl: the command-line client of the manager's HTTP API (/v1).
+ * One blocking request per call on a libevent HTTP connection; human output by
+ * default, the manager's raw JSON with --json. Exit codes are part of the contract. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "xalloc.h"
+
+enum { EXIT_OTHER = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_REFUSED = 4 };
+
+static const char usage_text[] =
+    "usage: devsysctl [--json] [--url URL] COMMAND [ARGS]\n"
+    "\n"
+    "Client of the devsys manager's HTTP API.\n"
+    "\n"
+    "commands:\n"
+    "  submit FILE|-                 submit a task spec or a JSON array of specs (all or\n"
+    "                                nothing); prints one task id per spec, in order\n"
+    "  get ID                        show a task: state, attempts, lease, times, last error,\n"
+    "                                result, output tail and checkpoints\n"
+    "  list [--state S] [--queue Q] [--limit N] [--after CURSOR]\n"
+    "                                list tasks, newest first; prints \"next: CURSOR\" when\n"
+    "                                there are more\n"
+    "  cancel ID                     cancel a task that has not finished\n"
+    "  dlq ls [QUEUE]                dead-letter queues and their lengths, or the entries\n"
+    "                                of one queue\n"
+    "  dlq show QUEUE ID             one dead letter (ID: DLQ entry id or task id)\n"
+    "  dlq replay QUEUE ID|--all     put dead letters back on their queue\n"
+    "  dlq purge QUEUE ID|--all      delete dead letters for good\n"
+    "  health                        the manager's view of Redis and PostgreSQL\n"
+    "\n"
+    "options:\n"
+    "  --json        print the manager's JSON answer as is (any command)\n"
+    "  --url URL     manager base URL (overrides DEVSYS_URL)\n"
+    "  -h, --help    print this help\n"
+    "\n"
+    "environment:\n"
+    "  DEVSYS_URL      manager base URL (default http://127.0.0.1:8080)\n"
+    "  DEVSYS_TOKEN    bearer token sent on every call\n"
+    "  DEVSYS_TIMEOUT  seconds to wait for an answer (default 10)\n"
+    "\n"
+    "exit status: 0 done, 1 other error, 2 usage error, 3 manager unreachable,\n"
+    "4 the manager refused the request (its status and error are printed)\n";
+
+struct ctl {
+    const char *url;       /* base URL as given, for messages */
+    char *host;            /* owned */
+    int port;
+    char *prefix;          /* owned; path prefix without trailing '/', may be "" */
+    const char *token;     /* NULL: no Authorization header */
+    int timeout_s;
+    int json;              /* --json: print raw bodies */
+    int quiet;             /* no error line when unreachable (optional calls) */
+};
+
+struct reply {
+    int done;
+    int status;            /* 0: no HTTP answer */
+    char *body;            /* owned, NUL-terminated */
+    size_t len;
+    int error_kind;        /* from the error callback, -1 if none */
+    int timed_out;
+};
+
+static _Noreturn void die_usage(const char *fmt, const char *arg)
+{
+    fputs("devsysctl: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs(" (see devsysctl --help)\n", stderr);
+    exit(EXIT_USAGE);
+}
+
+/* ---- URL and request plumbing ------------------------------------------- */
+
+/* Fills host/port/prefix from ctl->url; -1 on anything but http://host[:port][/path]. */
+static int ctl_parse_url(struct ctl *ctl)
+{
+    struct evhttp_uri *uri = evhttp_uri_parse(ctl->url);
+    if (!uri)
+        return -1;
+    const char *scheme = evhttp_uri_get_scheme(uri);
+    const char *host = evhttp_uri_get_host(uri);
+    const char *path = evhttp_uri_get_path(uri);
+    int rc = -1;
+    if (!scheme || strcmp(scheme, "http") != 0 || !host || !*host)
+        goto out;
+    ctl->host = xstrdup(host);
+    ctl->port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80;
+    ctl->prefix = xstrdup(path ? path : "");
+    for (size_t n = strlen(ctl->prefix); n > 0 && ctl->prefix[n - 1] == '/'; n--)
+        ctl->prefix[n - 1] = '\0';
+    rc = 0;
+out:
+    evhttp_uri_free(uri);
+    return rc;
+}
+
+static void on_request_error(enum evhttp_request_error err, void *arg)
+{
+    struct reply *r = arg;
+    r->error_kind = (int)err;
+}
+
+static void on_response(struct evhttp_request *req, void *arg)
+{
+    struct reply *r = arg;
+    r->done = 1;
+    if (req && evhttp_request_get_response_code(req) > 0) {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        r->status = evhttp_request_get_response_code(req);
+        r->len = evbuffer_get_length(in);
+        r->body = xmalloc(r->len + 1);
+        evbuffer_remove(in, r->body, r->len);
+        r->body[r->len] = '\0';
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct reply *r = arg;
+    r->timed_out = 1;
+}
+
+/* libevent 2.1 reports a refused or failed connect without its cause (errno
+ * is clobbered by then), so on failure we connect once more by hand to name
+ * it. Returns a static message, or NULL if the connect works. */
+static const char *probe_connect(const char *host, int port, int timeout_s)
+{
+    static char msg[256];
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai, *a;
+    int rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0) {
+        snprintf(msg, sizeof(msg), "cannot resolve %s: %s", host, gai_strerror(rc));
+        return msg;
+    }
+    int err = 0;
+    for (a = ai; a; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        err = connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+        if (err == EINPROGRESS) {
+            struct pollfd p = { .fd = fd, .events = POLLOUT };
+            socklen_t len = sizeof(err);
+            if (poll(&p, 1, timeout_s * 1000) == 1)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            else
+                err = ETIMEDOUT;
+        }
+        close(fd);
+        if (err == 0)
+            break;
+    }
+    freeaddrinfo(ai);
+    if (err == 0)
+        return NULL;
+    snprintf(msg, sizeof(msg), "%s", strerror(err));
+    msg[0] = (char)tolower((unsigned char)msg[0]);
+    return msg;
+}
+
+/* Why the request got no answer, in words for the one-line error. */
+static const char *reply_failure(const struct ctl *ctl, const struct reply *r)
+{
+    if (r->timed_out || r->error_kind == EVREQ_HTTP_TIMEOUT)
+        return "timed out";
+    if (r->error_kind == EVREQ_HTTP_INVALID_HEADER)
+        return "malformed HTTP answer";
+    const char *why = probe_connect(ctl->host, ctl->port, ctl->timeout_s);
+    return why ? why : "connection closed before an answer";
+}
+
+/* Sends one request and waits for the answer. path starts with '/' and is
+ * appended to the URL's prefix. body may be NULL. On return 0, *out holds the
+ * status and the body (caller frees out->body); on -1 the manager could not
+ * be reached and the error line has been printed. */
+static int ctl_request(const struct ctl *ctl, const char *method, const char *path,
+                       const char *body, size_t body_len, struct reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->error_kind = -1;
+    struct event_base *base = event_base_new();
+    struct evhttp_connection *conn = NULL;
+    struct event *deadline = NULL;
+    char *full = xasprintf("%s%s", ctl->prefix, path);
+    enum evhttp_cmd_type cmd = EVHTTP_REQ_GET;
+    if (strcmp(method, "POST") == 0)
+        cmd = EVHTTP_REQ_POST;
+    else if (strcmp(method, "DELETE") == 0)
+        cmd = EVHTTP_REQ_DELETE;
+    if (!base)
+        goto fail;
+    conn = evhttp_connection_base_new(base, NULL, ctl->host, (unsigned short)ctl->port);
+    if (!conn)
+        goto fail;
+    evhttp_connection_set_timeout(conn, ctl->timeout_s);
+    evhttp_connection_set_retries(conn, 0);
+
+    struct evhttp_request *req = evhttp_request_new(on_response, out);
+    evhttp_request_set_error_cb(req, on_request_error);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char *hostport = xasprintf("%s:%d", ctl->host, ctl->port);
+    evhttp_add_header(h, "Host", hostport);
+    free(hostport);
+    evhttp_add_header(h, "Accept", "application/json");
+    evhttp_add_header(h, "User-Agent", "devsysctl/0.1");
+    if (ctl->token && *ctl->token) {
+        char *auth = xasprintf("Bearer %s", ctl->token);
+        evhttp_add_header(h, "Authorization", auth);
+        free(auth);
+    }
+    if (body) {
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
+    }
+    if (evhttp_make_request(conn, req, cmd, full) != 0)
+        goto fail;   /* libevent freed req */
+
+    /* The connection timeout covers each read and write; this bounds the
+     * whole exchange, so a server trickling bytes cannot hold us forever. */
+    struct timeval tv = { .tv_sec = ctl->timeout_s, .tv_usec = 0 };
+    deadline = evtimer_new(base, on_deadline, out);
+    evtimer_add(deadline, &tv);
+    while (!out->done && !out->timed_out)
+        if (event_base_loop(base, EVLOOP_ONCE) < 0)
+            break;
+    if (!out->status)
+        goto fail;
+    event_free(deadline);
+    evhttp_connection_free(conn);
+    event_base_free(base);
+    free(full);
+    return 0;
+fail:
+    if (!ctl->quiet)
+        fprintf(stderr, "devsysctl: cannot reach the manager at %s: %s\n", ctl->url, reply_failure(ctl, out));
+    free(out->body);
+    out->body = NULL;
+    if (deadline)
+        event_free(deadline);
+    if (conn)
+        evhttp_connection_free(conn);
+    if (base)
+        event_base_free(base);
+    free(full);
+    return -1;
+}
+
+/* Percent-encodes one path segment or query value; caller frees. */
+static char *enc(const char *s)
+{
+    char *e = evhttp_uriencode(s, -1, 0);
+    if (!e) {
+        fputs("devsysctl: out of memory\n", stderr);
+        exit(EXIT_OTHER);
+    }
+    char *copy = xstrdup(e);
+    free(e);
+    return copy;
+}
+
+/* Runs a request and interprets it: prints the raw body with --json, reports
+ * a refusal (non-2xx). Returns the parsed body (caller json_decref's; may be
+ * NULL with --json on an empty body) or NULL with *code set to the exit code. */
+static json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
+                        const char *body, size_t body_len, int *code)
+{
+    struct reply r;
+    if (ctl_request(ctl, method, path, body, body_len, &r) != 0) {
+        *code = EXIT_UNREACHABLE;
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *doc = r.len ? json_loadb(r.body, r.len, 0, &jerr) : NULL;
+    if (ctl->json && r.len)
+        printf("%s%s", r.body, r.body[r.len - 1] == '\n' ? "" : "\n");
+    if (r.status < 200 || r.status > 299) {
+        const char *msg = doc ? json_string_value(json_object_get(doc, "error")) : NULL;
+        fprintf(stderr, "devsysctl: the manager refused %s %s: %d %s\n", method, path, r.status,
+                msg ? msg : (r.len && r.len < 200 ? r.body : "(no error message)"));
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(doc, "errors"), i, e) {
+            const char *m = json_string_value(json_object_get(e, "message"));
+            json_t *idx = json_object_get(e, "index");
+            if (json_is_integer(idx))
+                fprintf(stderr, "  spec %lld: %s\n", (long long)json_integer_value(idx), m ? m : "?");
+            else
+                fprintf(stderr, "  %s\n", m ? m : "?");
+        }
+        if (r.status == 401 && !(ctl->token && *ctl->token))
+            fputs("  (DEVSYS_TOKEN is not set)\n", stderr);
+        json_decref(doc);
+        free(r.body);
+        *code = EXIT_REFUSED;
+        return NULL;
+    }
+    if (!doc && !ctl->json) {
+        fprintf(stderr, "devsysctl: the manager's answer to %s %s is not JSON%s%s\n", method, path,
+                r.len ? ": " : "", r.len ? jerr.text : " (empty body)");
+        free(r.body);
+        *code = EXIT_OTHER;
+        return NULL;
+    }
+    free(r.body);
+    *code = 0;
+    return doc ? doc : json_null();
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+/* A scalar as text for tables and listings: strings bare, null as "-",
+ * objects and arrays as compact JSON. Caller frees. */
+static char *show(const json_t *v)
+{
+    if (!v || json_is_null(v))
+        return xstrdup("-");
+    if (json_is_string(v))
+        return xstrdup(json_string_value(v));
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *copy = xstrdup(s ? s : "?");
+    free(s);
+    return copy;
+}
+
+static void print_field(const char *key, const json_t *v)
+{
+    char *s = show(v);
+    int pad = 17 - (int)strlen(key);
+    printf("%s:%*s %s\n", key, pad > 0 ? pad : 0, "", s);
+    free(s);
+}
+
+/* Multi-line text under a heading, indented, so output tails stay readable. */
+static void print_block(const char *key, const json_t *v)
+{
+    const char *s = json_string_value(v);
+    if (!s || !*s) {
+        print_field(key, v && json_is_string(v) ? json_null() : v);
+        return;
+    }
+    printf("%s:\n", key);
+    for (const char *line = s; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        printf("  | %.*s\n", (int)n, line);
+        line += n + (nl ? 1 : 0);
+    }
+}
+
+/* key: value for every member of obj, the known keys in a useful order first. */
+static void print_object(const json_t *obj, const char *const *order, const char *const *blocks)
+{
+    for (size_t i = 0; order && order[i]; i++) {
+        json_t *v = json_object_get(obj, order[i]);
+        if (v)
+            print_field(order[i], v);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        int seen = 0;
+        for (size_t i = 0; order && order[i] && !seen; i++)
+            seen = strcmp(order[i], key) == 0;
+        for (size_t i = 0; blocks && blocks[i] && !seen; i++)
+            seen = strcmp(blocks[i], key) == 0;
+        if (!seen)
+            print_field(key, v);
+    }
+    for (size_t i = 0; blocks && blocks[i]; i++)
+        if (json_object_get(obj, blocks[i]))
+            print_block(blocks[i], json_object_get(obj, blocks[i]));
+}
+
+/* Prints rows (array of objects) as a table of the given columns; a column
+ * header "ATTEMPT" shows attempt/max_attempts. */
+static void print_table(const json_t *rows, const char *const *heads, const char *const *keys, size_t ncol)
+{
+    size_t nrow = json_array_size(rows);
+    char **cell = xcalloc((nrow + 1) * ncol, sizeof(*cell));
+    size_t width[16] = { 0 };
+    for (size_t c = 0; c < ncol; c++) {
+        cell[c] = xstrdup(heads[c]);
+        width[c] = strlen(heads[c]);
+    }
+    for (size_t r = 0; r < nrow; r++) {
+        json_t *row = json_array_get(rows, r);
+        for (size_t c = 0; c < ncol; c++) {
+            char *s;
+            if (strcmp(keys[c], "attempt") == 0 && json_is_integer(json_object_get(row, "max_attempts")))
+                s = xasprintf("%lld/%lld", (long long)json_integer_value(json_object_get(row, "attempt")),
+                              (long long)json_integer_value(json_object_get(row, "max_attempts")));
+            else
+                s = show(json_object_get(row, keys[c]));
+            /* One row, one line: a multi-line error would break the table. */
+            for (char *p = s; *p; p++)
+                if (*p == '\n' || *p == '\r' || *p == '\t')
+                    *p = ' ';
+            cell[(r + 1) * ncol + c] = s;
+            if (strlen(s) > width[c])
+                width[c] = strlen(s);
+        }
+    }
+    for (size_t r = 0; r <= nrow; r++) {
+        for (size_t c = 0; c < ncol; c++) {
+            if (c + 1 < ncol)
+                printf("%-*s  ", (int)width[c], cell[r * ncol + c]);
+            else
+                printf("%s\n", cell[r * ncol + c]);
+        }
+    }
+    for (size_t i = 0; i < (nrow + 1) * ncol; i++)
+        free(cell[i]);
+    free(cell);
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+/* Reads all of path ("-" is stdin); caller frees; NULL after printing why. */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "devsysctl: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 8192, n = 0;
+    char *buf = xmalloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap)
+            buf = xrealloc(buf, cap *= 2);
+    }
+    int failed = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (failed) {
+        fprintf(stderr, "devsysctl: cannot read %s\n", path);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int cmd_submit(const struct ctl *ctl, const char *path)
+{
+    size_t len;
+    char *body = read_all(path, &len);
+    if (!body)
+        return EXIT_OTHER;
+    /* Catch a broken file here with a line number; the manager judges the rest. */
+    json_error_t jerr;
+    json_t *spec = json_loadb(body, len, 0, &jerr);
+    if (!spec || !(json_is_object(spec) || json_is_array(spec))) {
+        fprintf(stderr, "devsysctl: %s: %s%s (line %d)\n", strcmp(path, "-") == 0 ? "stdin" : path,
+                spec ? "expected a spec object or an array of specs" : "invalid JSON: ",
+                spec ? "" : jerr.text, spec ? 1 : jerr.line);
+        json_decref(spec);
+        free(body);
+        return EXIT_OTHER;
+    }
+    json_decref(spec);
+    int code;
+    json_t *doc = ctl_call(ctl, "POST", "/v1/tasks", body, len, &code);
+    free(body);
+    if (!doc || ctl->json) {
+        json_decref(doc);
+        return code;
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(doc, "tasks"), i, t) {
+        const char *id = json_string_value(json_object_get(t, "id"));
+        printf("%s\n", id ? id : "?");
+        if (json_is_false(json_object_get(t, "created")))
+            fprintf(stderr, "devsysctl: spec %zu: task %s already exists (same idempotency_key)\n", i, id ? id : "?");
+    }
+    json_decref(doc);
+    return 0;
+}
+
+static int cmd_get(const struct ctl *ctl, const char *id)
+{
+    static const char *const order[] = { "id", "queue", "kind", "state", "attempt", "max_attempts",
+                                         "priority", "idempotency_key", "lease_owner", "lease_expires_at",
+                                         "created_at", "started_at", "finished_at", "last_error",
+                                         "result", "spec", NULL };
+    static const char *const blocks[] = { "output_tail", NULL };
+    char *eid = enc(id);
+    char *path = xasprintf("/v1/tasks/%s", eid);
+    int code;
+    json_t *task = ctl_call(ctl, "GET", path, NULL, 0, &code);
+    free(path);
+    if (!task || ctl->json) {
+        free(eid);
+        json_decref(task);
+        return code;
+    }
+    print_object(task, order, blocks);
+    json_decref(task);
+
+    /* Checkpoints are a separate, optional endpoint: a manager without it
+     * (or an error there) must not spoil the task view, so ask quietly. */
+    struct reply r;
+    struct ctl quiet = *ctl;
+    quiet.quiet = 1;
+    path = xasprintf("/v1/tasks/%s/checkpoints", eid);
+    free(eid);
+    int ok = ctl_request(&quiet, "GET", path, NULL, 0, &r) == 0;
+    free(path);
+    if (!ok)
+        return 0;
+    json_t *doc = r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    json_t *cps = json_object_get(doc, "checkpoints");
+    if (json_is_array(cps)) {
+        printf("checkpoints:       %zu\n", json_array_size(cps));
+        size_t i;
+        json_t *cp;
+        json_array_foreach(cps, i, cp) {
+            char *at = show(json_object_get(cp, "created_at"));
+            char *data = show(json_object_get(cp, "data"));
+            printf("  attempt %lld at %s: %s\n", (long long)json_integer_value(json_object_get(cp, "attempt")),
+                   at, data);
+            free(at);
+            free(data);
+        }
+    }
+    json_decref(doc);
+    free(r.body);
+    return 0;
+}
+
+static int cmd_list(const struct ctl *ctl, const char *const q[4])
+{
+    static const char *const names[4] = { "state", "queue", "limit", "after" };
+    char *path = xstrdup("/v1/tasks");
+    char sep = '?';
+    for (int i = 0; i < 4; i++) {
+        if (!q[i])
+            continue;
+        char *e = enc(q[i]);
+        char *next = xasprintf("%s%c%s=%s", path, sep, names[i], e);
+        free(e);
+        free(path);
+        path = next;
+        sep = '&';
+    }
+    int code;
+    json_t *doc = ctl_call(ctl, "GET", path, NULL, 0, &code);
+    free(path);
+    if (!doc || ctl->json) {
+        json_decref(doc);
+        return code;
+    }
+    static const char *const heads[] = { "ID", "STATE", "KIND", "QUEUE", "ATTEMPT", "CREATED" };
+    static const char *const keys[] = { "id", "state", "kind", "queue", "attempt", "created_at" };
+    print_table(json_object_get(doc, "tasks"), heads, keys, 6);
+    /* An empty cursor means "no more", like null. */
+    const char *next = json_string_value(json_object_get(doc, "next"));
+    if (next && *next)
+        printf("next: %s\n", next);
+    json_decref(doc);
+    return 0;
+}
+
+/* For actions whose answer shape is the manager's business (cancel, replay,
+ * purge): the one-line verdict, then whatever scalar fields it sent back. */
+static int cmd_action(const struct ctl *ctl, const char *method, const char *path, const char *done)
+{
+    int code;
+    json_t *doc = ctl_call(ctl, method, path, NULL, 0, &code);
+    if (!doc || ctl->json) {
+        json_decref(doc);
+        return code;
+    }
+    printf("%s\n", done);
+    if (json_is_object(doc))
+        print_object(doc, NULL, NULL);
+    json_decref(doc);
+    return 0;
+}
+
+static int cmd_dlq(const struct ctl *ctl, int argc, char **argv, int all)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    int ls = strcmp(sub, "ls") == 0, show_ = strcmp(sub, "show") == 0;
+    int replay = strcmp(sub, "replay") == 0, purge = strcmp(sub, "purge") == 0;
+    if (!(ls || show_ || replay || purge))
+        die_usage("dlq needs ls, show, replay or purge, not '%s'", sub);
+    if (ls ? argc > 2 || all : show_ ? argc != 3 || all : argc != (all ? 2 : 3))
+        die_usage("wrong arguments for dlq %s", sub);
+
+    int code = 0;
+    char *q = argc > 1 ? enc(argv[1]) : NULL;
+    char *id = argc > 2 ? enc(argv[2]) : NULL;
+    char *path = NULL, *done = NULL;
+    json_t *doc = NULL;
+    if (ls) {
+        path = q ? xasprintf("/v1/dlq/%s", q) : xstrdup("/v1/dlq");
+        if (!(doc = ctl_call(ctl, "GET", path, NULL, 0, &code)) || ctl->json)
+            goto out;
+        if (!q) {
+            static const char *const heads[] = { "QUEUE", "LENGTH" };
+            static const char *const keys[] = { "queue", "length" };
+            print_table(json_object_get(doc, "queues"), heads, keys, 2);
+        } else {
+            static const char *const heads[] = { "ENTRY", "TASK", "KIND", "ATTEMPTS", "FAILED", "ERROR" };
+            static const char *const keys[] = { "entry_id", "id", "kind", "attempts", "failed_at", "error" };
+            print_table(json_object_get(doc, "entries"), heads, keys, 6);
+        }
+    } else if (show_) {
+        static const char *const order[] = { "entry_id", "id", "queue", "kind", "attempts", "failed_at",
+                                             "agent", "source", "error", "spec", NULL };
+        path = xasprintf("/v1/dlq/%s/%s", q, id);
+        if (!(doc = ctl_call(ctl, "GET", path, NULL, 0, &code)) || ctl->json)
+            goto out;
+        json_t *entry = json_object_get(doc, "entry");
+        print_object(json_is_object(entry) ? entry : doc, order, NULL);
+    } else {
+        path = all ? xasprintf("/v1/dlq/%s%s", q, replay ? "/replay" : "")
+                   : xasprintf("/v1/dlq/%s/%s%s", q, id, replay ? "/replay" : "");
+        done = all ? xasprintf("%s all dead letters of %s", replay ? "replayed" : "purged", argv[1])
+                   : xasprintf("%s %s from %s", replay ? "replayed" : "purged", argv[2], argv[1]);
+        code = cmd_action(ctl, replay ? "POST" : "DELETE", path, done);
+    }
+out:
+    json_decref(doc);
+    free(path);
+    free(done);
+    free(q);
+    free(id);
+    return code;
+}
+
+static int cmd_health(const struct ctl *ctl)
+{
+    struct reply r;
+    if (ctl_request(ctl, "GET", "/healthz", NULL, 0, &r) != 0)
+        return EXIT_UNREACHABLE;
+    if (ctl->json && r.len)
+        printf("%s%s", r.body, r.body[r.len - 1] == '\n' ? "" : "\n");
+    json_t *doc = json_loadb(r.body, r.len, 0, NULL);
+    if (!ctl->json && json_is_object(doc))
+        print_object(doc, NULL, NULL);
+    int code = 0;
+    if (r.status != 200) {
+        fprintf(stderr, "devsysctl: the manager is not healthy: %d\n", r.status);
+        code = EXIT_REFUSED;
+    } else if (!json_is_object(doc) && !ctl->json) {
+        fputs("devsysctl: the manager's /healthz answer is not a JSON object\n", stderr);
+        code = EXIT_OTHER;
+    }
+    json_decref(doc);
+    free(r.body);
+    return code;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL };
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
+        { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
+        { "queue", required_argument, NULL, OPT_QUEUE }, { "limit", required_argument, NULL, OPT_LIMIT },
+        { "after", required_argument, NULL, OPT_AFTER }, { "all", no_argument, NULL, OPT_ALL },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
+    const char *list_q[4] = { NULL, NULL, NULL, NULL };
+    int all = 0, any_list_opt = 0, o;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h': fputs(usage_text, stdout); return 0;
+        case OPT_JSON: ctl.json = 1; break;
+        case OPT_URL: ctl.url = optarg; break;
+        case OPT_ALL: all = 1; break;
+        case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
+            list_q[o - OPT_STATE] = optarg;
+            any_list_opt = 1;
+            break;
+        default:
+            die_usage("unknown option or missing value: %s", argv[optind - 1]);
+        }
+    }
+    if (!ctl.url || !*ctl.url)
+        ctl.url = "http://127.0.0.1:8080";
+    const char *t = getenv("DEVSYS_TIMEOUT");
+    if (t && *t) {
+        char *end;
+        long v = strtol(t, &end, 10);
+        if (*end || v < 1 || v > 86400)
+            die_usage("DEVSYS_TIMEOUT must be a number of seconds from 1 to 86400, not '%s'", t);
+        ctl.timeout_s = (int)v;
+    }
+    if (list_q[2]) {
+        char *end;
+        long v = strtol(list_q[2], &end, 10);
+        if (*end || v < 1)
+            die_usage("--limit must be a positive integer, not '%s'", list_q[2]);
+    }
+    int nargs = argc - optind;
+    char **args = argv + optind;
+    if (nargs < 1)
+        die_usage("missing command%s", "");
+    const char *cmd = args[0];
+    /* Argument counts including the command; dlq checks its own. */
+    static const struct { const char *name; int nargs; } cmds[] = {
+        { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
+    };
+    size_t c = 0;
+    while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
+        c++;
+    if (c == sizeof(cmds) / sizeof(cmds[0]))
+        die_usage("unknown command '%s'", cmd);
+    if (cmds[c].nargs >= 0 && nargs != cmds[c].nargs)
+        die_usage("wrong number of arguments for %s", cmd);
+    if (any_list_opt && strcmp(cmd, "list") != 0)
+        die_usage("--state, --queue, --limit and --after go with list, not %s", cmd);
+    if (all && strcmp(cmd, "dlq") != 0)
+        die_usage("--all goes with dlq replay and dlq purge, not %s", cmd);
+    if (ctl_parse_url(&ctl) != 0)
+        die_usage("bad manager URL '%s' (expected http://HOST[:PORT][/PATH])", ctl.url);
+
+    int code;
+    if (strcmp(cmd, "submit") == 0) {
+        code = cmd_submit(&ctl, args[1]);
+    } else if (strcmp(cmd, "get") == 0) {
+        code = cmd_get(&ctl, args[1]);
+    } else if (strcmp(cmd, "list") == 0) {
+        code = cmd_list(&ctl, list_q);
+    } else if (strcmp(cmd, "cancel") == 0) {
+        char *id = enc(args[1]);
+        char *path = xasprintf("/v1/tasks/%s/cancel", id);
+        char *done = xasprintf("cancelled %s", args[1]);
+        code = cmd_action(&ctl, "POST", path, done);
+        free(done);
+        free(path);
+        free(id);
+    } else if (strcmp(cmd, "dlq") == 0) {
+        code = cmd_dlq(&ctl, nargs - 1, args + 1, all);
+    } else {
+        code = cmd_health(&ctl);
+    }
+    free(ctl.host);
+    free(ctl.prefix);
+    return code;
+}

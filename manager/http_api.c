@@ -1,0 +1,579 @@
+/* http_api: the manager's HTTP API (see http_api.h). Routes:
+ *   GET /healthz /readyz /metrics (no auth)
+ *   POST /v1/tasks, GET /v1/tasks, GET /v1/tasks/{id}
+ * PostgreSQL builds the JSON of task rows itself (jsonb_build_object), so the
+ * read paths are one query and one copy. */
+#include "http_api.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "auth.h"
+#include "envelope.h"
+#include "log.h"
+#include "metrics.h"
+#include "pgarr.h"
+#include "queue.h"
+#include "spec.h"
+#include "xalloc.h"
+
+#define SUBMIT_MAX_BATCH 10000
+#define LIST_MAX_LIMIT 1000
+
+struct api {
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *sock;
+    rc_t *rc;
+    pgc_t *pg;
+    auth_t *auth;
+    char *prefix;
+    size_t max_body;
+    int inflight;
+    metric_t *m_requests, *m_submitted, *m_errors;
+};
+
+/* One request being served. Freed by reply(). */
+struct req {
+    api_t *api;
+    struct evhttp_request *r;
+    enum evhttp_cmd_type method;
+    char path[512];
+    char *query;
+    enum role role;
+    char actor[160];
+    /* submit */
+    size_t n;
+    spec_t **specs;
+    char (*ids)[37];
+    int *created;
+    char (*states)[16];
+    int publishing;
+    int any_created;
+};
+
+/* ---------------------------------------------------------------- replies */
+
+static void req_free(struct req *q)
+{
+    for (size_t i = 0; q->specs && i < q->n; i++)
+        spec_free(q->specs[i]);
+    free(q->specs);
+    free(q->ids);
+    free(q->created);
+    free(q->states);
+    free(q->query);
+    free(q);
+}
+
+static void reply_raw(struct req *q, int status, const char *body, size_t len)
+{
+    struct evhttp_request *r = q->r;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, body, len);
+    evbuffer_add(b, "\n", 1);
+    const char *reason = status == 200 ? "OK" : status == 201 ? "Created" : status == 400 ? "Bad Request"
+                       : status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
+                       : status == 404 ? "Not Found" : status == 409 ? "Conflict"
+                       : status == 413 ? "Payload Too Large" : status == 503 ? "Service Unavailable"
+                       : "Error";
+    evhttp_send_reply(r, status, reason, b);
+    evbuffer_free(b);
+    if (status >= 500)
+        metric_add(q->api->m_errors, 1);
+    q->api->inflight--;
+    req_free(q);
+}
+
+/* Takes the reference to j. */
+static void reply_json(struct req *q, int status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    reply_raw(q, status, s, strlen(s));
+    free(s);
+}
+
+static void reply_error(struct req *q, int status, const char *msg)
+{
+    reply_json(q, status, json_pack("{s:s}", "error", msg));
+}
+
+static void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail);
+
+/* ------------------------------------------------------------------ submit */
+
+static void publish_done(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct req *q = arg;
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
+        log_warn("publish failed (%s); the reconciler will republish from PostgreSQL",
+                 reply ? reply->str : "redis disconnected");
+    if (--q->publishing > 0)
+        return;
+    json_t *tasks = json_array();
+    for (size_t i = 0; i < q->n; i++)
+        json_array_append_new(tasks, json_pack("{s:s,s:s,s:b}", "id", q->ids[i], "state", q->states[i],
+                                               "created", q->created[i]));
+    reply_json(q, q->any_created ? 201 : 200, json_pack("{s:o}", "tasks", tasks));
+}
+
+static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct req *q = arg;
+    if (!res || err[0]) {
+        log_error("submit: insert failed: %s", err);
+        reply_error(q, 503, "database unavailable: the tasks were not accepted");
+        return;
+    }
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        long ord = strtol(PQgetvalue(res, i, 0), NULL, 10) - 1;
+        if (ord < 0 || (size_t)ord >= q->n)
+            continue;
+        if (PQgetisnull(res, i, 1)) {
+            reply_error(q, 409, "a task with the same idempotency_key is being submitted concurrently; retry");
+            return;
+        }
+        snprintf(q->ids[ord], sizeof q->ids[ord], "%s", PQgetvalue(res, i, 1));
+        q->created[ord] = PQgetvalue(res, i, 2)[0] == 't';
+        snprintf(q->states[ord], sizeof q->states[ord], "%s", PQgetvalue(res, i, 3));
+    }
+    /* later duplicates of a key inside the batch share the first one's task */
+    for (size_t i = 0; i < q->n; i++) {
+        if (q->ids[i][0] || !q->specs[i]->idempotency_key)
+            continue;
+        for (size_t j = 0; j < i; j++)
+            if (q->specs[j]->idempotency_key &&
+                strcmp(q->specs[j]->idempotency_key, q->specs[i]->idempotency_key) == 0) {
+                memcpy(q->ids[i], q->ids[j], sizeof q->ids[i]);
+                memcpy(q->states[i], q->states[j], sizeof q->states[i]);
+                q->created[i] = 0;
+                break;
+            }
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    long long now_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    json_t *ids = json_array();
+    q->publishing = 1; /* held until every XADD is queued */
+    for (size_t i = 0; i < q->n; i++) {
+        if (!q->created[i])
+            continue;
+        q->any_created = 1;
+        json_array_append_new(ids, json_string(q->ids[i]));
+        const spec_t *s = q->specs[i];
+        if (queue_publish(q->api->rc, q->api->prefix, s->queue, q->ids[i], s->kind, 0, now_ms, s->json,
+                          publish_done, q) == 0)
+            q->publishing++;
+        else
+            log_warn("submit: redis not connected; task %s stays queued in PostgreSQL", q->ids[i]);
+    }
+    metric_add(q->api->m_submitted, (double)json_array_size(ids));
+    if (json_array_size(ids))
+        audit(q->api, q->actor, "task.submit", json_string_value(json_array_get(ids, 0)),
+              json_pack("{s:I,s:o}", "count", (json_int_t)json_array_size(ids), "ids", ids));
+    else
+        json_decref(ids);
+    publish_done(NULL, &(redisReply){.type = REDIS_REPLY_STATUS}, q);
+}
+
+static const char insert_sql[] =
+    "WITH input AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[],"
+    "                       $7::text[]) WITH ORDINALITY"
+    "    AS t(id, queue, kind, spec, max_attempts, priority, ikey, ord)),"
+    " ins AS ("
+    "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key)"
+    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey FROM input ORDER BY ord"
+    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
+    " SELECT i.ord, COALESCE(ins.id, t.id), ins.id IS NOT NULL, COALESCE(t.state, 'queued')"
+    " FROM input i LEFT JOIN ins ON ins.id = i.id"
+    " LEFT JOIN tasks t ON ins.id IS NULL AND t.idempotency_key = i.ikey"
+    " WHERE i.ikey IS NULL OR i.ord = (SELECT min(i2.ord) FROM input i2 WHERE i2.ikey = i.ikey)"
+    " ORDER BY i.ord";
+
+static void handle_submit(struct req *q)
+{
+    if (q->role < ROLE_OPERATOR) {
+        reply_error(q, 403, "submitting tasks needs the operator role");
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(q->r);
+    size_t len = evbuffer_get_length(in);
+    if (len > q->api->max_body) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "body of %zu bytes exceeds the limit of %zu", len, q->api->max_body);
+        reply_error(q, 413, msg);
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        reply_error(q, 400, msg);
+        return;
+    }
+    size_t n = json_is_array(body) ? json_array_size(body) : 1;
+    if (n == 0 || n > SUBMIT_MAX_BATCH) {
+        json_decref(body);
+        reply_error(q, n ? 413 : 400, n ? "a batch holds at most 10000 specs" : "empty batch: no specs");
+        return;
+    }
+    q->n = n;
+    q->specs = xcalloc(n, sizeof *q->specs);
+    q->ids = xcalloc(n, sizeof *q->ids);
+    q->created = xcalloc(n, sizeof *q->created);
+    q->states = xcalloc(n, sizeof *q->states);
+    json_t *errors = json_array();
+    int too_large = 0;
+    pgarr_t *a_id = pgarr_new(), *a_queue = pgarr_new(), *a_kind = pgarr_new(), *a_spec = pgarr_new(),
+            *a_max = pgarr_new(), *a_prio = pgarr_new(), *a_key = pgarr_new();
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = json_is_array(body) ? json_array_get(body, i) : body;
+        char err[SPEC_ERR_MAX];
+        char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t tlen = text ? strlen(text) : 0;
+        if (tlen > SPEC_MAX_BYTES) {
+            snprintf(err, sizeof err, "spec: %zu bytes exceeds the limit of %d", tlen, SPEC_MAX_BYTES);
+            too_large = 1;
+        } else if ((q->specs[i] = spec_from_json(j, err, sizeof err))) {
+            const spec_t *s = q->specs[i];
+            uuid_v7(q->ids[i]);
+            pgarr_add(a_id, q->ids[i]);
+            pgarr_add(a_queue, s->queue);
+            pgarr_add(a_kind, s->kind);
+            pgarr_add(a_spec, text);
+            pgarr_add_long(a_max, s->retry.max_attempts);
+            pgarr_add_long(a_prio, s->priority);
+            pgarr_add(a_key, s->idempotency_key);
+            q->ids[i][0] = '\0'; /* filled from the insert's answer */
+            free(text);
+            continue;
+        }
+        free(text);
+        const char *colon = strchr(err, ':');
+        json_array_append_new(errors, json_pack("{s:I,s:s%,s:s}", "index", (json_int_t)i, "field", err,
+                                                colon ? (size_t)(colon - err) : strlen(err), "message",
+                                                err));
+    }
+    json_decref(body);
+    char *p[7] = {pgarr_finish(a_id),   pgarr_finish(a_queue), pgarr_finish(a_kind), pgarr_finish(a_spec),
+                  pgarr_finish(a_max), pgarr_finish(a_prio),  pgarr_finish(a_key)};
+    if (json_array_size(errors)) {
+        reply_json(q, too_large ? 413 : 400,
+                   json_pack("{s:s,s:o}", "error", too_large ? "spec too large" : "invalid spec", "errors",
+                             errors));
+    } else {
+        json_decref(errors);
+        /* ids are generated here, so the unnest order maps back by ordinality */
+        pgc_query(q->api->pg, insert_sql, 7, (const char *const *)p, insert_done, q);
+    }
+    for (int i = 0; i < 7; i++)
+        free(p[i]);
+}
+
+/* ------------------------------------------------------------------- reads */
+
+#define TASK_JSON_FIELDS                                                                            \
+    "'id', id, 'queue', queue, 'kind', kind, 'state', state, 'attempt', attempt, 'max_attempts', " \
+    "max_attempts, 'priority', priority, 'idempotency_key', idempotency_key, 'lease_owner', "      \
+    "lease_owner, 'lease_expires_at', lease_expires_at, 'created_at', created_at, 'started_at', "   \
+    "started_at, 'finished_at', finished_at, 'next_attempt_at', next_attempt_at, 'last_error', "    \
+    "last_error, 'result', result"
+
+static void get_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct req *q = arg;
+    if (!res || err[0])
+        reply_error(q, 503, "database unavailable");
+    else if (PQntuples(res) == 0)
+        reply_error(q, 404, "task not found");
+    else
+        reply_raw(q, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+static void handle_get(struct req *q, const char *id)
+{
+    if (!uuid_valid(id, strlen(id))) {
+        reply_error(q, 404, "task not found (not a task id)");
+        return;
+    }
+    const char *params[1] = {id};
+    pgc_query(q->api->pg,
+              "SELECT jsonb_build_object(" TASK_JSON_FIELDS
+              ", 'output_tail', output_tail, 'source', source, 'spec', spec)::text"
+              " FROM tasks WHERE id = $1::uuid",
+              1, params, get_done, q);
+}
+
+static void list_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct req *q = arg;
+    if (!res || err[0]) {
+        reply_error(q, 503, "database unavailable");
+        return;
+    }
+    int rows = PQntuples(res);
+    long limit = strtol(PQgetvalue(res, 0, 2), NULL, 10);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "{\"tasks\":[");
+    int n = 0, last = -1;
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, 0))
+            continue;
+        evbuffer_add_printf(b, "%s%s", n++ ? "," : "", PQgetvalue(res, i, 0));
+        last = i;
+    }
+    if (n == limit && last >= 0)
+        evbuffer_add_printf(b, "],\"next\":\"%s\"}", PQgetvalue(res, last, 1));
+    else
+        evbuffer_add_printf(b, "],\"next\":null}");
+    size_t len = evbuffer_get_length(b);
+    reply_raw(q, 200, (const char *)evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
+}
+
+static void handle_list(struct req *q)
+{
+    struct evkeyvalq args;
+    TAILQ_INIT(&args);
+    if (q->query && evhttp_parse_query_str(q->query, &args) < 0) {
+        reply_error(q, 400, "query string does not parse");
+        return;
+    }
+    const char *state = evhttp_find_header(&args, "state");
+    const char *queue = evhttp_find_header(&args, "queue");
+    const char *limit_s = evhttp_find_header(&args, "limit");
+    const char *after = evhttp_find_header(&args, "after");
+    char limit[16] = "50", after_us[24] = "", after_id[40] = "";
+    const char *bad = NULL;
+    if (limit_s) {
+        char *end;
+        long l = strtol(limit_s, &end, 10);
+        if (*end || l < 1 || l > LIST_MAX_LIMIT)
+            bad = "limit: must be an integer from 1 to 1000";
+        snprintf(limit, sizeof limit, "%ld", l);
+    }
+    /* cursor: "<created_at in µs since epoch>_<id>", opaque to clients */
+    if (after && (sscanf(after, "%20[0-9]_%36[0-9a-f-]", after_us, after_id) != 2 ||
+                  !uuid_valid(after_id, strlen(after_id))))
+        bad = "after: not a cursor returned by this API";
+    static const char *const states[] = {"queued", "running",   "retrying", "succeeded",
+                                         "failed", "dead",      "cancelled"};
+    if (state) {
+        int ok = 0;
+        for (size_t i = 0; i < sizeof states / sizeof *states; i++)
+            ok |= strcmp(state, states[i]) == 0;
+        if (!ok)
+            bad = "state: must be one of queued, running, retrying, succeeded, failed, dead, cancelled";
+    }
+    if (queue && !spec_queue_name_ok(queue))
+        bad = "queue: not a valid queue name";
+    const char *params[5] = {state, queue, after ? after_us : NULL, after ? after_id : NULL, limit};
+    if (bad) {
+        evhttp_clear_headers(&args);
+        reply_error(q, 400, bad);
+        return;
+    }
+    /* The extra row (limit echoed) keeps the answer non-empty so list_done can read the limit. */
+    pgc_query(q->api->pg,
+              "WITH page AS (SELECT * FROM tasks"
+              "  WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2)"
+              "    AND ($3::bigint IS NULL OR (created_at, id) <"
+              "         ('epoch'::timestamptz + $3::bigint * interval '1 microsecond', $4::uuid))"
+              "  ORDER BY created_at DESC, id DESC LIMIT $5::int)"
+              " SELECT jsonb_build_object(" TASK_JSON_FIELDS ")::text,"
+              "   (extract(epoch FROM created_at) * 1000000)::bigint || '_' || id, $5::int"
+              " FROM (SELECT * FROM page ORDER BY created_at DESC, id DESC) p"
+              " UNION ALL SELECT NULL, NULL, $5::int",
+              5, params, list_done, q);
+    evhttp_clear_headers(&args);
+}
+
+/* ------------------------------------------------------------------ health */
+
+static void health_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct req *q = arg;
+    int pg_ok = res && !err[0];
+    int redis_ok = rc_connected(q->api->rc);
+    reply_json(q, pg_ok && redis_ok ? 200 : 503,
+               json_pack("{s:s,s:s}", "redis", redis_ok ? "ok" : "unreachable", "postgres",
+                         pg_ok ? "ok" : err));
+}
+
+static void handle_metrics(struct req *q)
+{
+    char *text = metrics_render();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
+    evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4");
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, text, strlen(text));
+    free(text);
+    evhttp_send_reply(q->r, 200, "OK", b);
+    evbuffer_free(b);
+    q->api->inflight--;
+    req_free(q);
+}
+
+/* ------------------------------------------------------------------- audit */
+
+static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    (void)res;
+    (void)arg;
+    if (err[0])
+        log_error("audit log write failed: %s", err);
+}
+
+/* Takes the reference to detail. */
+static void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail)
+{
+    char *d = json_dumps(detail, JSON_COMPACT);
+    const char *params[4] = {actor, action, target, d};
+    pgc_query(api->pg, "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4::jsonb)",
+              4, params, audit_done, NULL);
+    free(d);
+    json_decref(detail); /* last: target may point into it */
+}
+
+/* ------------------------------------------------------------------ routes */
+
+static void route(enum role role, const char *actor, void *arg)
+{
+    struct req *q = arg;
+    q->role = role;
+    snprintf(q->actor, sizeof q->actor, "%s", actor);
+    if (role == ROLE_NONE) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
+        evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"devsys\"");
+        reply_error(q, 401, "missing or invalid bearer token");
+        return;
+    }
+    const char *p = q->path;
+    if (strcmp(p, "/v1/tasks") == 0) {
+        if (q->method == EVHTTP_REQ_POST)
+            handle_submit(q);
+        else if (q->method == EVHTTP_REQ_GET)
+            handle_list(q);
+        else
+            reply_error(q, 405, "method not allowed");
+        return;
+    }
+    if (strncmp(p, "/v1/tasks/", 10) == 0 && !strchr(p + 10, '/')) {
+        if (q->method == EVHTTP_REQ_GET)
+            handle_get(q, p + 10);
+        else
+            reply_error(q, 405, "method not allowed");
+        return;
+    }
+    reply_error(q, 404, "no such endpoint");
+}
+
+static void on_request(struct evhttp_request *r, void *arg)
+{
+    api_t *api = arg;
+    struct req *q = xcalloc(1, sizeof *q);
+    q->api = api;
+    q->r = r;
+    q->method = evhttp_request_get_command(r);
+    api->inflight++;
+    metric_add(api->m_requests, 1);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    snprintf(q->path, sizeof q->path, "%s", path && *path ? path : "/");
+    q->query = query ? xstrdup(query) : NULL;
+    size_t plen = strlen(q->path);
+    if (plen > 1 && q->path[plen - 1] == '/')
+        q->path[plen - 1] = '\0';
+
+    if (strcmp(q->path, "/healthz") == 0 || strcmp(q->path, "/readyz") == 0) {
+        pgc_query(api->pg, "SELECT 1", 0, NULL, health_done, q);
+        return;
+    }
+    if (strcmp(q->path, "/metrics") == 0) {
+        handle_metrics(q);
+        return;
+    }
+    const char *authz = evhttp_find_header(evhttp_request_get_input_headers(r), "Authorization");
+    auth_check(api->auth, authz, route, q);
+}
+
+api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_config *cfg, char *err,
+               size_t errlen)
+{
+    char host[256];
+    unsigned port = 0;
+    const char *colon = strrchr(cfg->listen, ':');
+    if (!colon || sscanf(colon + 1, "%u", &port) != 1 || port > 65535 ||
+        (size_t)(colon - cfg->listen) >= sizeof host) {
+        snprintf(err, errlen, "DEVSYS_LISTEN: expected host:port, got \"%s\"", cfg->listen);
+        return NULL;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - cfg->listen), cfg->listen);
+    api_t *api = xcalloc(1, sizeof *api);
+    api->base = base;
+    api->rc = rc;
+    api->pg = pg;
+    api->prefix = xstrdup(cfg->prefix);
+    api->max_body = cfg->max_body;
+    api->auth = auth_new(pg, cfg->admin_token);
+    api->http = evhttp_new(base);
+    /* libevent answers 413 itself past this; our own check gives JSON below it */
+    evhttp_set_max_body_size(api->http, (ev_ssize_t)cfg->max_body + 1);
+    evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    evhttp_set_gencb(api->http, on_request, api);
+    api->sock = evhttp_bind_socket_with_handle(api->http, host, (ev_uint16_t)port);
+    if (!api->sock) {
+        snprintf(err, errlen, "cannot listen on %s", cfg->listen);
+        api_free(api);
+        return NULL;
+    }
+    api->m_requests = metric_counter("devsys_http_requests_total", NULL, "HTTP requests received");
+    api->m_errors = metric_counter("devsys_http_errors_total", NULL, "HTTP requests answered 5xx");
+    api->m_submitted = metric_counter("devsys_tasks_submitted_total", NULL, "Tasks accepted");
+    return api;
+}
+
+void api_stop_accepting(api_t *api)
+{
+    if (api->sock) {
+        evhttp_del_accept_socket(api->http, api->sock);
+        api->sock = NULL;
+    }
+}
+
+int api_inflight(const api_t *api)
+{
+    return api->inflight;
+}
+
+void api_free(api_t *api)
+{
+    if (!api)
+        return;
+    if (api->http)
+        evhttp_free(api->http);
+    auth_free(api->auth);
+    free(api->prefix);
+    free(api);
+}

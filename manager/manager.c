@@ -1,0 +1,142 @@
+/* devsys-manager: the HTTP API, and `devsys-manager migrate`. One libevent loop
+ * carries the HTTP server, the Redis client and the PostgreSQL client. */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http_api.h"
+#include "log.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "pgc.h"
+#include "rc.h"
+
+static const char usage[] =
+    "usage: devsys-manager [flags] [serve]    serve the HTTP API\n"
+    "       devsys-manager [flags] migrate    apply database migrations and exit\n"
+    "environment: DEVSYS_LISTEN (127.0.0.1:8080), DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL,\n"
+    "  DEVSYS_ADMIN_TOKEN, DEVSYS_PREFIX (devsys), DEVSYS_MAX_BODY (bytes, 16 MiB),\n"
+    "  DEVSYS_SHUTDOWN_GRACE_S (10)";
+
+static const struct cfg_flag flags[] = {
+    {"listen", "DEVSYS_LISTEN", "address to serve HTTP on (host:port)"},
+    {"redis", "DEVSYS_REDIS_URL", "redis://host:port/db"},
+    {"database", "DEVSYS_DATABASE_URL", "libpq connection string or URI"},
+    {"prefix", "DEVSYS_PREFIX", "Redis key prefix"},
+    {NULL, NULL, NULL},
+};
+
+struct manager {
+    struct event_base *base;
+    api_t *api;
+    rc_t *rc;
+    pgc_t *pg;
+    struct event *sigterm, *sigint, *drain;
+    double grace_s;
+    int stopping;
+};
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct manager *m = arg;
+    static int ticks;
+    if (api_inflight(m->api) == 0 || ++ticks > (int)(m->grace_s * 10)) {
+        log_info("manager stopping (%d requests still in flight)", api_inflight(m->api));
+        event_base_loopexit(m->base, NULL);
+    }
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct manager *m = arg;
+    if (m->stopping++) {
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    log_info("signal %d: no longer accepting connections, finishing requests in flight", (int)sig);
+    api_stop_accepting(m->api);
+    struct timeval tv = {0, 100000};
+    m->drain = event_new(m->base, -1, EV_PERSIST, drain_check, m);
+    event_add(m->drain, &tv);
+}
+
+static int serve(void)
+{
+    struct manager m = {0};
+    const char *redis_url = cfg_str("DEVSYS_REDIS_URL", "redis://127.0.0.1:6379/0");
+    const char *db_url = cfg_str("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys");
+    struct api_config ac = {
+        .listen = cfg_str("DEVSYS_LISTEN", "127.0.0.1:8080"),
+        .prefix = cfg_str("DEVSYS_PREFIX", "devsys"),
+        .admin_token = cfg_str("DEVSYS_ADMIN_TOKEN", NULL),
+        .max_body = (size_t)cfg_long("DEVSYS_MAX_BODY", 16L << 20, 1024, 1L << 30),
+    };
+    m.grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 10, 0, 3600);
+    if (!ac.admin_token)
+        log_warn("DEVSYS_ADMIN_TOKEN is not set: only tokens in api_tokens can call the API");
+    signal(SIGPIPE, SIG_IGN);
+    m.base = event_base_new();
+    m.rc = rc_new(m.base, redis_url, "redis");
+    m.pg = pgc_new(m.base, db_url, "devsys-manager");
+    if (!m.rc || !m.pg) {
+        fprintf(stderr, "devsys-manager: bad DEVSYS_REDIS_URL or DEVSYS_DATABASE_URL\n");
+        return 2;
+    }
+    char err[256];
+    m.api = api_new(m.base, m.rc, m.pg, &ac, err, sizeof err);
+    if (!m.api) {
+        log_error("%s", err);
+        rc_free(m.rc);
+        pgc_free(m.pg);
+        event_base_free(m.base);
+        return 1;
+    }
+    m.sigterm = evsignal_new(m.base, SIGTERM, on_signal, &m);
+    m.sigint = evsignal_new(m.base, SIGINT, on_signal, &m);
+    event_add(m.sigterm, NULL);
+    event_add(m.sigint, NULL);
+    log_info("manager listening on %s", ac.listen);
+    event_base_dispatch(m.base);
+
+    api_free(m.api);
+    pgc_free(m.pg);
+    rc_free(m.rc);
+    event_free(m.sigterm);
+    event_free(m.sigint);
+    if (m.drain)
+        event_free(m.drain);
+    /* let deferred frees of the clients run */
+    event_base_loop(m.base, EVLOOP_NONBLOCK);
+    event_base_free(m.base);
+    metrics_free();
+    log_info("manager stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_init("manager", NULL);
+    int i = cfg_flags(argc, argv, flags, usage);
+    const char *cmd = i < argc ? argv[i] : "serve";
+    if (strcmp(cmd, "migrate") == 0) {
+        char err[512];
+        int n = migrate_run(cfg_str("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys"), err,
+                            sizeof err);
+        if (n < 0) {
+            fprintf(stderr, "devsys-manager migrate: %s\n", err);
+            return 1;
+        }
+        printf("migrations: %d applied, schema up to date (%d known)\n", n, migrations_count);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return serve();
+    fprintf(stderr, "devsys-manager: unknown command \"%s\"\n%s\n", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,547 @@
+/* spec: parse and validate task specs (see spec.h). One pass over the keys of
+ * the object checks the known fields and rejects the unknown ones; messages
+ * name the field path ("next[2].retry_policy.factor") and the rule. */
+#include "spec.h"
+
+#include "envelope.h" /* uuid_valid */
+#include "mpack.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPEC_NAME_MAX 256
+#define SPEC_ARGV_MAX 4096
+#define SPEC_ARG_MAX (128 * 1024)
+#define SPEC_WORKDIR_MAX 4096
+#define SPEC_ENV_MAX 1024
+#define SPEC_TAGS_MAX 64
+#define SPEC_TAG_MAX 128
+#define SPEC_LIST_MAX 1000
+#define SPEC_ARTIFACT_MAX 4096
+#define SPEC_NEXT_MAX 100
+#define SPEC_TIMEOUT_MAX 604800.0
+#define SPEC_SLEEP_MS_MAX 86400000
+#define SPEC_FAIL_FIRST_MAX 1000
+
+static const char *const known_kinds[] = {"exec",    "coding", "testing", "deploy",
+                                          "monitor", "notify", "noop",    "sleep"};
+#define KINDS_LIST "exec, coding, testing, deploy, monitor, notify, noop, sleep"
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* Writes "<prefix><field>: <why>" into err and returns -1. prefix is "" at
+ * the top level and e.g. "next[2]." inside a pipeline step. */
+__attribute__((format(printf, 5, 6))) static int fail(char *err, size_t errlen, const char *prefix,
+                                                      const char *field, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return -1;
+    int n = snprintf(err, errlen, "%s%s: ", prefix, field);
+    if (n >= 0 && (size_t)n < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Copies untrusted text (a key, a kind) into out for quoting in a message:
+ * at most 48 bytes, control bytes and quotes replaced, so the message stays
+ * one short line whatever the input was. */
+static const char *printable(const char *s, size_t len, char out[64])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < 48; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[n++] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    if (len > 48) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* ---- small type checks ---------------------------------------------------- */
+
+/* A string of lo..hi bytes without an embedded NUL (a NUL would silently cut
+ * an argv entry or a path when handed to C APIs). */
+static int str_ok(const json_t *v, size_t lo, size_t hi)
+{
+    if (!json_is_string(v))
+        return 0;
+    size_t n = json_string_length(v);
+    return n >= lo && n <= hi && strlen(json_string_value(v)) == n;
+}
+
+/* JSON reals (3.0) are not integers: json_is_integer only holds for values
+ * written without a fraction or exponent. */
+static int int_ok(const json_t *v, long long lo, long long hi)
+{
+    return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
+}
+
+static int num_ok(const json_t *v, double lo, double hi)
+{
+    if (!json_is_number(v))
+        return 0;
+    double d = json_number_value(v);
+    return d >= lo && d <= hi;
+}
+
+static int env_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+int spec_kind_known(const char *kind)
+{
+    if (!kind)
+        return 0;
+    for (size_t i = 0; i < sizeof known_kinds / sizeof known_kinds[0]; i++)
+        if (strcmp(kind, known_kinds[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int spec_queue_name_ok(const char *s)
+{
+    if (!s)
+        return 0;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= 64 || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                         (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return n >= 1;
+}
+
+/* ---- nesting -------------------------------------------------------------- */
+
+/* Depth of containers in JSON text, counted before jansson sees it so that a
+ * deeply nested text gets a clear message (jansson's own limit is 2048). The
+ * scan only has to be right for valid JSON: anything else fails to parse. */
+static int text_depth_ok(const char *text, size_t len)
+{
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > SPEC_MAX_DEPTH)
+                return 0;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return 1;
+}
+
+/* depth counts the containers enclosing j, so the top object is at depth 1. */
+static int json_depth_ok(const json_t *j, int depth)
+{
+    if (!json_is_object(j) && !json_is_array(j))
+        return 1;
+    if (depth > SPEC_MAX_DEPTH)
+        return 0;
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+        {
+            if (!json_depth_ok(v, depth + 1))
+                return 0;
+        }
+    } else {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v)
+        {
+            if (!json_depth_ok(v, depth + 1))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+json_t *spec_json_load(const char *text, size_t len, char *err, size_t errlen)
+{
+    if (len > SPEC_MAX_BYTES) {
+        fail(err, errlen, "", "spec", "%zu bytes exceeds the limit of %d", len, SPEC_MAX_BYTES);
+        return NULL;
+    }
+    if (!text_depth_ok(text, len)) {
+        fail(err, errlen, "", "spec", "nesting deeper than %d levels", SPEC_MAX_DEPTH);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!j) {
+        fail(err, errlen, "", "spec", "invalid JSON at line %d column %d: %s", jerr.line,
+             jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        fail(err, errlen, "", "spec", "must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* ---- sections --------------------------------------------------------------- */
+
+static int check_command(const json_t *v, const char *pre, spec_t *s, char *err, size_t errlen)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(err, errlen, pre, "command", "must be a non-empty array of strings");
+    size_t n = json_array_size(v);
+    if (n > SPEC_ARGV_MAX)
+        return fail(err, errlen, pre, "command", "%zu entries exceeds the limit of %d", n,
+                    SPEC_ARGV_MAX);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *a = json_array_get(v, i);
+        char field[32];
+        snprintf(field, sizeof field, "command[%zu]", i);
+        if (!json_is_string(a))
+            return fail(err, errlen, pre, field, "must be a string");
+        if (json_string_length(a) > SPEC_ARG_MAX)
+            return fail(err, errlen, pre, field, "%zu bytes exceeds the limit of %d",
+                        json_string_length(a), SPEC_ARG_MAX);
+        if (!str_ok(a, i == 0 ? 1 : 0, SPEC_ARG_MAX))
+            return fail(err, errlen, pre, field,
+                        i == 0 ? "must be a non-empty string without NUL bytes"
+                               : "must not contain NUL bytes");
+    }
+    if (s) {
+        s->argc = n;
+        s->argv = calloc(n + 1, sizeof *s->argv);
+        if (!s->argv)
+            abort(); /* out of memory: same policy as xalloc, without the dependency */
+        for (size_t i = 0; i < n; i++)
+            s->argv[i] = json_string_value(json_array_get(v, i));
+    }
+    return 0;
+}
+
+static int check_env(const json_t *v, const char *pre, char *err, size_t errlen)
+{
+    if (!json_is_object(v))
+        return fail(err, errlen, pre, "env", "must be an object of strings");
+    if (json_object_size(v) > SPEC_ENV_MAX)
+        return fail(err, errlen, pre, "env", "%zu entries exceeds the limit of %d",
+                    json_object_size(v), SPEC_ENV_MAX);
+    const char *k;
+    size_t klen;
+    json_t *val;
+    char buf[64];
+    json_object_keylen_foreach((json_t *)v, k, klen, val)
+    {
+        if (!env_name_ok(k, klen))
+            return fail(err, errlen, pre, "env", "name \"%s\" must match [A-Za-z_][A-Za-z0-9_]*",
+                        printable(k, klen, buf));
+        if (!str_ok(val, 0, SPEC_MAX_BYTES))
+            return fail(err, errlen, pre, "env", "value of %s must be a string without NUL bytes",
+                        printable(k, klen, buf));
+    }
+    return 0;
+}
+
+/* Arrays of strings (tags, expected_artifacts, related_tasks). */
+static int check_str_list(const json_t *v, const char *pre, const char *field, size_t max_items,
+                          size_t lo, size_t hi, int uuids, char *err, size_t errlen)
+{
+    if (!json_is_array(v))
+        return fail(err, errlen, pre, field, "must be an array of strings");
+    size_t n = json_array_size(v);
+    if (n > max_items)
+        return fail(err, errlen, pre, field, "%zu entries exceeds the limit of %zu", n, max_items);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *a = json_array_get(v, i);
+        char item[64];
+        snprintf(item, sizeof item, "%s[%zu]", field, i);
+        if (uuids) {
+            if (!json_is_string(a) || !uuid_valid(json_string_value(a), json_string_length(a)))
+                return fail(err, errlen, pre, item, "must be a UUID string");
+        } else if (!str_ok(a, lo, hi)) {
+            return fail(err, errlen, pre, item, "must be a string of %zu to %zu bytes", lo, hi);
+        }
+    }
+    return 0;
+}
+
+static int check_retry(const json_t *v, const char *pre, struct spec_retry *r, char *err,
+                       size_t errlen)
+{
+    if (!json_is_object(v))
+        return fail(err, errlen, pre, "retry_policy", "must be an object");
+    const char *k;
+    size_t klen;
+    json_t *f;
+    char buf[64], field[96];
+    json_object_keylen_foreach((json_t *)v, k, klen, f)
+    {
+        snprintf(field, sizeof field, "retry_policy.%s", printable(k, klen, buf));
+        int known = strlen(k) == klen;
+        if (known && strcmp(k, "max_attempts") == 0) {
+            if (!int_ok(f, 1, 1000))
+                return fail(err, errlen, pre, field, "must be an integer from 1 to 1000");
+            r->max_attempts = (int)json_integer_value(f);
+        } else if (known && strcmp(k, "initial_s") == 0) {
+            if (!num_ok(f, 0, 86400))
+                return fail(err, errlen, pre, field, "must be a number from 0 to 86400");
+            r->initial_s = json_number_value(f);
+        } else if (known && strcmp(k, "factor") == 0) {
+            if (!num_ok(f, 1, 100))
+                return fail(err, errlen, pre, field, "must be a number from 1 to 100");
+            r->factor = json_number_value(f);
+        } else if (known && strcmp(k, "max_s") == 0) {
+            if (!num_ok(f, 0, 604800))
+                return fail(err, errlen, pre, field, "must be a number from 0 to 604800");
+            r->max_s = json_number_value(f);
+        } else if (known && strcmp(k, "jitter") == 0) {
+            if (!json_is_boolean(f))
+                return fail(err, errlen, pre, field, "must be true or false");
+            r->jitter = json_is_true(f);
+        } else {
+            return fail(err, errlen, pre, field, "unknown field");
+        }
+    }
+    return 0;
+}
+
+static int check_sleep(const json_t *v, const char *pre, spec_t *s, char *err, size_t errlen)
+{
+    if (!json_is_object(v))
+        return fail(err, errlen, pre, "sleep", "must be an object");
+    if (strcmp(s->kind, "sleep") != 0 && strcmp(s->kind, "noop") != 0)
+        return fail(err, errlen, pre, "sleep", "only allowed for kinds sleep and noop");
+    const char *k;
+    size_t klen;
+    json_t *f;
+    char buf[64], field[96];
+    json_object_keylen_foreach((json_t *)v, k, klen, f)
+    {
+        snprintf(field, sizeof field, "sleep.%s", printable(k, klen, buf));
+        int known = strlen(k) == klen;
+        if (known && strcmp(k, "ms") == 0) {
+            if (!int_ok(f, 0, SPEC_SLEEP_MS_MAX))
+                return fail(err, errlen, pre, field, "must be an integer from 0 to %d",
+                            SPEC_SLEEP_MS_MAX);
+            s->sleep_ms = (long)json_integer_value(f);
+        } else if (known && strcmp(k, "fail_first") == 0) {
+            if (!int_ok(f, 0, SPEC_FAIL_FIRST_MAX))
+                return fail(err, errlen, pre, field, "must be an integer from 0 to %d",
+                            SPEC_FAIL_FIRST_MAX);
+            s->fail_first = (int)json_integer_value(f);
+        } else if (known && strcmp(k, "fail_always") == 0) {
+            if (!json_is_boolean(f))
+                return fail(err, errlen, pre, field, "must be true or false");
+            s->fail_always = json_is_true(f);
+        } else {
+            return fail(err, errlen, pre, field, "unknown field");
+        }
+    }
+    return 0;
+}
+
+/* ---- the spec ----------------------------------------------------------------- */
+
+static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, char *err,
+                      size_t errlen);
+
+static int check_next(const json_t *v, const char *pre, char *err, size_t errlen)
+{
+    if (!json_is_array(v))
+        return fail(err, errlen, pre, "next", "must be an array of specs");
+    size_t n = json_array_size(v);
+    if (n > SPEC_NEXT_MAX)
+        return fail(err, errlen, pre, "next", "%zu entries exceeds the limit of %d", n,
+                    SPEC_NEXT_MAX);
+    for (size_t i = 0; i < n; i++) {
+        /* Nesting is bounded by SPEC_MAX_DEPTH (checked first), so the
+         * path stays well under the buffer. */
+        char self[256], sub[260];
+        snprintf(self, sizeof self, "%snext[%zu]", pre, i);
+        snprintf(sub, sizeof sub, "%s.", self);
+        spec_t step;
+        int rc = check_spec(json_array_get(v, i), self, sub, &step, err, errlen);
+        free(step.argv);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Validates object o into s (which it zeroes and fills with defaults).
+ * self names the whole object in messages ("spec", "next[2]"), pre is the
+ * prefix of its fields ("", "next[2]."). s->argv is allocated even on error. */
+static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, char *err,
+                      size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->retry = (struct spec_retry){.max_attempts = 3, .initial_s = 1, .factor = 2, .max_s = 300,
+                                   .jitter = 1};
+    if (!json_is_object(o))
+        return fail(err, errlen, "", self, "must be a JSON object");
+
+    char buf[64];
+    json_t *kind = json_object_get(o, "kind");
+    if (!kind)
+        return fail(err, errlen, pre, "kind", "required");
+    if (!str_ok(kind, 1, 64) || !spec_kind_known(json_string_value(kind))) {
+        if (!json_is_string(kind))
+            return fail(err, errlen, pre, "kind", "must be a string");
+        return fail(err, errlen, pre, "kind", "unknown kind \"%s\" (expected one of " KINDS_LIST ")",
+                    printable(json_string_value(kind), json_string_length(kind), buf));
+    }
+    s->kind = json_string_value(kind);
+    s->queue = s->kind;
+
+    const char *k;
+    size_t klen;
+    json_t *v;
+    json_object_keylen_foreach(o, k, klen, v)
+    {
+        if (strlen(k) != klen)
+            return fail(err, errlen, pre, printable(k, klen, buf), "unknown field");
+        if (strcmp(k, "kind") == 0) {
+            continue;
+        } else if (strcmp(k, "queue") == 0) {
+            if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+                !spec_queue_name_ok(json_string_value(v)))
+                return fail(err, errlen, pre, k, "must be 1 to 64 characters of [A-Za-z0-9_.-]");
+            s->queue = json_string_value(v);
+        } else if (strcmp(k, "name") == 0) {
+            if (!str_ok(v, 1, SPEC_NAME_MAX))
+                return fail(err, errlen, pre, k, "must be a string of 1 to %d bytes", SPEC_NAME_MAX);
+            s->name = json_string_value(v);
+        } else if (strcmp(k, "command") == 0) {
+            if (check_command(v, pre, s, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(k, "workdir") == 0) {
+            if (!str_ok(v, 1, SPEC_WORKDIR_MAX))
+                return fail(err, errlen, pre, k, "must be a string of 1 to %d bytes",
+                            SPEC_WORKDIR_MAX);
+            s->workdir = json_string_value(v);
+        } else if (strcmp(k, "env") == 0) {
+            if (check_env(v, pre, err, errlen) < 0)
+                return -1;
+            s->env = v;
+        } else if (strcmp(k, "timeout_s") == 0) {
+            if (!num_ok(v, 0, SPEC_TIMEOUT_MAX) || json_number_value(v) <= 0)
+                return fail(err, errlen, pre, k, "must be a number greater than 0 and at most 604800");
+            s->timeout_s = json_number_value(v);
+        } else if (strcmp(k, "priority") == 0) {
+            if (!int_ok(v, -100, 100))
+                return fail(err, errlen, pre, k, "must be an integer from -100 to 100");
+            s->priority = (int)json_integer_value(v);
+        } else if (strcmp(k, "tags") == 0) {
+            if (check_str_list(v, pre, k, SPEC_TAGS_MAX, 1, SPEC_TAG_MAX, 0, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(k, "resource_requirements") == 0 || strcmp(k, "testing") == 0 ||
+                   strcmp(k, "deploy") == 0 || strcmp(k, "monitor") == 0 ||
+                   strcmp(k, "notify") == 0) {
+            /* Section contents are checked by the handler of each kind. */
+            if (!json_is_object(v))
+                return fail(err, errlen, pre, k, "must be an object");
+        } else if (strcmp(k, "related_tasks") == 0) {
+            if (check_str_list(v, pre, k, SPEC_LIST_MAX, 36, 36, 1, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(k, "expected_artifacts") == 0) {
+            if (check_str_list(v, pre, k, SPEC_LIST_MAX, 1, SPEC_ARTIFACT_MAX, 0, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(k, "retry_policy") == 0) {
+            if (check_retry(v, pre, &s->retry, err, errlen) < 0)
+                return -1;
+            s->has_retry_policy = 1;
+        } else if (strcmp(k, "idempotency_key") == 0) {
+            if (!str_ok(v, 1, 256))
+                return fail(err, errlen, pre, k, "must be a string of 1 to 256 bytes");
+            s->idempotency_key = json_string_value(v);
+        } else if (strcmp(k, "next") == 0) {
+            if (check_next(v, pre, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(k, "sleep") == 0) {
+            if (check_sleep(v, pre, s, err, errlen) < 0)
+                return -1;
+        } else {
+            return fail(err, errlen, pre, printable(k, klen, buf), "unknown field");
+        }
+    }
+    if (!s->argv && (strcmp(s->kind, "exec") == 0 || strcmp(s->kind, "coding") == 0))
+        return fail(err, errlen, pre, "command", "must be a non-empty array of strings");
+    return 0;
+}
+
+spec_t *spec_from_json(json_t *j, char *err, size_t errlen)
+{
+    if (!json_is_object(j)) {
+        fail(err, errlen, "", "spec", "must be a JSON object");
+        return NULL;
+    }
+    if (!json_depth_ok(j, 1)) {
+        fail(err, errlen, "", "spec", "nesting deeper than %d levels", SPEC_MAX_DEPTH);
+        return NULL;
+    }
+    /* Every accepted spec must survive the trip through the stream: its
+     * msgpack form has to fit the decoder's limits too. */
+    size_t bytes, items;
+    if (mpack_measure(j, &bytes, &items) < 0 || bytes > MPACK_MAX_BYTES) {
+        fail(err, errlen, "", "spec", "%zu bytes as msgpack exceeds the limit of %d", bytes,
+             MPACK_MAX_BYTES);
+        return NULL;
+    }
+    if (items > MPACK_MAX_ITEMS) {
+        fail(err, errlen, "", "spec", "%zu values exceeds the limit of %d", items, MPACK_MAX_ITEMS);
+        return NULL;
+    }
+    spec_t *s = malloc(sizeof *s);
+    if (!s)
+        abort();
+    if (check_spec(j, "spec", "", s, err, errlen) < 0) {
+        free(s->argv);
+        free(s);
+        return NULL;
+    }
+    s->json = json_incref(j);
+    return s;
+}
+
+spec_t *spec_parse(const char *text, size_t len, char *err, size_t errlen)
+{
+    json_t *j = spec_json_load(text, len, err, errlen);
+    if (!j)
+        return NULL;
+    spec_t *s = spec_from_json(j, err, errlen);
+    json_decref(j);
+    return s;
+}
+
+void spec_free(spec_t *s)
+{
+    if (!s)
+        return;
+    free(s->argv);
+    json_decref(s->json);
+    free(s);
+}

@@ -1,0 +1,69 @@
+/* spec: parse and validate a task spec (JSON at the edges). No I/O.
+ * Strict: unknown fields and wrong types are rejected with a message that
+ * names the field and the rule, e.g.
+ *   "retry_policy.max_attempts: must be an integer from 1 to 1000". */
+#ifndef DEVSYS_SPEC_H
+#define DEVSYS_SPEC_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define SPEC_MAX_BYTES (1024 * 1024)   /* one spec, as JSON text or msgpack */
+#define SPEC_MAX_DEPTH 32              /* nesting of objects/arrays */
+#define SPEC_ERR_MAX 256
+
+struct spec_retry {
+    int max_attempts;   /* 1..1000, default 3 */
+    double initial_s;   /* 0..86400, default 1 */
+    double factor;      /* 1..100, default 2 */
+    double max_s;       /* 0..604800, default 300 */
+    int jitter;         /* bool, default 1 (full jitter) */
+};
+
+/* A validated spec. Every pointer points into `json`, which the spec owns. */
+typedef struct spec {
+    json_t *json;                /* the whole spec object */
+    const char *kind;            /* exec coding testing deploy monitor notify noop sleep */
+    const char *queue;           /* "queue" or, when absent, kind */
+    const char *name;            /* may be NULL */
+    size_t argc;                 /* command: argv array (required for exec/coding) */
+    const char **argv;           /* argc entries + NULL; owned by the spec */
+    const char *workdir;         /* may be NULL */
+    json_t *env;                 /* object of string->string, may be NULL */
+    double timeout_s;            /* 0 = none; else 0 < t <= 604800 */
+    int priority;                /* -100..100, default 0 */
+    const char *idempotency_key; /* may be NULL, 1..256 bytes */
+    struct spec_retry retry;     /* defaults filled in */
+    int has_retry_policy;        /* retry_policy was given in the spec */
+    /* kind "sleep" (and "noop"): section "sleep": {"ms": 0..86400000,
+     * "fail_first": N (fail attempts 1..N, then succeed), "fail_always": bool} */
+    long sleep_ms;
+    int fail_first;
+    int fail_always;
+} spec_t;
+
+/* Parse JSON text (len bytes, need not be NUL-terminated) and validate it.
+ * Returns the new spec (caller frees with spec_free) or NULL with a message in err. */
+spec_t *spec_parse(const char *text, size_t len, char *err, size_t errlen);
+
+/* Load JSON text (len bytes, need not be NUL-terminated) without validating
+ * the fields: enforces SPEC_MAX_BYTES, SPEC_MAX_DEPTH, rejects duplicate keys
+ * and "\u0000", and requires an object. Returns a new reference or NULL with
+ * e.g. "spec: invalid JSON at line 1 column 9: ..." in err. Shared by
+ * spec_parse and envelope_decode (hand-pushed JSON specs). */
+json_t *spec_json_load(const char *text, size_t len, char *err, size_t errlen);
+
+/* Validate an already parsed JSON value. Takes a new reference to j (the
+ * caller keeps its own). Returns NULL with a message in err. */
+spec_t *spec_from_json(json_t *j, char *err, size_t errlen);
+
+void spec_free(spec_t *s);
+
+/* Is kind one of the known kinds? */
+int spec_kind_known(const char *kind);
+
+/* Is s a valid queue name: 1..64 bytes of [A-Za-z0-9_.-]? (no braces, so the
+ * hash tag {Q} stays intact) */
+int spec_queue_name_ok(const char *s);
+
+#endif

@@ -1,0 +1,604 @@
+/* test_spec: every validation rule of proto/spec.c, with the exact messages
+ * operators will read ("retry_policy.max_attempts: must be ..."). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "spec.h"
+
+static char err[SPEC_ERR_MAX];
+
+static spec_t *parse(const char *text)
+{
+    err[0] = '\0';
+    return spec_parse(text, strlen(text), err, sizeof err);
+}
+
+/* Parses text, expects a rejection with exactly msg. */
+static void expect_error(const char *text, const char *msg)
+{
+    spec_t *s = parse(text);
+    if (s) {
+        spec_free(s);
+        fail_msg("accepted: %s", text);
+    }
+    assert_string_equal(err, msg);
+}
+
+static void expect_error_prefix(const char *text, const char *prefix)
+{
+    spec_t *s = parse(text);
+    if (s) {
+        spec_free(s);
+        fail_msg("accepted: %s", text);
+    }
+    if (strncmp(err, prefix, strlen(prefix)) != 0)
+        fail_msg("error \"%s\" does not start with \"%s\"", err, prefix);
+}
+
+static void expect_ok(const char *text)
+{
+    spec_t *s = parse(text);
+    if (!s)
+        fail_msg("rejected: %s: %s", text, err);
+    spec_free(s);
+}
+
+/* Builds {"kind":"noop","<field>":<value>} in a static buffer. */
+static const char *noop_with(const char *field, const char *value)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "{\"kind\":\"noop\",\"%s\":%s}", field, value);
+    return buf;
+}
+
+static void test_minimal_exec(void **state)
+{
+    (void)state;
+    spec_t *s = parse("{\"kind\":\"exec\",\"command\":[\"echo\",\"hi\"]}");
+    assert_non_null(s);
+    assert_string_equal(s->kind, "exec");
+    assert_string_equal(s->queue, "exec");
+    assert_int_equal(s->argc, 2);
+    assert_string_equal(s->argv[0], "echo");
+    assert_string_equal(s->argv[1], "hi");
+    assert_null(s->argv[2]);
+    assert_null(s->name);
+    assert_null(s->workdir);
+    assert_null(s->env);
+    assert_null(s->idempotency_key);
+    assert_true(s->timeout_s == 0);
+    assert_int_equal(s->priority, 0);
+    assert_int_equal(s->has_retry_policy, 0);
+    assert_int_equal(s->retry.max_attempts, 3);
+    assert_true(s->retry.initial_s == 1 && s->retry.factor == 2 && s->retry.max_s == 300);
+    assert_int_equal(s->retry.jitter, 1);
+    spec_free(s);
+}
+
+static void test_full_spec(void **state)
+{
+    (void)state;
+    const char *text =
+        "{\"kind\":\"coding\",\"queue\":\"gpu.high-1\",\"name\":\"build it\","
+        "\"command\":[\"make\",\"\",\"-j4\"],\"workdir\":\"/src\",\"env\":{\"CC\":\"gcc\",\"_X1\":\"\"},"
+        "\"timeout_s\":0.5,\"priority\":-100,\"tags\":[\"a\",\"b\"],"
+        "\"resource_requirements\":{\"cpu\":2},"
+        "\"related_tasks\":[\"0190a5e4-7a3b-7c2d-8e4f-0123456789AB\"],"
+        "\"expected_artifacts\":[\"out/app\"],"
+        "\"retry_policy\":{\"max_attempts\":5,\"initial_s\":0,\"factor\":1.5,\"max_s\":60,\"jitter\":false},"
+        "\"idempotency_key\":\"k1\",\"testing\":{},\"deploy\":{\"app\":\"x\"},\"monitor\":{},\"notify\":{},"
+        "\"next\":[{\"kind\":\"testing\"},{\"kind\":\"exec\",\"command\":[\"true\"]}]}";
+    spec_t *s = parse(text);
+    if (!s)
+        fail_msg("%s", err);
+    assert_string_equal(s->kind, "coding");
+    assert_string_equal(s->queue, "gpu.high-1");
+    assert_string_equal(s->name, "build it");
+    assert_int_equal(s->argc, 3);
+    assert_string_equal(s->argv[1], "");
+    assert_string_equal(s->workdir, "/src");
+    assert_string_equal(json_string_value(json_object_get(s->env, "CC")), "gcc");
+    assert_true(s->timeout_s == 0.5);
+    assert_int_equal(s->priority, -100);
+    assert_int_equal(s->has_retry_policy, 1);
+    assert_int_equal(s->retry.max_attempts, 5);
+    assert_true(s->retry.initial_s == 0 && s->retry.factor == 1.5 && s->retry.max_s == 60);
+    assert_int_equal(s->retry.jitter, 0);
+    assert_string_equal(s->idempotency_key, "k1");
+    spec_free(s);
+}
+
+static void test_not_object_and_syntax(void **state)
+{
+    (void)state;
+    expect_error("[]", "spec: must be a JSON object");
+    expect_error("5", "spec: must be a JSON object");
+    expect_error("\"kind\"", "spec: must be a JSON object");
+    expect_error_prefix("{\"kind\":", "spec: invalid JSON at line 1 column ");
+    expect_error_prefix("{\"kind\":\"exec\",\n \"kind\":\"noop\"}", "spec: invalid JSON at line 2 column ");
+    expect_error_prefix("", "spec: invalid JSON at line ");
+    expect_error_prefix("{\"kind\":\"noop\"} x", "spec: invalid JSON at line 1 column ");
+    /* NUL is not allowed inside strings (it would cut argv entries). */
+    expect_error_prefix("{\"kind\":\"exec\",\"command\":[\"a\\u0000b\"]}", "spec: invalid JSON");
+
+    /* spec_from_json on non-objects */
+    json_t *a = json_array();
+    assert_null(spec_from_json(a, err, sizeof err));
+    assert_string_equal(err, "spec: must be a JSON object");
+    json_decref(a);
+    assert_null(spec_from_json(NULL, err, sizeof err));
+}
+
+static void test_size_and_depth(void **state)
+{
+    (void)state;
+    size_t n = SPEC_MAX_BYTES + 1;
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    big[0] = '{';
+    big[n - 1] = '}';
+    assert_null(spec_parse(big, n, err, sizeof err));
+    assert_string_equal(err, "spec: 1048577 bytes exceeds the limit of 1048576");
+    /* exactly the limit is parsed (and then validated) */
+    big[n - 2] = '}';
+    memcpy(big + 1, "\"kind\":\"noop\"", 13);
+    spec_t *s = spec_parse(big, n - 1, err, sizeof err);
+    assert_non_null(s);
+    spec_free(s);
+
+    /* 32 levels of containers pass, 33 do not */
+    char text[512];
+    for (int depth = 32; depth <= 33; depth++) {
+        int o = snprintf(text, sizeof text, "{\"kind\":\"noop\",\"resource_requirements\":");
+        for (int i = 1; i < depth; i++)
+            o += snprintf(text + o, sizeof text - (size_t)o, "{\"a\":");
+        o += snprintf(text + o, sizeof text - (size_t)o, "1");
+        for (int i = 0; i < depth; i++)
+            text[o++] = '}';
+        text[o] = '\0';
+        if (depth == 32)
+            expect_ok(text);
+        else
+            expect_error(text, "spec: nesting deeper than 32 levels");
+    }
+    /* brackets inside strings do not count */
+    expect_ok("{\"kind\":\"noop\",\"name\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\"}");
+
+    /* a huge nesting is refused before jansson recurses into it */
+    size_t deep = 200000;
+    char *d = malloc(deep);
+    memset(d, '[', deep);
+    assert_null(spec_parse(d, deep, err, sizeof err));
+    assert_string_equal(err, "spec: nesting deeper than 32 levels");
+    free(d);
+    free(big);
+
+    /* spec_from_json checks depth on values built in memory too */
+    json_t *root = json_pack("{s:s}", "kind", "noop");
+    json_t *cur = json_object();
+    json_object_set_new(root, "resource_requirements", cur);
+    for (int i = 0; i < 40; i++) {
+        json_t *next = json_object();
+        json_object_set_new(cur, "a", next);
+        cur = next;
+    }
+    assert_null(spec_from_json(root, err, sizeof err));
+    assert_string_equal(err, "spec: nesting deeper than 32 levels");
+    json_decref(root);
+}
+
+/* A JSON text within SPEC_MAX_BYTES whose msgpack form would not be
+ * decodable (reals take 9 bytes) is refused at the edge, not by the agent. */
+static void test_msgpack_limits(void **state)
+{
+    (void)state;
+    size_t n = 150000, cap = n * 4 + 128;
+    char *t = malloc(cap);
+    int o = snprintf(t, cap, "{\"kind\":\"noop\",\"resource_requirements\":{\"a\":[");
+    for (size_t i = 0; i < n; i++)
+        o += snprintf(t + (size_t)o, cap - (size_t)o, "%s1.5", i ? "," : "");
+    snprintf(t + (size_t)o, cap - (size_t)o, "]}}");
+    expect_error(t, "spec: 1350041 bytes as msgpack exceeds the limit of 1048576");
+
+    n = 110000;
+    o = snprintf(t, cap, "{\"kind\":\"noop\",\"resource_requirements\":{\"a\":[");
+    for (size_t i = 0; i < n; i++)
+        o += snprintf(t + (size_t)o, cap - (size_t)o, "%s0", i ? "," : "");
+    snprintf(t + (size_t)o, cap - (size_t)o, "]}}");
+    expect_error(t, "spec: 110007 values exceeds the limit of 100000");
+    free(t);
+}
+
+static void test_kind(void **state)
+{
+    (void)state;
+    expect_error("{}", "kind: required");
+    expect_error("{\"command\":[\"x\"]}", "kind: required");
+    expect_error("{\"kind\":5}", "kind: must be a string");
+    expect_error("{\"kind\":\"foo\"}",
+                 "kind: unknown kind \"foo\" (expected one of exec, coding, testing, deploy, "
+                 "monitor, notify, noop, sleep)");
+    /* untrusted text in messages is shortened and made printable */
+    expect_error("{\"kind\":\"a\\nb\\\"c\"}",
+                 "kind: unknown kind \"a?b?c\" (expected one of exec, coding, testing, deploy, "
+                 "monitor, notify, noop, sleep)");
+    const char *kinds[] = {"exec", "coding", "testing", "deploy", "monitor", "notify", "noop", "sleep"};
+    for (size_t i = 0; i < 8; i++)
+        assert_true(spec_kind_known(kinds[i]));
+    assert_false(spec_kind_known("EXEC"));
+    assert_false(spec_kind_known(""));
+    assert_false(spec_kind_known(NULL));
+    expect_ok("{\"kind\":\"testing\"}");
+    expect_ok("{\"kind\":\"deploy\"}");
+}
+
+static void test_unknown_field(void **state)
+{
+    (void)state;
+    expect_error("{\"kind\":\"noop\",\"frobnicate\":1}", "frobnicate: unknown field");
+    expect_error("{\"kind\":\"noop\",\"Kind\":1}", "Kind: unknown field");
+    expect_error("{\"kind\":\"noop\",\"a\\tb\":1}", "a?b: unknown field");
+}
+
+static void test_queue(void **state)
+{
+    (void)state;
+    assert_true(spec_queue_name_ok("a"));
+    assert_true(spec_queue_name_ok("Gpu_high.2-x"));
+    char q[66];
+    memset(q, 'q', 65);
+    q[64] = '\0';
+    assert_true(spec_queue_name_ok(q));
+    q[64] = 'q';
+    q[65] = '\0';
+    assert_false(spec_queue_name_ok(q));
+    assert_false(spec_queue_name_ok(""));
+    assert_false(spec_queue_name_ok("a{b}"));
+    assert_false(spec_queue_name_ok("a b"));
+    assert_false(spec_queue_name_ok("a:b"));
+    assert_false(spec_queue_name_ok(NULL));
+    const char *msg = "queue: must be 1 to 64 characters of [A-Za-z0-9_.-]";
+    expect_error(noop_with("queue", "\"{x}\""), msg);
+    expect_error(noop_with("queue", "\"\""), msg);
+    expect_error(noop_with("queue", "7"), msg);
+    spec_t *s = parse(noop_with("queue", "\"fast\""));
+    assert_non_null(s);
+    assert_string_equal(s->queue, "fast");
+    spec_free(s);
+}
+
+static void test_strings(void **state)
+{
+    (void)state;
+    char v[300];
+    v[0] = '"';
+    memset(v + 1, 'n', 256);
+    strcpy(v + 257, "\"");
+    expect_ok(noop_with("name", v));
+    expect_ok(noop_with("idempotency_key", v));
+    strcpy(v + 257, "n\"");
+    expect_error(noop_with("name", v), "name: must be a string of 1 to 256 bytes");
+    expect_error(noop_with("idempotency_key", v), "idempotency_key: must be a string of 1 to 256 bytes");
+    expect_error(noop_with("name", "\"\""), "name: must be a string of 1 to 256 bytes");
+    expect_error(noop_with("name", "null"), "name: must be a string of 1 to 256 bytes");
+    expect_error(noop_with("idempotency_key", "\"\""), "idempotency_key: must be a string of 1 to 256 bytes");
+    expect_error(noop_with("workdir", "\"\""), "workdir: must be a string of 1 to 4096 bytes");
+    expect_error(noop_with("workdir", "[]"), "workdir: must be a string of 1 to 4096 bytes");
+}
+
+static void test_command(void **state)
+{
+    (void)state;
+    const char *msg = "command: must be a non-empty array of strings";
+    expect_error("{\"kind\":\"exec\"}", msg);
+    expect_error("{\"kind\":\"coding\"}", msg);
+    expect_error("{\"kind\":\"exec\",\"command\":[]}", msg);
+    expect_error("{\"kind\":\"exec\",\"command\":\"ls -l\"}", msg);
+    expect_error("{\"kind\":\"exec\",\"command\":[\"ls\",1]}", "command[1]: must be a string");
+    expect_error("{\"kind\":\"exec\",\"command\":[\"\"]}",
+                 "command[0]: must be a non-empty string without NUL bytes");
+    expect_ok("{\"kind\":\"testing\",\"command\":[\"pytest\"]}");
+
+    /* 4096 entries pass, 4097 do not */
+    size_t cap = 4097 * 4 + 64;
+    char *t = malloc(cap);
+    for (int n = 4096; n <= 4097; n++) {
+        int o = snprintf(t, cap, "{\"kind\":\"exec\",\"command\":[");
+        for (int i = 0; i < n; i++)
+            o += snprintf(t + o, cap - (size_t)o, "%s\"x\"", i ? "," : "");
+        snprintf(t + o, cap - (size_t)o, "]}");
+        if (n == 4096) {
+            spec_t *s = parse(t);
+            assert_non_null(s);
+            assert_int_equal(s->argc, 4096);
+            assert_null(s->argv[4096]);
+            spec_free(s);
+        } else {
+            expect_error(t, "command: 4097 entries exceeds the limit of 4096");
+        }
+    }
+    free(t);
+
+    /* one argument of 128 KiB passes, one byte more does not */
+    size_t arg = 128 * 1024 + 1;
+    cap = arg + 64;
+    t = malloc(cap);
+    int o = snprintf(t, cap, "{\"kind\":\"exec\",\"command\":[\"x\",\"");
+    memset(t + o, 'a', arg);
+    strcpy(t + o + arg, "\"]}");
+    expect_error(t, "command[1]: 131073 bytes exceeds the limit of 131072");
+    strcpy(t + o + arg - 1, "\"]}");
+    expect_ok(t);
+    free(t);
+
+    /* a NUL inside a command built in memory (e.g. from msgpack) */
+    json_t *j = json_pack("{s:s,s:[s]}", "kind", "exec", "command", "ok");
+    json_array_append_new(json_object_get(j, "command"), json_stringn("a\0b", 3));
+    assert_null(spec_from_json(j, err, sizeof err));
+    assert_string_equal(err, "command[1]: must not contain NUL bytes");
+    json_decref(j);
+}
+
+static void test_env(void **state)
+{
+    (void)state;
+    expect_ok(noop_with("env", "{\"A\":\"1\",\"_b9\":\"\",\"PATH\":\"/bin\"}"));
+    expect_error(noop_with("env", "[]"), "env: must be an object of strings");
+    expect_error(noop_with("env", "{\"1X\":\"a\"}"), "env: name \"1X\" must match [A-Za-z_][A-Za-z0-9_]*");
+    expect_error(noop_with("env", "{\"A-B\":\"a\"}"), "env: name \"A-B\" must match [A-Za-z_][A-Za-z0-9_]*");
+    expect_error(noop_with("env", "{\"\":\"a\"}"), "env: name \"\" must match [A-Za-z_][A-Za-z0-9_]*");
+    expect_error(noop_with("env", "{\"A\":1}"), "env: value of A must be a string without NUL bytes");
+
+    size_t cap = 1025 * 24 + 64;
+    char *t = malloc(cap);
+    for (int n = 1024; n <= 1025; n++) {
+        int o = snprintf(t, cap, "{\"kind\":\"noop\",\"env\":{");
+        for (int i = 0; i < n; i++)
+            o += snprintf(t + o, cap - (size_t)o, "%s\"V%d\":\"x\"", i ? "," : "", i);
+        snprintf(t + o, cap - (size_t)o, "}}");
+        if (n == 1024)
+            expect_ok(t);
+        else
+            expect_error(t, "env: 1025 entries exceeds the limit of 1024");
+    }
+    free(t);
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    const char *tmsg = "timeout_s: must be a number greater than 0 and at most 604800";
+    expect_ok(noop_with("timeout_s", "0.5"));
+    expect_ok(noop_with("timeout_s", "604800"));
+    expect_ok(noop_with("timeout_s", "1e2"));
+    expect_error(noop_with("timeout_s", "0"), tmsg);
+    expect_error(noop_with("timeout_s", "-1"), tmsg);
+    expect_error(noop_with("timeout_s", "604800.5"), tmsg);
+    expect_error(noop_with("timeout_s", "\"10\""), tmsg);
+
+    const char *pmsg = "priority: must be an integer from -100 to 100";
+    expect_ok(noop_with("priority", "100"));
+    expect_ok(noop_with("priority", "-100"));
+    expect_error(noop_with("priority", "101"), pmsg);
+    expect_error(noop_with("priority", "-101"), pmsg);
+    expect_error(noop_with("priority", "3.0"), pmsg); /* a real is not an integer */
+    expect_error(noop_with("priority", "true"), pmsg);
+    expect_error(noop_with("priority", "99999999999999999999"), "spec: invalid JSON at line 1 column 46: too big integer near '99999999999999999999'");
+}
+
+static void test_lists(void **state)
+{
+    (void)state;
+    expect_error(noop_with("tags", "\"a\""), "tags: must be an array of strings");
+    expect_error(noop_with("tags", "[\"\"]"), "tags[0]: must be a string of 1 to 128 bytes");
+    expect_error(noop_with("tags", "[\"a\",2]"), "tags[1]: must be a string of 1 to 128 bytes");
+    char v[200];
+    v[0] = '[';
+    v[1] = '"';
+    memset(v + 2, 't', 129);
+    strcpy(v + 131, "\"]");
+    expect_error(noop_with("tags", v), "tags[0]: must be a string of 1 to 128 bytes");
+    strcpy(v + 130, "\"]");
+    expect_ok(noop_with("tags", v));
+
+    char list[8192];
+    for (int n = 64; n <= 65; n++) {
+        int o = snprintf(list, sizeof list, "[");
+        for (int i = 0; i < n; i++)
+            o += snprintf(list + o, sizeof list - (size_t)o, "%s\"t\"", i ? "," : "");
+        snprintf(list + o, sizeof list - (size_t)o, "]");
+        if (n == 64)
+            expect_ok(noop_with("tags", list));
+        else
+            expect_error(noop_with("tags", list), "tags: 65 entries exceeds the limit of 64");
+    }
+
+    expect_ok(noop_with("related_tasks", "[]"));
+    expect_ok(noop_with("related_tasks", "[\"01234567-89ab-cdef-0123-456789abcdef\"]"));
+    expect_error(noop_with("related_tasks", "[\"01234567-89ab-cdef-0123-456789abcde\"]"),
+                 "related_tasks[0]: must be a UUID string");
+    expect_error(noop_with("related_tasks", "[\"0123456789ab-cdef-0123-456789abcdef-\"]"),
+                 "related_tasks[0]: must be a UUID string");
+    expect_error(noop_with("related_tasks", "[\"01234567-89ab-cdef-0123-456789abcdeg\"]"),
+                 "related_tasks[0]: must be a UUID string");
+    expect_error(noop_with("related_tasks", "{}"), "related_tasks: must be an array of strings");
+
+    expect_ok(noop_with("expected_artifacts", "[\"a/b\",\"c\"]"));
+    expect_error(noop_with("expected_artifacts", "[\"\"]"),
+                 "expected_artifacts[0]: must be a string of 1 to 4096 bytes");
+
+    /* 1000 entries pass, 1001 do not (for both lists) */
+    const char *item[2] = {"\"01234567-89ab-cdef-0123-456789abcdef\"", "\"f\""};
+    const char *field[2] = {"related_tasks", "expected_artifacts"};
+    size_t cap = 1001 * 40 + 128;
+    char *t = malloc(cap);
+    for (int f = 0; f < 2; f++) {
+        for (int n = 1000; n <= 1001; n++) {
+            int o = snprintf(t, cap, "{\"kind\":\"noop\",\"%s\":[", field[f]);
+            for (int i = 0; i < n; i++)
+                o += snprintf(t + o, cap - (size_t)o, "%s%s", i ? "," : "", item[f]);
+            snprintf(t + o, cap - (size_t)o, "]}");
+            if (n == 1000) {
+                expect_ok(t);
+            } else {
+                char want[128];
+                snprintf(want, sizeof want, "%s: 1001 entries exceeds the limit of 1000", field[f]);
+                expect_error(t, want);
+            }
+        }
+    }
+    free(t);
+}
+
+static void test_objects(void **state)
+{
+    (void)state;
+    const char *sections[] = {"resource_requirements", "testing", "deploy", "monitor", "notify"};
+    for (size_t i = 0; i < 5; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "%s: must be an object", sections[i]);
+        expect_ok(noop_with(sections[i], "{\"anything\":[1,2,{}]}"));
+        expect_error(noop_with(sections[i], "[]"), want);
+        expect_error(noop_with(sections[i], "null"), want);
+    }
+}
+
+static void test_retry_policy(void **state)
+{
+    (void)state;
+    expect_ok(noop_with("retry_policy", "{}"));
+    expect_ok(noop_with("retry_policy", "{\"max_attempts\":1000,\"initial_s\":86400,\"factor\":100,\"max_s\":604800,\"jitter\":true}"));
+    expect_ok(noop_with("retry_policy", "{\"max_attempts\":1,\"initial_s\":0,\"factor\":1,\"max_s\":0}"));
+    const char *ma = "retry_policy.max_attempts: must be an integer from 1 to 1000";
+    expect_error(noop_with("retry_policy", "{\"max_attempts\":0}"), ma);
+    expect_error(noop_with("retry_policy", "{\"max_attempts\":1001}"), ma);
+    expect_error(noop_with("retry_policy", "{\"max_attempts\":3.0}"), ma);
+    expect_error(noop_with("retry_policy", "{\"max_attempts\":\"3\"}"), ma);
+    expect_error(noop_with("retry_policy", "{\"initial_s\":-0.1}"),
+                 "retry_policy.initial_s: must be a number from 0 to 86400");
+    expect_error(noop_with("retry_policy", "{\"initial_s\":86401}"),
+                 "retry_policy.initial_s: must be a number from 0 to 86400");
+    expect_error(noop_with("retry_policy", "{\"factor\":0.5}"),
+                 "retry_policy.factor: must be a number from 1 to 100");
+    expect_error(noop_with("retry_policy", "{\"factor\":101}"),
+                 "retry_policy.factor: must be a number from 1 to 100");
+    expect_error(noop_with("retry_policy", "{\"max_s\":604801}"),
+                 "retry_policy.max_s: must be a number from 0 to 604800");
+    expect_error(noop_with("retry_policy", "{\"jitter\":1}"), "retry_policy.jitter: must be true or false");
+    expect_error(noop_with("retry_policy", "{\"foo\":1}"), "retry_policy.foo: unknown field");
+    expect_error(noop_with("retry_policy", "[]"), "retry_policy: must be an object");
+
+    spec_t *s = parse(noop_with("retry_policy", "{\"factor\":3}"));
+    assert_non_null(s);
+    assert_int_equal(s->has_retry_policy, 1);
+    assert_true(s->retry.factor == 3);
+    assert_int_equal(s->retry.max_attempts, 3); /* others keep their defaults */
+    assert_true(s->retry.max_s == 300);
+    spec_free(s);
+}
+
+static void test_next(void **state)
+{
+    (void)state;
+    expect_ok("{\"kind\":\"noop\",\"next\":[]}");
+    expect_ok("{\"kind\":\"coding\",\"command\":[\"x\"],\"next\":[{\"kind\":\"testing\",\"next\":[{\"kind\":\"deploy\"}]}]}");
+    expect_error("{\"kind\":\"noop\",\"next\":{}}", "next: must be an array of specs");
+    expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"noop\"},{\"kind\":\"noop\"},{\"kind\":\"exec\"}]}",
+                 "next[2].command: must be a non-empty array of strings");
+    expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"noop\"},5]}", "next[1]: must be a JSON object");
+    expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"noop\",\"next\":[{\"kind\":\"noop\"},{}]}]}",
+                 "next[0].next[1].kind: required");
+    expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"noop\",\"retry_policy\":{\"factor\":0}}]}",
+                 "next[0].retry_policy.factor: must be a number from 1 to 100");
+    expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"noop\",\"bogus\":0}]}", "next[0].bogus: unknown field");
+    /* a step whose command was accepted before a later error must not leak */
+    expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"exec\",\"command\":[\"a\"],\"priority\":1000}]}",
+                 "next[0].priority: must be an integer from -100 to 100");
+    expect_error("{\"kind\":\"exec\",\"command\":[\"a\"],\"priority\":1000}",
+                 "priority: must be an integer from -100 to 100");
+
+    size_t cap = 101 * 20 + 64;
+    char *t = malloc(cap);
+    for (int n = 100; n <= 101; n++) {
+        int o = snprintf(t, cap, "{\"kind\":\"noop\",\"next\":[");
+        for (int i = 0; i < n; i++)
+            o += snprintf(t + o, cap - (size_t)o, "%s{\"kind\":\"noop\"}", i ? "," : "");
+        snprintf(t + o, cap - (size_t)o, "]}");
+        if (n == 100)
+            expect_ok(t);
+        else
+            expect_error(t, "next: 101 entries exceeds the limit of 100");
+    }
+    free(t);
+}
+
+static void test_sleep(void **state)
+{
+    (void)state;
+    spec_t *s = parse("{\"kind\":\"sleep\",\"sleep\":{\"ms\":250,\"fail_first\":2,\"fail_always\":true}}");
+    assert_non_null(s);
+    assert_int_equal(s->sleep_ms, 250);
+    assert_int_equal(s->fail_first, 2);
+    assert_int_equal(s->fail_always, 1);
+    spec_free(s);
+    expect_ok("{\"kind\":\"noop\",\"sleep\":{\"ms\":86400000,\"fail_first\":1000}}");
+    expect_error("{\"kind\":\"exec\",\"command\":[\"x\"],\"sleep\":{\"ms\":1}}",
+                 "sleep: only allowed for kinds sleep and noop");
+    expect_error("{\"kind\":\"sleep\",\"sleep\":{\"ms\":86400001}}",
+                 "sleep.ms: must be an integer from 0 to 86400000");
+    expect_error("{\"kind\":\"sleep\",\"sleep\":{\"ms\":1.5}}", "sleep.ms: must be an integer from 0 to 86400000");
+    expect_error("{\"kind\":\"sleep\",\"sleep\":{\"fail_first\":-1}}",
+                 "sleep.fail_first: must be an integer from 0 to 1000");
+    expect_error("{\"kind\":\"sleep\",\"sleep\":{\"fail_always\":\"no\"}}",
+                 "sleep.fail_always: must be true or false");
+    expect_error("{\"kind\":\"sleep\",\"sleep\":{\"seconds\":1}}", "sleep.seconds: unknown field");
+    expect_error("{\"kind\":\"sleep\",\"sleep\":5}", "sleep: must be an object");
+}
+
+static void test_from_json_reference(void **state)
+{
+    (void)state;
+    json_t *j = json_pack("{s:s,s:[s,s]}", "kind", "exec", "command", "echo", "x");
+    spec_t *s = spec_from_json(j, err, sizeof err);
+    assert_non_null(s);
+    assert_ptr_equal(s->json, j);
+    assert_int_equal(j->refcount, 2);
+    json_decref(j); /* the spec keeps its own reference: argv still valid */
+    assert_string_equal(s->argv[1], "x");
+    spec_free(s);
+    spec_free(NULL);
+}
+
+static void test_small_error_buffer(void **state)
+{
+    (void)state;
+    char small[8];
+    memset(small, 'Z', sizeof small);
+    const char *t = "{\"kind\":\"noop\",\"frobnicate\":1}";
+    assert_null(spec_parse(t, strlen(t), small, sizeof small));
+    assert_string_equal(small, "frobnic");
+    assert_null(spec_parse(t, strlen(t), NULL, 0));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_minimal_exec),      cmocka_unit_test(test_full_spec),
+        cmocka_unit_test(test_not_object_and_syntax), cmocka_unit_test(test_size_and_depth),
+        cmocka_unit_test(test_kind), cmocka_unit_test(test_msgpack_limits),             cmocka_unit_test(test_unknown_field),
+        cmocka_unit_test(test_queue),             cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_command),           cmocka_unit_test(test_env),
+        cmocka_unit_test(test_numbers),           cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_objects),           cmocka_unit_test(test_retry_policy),
+        cmocka_unit_test(test_next),              cmocka_unit_test(test_sleep),
+        cmocka_unit_test(test_from_json_reference), cmocka_unit_test(test_small_error_buffer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
