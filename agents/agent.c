@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "backoff.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -27,7 +28,9 @@ static const char usage[] =
     "usage: devsys-agent [flags]\n"
     "environment: DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL, DEVSYS_QUEUES (exec,coding,noop,sleep),\n"
     "  DEVSYS_CONCURRENCY (16), DEVSYS_AGENT_NAME (host-pid), DEVSYS_PREFIX (devsys),\n"
-    "  DEVSYS_LEASE_S (15), DEVSYS_KILL_GRACE_S (5), DEVSYS_SHUTDOWN_GRACE_S (30)";
+    "  DEVSYS_LEASE_S (15), DEVSYS_CLAIM_PERIOD_S (2), DEVSYS_KILL_GRACE_S (5),\n"
+    "  DEVSYS_SHUTDOWN_GRACE_S (30), DEVSYS_RETRY_INITIAL_S (1), DEVSYS_RETRY_FACTOR (2),\n"
+    "  DEVSYS_RETRY_MAX_S (300), DEVSYS_RETRY_JITTER (1)";
 
 static const struct cfg_flag flags[] = {
     {"redis", "DEVSYS_REDIS_URL", "redis://host:port/db"},
@@ -66,27 +69,46 @@ void task_free(struct task *t)
     free(t);
 }
 
+static void held_add(struct agent *ag, struct task *t)
+{
+    t->hprev = NULL;
+    t->hnext = ag->held;
+    if (ag->held)
+        ag->held->hprev = t;
+    ag->held = t;
+    ag->slots_used++;
+}
+
+static void held_remove(struct agent *ag, struct task *t)
+{
+    if (t->hprev)
+        t->hprev->hnext = t->hnext;
+    else
+        ag->held = t->hnext;
+    if (t->hnext)
+        t->hnext->hprev = t->hprev;
+    ag->slots_used--;
+}
+
 static void release(struct agent *ag, struct task *list)
 {
     while (list) {
         struct task *t = list;
         list = t->next;
+        held_remove(ag, t);
         task_free(t);
-        ag->slots_used--;
     }
     read_more(ag);
 }
 
-/* XACK every entry of list, grouped per queue, in one command per queue.
- * Entries whose outcome was fenced out (final_state NULL after a
- * completion) are not acked: they belong to the agent that took over. */
-static void ack_list(struct agent *ag, struct task *list, int skip_fenced)
+/* XACK the entries of list whose `after` is AFTER_ACK, one command per queue. */
+static void ack_list(struct agent *ag, struct task *list)
 {
     for (int qi = 0; qi < ag->nqueues; qi++) {
         const char *ids[512];
         size_t n = 0;
         for (struct task *t = list; t; t = t->next) {
-            if (t->q != &ag->queues[qi] || (skip_fenced && !t->final_state))
+            if (t->q != &ag->queues[qi] || t->after != AFTER_ACK)
                 continue;
             ids[n++] = t->entry_id;
             if (n == sizeof ids / sizeof *ids) {
@@ -97,6 +119,75 @@ static void ack_list(struct agent *ag, struct task *list, int skip_fenced)
         if (n)
             queue_ack(ag->rc, ag->prefix, ag->queues[qi].name, ids, n, NULL, NULL);
     }
+}
+
+struct bury_ctx {
+    struct agent *ag;
+    char task_id[37];
+};
+
+static void on_buried(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct bury_ctx *b = arg;
+    if (reply && reply->type == REDIS_REPLY_STRING)
+        dlq_entry_write(b->ag, b->task_id, reply->str);
+    else
+        log_warn("task %s: dead letter not written (%s); the reconciler rebuilds it from PostgreSQL",
+                 b->task_id, reply ? reply->str : "redis disconnected");
+    free(b);
+}
+
+/* XADD the task's dead letter and XACK its entry, in one script. */
+static void bury(struct agent *ag, struct task *t)
+{
+    char attempts[24], failed_at[96];
+    snprintf(attempts, sizeof attempts, "%ld", t->attempt);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    snprintf(failed_at, sizeof failed_at, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    char *spec = t->spec_text ? NULL : t->spec ? json_dumps(t->spec->json, JSON_COMPACT) : NULL;
+    const char *error = t->reject[0] ? t->reject : t->res.error ? t->res.error : "failed";
+    struct dead_letter dl = {
+        .id = t->env.id,
+        .kind = t->spec ? t->spec->kind : t->env.kind[0] ? t->env.kind : "unknown",
+        .queue = t->q->name,
+        .attempts = attempts,
+        .error = error,
+        .failed_at = failed_at,
+        .agent = ag->name,
+        .source = t->entry_id,
+        .spec = t->spec_text ? t->spec_text : spec ? spec : "{}",
+    };
+    struct bury_ctx *b = xcalloc(1, sizeof *b);
+    b->ag = ag;
+    snprintf(b->task_id, sizeof b->task_id, "%s", t->env.id);
+    if (queue_bury(ag->rc, ag->prefix, t->q->name, t->entry_id, &dl, on_buried, b) < 0) {
+        log_warn("task %s: redis not connected, dead letter left to the reconciler", t->env.id);
+        free(b);
+    }
+    free(spec);
+}
+
+/* What the outcome means in Redis: ack, schedule the retry, or bury. Then
+ * the slots are released. Entries left (fenced out, not claimable now) stay
+ * pending: keep-alive no longer covers them, so XAUTOCLAIM hands them on. */
+static void follow_up(struct agent *ag, struct task *list)
+{
+    ack_list(ag, list);
+    for (struct task *t = list; t; t = t->next) {
+        if (t->after == AFTER_BURY) {
+            bury(ag, t);
+        } else if (t->after == AFTER_RETRY) {
+            if (queue_retry(ag->rc, ag->prefix, t->q->name, t->entry_id, t->retry_ms, t->env.id, t->spec->kind,
+                            t->attempt + 1, t->spec->json, NULL, NULL) < 0)
+                log_warn("task %s: redis not connected, its retry is left to the reconciler", t->env.id);
+        }
+    }
+    release(ag, list);
 }
 
 /* ---------------------------------------------------------------- handlers */
@@ -131,7 +222,15 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
     struct task *t = run->agent_data;
     struct agent *ag = t->ag;
     t->res = *res;
-    t->final_state = res->ok ? "succeeded" : "failed";
+    if (res->ok) {
+        t->final_state = "succeeded";
+    } else if (res->retryable && t->attempt < t->spec->retry.max_attempts) {
+        const struct spec_retry *p = t->spec->has_retry_policy ? &t->spec->retry : &ag->retry_defaults;
+        t->final_state = "retrying";
+        t->retry_ms = (long long)(backoff_delay_s(p, t->attempt, backoff_uniform()) * 1000.0);
+    } else {
+        t->final_state = "dead";
+    }
     running_remove(ag, t);
     metric_add(res->ok ? m_done_ok : m_done_failed, 1);
     if (ag->abandoning) { /* past shutdown grace: leave the task to be reclaimed */
@@ -215,29 +314,28 @@ void agent_claimed(struct agent *ag, struct task *batch, int ok)
         schedule_retry(ag);
         return;
     }
-    struct task *dups = NULL, *rejects = NULL;
+    struct task *done = NULL, *rejects = NULL;
     while (batch) {
         struct task *t = batch;
         batch = t->next;
         if (t->phase == PHASE_REJECTING) {
             t->next = rejects;
             rejects = t;
-        } else if (t->attempt == 0) {
-            metric_add(m_duplicates, 1);
-            log_debug("entry %s: task %s is not claimable (duplicate delivery or final state)", t->entry_id,
-                      t->env.id);
-            t->next = dups;
-            dups = t;
+        } else if (t->after != AFTER_NONE) { /* duplicate, not claimable now, or poison */
+            if (t->after != AFTER_BURY)
+                metric_add(m_duplicates, 1);
+            else
+                log_warn("task %s is poison: %s", t->env.id, t->res.error);
+            t->next = done;
+            done = t;
         } else {
             start_task(ag, t);
         }
     }
     if (rejects)
         reject_batch(ag, rejects);
-    if (dups) {
-        ack_list(ag, dups, 0);
-        release(ag, dups);
-    }
+    if (done)
+        follow_up(ag, done);
 }
 
 void agent_completed(struct agent *ag, struct task *list, int ok)
@@ -252,8 +350,7 @@ void agent_completed(struct agent *ag, struct task *list, int ok)
         flush_later(ag, RETRY_DELAY_MS);
         return;
     }
-    ack_list(ag, list, 1);
-    release(ag, list);
+    follow_up(ag, list);
 }
 
 void agent_rejected(struct agent *ag, struct task *list, int ok)
@@ -271,8 +368,18 @@ void agent_rejected(struct agent *ag, struct task *list, int ok)
     for (struct task *t = list; t; t = t->next)
         log_warn("queue %s entry %s rejected (task %s): %s", t->q->name, t->entry_id, t->env.id, t->reject);
     metric_add(m_rejected, list_count(list));
-    ack_list(ag, list, 0);
-    release(ag, list);
+    follow_up(ag, list);
+}
+
+void agent_cancelled(struct agent *ag, const char *task_id)
+{
+    for (struct task *t = ag->running; t; t = t->rnext) {
+        if (strcmp(t->env.id, task_id) == 0) {
+            log_info("task %s cancelled: stopping it", task_id);
+            t->ops->cancel(&t->run);
+            return;
+        }
+    }
 }
 
 static void retry_timer(evutil_socket_t fd, short what, void *arg)
@@ -390,6 +497,29 @@ static struct queue_state *queue_by_key(struct agent *ag, const char *key, size_
 
 static void ensure_groups(struct agent *ag);
 
+/* Takes on the entries of one stream (from XREADGROUP or XAUTOCLAIM): every
+ * one holds a slot until its outcome is settled; the batch is claimed (or
+ * rejected) in PostgreSQL with one statement. */
+static void accept_entries(struct agent *ag, struct queue_state *q, const redisReply *entries)
+{
+    struct task *claims = NULL, *rejects = NULL;
+    for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        /* a nil field list is an entry deleted while pending: nothing to run */
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        struct task *t = task_from_entry(ag, q, e);
+        held_add(ag, t);
+        struct task **l = t->phase == PHASE_REJECTING ? &rejects : &claims;
+        t->next = *l;
+        *l = t;
+    }
+    if (rejects)
+        reject_batch(ag, rejects);
+    if (claims)
+        claim_batch(ag, claims);
+}
+
 static void read_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -415,28 +545,14 @@ static void on_read(rc_t *rc, redisReply *reply, void *arg)
         }
         return;
     }
-    struct task *claims = NULL, *rejects = NULL;
     for (size_t s = 0; reply->type == REDIS_REPLY_ARRAY && s < reply->elements; s++) {
         redisReply *st = reply->element[s];
         if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
             continue;
         struct queue_state *q = queue_by_key(ag, st->element[0]->str, st->element[0]->len);
-        redisReply *entries = st->element[1];
-        for (size_t i = 0; q && entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
-            redisReply *e = entries->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-                continue;
-            struct task *t = task_from_entry(ag, q, e);
-            ag->slots_used++;
-            struct task **l = t->phase == PHASE_REJECTING ? &rejects : &claims;
-            t->next = *l;
-            *l = t;
-        }
+        if (q)
+            accept_entries(ag, q, st->element[1]);
     }
-    if (rejects)
-        reject_batch(ag, rejects);
-    if (claims)
-        claim_batch(ag, claims);
     read_more(ag);
 }
 
@@ -522,11 +638,122 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
         queue_trim(ag->rc, ag->prefix, ag->queues[i].name, NULL, NULL);
 }
 
+/* Keep-alive of every held entry in Redis (only those still ours) and of
+ * their leases in PostgreSQL, independent of how long the tasks run. */
 static void lease_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    lease_renew(arg);
+    struct agent *ag = arg;
+    lease_renew(ag);
+    for (int qi = 0; qi < ag->nqueues; qi++) {
+        const char *ids[1024];
+        size_t n = 0;
+        for (struct task *t = ag->held; t; t = t->hnext) {
+            if (t->q != &ag->queues[qi])
+                continue;
+            ids[n++] = t->entry_id;
+            if (n == sizeof ids / sizeof *ids) {
+                queue_keepalive(ag->rc, ag->prefix, t->q->name, ag->name, ids, n, NULL, NULL);
+                n = 0;
+            }
+        }
+        if (n)
+            queue_keepalive(ag->rc, ag->prefix, ag->queues[qi].name, ag->name, ids, n, NULL, NULL);
+    }
+}
+
+static void promote_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent *ag = arg;
+    if (ag->stopping)
+        return;
+    for (int i = 0; i < ag->nqueues; i++)
+        queue_promote(ag->rc, ag->prefix, ag->queues[i].name, 1000, NULL, NULL);
+}
+
+static void on_autoclaim(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct queue_state *q = arg;
+    struct agent *ag = q->agent;
+    q->autoclaiming = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0)
+            log_warn("XAUTOCLAIM on %s: %s", q->stream_key, reply->str);
+        return;
+    }
+    snprintf(q->autoclaim_cursor, sizeof q->autoclaim_cursor, "%s", reply->element[0]->str);
+    if (reply->element[1]->elements)
+        log_info("recovered %zu entries of %s idle past the lease", reply->element[1]->elements, q->name);
+    if (reply->elements > 2 && reply->element[2]->type == REDIS_REPLY_ARRAY && reply->element[2]->elements)
+        /* Gone from the stream while pending: their tasks are in PostgreSQL,
+         * where the reconciler finds them by their expired lease. */
+        log_warn("%zu pending entries of %s were deleted from the stream", reply->element[2]->elements,
+                 q->name);
+    if (!ag->stopping)
+        accept_entries(ag, q, reply->element[1]);
+}
+
+static void autoclaim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent *ag = arg;
+    int free_slots = ag->concurrency - ag->slots_used;
+    for (int i = 0; i < ag->nqueues && !ag->stopping && free_slots > 0; i++) {
+        struct queue_state *q = &ag->queues[i];
+        if (q->autoclaiming || !q->group_ready)
+            continue;
+        if (queue_autoclaim(ag->rc, ag->prefix, q->name, ag->name, (long long)ag->lease_s * 1000,
+                            q->autoclaim_cursor, free_slots, on_autoclaim, q) == 0)
+            q->autoclaiming = 1;
+    }
+}
+
+/* The control stream carries "cancel <task-id>"; read with a blocking XREAD
+ * on a connection of its own, from the newest entry on. */
+static void read_control(struct agent *ag);
+
+static void on_control(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct agent *ag = arg;
+    ag->ctl_reading = 0;
+    if (!reply)
+        return;
+    for (size_t s = 0; reply->type == REDIS_REPLY_ARRAY && s < reply->elements; s++) {
+        redisReply *entries = reply->element[s]->element[1];
+        for (size_t i = 0; i < entries->elements; i++) {
+            redisReply *e = entries->element[i];
+            snprintf(ag->ctl_last, sizeof ag->ctl_last, "%s", e->element[0]->str);
+            redisReply *f = e->element[1];
+            for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2)
+                if (strcmp(f->element[k]->str, "cancel") == 0)
+                    agent_cancelled(ag, f->element[k + 1]->str);
+        }
+    }
+    read_control(ag);
+}
+
+static void read_control(struct agent *ag)
+{
+    if (ag->ctl_reading || !ag->rc_ctl || !rc_connected(ag->rc_ctl))
+        return;
+    char chan[256];
+    if (rc_command(ag->rc_ctl, on_control, ag, "XREAD BLOCK 5000 STREAMS %s %s",
+                   queue_control_channel(chan, sizeof chan, ag->prefix), ag->ctl_last) == 0)
+        ag->ctl_reading = 1;
+}
+
+static void on_control_connect(rc_t *rc, void *arg)
+{
+    (void)rc;
+    struct agent *ag = arg;
+    ag->ctl_reading = 0;
+    read_control(ag);
 }
 
 /* ---------------------------------------------------------------- shutdown */
@@ -574,6 +801,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
      * anything it had delivered stays pending for other agents. */
     rc_free(ag->rc_read);
     ag->rc_read = NULL;
+    rc_free(ag->rc_ctl);
+    ag->rc_ctl = NULL;
     gettimeofday(&ag->stop_at, NULL);
     ag->stop_at.tv_sec += (time_t)ag->shutdown_grace_s;
     struct timeval tv = {0, 50000};
@@ -598,6 +827,8 @@ static void parse_queues(struct agent *ag, const char *list)
         }
         struct queue_state *q = &ag->queues[ag->nqueues++];
         q->name = xstrdup(tok);
+        q->agent = ag;
+        snprintf(q->autoclaim_cursor, sizeof q->autoclaim_cursor, "0-0");
         queue_key(q->stream_key, sizeof q->stream_key, ag->prefix, q->name, "stream");
     }
     free(copy);
@@ -625,6 +856,15 @@ int main(int argc, char **argv)
     ag->lease_s = (int)cfg_long("DEVSYS_LEASE_S", 15, 2, 86400);
     ag->kill_grace_s = cfg_double("DEVSYS_KILL_GRACE_S", 5, 0, 3600);
     ag->shutdown_grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 30, 0, 86400);
+    ag->claim_period_s = (int)cfg_long("DEVSYS_CLAIM_PERIOD_S", 2, 1, 3600);
+    ag->retry_defaults = (struct spec_retry){
+        .max_attempts = 3,
+        .initial_s = cfg_double("DEVSYS_RETRY_INITIAL_S", 1, 0, 86400),
+        .factor = cfg_double("DEVSYS_RETRY_FACTOR", 2, 1, 100),
+        .max_s = cfg_double("DEVSYS_RETRY_MAX_S", 300, 0, 604800),
+        .jitter = (int)cfg_long("DEVSYS_RETRY_JITTER", 1, 0, 1),
+    };
+    snprintf(ag->ctl_last, sizeof ag->ctl_last, "$");
     parse_queues(ag, cfg_str("DEVSYS_QUEUES", "exec,coding,noop,sleep"));
     log_init("agent", ag->name);
     ag->backlog_tail = &ag->backlog;
@@ -634,9 +874,10 @@ int main(int argc, char **argv)
     const char *redis_url = cfg_str("DEVSYS_REDIS_URL", "redis://127.0.0.1:6379/0");
     ag->rc = rc_new(ag->base, redis_url, "redis");
     ag->rc_read = rc_new(ag->base, redis_url, "redis-read");
+    ag->rc_ctl = rc_new(ag->base, redis_url, "redis-control");
     ag->pg = pgc_new(ag->base, cfg_str("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys"),
                      "devsys-agent");
-    if (!ag->rc || !ag->rc_read || !ag->pg) {
+    if (!ag->rc || !ag->rc_read || !ag->rc_ctl || !ag->pg) {
         fprintf(stderr, "devsys-agent: bad DEVSYS_REDIS_URL or DEVSYS_DATABASE_URL\n");
         return 2;
     }
@@ -646,11 +887,17 @@ int main(int argc, char **argv)
     m_duplicates = metric_counter("devsys_entries_duplicate_total", NULL, "Deliveries of tasks not claimable");
     exec_handler_init(ag->base);
     rc_on_connect(ag->rc_read, on_read_connect, ag);
+    rc_on_connect(ag->rc_ctl, on_control_connect, ag);
     ag->ev_read_retry = evtimer_new(ag->base, read_retry_cb, ag);
     ag->ev_flush = evtimer_new(ag->base, flush_cb, ag);
     ag->ev_claim_retry = evtimer_new(ag->base, retry_timer, ag);
     ag->ev_trim = event_new(ag->base, -1, EV_PERSIST, trim_cb, ag);
     ag->ev_lease = event_new(ag->base, -1, EV_PERSIST, lease_cb, ag);
+    ag->ev_promote = event_new(ag->base, -1, EV_PERSIST, promote_cb, ag);
+    ag->ev_autoclaim = event_new(ag->base, -1, EV_PERSIST, autoclaim_cb, ag);
+    struct timeval promote_tv = {0, 500000}, autoclaim_tv = {ag->claim_period_s, 0};
+    event_add(ag->ev_promote, &promote_tv);
+    event_add(ag->ev_autoclaim, &autoclaim_tv);
     struct timeval trim_tv = {TRIM_PERIOD_S, 0};
     struct timeval lease_tv = {ag->lease_s / 3, (ag->lease_s % 3) * 333333};
     event_add(ag->ev_trim, &trim_tv);
@@ -667,20 +914,22 @@ int main(int argc, char **argv)
     ag->abandoning = 1;
     for (struct task *t = ag->running; t; t = t->rnext)
         t->ops->cancel(&t->run);
-    struct task *lists[] = {ag->backlog, ag->done_list, ag->claim_retry, ag->reject_retry};
-    for (size_t k = 0; k < sizeof lists / sizeof *lists; k++)
-        for (struct task *t = lists[k], *n; t; t = n) {
-            n = t->next;
-            task_free(t);
-        }
+    while (ag->held) { /* still pending in Redis: other agents reclaim them */
+        struct task *t = ag->held;
+        held_remove(ag, t);
+        task_free(t);
+    }
     exec_handler_shutdown();
     pgc_free(ag->pg);
     rc_free(ag->rc);
     if (ag->rc_read)
         rc_free(ag->rc_read);
+    if (ag->rc_ctl)
+        rc_free(ag->rc_ctl);
     event_base_loop(ag->base, EVLOOP_NONBLOCK);
     struct event *evs[] = {ag->ev_read_retry, ag->ev_flush, ag->ev_claim_retry, ag->ev_trim,
-                           ag->ev_lease, ag->ev_sigterm, ag->ev_sigint, ag->ev_stop_check};
+                           ag->ev_lease, ag->ev_sigterm, ag->ev_sigint, ag->ev_stop_check,
+                           ag->ev_promote, ag->ev_autoclaim};
     for (size_t k = 0; k < sizeof evs / sizeof *evs; k++)
         if (evs[k])
             event_free(evs[k]);

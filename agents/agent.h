@@ -19,6 +19,9 @@ struct queue_state {
     char *name;
     char stream_key[256];
     int group_ready;
+    char autoclaim_cursor[48];
+    int autoclaiming;
+    struct agent *agent;
 };
 
 enum task_phase { PHASE_CLAIMING, PHASE_RUNNING, PHASE_COMPLETING, PHASE_REJECTING };
@@ -40,9 +43,18 @@ struct task {
     const handler_ops_t *ops;
     task_run_t run;
     handler_result_t res;
-    const char *final_state;     /* succeeded | failed */
+    const char *final_state;     /* succeeded | retrying | dead (what this agent decided) */
+    long long retry_ms;          /* retrying: the backoff delay */
+    enum task_after {            /* what the outcome write found, i.e. what to do in Redis */
+        AFTER_NONE,              /* fenced out: another agent owns the task, leave the entry */
+        AFTER_ACK,               /* done or not ours to run: XACK */
+        AFTER_RETRY,             /* ZADD delayed + XACK */
+        AFTER_BURY,              /* XADD dlq + XACK */
+        AFTER_LEAVE,             /* not claimable now (leased elsewhere, retry not due): keep pending */
+    } after;
     struct task *next;           /* in whichever batch or list holds it */
     struct task *rprev, *rnext;  /* in agent.running while the handler runs */
+    struct task *hprev, *hnext;  /* in agent.held from delivery until release */
 };
 
 struct agent {
@@ -52,7 +64,7 @@ struct agent {
     pgc_t *pg;
     char *name;
     char *prefix;
-    struct queue_state *queues;
+    struct queue_state *queues;   /* each with its XAUTOCLAIM cursor */
     int nqueues;
     int concurrency;
     int lease_s;
@@ -67,24 +79,38 @@ struct agent {
     struct task *done_list;      /* finished, outcome not yet written */
     struct task *claim_retry;    /* claims that could not reach PostgreSQL */
     struct task *reject_retry;
-    struct task *running;        /* for lease renewal and shutdown */
+    struct task *running;        /* for cancel and shutdown */
+    struct task *held;           /* every task from delivery to release: keep-alive, lease */
+    rc_t *rc_ctl;                /* dedicated to the blocking XREAD of the control stream */
+    char ctl_last[48];
+    int ctl_reading;
+    struct spec_retry retry_defaults;
+    int claim_period_s;
     struct event *ev_read_retry, *ev_flush, *ev_trim, *ev_lease, *ev_claim_retry;
+    struct event *ev_promote, *ev_autoclaim;
     struct event *ev_sigterm, *ev_sigint, *ev_stop_check;
     int abandoning;              /* past the shutdown grace: outcomes are not recorded */
     struct timeval stop_at;
 };
 
 /* agent_claim.c: send the claim for a batch of decoded entries (those with
- * phase CLAIMING); calls agent_claimed(ag, batch, ok) when PostgreSQL answered. */
+ * phase CLAIMING); calls agent_claimed(ag, batch, ok) when PostgreSQL answered:
+ * claimed tasks have attempt > 0; a poison task has final_state "dead" and
+ * after AFTER_BURY; others have after AFTER_ACK or AFTER_LEAVE. */
 void claim_batch(struct agent *ag, struct task *batch);
 /* Write the outcomes of the list (linked by next); calls agent_completed(ag,
- * list, recorded_ok) with the list, each task's `final_state` set to NULL if
- * the guarded update did not take (fenced out). */
+ * list, ok) with each task's `after` set from what PostgreSQL recorded. */
 void complete_batch(struct agent *ag, struct task *list);
-/* Record rejected entries (bad envelope or invalid spec) as failed tasks. */
+/* Record rejected entries (bad envelope or invalid spec) as dead tasks; calls
+ * agent_rejected with each task's `after` set (AFTER_BURY, or AFTER_ACK when
+ * the task had already ended). */
 void reject_batch(struct agent *ag, struct task *list);
-/* Extend the lease of every running task. */
+/* Extend the PostgreSQL lease of every held task; calls agent_cancelled for
+ * each running task found cancelled. */
 void lease_renew(struct agent *ag);
+void agent_cancelled(struct agent *ag, const char *task_id);
+/* Remember the DLQ entry of a buried task (tasks.dlq_entry). */
+void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entry);
 /* Save a checkpoint of a running task. */
 void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len);
 

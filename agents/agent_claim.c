@@ -62,32 +62,66 @@ static void split_batch(struct agent *ag, struct task *list, void (*fn)(struct a
 /* ------------------------------------------------------------------- claim */
 
 /* The conditional UPDATE is the de-duplication of execution: a row changes
- * only for a task that is queued, retrying, or running on an expired lease. */
-#define CLAIMABLE "(t.state IN ('queued', 'retrying') OR (t.state = 'running' AND t.lease_expires_at < now()))"
+ * only for a task that is queued, due for its retry, or running on an expired
+ * lease. Re-claiming an expired lease records the vanished attempt as 'lost';
+ * if that attempt was the last one allowed, the task is poison: it goes dead
+ * instead of running again. */
+#define CLAIMABLE                                                                      \
+    "(t.state = 'queued' OR (t.state = 'retrying' AND (t.next_attempt_at IS NULL"     \
+    " OR t.next_attempt_at <= now() + interval '1 second'))"                          \
+    " OR (t.state = 'running' AND t.lease_expires_at < now()))"
+#define POISON "(t.state = 'running' AND t.attempt >= t.max_attempts)"
+#define CLAIM_SET                                                                       \
+    " state = CASE WHEN " POISON " THEN 'dead' ELSE 'running' END,"                     \
+    " attempt = CASE WHEN " POISON " THEN t.attempt ELSE t.attempt + 1 END,"            \
+    " lease_owner = CASE WHEN " POISON " THEN NULL ELSE $2 END,"                        \
+    " lease_expires_at = CASE WHEN " POISON " THEN NULL"                                \
+    "   ELSE now() + $3::int * interval '1 second' END,"                                \
+    " started_at = now(), next_attempt_at = NULL,"                                      \
+    " finished_at = CASE WHEN " POISON " THEN now() END,"                               \
+    " last_error = CASE WHEN " POISON " THEN 'poison: delivered ' || t.attempt ||"      \
+    "   ' times without a recorded outcome (its agent died or was lost each time)'"     \
+    "   ELSE t.last_error END"
+#define CLAIM_TAIL                                                                      \
+    " lost AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)" \
+    "  SELECT o.id, o.attempt, o.lease_owner, coalesce(o.started_at, now()), 'lost',"   \
+    "   'lease expired: agent ' || o.lease_owner || ' stopped renewing it'"            \
+    "  FROM old o JOIN u ON u.id = o.id WHERE o.state = 'running' AND o.attempt > 0"    \
+    "  AND o.lease_owner IS NOT NULL ON CONFLICT DO NOTHING)"                           \
+    " SELECT i.id, u.state, u.attempt, u.checkpoint, o.state, u.last_error"            \
+    " FROM i LEFT JOIN u ON u.id = i.id LEFT JOIN old o ON o.id = i.id"
 
 static const char claim_update_sql[] =
-    "UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, lease_owner = $2,"
-    " lease_expires_at = now() + $3::int * interval '1 second', started_at = now(),"
-    " next_attempt_at = NULL"
-    " FROM unnest($1::uuid[]) AS i(id)"
-    " WHERE t.id = i.id AND " CLAIMABLE " RETURNING t.id, t.attempt, t.checkpoint::text";
+    "WITH i AS (SELECT DISTINCT id FROM unnest($1::uuid[]) AS i(id)),"
+    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id)),"
+    " u AS (UPDATE tasks t SET" CLAIM_SET " FROM i WHERE t.id = i.id AND " CLAIMABLE
+    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error),"
+    CLAIM_TAIL;
 
 /* Entries pushed by hand have no row yet: insert it already claimed, or claim
  * the existing one (a redelivery of the same entry is the same task). */
 static const char claim_upsert_sql[] =
-    "INSERT INTO tasks AS t (id, queue, kind, spec, max_attempts, priority, created_at, source,"
-    " state, attempt, lease_owner, lease_expires_at, started_at)"
-    " SELECT i.id, i.queue, i.kind, i.spec, i.max_attempts, i.priority,"
-    "  'epoch'::timestamptz + i.ms * interval '1 millisecond', i.source, 'running', 1, $9,"
-    "  now() + $10::int * interval '1 second', now()"
-    " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::bigint[],"
-    "  $8::text[]) AS i(id, queue, kind, spec, max_attempts, priority, ms, source)"
-    " ON CONFLICT (id) DO UPDATE SET state = 'running', attempt = t.attempt + 1,"
-    "  lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,"
-    "  started_at = now(), next_attempt_at = NULL"
-    " WHERE " CLAIMABLE " RETURNING t.id, t.attempt, t.checkpoint::text";
+    "WITH i AS (SELECT * FROM unnest($1::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::int[],"
+    "  $8::int[], $9::bigint[], $10::text[]) AS i(id, queue, kind, spec, max_attempts, priority, ms, source)),"
+    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id)),"
+    " u AS (INSERT INTO tasks AS t (id, queue, kind, spec, max_attempts, priority, created_at, source,"
+    "  state, attempt, lease_owner, lease_expires_at, started_at)"
+    "  SELECT i.id, i.queue, i.kind, i.spec, i.max_attempts, i.priority,"
+    "   'epoch'::timestamptz + i.ms * interval '1 millisecond', i.source, 'running', 1, $2,"
+    "   now() + $3::int * interval '1 second', now() FROM i"
+    "  ON CONFLICT (id) DO UPDATE SET" CLAIM_SET " WHERE " CLAIMABLE
+    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error),"
+    CLAIM_TAIL;
 
 static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed);
+
+/* What to do with an entry whose task was not claimed, from the task's state. */
+static enum task_after unclaimed_after(const char *was)
+{
+    if (!strcmp(was, "running") || !strcmp(was, "retrying") || !strcmp(was, "queued"))
+        return AFTER_LEAVE; /* alive elsewhere, or its retry is not due: keep it pending */
+    return AFTER_ACK;       /* final: this delivery is a duplicate */
+}
 
 static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
@@ -117,15 +151,33 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         agent_claimed(ag, list, 1);
         return;
     }
+    for (struct task *t = list; t; t = t->next)
+        t->after = AFTER_ACK;
     for (int i = 0; i < PQntuples(res); i++) {
         struct task *t = find_by_id(list, PQgetvalue(res, i, 0));
         if (!t)
             continue;
-        t->attempt = strtol(PQgetvalue(res, i, 1), NULL, 10);
-        if (!PQgetisnull(res, i, 2))
-            t->checkpoint = xstrdup(PQgetvalue(res, i, 2));
+        if (PQgetisnull(res, i, 1)) { /* not claimed */
+            if (PQgetisnull(res, i, 4)) { /* no row at all: the manager never recorded it */
+                snprintf(t->reject, sizeof t->reject, "unknown task %s: no row in PostgreSQL", t->env.id);
+                t->phase = PHASE_REJECTING;
+            } else {
+                t->after = unclaimed_after(PQgetvalue(res, i, 4));
+            }
+            continue;
+        }
+        t->attempt = strtol(PQgetvalue(res, i, 2), NULL, 10);
+        if (strcmp(PQgetvalue(res, i, 1), "dead") == 0) { /* poison */
+            t->final_state = "dead";
+            t->after = AFTER_BURY;
+            t->res.error = xstrdup(PQgetvalue(res, i, 5));
+            continue;
+        }
+        t->after = AFTER_NONE;
+        if (!PQgetisnull(res, i, 3))
+            t->checkpoint = xstrdup(PQgetvalue(res, i, 3));
     }
-    agent_claimed(ag, list, 1); /* tasks left with attempt 0 were not claimable: duplicates */
+    agent_claimed(ag, list, 1);
 }
 
 static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed)
@@ -157,12 +209,14 @@ static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed)
         pgarr_add(a[7], t->entry_id);
     }
     char *p[10];
-    for (int i = 0; i < 8; i++)
-        p[i] = pgarr_finish(a[i]);
-    p[8] = ag->name;
-    p[9] = lease;
+    p[0] = pgarr_finish(a[0]);
+    p[1] = ag->name;
+    p[2] = lease;
+    for (int i = 1; i < 8; i++)
+        p[i + 2] = pgarr_finish(a[i]);
     pgc_query(ag->pg, claim_upsert_sql, 10, (const char *const *)p, claim_done, op);
-    for (int i = 0; i < 8; i++)
+    free(p[0]);
+    for (int i = 3; i < 10; i++)
         free(p[i]);
 }
 
@@ -174,10 +228,10 @@ void claim_batch(struct agent *ag, struct task *batch)
         struct task *t = batch;
         batch = t->next;
         struct task **l = t->env.hand_pushed ? &hand : &rows;
-        /* the same task twice in one upsert is an error: keep one, the other is a duplicate */
-        if (t->env.hand_pushed && find_by_id(hand, t->env.id)) {
+        /* the same task twice in one batch: keep one, leave the other pending */
+        if (find_by_id(t->env.hand_pushed ? hand : rows, t->env.id)) {
             t->next = NULL;
-            t->attempt = 0;
+            t->after = AFTER_LEAVE;
             agent_claimed(ag, t, 1);
             continue;
         }
@@ -194,18 +248,28 @@ void claim_batch(struct agent *ag, struct task *batch)
 
 /* Guarded by attempt and lease owner (the fencing token): an agent whose
  * lease expired and was taken over cannot overwrite the newer outcome. The
- * attempt row is written in the same statement, once. */
+ * attempt row is written in the same statement, once. The last columns tell,
+ * for a row that did not change, what state the task is in, so the agent
+ * knows whether its entry is done with (final, or our own earlier commit
+ * whose answer was lost) or belongs to whoever runs the task now. */
 static const char complete_sql[] =
     "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[],"
-    "  $6::text[], $7::bigint[]) AS r(id, attempt, state, err, result, output, started_us)),"
-    " u AS (UPDATE tasks t SET state = r.state, finished_at = now(), last_error = r.err,"
-    "  result = r.result, output_tail = r.output, lease_owner = NULL, lease_expires_at = NULL"
-    "  FROM r WHERE t.id = r.id AND t.attempt = r.attempt AND t.lease_owner = $8"
+    "  $6::text[], $7::bigint[], $8::bigint[])"
+    "  AS r(id, attempt, state, err, result, output, started_us, retry_ms)),"
+    " u AS (UPDATE tasks t SET state = r.state,"
+    "  finished_at = CASE WHEN r.state = 'retrying' THEN NULL ELSE now() END,"
+    "  next_attempt_at = CASE WHEN r.state = 'retrying'"
+    "   THEN now() + r.retry_ms * interval '1 millisecond' END,"
+    "  last_error = r.err, result = r.result, output_tail = r.output,"
+    "  lease_owner = NULL, lease_expires_at = NULL"
+    "  FROM r WHERE t.id = r.id AND t.attempt = r.attempt AND t.lease_owner = $9"
     "  AND t.state = 'running' RETURNING t.id),"
     " a AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)"
-    "  SELECT r.id, r.attempt, $8, 'epoch'::timestamptz + r.started_us * interval '1 microsecond',"
-    "  r.state, r.err FROM r WHERE r.id IN (SELECT id FROM u))"
-    " SELECT id FROM u";
+    "  SELECT r.id, r.attempt, $9, 'epoch'::timestamptz + r.started_us * interval '1 microsecond',"
+    "  CASE WHEN r.state = 'retrying' THEN 'failed' ELSE r.state END, r.err"
+    "  FROM r WHERE r.id IN (SELECT id FROM u))"
+    " SELECT r.id, u.id IS NOT NULL, t.state, t.attempt FROM r LEFT JOIN u ON u.id = r.id"
+    " LEFT JOIN tasks t ON t.id = r.id";
 
 static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
@@ -236,18 +300,33 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             return;
         }
         log_error("outcome of task %s could not be recorded: %s", list->env.id, err);
-        list->final_state = NULL;
+        list->after = AFTER_NONE;
         agent_completed(ag, list, 1);
         return;
     }
-    for (struct task *t = list; t; t = t->next) {
-        int found = 0;
-        for (int i = 0; i < PQntuples(res) && !found; i++)
-            found = strcmp(PQgetvalue(res, i, 0), t->env.id) == 0;
-        if (!found) {
-            log_warn("task %s attempt %ld: outcome not recorded, the lease was lost to another agent",
-                     t->env.id, t->attempt);
-            t->final_state = NULL;
+    for (struct task *t = list; t; t = t->next)
+        t->after = AFTER_NONE;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct task *t = list;
+        while (t && strcmp(PQgetvalue(res, i, 0), t->env.id) != 0)
+            t = t->next;
+        if (!t)
+            continue;
+        const char *now = PQgetvalue(res, i, 2);
+        long now_attempt = strtol(PQgetvalue(res, i, 3), NULL, 10);
+        int recorded = PQgetvalue(res, i, 1)[0] == 't' ||
+                       /* our own commit whose answer was lost with the connection */
+                       (now_attempt == t->attempt && strcmp(now, t->final_state) == 0);
+        if (recorded) {
+            t->after = !strcmp(t->final_state, "retrying") ? AFTER_RETRY
+                     : !strcmp(t->final_state, "dead")     ? AFTER_BURY
+                                                           : AFTER_ACK;
+        } else if (!strcmp(now, "cancelled")) {
+            t->after = AFTER_ACK;
+        } else {
+            log_warn("task %s attempt %ld: outcome not recorded, the task is now %s (attempt %ld) "
+                     "under another agent",
+                     t->env.id, t->attempt, now, now_attempt);
         }
     }
     agent_completed(ag, list, 1);
@@ -255,8 +334,8 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 
 void complete_batch(struct agent *ag, struct task *list)
 {
-    pgarr_t *a[7];
-    for (int i = 0; i < 7; i++)
+    pgarr_t *a[8];
+    for (int i = 0; i < 8; i++)
         a[i] = pgarr_new();
     for (struct task *t = list; t; t = t->next) {
         pgarr_add(a[0], t->env.id);
@@ -274,30 +353,34 @@ void complete_batch(struct agent *ag, struct task *list)
             pgarr_add(a[5], NULL);
         }
         pgarr_add_long(a[6], tv_us(&t->started));
+        pgarr_add_long(a[7], t->retry_ms);
     }
-    char *p[8];
-    for (int i = 0; i < 7; i++)
+    char *p[9];
+    for (int i = 0; i < 8; i++)
         p[i] = pgarr_finish(a[i]);
-    p[7] = ag->name;
+    p[8] = ag->name;
     struct batch_op *op = op_new(ag, list);
     op->split = list->next == NULL;
-    pgc_query(ag->pg, complete_sql, 8, (const char *const *)p, complete_done, op);
-    for (int i = 0; i < 7; i++)
+    pgc_query(ag->pg, complete_sql, 9, (const char *const *)p, complete_done, op);
+    for (int i = 0; i < 8; i++)
         free(p[i]);
 }
 
 /* ------------------------------------------------------------------ reject */
 
+/* An entry that cannot run becomes a dead task (and a dead letter). A task
+ * that had already ended keeps its outcome: that delivery was a duplicate. */
 static const char reject_sql[] =
-    "INSERT INTO tasks AS t (id, queue, kind, spec, state, attempt, created_at, finished_at,"
-    " last_error, source)"
-    " SELECT i.id, i.queue, i.kind, i.spec, 'failed', 0,"
-    "  'epoch'::timestamptz + i.ms * interval '1 millisecond', now(), i.err, i.source"
-    " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bigint[], $7::text[])"
-    "  AS i(id, queue, kind, spec, err, ms, source)"
-    " ON CONFLICT (id) DO UPDATE SET state = 'failed', finished_at = now(),"
-    "  last_error = EXCLUDED.last_error"
-    " WHERE t.state IN ('queued', 'retrying', 'running')";
+    "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[],"
+    "  $6::bigint[], $7::text[]) AS i(id, queue, kind, spec, err, ms, source)),"
+    " u AS (INSERT INTO tasks AS t (id, queue, kind, spec, state, attempt, created_at, finished_at,"
+    "  last_error, source)"
+    "  SELECT i.id, i.queue, i.kind, i.spec, 'dead', 0,"
+    "   'epoch'::timestamptz + i.ms * interval '1 millisecond', now(), i.err, i.source FROM i"
+    "  ON CONFLICT (id) DO UPDATE SET state = 'dead', finished_at = now(),"
+    "   last_error = EXCLUDED.last_error, lease_owner = NULL, lease_expires_at = NULL"
+    "  WHERE t.state IN ('queued', 'retrying', 'running') RETURNING t.id)"
+    " SELECT id FROM u";
 
 static void reject_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
@@ -314,19 +397,27 @@ static void reject_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         split_batch(ag, list, reject_batch);
         return;
     }
-    if (err[0] && list->spec_text) {
+    if (err[0] && list->spec_text && !strstr(list->spec_text, "unreadable_spec")) {
         /* the spec text itself was refused (e.g. \u0000 in jsonb): keep a preview */
         log_warn("rejected entry %s: spec refused by the database (%s)", list->entry_id, err);
-        json_t *j = json_pack("{s:s}", "unreadable_spec", "refused by the database");
+        char *preview = utf8_preview(list->spec_text, strlen(list->spec_text), 1024);
+        json_t *j = json_pack("{s:s}", "unreadable_spec", preview);
+        free(preview);
         free(list->spec_text);
         list->spec_text = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         reject_batch(ag, list);
         return;
     }
+    for (struct task *t = list; t; t = t->next)
+        t->after = err[0] ? AFTER_BURY : AFTER_ACK; /* unrecordable: the DLQ still tells */
     if (err[0])
-        log_error("entry %s of queue %s could not be recorded (%s): %s", list->entry_id, list->q->name, err,
-                  list->reject);
+        log_error("entry %s of queue %s could not be recorded in PostgreSQL (%s): %s", list->entry_id,
+                  list->q->name, err, list->reject);
+    for (int i = 0; !err[0] && i < PQntuples(res); i++)
+        for (struct task *t = list; t; t = t->next)
+            if (strcmp(t->env.id, PQgetvalue(res, i, 0)) == 0)
+                t->after = AFTER_BURY;
     agent_rejected(ag, list, 1);
 }
 
@@ -362,25 +453,51 @@ static void log_error_result(pgc_t *pg, PGresult *res, const char *err, void *ar
         log_warn("%s: %s", (const char *)arg, err);
 }
 
+static void lease_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct agent *ag = arg;
+    if (err[0]) {
+        log_warn("lease renewal failed: %s", err);
+        return;
+    }
+    for (int i = 0; res && i < PQntuples(res); i++)
+        agent_cancelled(ag, PQgetvalue(res, i, 0));
+}
+
 void lease_renew(struct agent *ag)
 {
-    if (!ag->running)
-        return;
     pgarr_t *ids = pgarr_new(), *attempts = pgarr_new();
-    for (struct task *t = ag->running; t; t = t->rnext) {
+    int n = 0;
+    for (struct task *t = ag->held; t; t = t->hnext) {
+        if (t->attempt <= 0 || (t->phase != PHASE_RUNNING && t->phase != PHASE_COMPLETING))
+            continue;
         pgarr_add(ids, t->env.id);
         pgarr_add_long(attempts, t->attempt);
+        n++;
     }
     char lease[16];
     snprintf(lease, sizeof lease, "%d", ag->lease_s);
     char *p[4] = {pgarr_finish(ids), pgarr_finish(attempts), lease, ag->name};
-    pgc_query(ag->pg,
-              "UPDATE tasks t SET lease_expires_at = now() + $3::int * interval '1 second'"
-              " FROM unnest($1::uuid[], $2::int[]) AS i(id, attempt)"
-              " WHERE t.id = i.id AND t.attempt = i.attempt AND t.lease_owner = $4 AND t.state = 'running'",
-              4, (const char *const *)p, log_error_result, "lease renewal failed");
+    /* The answer lists the tasks cancelled meanwhile: a backstop for a lost
+     * cancel message on the control stream. */
+    if (n)
+        pgc_query(ag->pg,
+                  "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS i(id, attempt)),"
+                  " u AS (UPDATE tasks t SET lease_expires_at = now() + $3::int * interval '1 second'"
+                  "  FROM i WHERE t.id = i.id AND t.attempt = i.attempt AND t.lease_owner = $4"
+                  "  AND t.state = 'running' RETURNING t.id)"
+                  " SELECT t.id FROM tasks t JOIN i ON t.id = i.id WHERE t.state = 'cancelled'",
+                  4, (const char *const *)p, lease_done, ag);
     free(p[0]);
     free(p[1]);
+}
+
+void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entry)
+{
+    const char *p[2] = {task_id, dlq_entry};
+    pgc_query(ag->pg, "UPDATE tasks SET dlq_entry = $2 WHERE id = $1::uuid AND state = 'dead'", 2, p,
+              log_error_result, "recording the DLQ entry failed");
 }
 
 void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len)

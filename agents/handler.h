@@ -61,7 +61,14 @@ extern const handler_ops_t handler_exec;   /* kinds exec, coding */
 extern const handler_ops_t handler_noop;   /* kind noop */
 extern const handler_ops_t handler_sleep;  /* kind sleep */
 
-/* The exec handler owns SIGCHLD on base: it reaps every child of the process
+/* handler_exec runs spec->argv in its own process group with stdin from
+ * /dev/null, spec->env over the agent's environment, and DEVSYS_TASK_ID,
+ * DEVSYS_ATTEMPT, DEVSYS_CHECKPOINT (only when run->checkpoint is set) and
+ * DEVSYS_CHECKPOINT_FD=3 (always fd 3, so `echo '{..}' >&3` works in any sh):
+ * each newline-terminated JSON line written there goes to checkpoint_save.
+ * When the leader exits, whatever is left of its process group is killed.
+ *
+ * The exec handler owns SIGCHLD on base: it reaps every child of the process
  * (waitpid(-1)), so no other code in the agent may wait for its own children.
  * It also makes the process a child subreaper, so orphaned grandchildren are
  * reaped here and never linger as zombies. init is idempotent and is called

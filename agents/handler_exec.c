@@ -184,8 +184,12 @@ static char **env_build(const task_run_t *run, size_t *owned_from)
     json_t *val;
     if (senv) {
         json_object_foreach(senv, key, val) {
-            if (!json_is_string(val) || !key[0] || strchr(key, '=') || is_our_env(key, strlen(key))) {
-                log_warn("task %s: env %s skipped (needs a string value and a name without '=')",
+            if (is_our_env(key, strlen(key))) {
+                log_warn("task %s: env %s skipped: set by the agent", run->id, key);
+                continue;
+            }
+            if (!json_is_string(val) || !key[0] || strchr(key, '=')) {
+                log_warn("task %s: env %s skipped: needs a string value and a name without '='",
                          run->id, key);
                 continue;
             }

@@ -2,9 +2,11 @@
 #include "queue.h"
 
 #include <hiredis/hiredis.h>
+#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "envelope.h"
 #include "xalloc.h"
@@ -89,4 +91,178 @@ int queue_trim(rc_t *rc, const char *prefix, const char *queue, rc_reply_fn *fn,
     char key[256];
     const char *argv[4] = {"EVAL", trim_lua, "1", queue_key(key, sizeof key, prefix, queue, "stream")};
     return rc_command_argv(rc, fn, arg, 4, argv, NULL);
+}
+
+/* ------------------------------------------------- retries and dead letters */
+
+/* The envelope as a msgpack array of field/value strings: what the promote
+ * script unpacks (cmsgpack, built into Redis) and hands to XADD. */
+static char *pack_envelope(const char *id, const char *kind, long attempt, long long enqueued_at,
+                           const json_t *spec, size_t *len)
+{
+    const char *argv[2 * ENVELOPE_MAX_FIELDS];
+    size_t lens[2 * ENVELOPE_MAX_FIELDS];
+    char *storage = NULL;
+    int n = envelope_encode(id, kind, attempt, enqueued_at, spec, argv, lens, &storage);
+    if (n < 0) {
+        free(storage);
+        return NULL;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        msgpack_pack_str(&pk, lens[i]);
+        msgpack_pack_str_body(&pk, argv[i], lens[i]);
+    }
+    free(storage);
+    *len = sb.size;
+    return sb.data; /* malloc'd by msgpack_sbuffer */
+}
+
+static const char retry_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])\n"
+    "redis.call('ZADD', KEYS[2], due, ARGV[4])\n"
+    "return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n";
+
+int queue_retry(rc_t *rc, const char *prefix, const char *queue, const char *entry_id, long long delay_ms,
+                const char *id, const char *kind, long attempt, const json_t *spec, rc_reply_fn *fn,
+                void *arg)
+{
+    char stream[256], delayed[256], delay[24];
+    size_t plen;
+    char *packed = pack_envelope(id, kind, attempt, 0, spec, &plen);
+    if (!packed)
+        return -1;
+    snprintf(delay, sizeof delay, "%lld", delay_ms);
+    const char *argv[] = {"EVAL", retry_lua, "2", queue_key(stream, sizeof stream, prefix, queue, "stream"),
+                          queue_key(delayed, sizeof delayed, prefix, queue, "delayed"), QUEUE_GROUP, entry_id,
+                          delay, packed};
+    size_t lens[9];
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    lens[8] = plen;
+    int rv = rc_command_argv(rc, fn, arg, 9, argv, lens);
+    free(packed);
+    return rv;
+}
+
+static const char promote_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))\n"
+    "for _, m in ipairs(due) do\n"
+    "  local ok, fields = pcall(cmsgpack.unpack, m)\n"
+    "  if ok and type(fields) == 'table' and #fields >= 2 then\n"
+    "    redis.call('XADD', KEYS[1], '*', unpack(fields))\n"
+    "  end\n"
+    "  redis.call('ZREM', KEYS[2], m)\n"
+    "end\n"
+    "return #due\n";
+
+int queue_promote(rc_t *rc, const char *prefix, const char *queue, int limit, rc_reply_fn *fn, void *arg)
+{
+    char stream[256], delayed[256], lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *argv[] = {"EVAL", promote_lua, "2", queue_key(stream, sizeof stream, prefix, queue, "stream"),
+                          queue_key(delayed, sizeof delayed, prefix, queue, "delayed"), lim};
+    return rc_command_argv(rc, fn, arg, 6, argv, NULL);
+}
+
+static const char bury_lua[] =
+    "local dl = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))\n"
+    "if ARGV[2] ~= '' then redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) end\n"
+    "return dl\n";
+
+int queue_bury(rc_t *rc, const char *prefix, const char *queue, const char *entry_id,
+               const struct dead_letter *dl, rc_reply_fn *fn, void *arg)
+{
+    char stream[256], dlq[256];
+    const char *argv[] = {"EVAL", bury_lua, "2", queue_key(stream, sizeof stream, prefix, queue, "stream"),
+                          queue_key(dlq, sizeof dlq, prefix, queue, "dlq"), QUEUE_GROUP,
+                          entry_id ? entry_id : "",
+                          "id", dl->id, "kind", dl->kind, "queue", dl->queue, "attempts", dl->attempts,
+                          "error", dl->error, "failed_at", dl->failed_at, "agent", dl->agent,
+                          "source", dl->source, "spec", dl->spec};
+    return rc_command_argv(rc, fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
+}
+
+static const char replay_lua[] =
+    "local e = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))\n"
+    "if ARGV[1] ~= '' then redis.call('XDEL', KEYS[2], ARGV[1]) end\n"
+    "return e\n";
+
+int queue_replay(rc_t *rc, const char *prefix, const char *queue, const char *dlq_entry, const char *id,
+                 const char *kind, const json_t *spec, rc_reply_fn *fn, void *arg)
+{
+    char stream[256], dlq[256];
+    const char *argv[5 + 2 * ENVELOPE_MAX_FIELDS] = {"EVAL", replay_lua, "2",
+                                                     queue_key(stream, sizeof stream, prefix, queue, "stream"),
+                                                     queue_key(dlq, sizeof dlq, prefix, queue, "dlq")};
+    size_t lens[6 + 2 * ENVELOPE_MAX_FIELDS];
+    argv[5] = dlq_entry ? dlq_entry : "";
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    char *storage = NULL;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    int n = envelope_encode(id, kind, 0, (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000, spec, argv + 6,
+                            lens + 6, &storage);
+    if (n < 0) {
+        free(storage);
+        return -1;
+    }
+    int rv = rc_command_argv(rc, fn, arg, 6 + n, argv, lens);
+    free(storage);
+    return rv;
+}
+
+/* --------------------------------------------------------- leases in Redis */
+
+static const char keepalive_lua[] =
+    "local mine = {}\n"
+    "for i = 3, #ARGV do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])\n"
+    "  if #p > 0 then mine[#mine + 1] = ARGV[i] end\n"
+    "end\n"
+    "local n = #mine\n"
+    "if n > 0 then\n"
+    "  mine[n + 1] = 'JUSTID'\n"
+    "  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(mine))\n"
+    "end\n"
+    "return n\n";
+
+int queue_keepalive(rc_t *rc, const char *prefix, const char *queue, const char *consumer,
+                    const char *const *ids, size_t n, rc_reply_fn *fn, void *arg)
+{
+    char stream[256];
+    const char **argv = xmalloc((n + 6) * sizeof *argv);
+    argv[0] = "EVAL";
+    argv[1] = keepalive_lua;
+    argv[2] = "1";
+    argv[3] = queue_key(stream, sizeof stream, prefix, queue, "stream");
+    argv[4] = QUEUE_GROUP;
+    argv[5] = consumer;
+    memcpy(argv + 6, ids, n * sizeof *ids);
+    int rv = rc_command_argv(rc, fn, arg, (int)(n + 6), argv, NULL);
+    free(argv);
+    return rv;
+}
+
+int queue_autoclaim(rc_t *rc, const char *prefix, const char *queue, const char *consumer, long long min_idle_ms,
+                    const char *start, int count, rc_reply_fn *fn, void *arg)
+{
+    char stream[256];
+    return rc_command(rc, fn, arg, "XAUTOCLAIM %s %s %s %lld %s COUNT %d",
+                      queue_key(stream, sizeof stream, prefix, queue, "stream"), QUEUE_GROUP, consumer,
+                      min_idle_ms, start, count);
+}
+
+char *queue_control_channel(char *buf, size_t cap, const char *prefix)
+{
+    snprintf(buf, cap, "%s:control", prefix);
+    return buf;
 }

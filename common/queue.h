@@ -34,3 +34,48 @@ int queue_ack(rc_t *rc, const char *prefix, const char *queue, const char *const
 int queue_trim(rc_t *rc, const char *prefix, const char *queue, rc_reply_fn *fn, void *arg);
 
 #endif
+
+/* ------------------------------------------------- retries and dead letters */
+
+/* One Lua script: ZADD the task's envelope to devsys:{Q}:delayed, due in
+ * delay_ms by Redis's clock, and XACK entry_id — atomically, so the retry is
+ * never both lost and acked. The envelope (attempt = the next attempt) is
+ * stored msgpack-packed as the member. */
+int queue_retry(rc_t *rc, const char *prefix, const char *queue, const char *entry_id, long long delay_ms,
+                const char *id, const char *kind, long attempt, const json_t *spec, rc_reply_fn *fn,
+                void *arg);
+
+/* One Lua script: move up to limit due envelopes from delayed to the stream
+ * (ZRANGEBYSCORE + XADD + ZREM). Safe when several agents run it at once.
+ * Replies with the number moved. */
+int queue_promote(rc_t *rc, const char *prefix, const char *queue, int limit, rc_reply_fn *fn, void *arg);
+
+/* A dead letter's readable fields (all NUL-terminated strings). */
+struct dead_letter {
+    const char *id, *kind, *queue, *attempts, *error, *failed_at, *agent, *source, *spec;
+};
+
+/* One Lua script: XADD the dead letter to devsys:{Q}:dlq and XACK entry_id
+ * (entry_id NULL: only the XADD). Replies with the DLQ entry id. */
+int queue_bury(rc_t *rc, const char *prefix, const char *queue, const char *entry_id,
+               const struct dead_letter *dl, rc_reply_fn *fn, void *arg);
+
+/* One Lua script: XADD a fresh envelope to the stream and XDEL the DLQ entry
+ * (dlq_entry NULL: only the XADD). Replies with the new stream entry id. */
+int queue_replay(rc_t *rc, const char *prefix, const char *queue, const char *dlq_entry, const char *id,
+                 const char *kind, const json_t *spec, rc_reply_fn *fn, void *arg);
+
+/* --------------------------------------------------------- leases in Redis */
+
+/* One Lua script: XCLAIM ... 0 JUSTID only the ids that XPENDING still shows
+ * for this consumer, resetting their idle time without counting a delivery
+ * and without taking back an entry another agent already recovered. */
+int queue_keepalive(rc_t *rc, const char *prefix, const char *queue, const char *consumer,
+                    const char *const *ids, size_t n, rc_reply_fn *fn, void *arg);
+
+/* XAUTOCLAIM <stream> agents <consumer> <min_idle_ms> <start> COUNT <count>. */
+int queue_autoclaim(rc_t *rc, const char *prefix, const char *queue, const char *consumer, long long min_idle_ms,
+                    const char *start, int count, rc_reply_fn *fn, void *arg);
+
+/* Control channel "<prefix>:control": messages "cancel <task-id>". */
+char *queue_control_channel(char *buf, size_t cap, const char *prefix);

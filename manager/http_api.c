@@ -4,6 +4,7 @@
  * PostgreSQL builds the JSON of task rows itself (jsonb_build_object), so the
  * read paths are one query and one copy. */
 #include "http_api.h"
+#include "http_internal.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -28,41 +29,9 @@
 #define SUBMIT_MAX_BATCH 10000
 #define LIST_MAX_LIMIT 1000
 
-struct api {
-    struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *sock;
-    rc_t *rc;
-    pgc_t *pg;
-    auth_t *auth;
-    char *prefix;
-    size_t max_body;
-    int inflight;
-    metric_t *m_requests, *m_submitted, *m_errors;
-};
-
-/* One request being served. Freed by reply(). */
-struct req {
-    api_t *api;
-    struct evhttp_request *r;
-    enum evhttp_cmd_type method;
-    char path[512];
-    char *query;
-    enum role role;
-    char actor[160];
-    /* submit */
-    size_t n;
-    spec_t **specs;
-    char (*ids)[37];
-    int *created;
-    char (*states)[16];
-    int publishing;
-    int any_created;
-};
-
 /* ---------------------------------------------------------------- replies */
 
-static void req_free(struct req *q)
+void req_free(struct req *q)
 {
     for (size_t i = 0; q->specs && i < q->n; i++)
         spec_free(q->specs[i]);
@@ -74,7 +43,7 @@ static void req_free(struct req *q)
     free(q);
 }
 
-static void reply_raw(struct req *q, int status, const char *body, size_t len)
+void reply_raw(struct req *q, int status, const char *body, size_t len)
 {
     struct evhttp_request *r = q->r;
     struct evkeyvalq *h = evhttp_request_get_output_headers(r);
@@ -96,7 +65,7 @@ static void reply_raw(struct req *q, int status, const char *body, size_t len)
 }
 
 /* Takes the reference to j. */
-static void reply_json(struct req *q, int status, json_t *j)
+void reply_json(struct req *q, int status, json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -104,12 +73,10 @@ static void reply_json(struct req *q, int status, json_t *j)
     free(s);
 }
 
-static void reply_error(struct req *q, int status, const char *msg)
+void reply_error(struct req *q, int status, const char *msg)
 {
     reply_json(q, status, json_pack("{s:s}", "error", msg));
 }
-
-static void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail);
 
 /* ------------------------------------------------------------------ submit */
 
@@ -445,7 +412,7 @@ static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 }
 
 /* Takes the reference to detail. */
-static void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail)
+void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail)
 {
     char *d = json_dumps(detail, JSON_COMPACT);
     const char *params[4] = {actor, action, target, d};
@@ -485,6 +452,8 @@ static void route(enum role role, const char *actor, void *arg)
             reply_error(q, 405, "method not allowed");
         return;
     }
+    if (dlq_route(q))
+        return;
     reply_error(q, 404, "no such endpoint");
 }
 

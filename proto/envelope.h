@@ -34,7 +34,10 @@ typedef struct envelope_field {
  * be recorded against a stable task id. Returns 0, or -1 with a readable reason
  * in err (e.g. "spec: invalid JSON at line 1 column 9: ..."); out->spec is then NULL.
  * The spec is only decoded here (JSON or msgpack), not validated: run
- * spec_from_json on out->spec. Release with envelope_clear. */
+ * spec_from_json on out->spec. Release with envelope_clear.
+ * Unknown fields are ignored (forward compatible), but an entry may have at
+ * most 64 fields, names up to 256 bytes and values up to SPEC_MAX_BYTES;
+ * a repeated known field is an error. */
 int envelope_decode(const char *queue, const char *entry_id, const envelope_field_t *fields,
                     size_t nfields, envelope_t *out, char *err, size_t errlen);
 void envelope_clear(envelope_t *env);
@@ -43,7 +46,7 @@ void envelope_clear(envelope_t *env);
  * ENVELOPE_MAX_FIELDS pairs (12 strings) and returns the number of strings
  * (12). The strings live in *storage, which the caller frees with free().
  * kind NULL means spec["kind"]. Returns -1 (storage NULL) when the spec is
- * nested deeper than MPACK_MAX_DEPTH. argv/argvlen have room for 12.  */
+ * nested deeper than MPACK_MAX_DEPTH. argv/argvlen have room for 12. */
 int envelope_encode(const char *id, const char *kind, long attempt, long long enqueued_at,
                     const json_t *spec, const char **argv, size_t *argvlen, char **storage);
 

@@ -27,8 +27,11 @@ int mpack_measure(const json_t *j, size_t *bytes, size_t *items);
 
 /* Decode exactly one msgpack value that fills buf[0..len). Map keys must be
  * strings; bin/ext types, trailing bytes, depth, item and size limits are
- * errors. Returns a new reference or NULL with a readable message in err
- * (e.g. "msgpack: string length 4294967295 exceeds the 7 bytes left at offset 1"). */
+ * errors. So are strings or keys that are not UTF-8 or contain a NUL byte,
+ * duplicate keys, NaN/Inf floats and uint64 values above INT64_MAX (none of
+ * which a JSON spec can hold). Returns a new reference or NULL with a
+ * readable message in err naming the offset, e.g.
+ * "msgpack: string length 4294967295 at offset 0 exceeds the 3 bytes left". */
 json_t *mpack_to_json(const char *buf, size_t len, char *err, size_t errlen);
 
 #endif

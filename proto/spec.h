@@ -54,7 +54,9 @@ spec_t *spec_parse(const char *text, size_t len, char *err, size_t errlen);
 json_t *spec_json_load(const char *text, size_t len, char *err, size_t errlen);
 
 /* Validate an already parsed JSON value. Takes a new reference to j (the
- * caller keeps its own). Returns NULL with a message in err. */
+ * caller keeps its own). Returns NULL with a message in err. Also refuses a
+ * spec whose msgpack form would exceed MPACK_MAX_BYTES or MPACK_MAX_ITEMS,
+ * so every accepted spec can be published and decoded by an agent. */
 spec_t *spec_from_json(json_t *j, char *err, size_t errlen);
 
 void spec_free(spec_t *s);

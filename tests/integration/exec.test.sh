@@ -19,24 +19,25 @@ entry=$(it_redis XADD 'devsys:{exec}:stream' '*' spec '{"kind":"exec","command":
 ok "hand-pushed task succeeds" it_wait_sql 20 "SELECT state FROM tasks WHERE source='$entry'" succeeded
 is "$(it_psql "SELECT output_tail FROM tasks WHERE source='$entry'")" hi "hand-pushed output is hi"
 
-id=$(ctl submit - <<<'{"kind":"exec","command":["sh","-c","exit 3"]}')
-ok "non-zero exit ends failed" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$id'" failed
+id=$(ctl submit - <<<'{"kind":"exec","command":["sh","-c","exit 3"],"retry_policy":{"max_attempts":1}}')
+ok "non-zero exit on the last attempt ends dead" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$id'" dead
 is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" "exit status 3" "reason names the exit status"
 
 # The child and a grandchild write their pids; after the timeout neither may be alive.
 pids=$IT_DIR/pids
 id=$(ctl submit - <<EOF2
-{"kind":"exec","timeout_s":1,"command":["sh","-c","echo \$\$ >> $pids; sleep 100 & echo \$! >> $pids; wait"]}
+{"kind":"exec","timeout_s":1,"retry_policy":{"max_attempts":1},"command":["sh","-c","echo \$\$ >> $pids; sleep 100 & echo \$! >> $pids; wait"]}
 EOF2
 )
-ok "task over its timeout ends failed" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$id'" failed
+ok "task over its timeout ends dead (its only attempt)" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$id'" dead
 is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" timeout "reason is timeout"
 alive=0
 while read -r p; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done <"$pids"
 is "$(wc -l <"$pids")/$alive" "2/0" "no process of the timed-out task is left (2 written, 0 alive)"
 
 id=$(ctl submit - <<<'{"kind":"exec","command":["no-such-command-xyz"]}')
-ok "unknown command ends failed" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$id'" failed
+ok "unknown command ends dead at once (not retryable)" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$id'" dead
+is "$(it_psql "SELECT attempt FROM tasks WHERE id='$id'")" 1 "a permanent failure is not retried"
 like "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" 'no-such-command-xyz' "reason names the command"
 ok "agent still running" kill -0 "${AGENT_PIDS[a1]}"
 it_done

@@ -53,7 +53,8 @@ it_log_tails() {
         [[ -s $f ]] || continue
         printf '# --- %s (last %s lines)\n' "${f#"$IT_DIR"/}" "$lines"
         tail -n "$lines" "$f" | sed 's/^/#   /'
-    done >&7 < <(find "$IT_DIR" -maxdepth 1 -name '*.log' -type f 2>/dev/null | sort)
+    done >&7 < <(find "$IT_DIR" -maxdepth 3 -name '*.log' -type f -not -path '*/redis/*' \
+                    2>/dev/null | sort)
 }
 
 # Log tails once per script at the first failure; it_done shows them again.
@@ -100,6 +101,9 @@ ok() {
     return "$st"
 }
 
+# it_not CMD...: succeeds when CMD fails (for `ok "desc" it_not cmd`).
+it_not() { ! "$@"; }
+
 # is GOT EXPECTED DESC
 is() {
     local st=0
@@ -130,8 +134,8 @@ like() {
 _it_sanitizer_check() {
     local hits=''
     [[ -n $IT_DIR && -d $IT_DIR ]] || return 0
-    hits=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
-        "$IT_DIR"/*.log 2>/dev/null)
+    hits=$(grep -rlE --include='*.log' \
+        'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$IT_DIR" 2>/dev/null)
     if [[ -n $hits || ${DS_SANITIZE:-0} == 1 ]]; then
         if [[ -n $hits ]]; then
             _it_result 1 "no sanitizer reports in process logs"
@@ -223,6 +227,48 @@ it_redis() {
 it_restart_redis() {
     ds_stop_redis "$REDIS_PID"
     ds_start_redis "$IT_DIR/redis" "$REDIS_PORT" "$@"
+}
+
+# it_dlq QUEUE: the dead letters of QUEUE as read with
+# `redis-cli XRANGE 'devsys:{QUEUE}:dlq' - +`, printed as one JSON array of
+# objects {entry_id, <field>: <value>...} for jq.
+it_dlq() {
+    it_redis -2 --json XRANGE "${DEVSYS_PREFIX:-devsys}:{$1}:dlq" - + \
+        | jq -c '[.[] | {entry_id: .[0]} + (.[1] as $f | [range(0; $f | length; 2)
+                  | {($f[.]): $f[. + 1]}] | add // {})]'
+}
+
+# it_private_postgres: moves this script to a PostgreSQL cluster of its own
+# (free port, database devsys, migrated), for tests that stop or restart the
+# server; the runner's shared cluster must never be. Re-exports
+# DEVSYS_DATABASE_URL; call after it_setup, before starting processes. The
+# cluster is stopped on exit after every process.
+IT_PRIV_PG_DIR=''
+IT_PRIV_PG_PORT=''
+it_private_postgres() {
+    IT_PRIV_PG_PORT=$(ds_free_port) || return 1
+    IT_PRIV_PG_DIR=$IT_DIR/pg
+    ds_start_postgres "$IT_PRIV_PG_DIR" "$IT_PRIV_PG_PORT" 2>>"$IT_DIR/setup.log" 7>&- || return 1
+    ds_psql "$(ds_pg_url "$IT_PRIV_PG_PORT" postgres)" "CREATE DATABASE devsys" >/dev/null || return 1
+    DEVSYS_DATABASE_URL=$(ds_pg_url "$IT_PRIV_PG_PORT" devsys)
+    export DEVSYS_DATABASE_URL
+    "$BIN/manager/devsys-manager" migrate </dev/null >>"$IT_DIR/migrate.log" 2>&1 7>&-
+}
+
+# it_private_postgres_ctl restart|stop|start: the private cluster through
+# pg_ctl (restart and stop use fast shutdown: clients are disconnected).
+it_private_postgres_ctl() {
+    case $1 in
+        restart)
+            ds_pg_run pg_ctl restart -D "$IT_PRIV_PG_DIR/data" -l "$IT_PRIV_PG_DIR/postgres.log" \
+                -m fast -w -t 60 >>"$IT_DIR/pg_ctl.out" 2>&1 7>&- ;;
+        stop)
+            ds_pg_run pg_ctl stop -D "$IT_PRIV_PG_DIR/data" -m fast -w -t 60 \
+                >>"$IT_DIR/pg_ctl.out" 2>&1 7>&- ;;
+        start)
+            ds_start_postgres "$IT_PRIV_PG_DIR" "$IT_PRIV_PG_PORT" 7>&- ;;
+        *) return 2 ;;
+    esac
 }
 
 # it_setup: fresh database + own redis + migrations; exports the DEVSYS_* env.
@@ -365,6 +411,9 @@ _it_exit() {
     fi
     _it_stop_all
     if [[ -n $REDIS_PID ]]; then ds_stop_redis "$REDIS_PID"; fi
+    if [[ -n $IT_PRIV_PG_DIR && -f $IT_PRIV_PG_DIR/data/postmaster.pid ]]; then
+        ds_stop_postgres "$IT_PRIV_PG_DIR" "$(head -n 1 "$IT_PRIV_PG_DIR/data/postmaster.pid")"
+    fi
     if [[ -n $IT_DB && -n $IT_PG_PORT ]]; then
         psql "$(ds_pg_url "$IT_PG_PORT" postgres)" -XAtq \
             -c "DROP DATABASE IF EXISTS \"$IT_DB\" WITH (FORCE)" >/dev/null 2>&1

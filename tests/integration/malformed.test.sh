@@ -35,5 +35,11 @@ e=$(it_redis XADD "$S" '*' spec '{"kind":"exec","command":["sh","-c","echo still
 ok "next good task succeeds" it_wait_sql 20 "SELECT state FROM tasks WHERE source='$e'" succeeded
 is "$(it_psql "SELECT output_tail FROM tasks WHERE source='$e'")" "still here" "its output is recorded"
 ok "agent still running" kill -0 "${AGENT_PIDS[a1]}"
+is "$(it_redis XLEN 'devsys:{exec}:dlq')" 5 "the 5 bad entries are dead letters"
+dl=$(it_redis --no-raw XRANGE 'devsys:{exec}:dlq' - + COUNT 1)
+like "$dl" 'invalid JSON' "the dead letter says why, readable with redis-cli XRANGE"
+like "$dl" '"source"' "the dead letter names its source entry"
+is "$(it_psql "SELECT count(*) FROM tasks WHERE state='dead' AND dlq_entry IS NOT NULL")" 5 \
+    "dead tasks point at their dead letters"
 is "$(it_redis XPENDING "$S" agents | head -1)" 0 "nothing left pending in the consumer group"
 it_done

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# dev.test.sh: `./dev up` on free ports with a temporary state dir starts the
+# whole system and runs the sample pipeline to final states; `./dev down`
+# stops exactly what up started and frees the ports; --purge deletes the state.
+source "$(dirname "$0")/itest.sh"
+
+for b in manager/devsys-manager manager/devsysctl agents/devsys-agent; do
+    [[ -x $BIN/$b ]] || it_bail "binaries present" "no $BIN/$b (build first)"
+done
+
+# Three distinct free ports.
+ports=()
+while (( ${#ports[@]} < 3 )); do
+    p=$(ds_free_port) || it_bail "free ports"
+    [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+done
+export DEVSYS_DEV_REDIS_PORT=${ports[0]} DEVSYS_DEV_PG_PORT=${ports[1]} DEVSYS_DEV_HTTP_PORT=${ports[2]}
+export DEVSYS_DEV_DIR=$IT_DIR/devstate
+export DS_BUILD=$BIN DEVSYS_SKIP_APT=1 DEVSYS_SKIP_BUILD=1 DEVSYS_DEV_TOKEN=dev-test-token
+unset DEVSYS_URL DEVSYS_TOKEN DEVSYS_DATABASE_URL DEVSYS_REDIS_URL
+dev=$ds_root/dev
+# Whatever happens below, nothing that up started may outlive this script.
+it_on_exit "'$dev' down"
+
+# A port taken by something else: up refuses clearly and starts nothing.
+ds_start_redis "$IT_DIR/blocker" "$DEVSYS_DEV_HTTP_PORT" >/dev/null 2>&1 \
+    || it_bail "start a process blocking the HTTP port"
+blocker=$REDIS_PID
+REDIS_PID=''
+"$dev" up >"$IT_DIR/dev-up-blocked.out" 2>&1
+st=$?
+isnt_zero=$(( st != 0 ))
+is "$isnt_zero" 1 "up fails when the HTTP port is taken (exit $st)"
+like "$(cat "$IT_DIR/dev-up-blocked.out")" "port $DEVSYS_DEV_HTTP_PORT is already in use.*DEVSYS_DEV_HTTP_PORT" \
+    "the message names the port and the variable"
+is "$(find "$DEVSYS_DEV_DIR/pids" -name '*.pid' 2>/dev/null | wc -l)" 0 "nothing was started"
+ds_stop_redis "$blocker"
+
+# up
+"$dev" up >"$IT_DIR/dev-up.log" 2>&1
+is "$?" 0 "./dev up exits 0"
+up_out=$(cat "$IT_DIR/dev-up.log")
+
+names=(postgres redis manager agent-1 agent-2)
+declare -A pids=()
+for n in "${names[@]}"; do
+    pids[$n]=$(cat "$DEVSYS_DEV_DIR/pids/$n.pid" 2>/dev/null)
+    ok "$n is running (pid ${pids[$n]:-none})" ds_pid_alive "${pids[$n]:-}"
+done
+
+dburl=$(ds_pg_url "$DEVSYS_DEV_PG_PORT" devsys)
+q() { psql "$dburl" -XAtq -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
+final="'succeeded','failed','dead','cancelled'"
+
+is "$(q "SELECT count(*) FILTER (WHERE state IN ($final)) || '/' || count(*) FROM tasks")" "5/5" \
+    "the five sample tasks reached a final state"
+is "$(q "SELECT state FROM tasks WHERE spec->>'name' = 'hello'")" succeeded "the echo task succeeded"
+like "$(q "SELECT output_tail FROM tasks WHERE spec->>'name' = 'hello'")" "hello from devsys" \
+    "its output_tail holds the echo"
+like "$(q "SELECT state FROM tasks WHERE spec->>'name' = 'fails-with-3'")" '^(failed|dead)$' \
+    "the failing exec task failed"
+like "$(q "SELECT last_error FROM tasks WHERE spec->>'name' = 'fails-with-3'")" '3' \
+    "its last_error mentions the exit status"
+is "$(q "SELECT state FROM tasks WHERE spec->>'name' = 'pushed-with-redis-cli'")" succeeded \
+    "the task pushed with redis-cli XADD succeeded"
+is "$(q "SELECT string_agg(state, ',' ORDER BY state) FROM tasks WHERE kind IN ('sleep', 'noop')")" \
+    "succeeded,succeeded" "the sleep and noop tasks succeeded"
+like "$up_out" "export DEVSYS_URL=http://127.0.0.1:$DEVSYS_DEV_HTTP_PORT" "up prints DEVSYS_URL to export"
+like "$up_out" "export DEVSYS_TOKEN=dev-test-token" "up prints DEVSYS_TOKEN to export"
+like "$up_out" "dev down" "up tells how to stop"
+ok "devsysctl list works with the printed env" \
+    env DEVSYS_URL="http://127.0.0.1:$DEVSYS_DEV_HTTP_PORT" DEVSYS_TOKEN=dev-test-token \
+    "$BIN/manager/devsysctl" list
+
+# A second up while up: says so, starts nothing new.
+"$dev" up >"$IT_DIR/dev-up-again.out" 2>&1
+is "$?" 0 "a second up exits 0"
+like "$(cat "$IT_DIR/dev-up-again.out")" "already up" "a second up says devsys is already up"
+same=1
+for n in "${names[@]}"; do
+    [[ $(cat "$DEVSYS_DEV_DIR/pids/$n.pid" 2>/dev/null) == "${pids[$n]}" ]] || same=0
+done
+is "$same" 1 "a second up keeps the same processes"
+
+# down
+"$dev" down >"$IT_DIR/dev-down.out" 2>&1
+is "$?" 0 "./dev down exits 0"
+for n in "${names[@]}"; do
+    ok "$n (pid ${pids[$n]:-none}) is gone" it_not ds_pid_alive "${pids[$n]:-}"
+done
+for p in "${ports[@]}"; do
+    ok "nothing listens on port $p" it_not ds_port_in_use "$p"
+done
+is "$(find "$DEVSYS_DEV_DIR/pids" -name '*.pid' | wc -l)" 0 "the pid files are removed"
+ok "the data is kept" test -f "$DEVSYS_DEV_DIR/pg/data/PG_VERSION"
+
+"$dev" down --purge >"$IT_DIR/dev-purge.out" 2>&1
+is "$?" 0 "./dev down --purge exits 0"
+ok "--purge deletes the state dir" it_not test -e "$DEVSYS_DEV_DIR"
+
+it_done
