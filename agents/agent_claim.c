@@ -268,8 +268,10 @@ static const char complete_sql[] =
     "  SELECT r.id, r.attempt, $9, 'epoch'::timestamptz + r.started_us * interval '1 microsecond',"
     "  CASE WHEN r.state = 'retrying' THEN 'failed' ELSE r.state END, r.err"
     "  FROM r WHERE r.id IN (SELECT id FROM u))"
-    " SELECT r.id, u.id IS NOT NULL, t.state, t.attempt FROM r LEFT JOIN u ON u.id = r.id"
-    " LEFT JOIN tasks t ON t.id = r.id";
+    /* CASE: the row is looked up again only where the update did not take */
+    " SELECT r.id, u.id IS NOT NULL, CASE WHEN u.id IS NULL THEN"
+    "  (SELECT t.state || ' ' || t.attempt FROM tasks t WHERE t.id = r.id) END"
+    " FROM r LEFT JOIN u ON u.id = r.id";
 
 static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
@@ -312,8 +314,9 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             t = t->next;
         if (!t)
             continue;
-        const char *now = PQgetvalue(res, i, 2);
-        long now_attempt = strtol(PQgetvalue(res, i, 3), NULL, 10);
+        char now[16] = "";
+        long now_attempt = -1;
+        sscanf(PQgetvalue(res, i, 2), "%15s %ld", now, &now_attempt);
         int recorded = PQgetvalue(res, i, 1)[0] == 't' ||
                        /* our own commit whose answer was lost with the connection */
                        (now_attempt == t->attempt && strcmp(now, t->final_state) == 0);

@@ -165,7 +165,7 @@ static const char insert_sql[] =
     " ins AS ("
     "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key)"
     "  SELECT id, queue, kind, spec, max_attempts, priority, ikey FROM input ORDER BY ord"
-    "  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
+    "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id)"
     " SELECT i.ord, COALESCE(ins.id, t.id), ins.id IS NOT NULL, COALESCE(t.state, 'queued')"
     " FROM input i LEFT JOIN ins ON ins.id = i.id"
     " LEFT JOIN tasks t ON ins.id IS NULL AND t.idempotency_key = i.ikey"

@@ -175,7 +175,14 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     if (strcmp(o->state, "running") == 0) {
         char chan[256], msg[64];
         snprintf(msg, sizeof msg, "cancel %s", o->task);
-        const char *argv[3] = {"PUBLISH", queue_control_channel(chan, sizeof chan, o->q->api->prefix), msg};
+        queue_control_channel(chan, sizeof chan, o->q->api->prefix);
+        /* Pub/sub message "cancel <id>" on the channel, and the same as an
+         * entry (cancel = id) of the capped stream of that name, which agents
+         * that read the control stream with XREAD follow: a channel and a key
+         * of one name do not collide. */
+        const char *xadd[8] = {"XADD", chan, "MAXLEN", "~", "1000", "*", "cancel", o->task};
+        rc_command_argv(o->q->api->rc, NULL, NULL, 8, xadd, NULL);
+        const char *argv[3] = {"PUBLISH", chan, msg};
         if (rc_command_argv(o->q->api->rc, cancel_published, o, 3, argv, NULL) != 0)
             cancel_published(NULL, NULL, o);
         return;
@@ -418,6 +425,11 @@ static void scan_page(rc_t *rc, redisReply *r, void *arg)
         const char *id = json_string_value(json_object_get(e, "id"));
         if (id && strcmp(id, o->task) == 0) {
             take_entry(o, e);
+            /* remember it, so the next lookup (and "replay all") is direct */
+            const char *params[2] = {o->task, o->entry};
+            pgc_query(o->q->api->pg,
+                      "UPDATE tasks SET dlq_entry = $2 WHERE id = $1::uuid AND state = 'dead' AND dlq_entry IS NULL",
+                      2, params, NULL, NULL);
             op_found(o);
             return;
         }

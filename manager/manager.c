@@ -13,13 +13,15 @@
 #include "migrate.h"
 #include "pgc.h"
 #include "rc.h"
+#include "reconcile.h"
 
 static const char usage[] =
     "usage: devsys-manager [flags] [serve]    serve the HTTP API\n"
     "       devsys-manager [flags] migrate    apply database migrations and exit\n"
     "environment: DEVSYS_LISTEN (127.0.0.1:8080), DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL,\n"
     "  DEVSYS_ADMIN_TOKEN, DEVSYS_PREFIX (devsys), DEVSYS_MAX_BODY (bytes, 16 MiB),\n"
-    "  DEVSYS_SHUTDOWN_GRACE_S (10)";
+    "  DEVSYS_SHUTDOWN_GRACE_S (10), DEVSYS_RECONCILE_S (5; 0 = no reconciler),\n"
+    "  DEVSYS_REPUBLISH_AFTER_S (30)";
 
 static const struct cfg_flag flags[] = {
     {"listen", "DEVSYS_LISTEN", "address to serve HTTP on (host:port)"},
@@ -32,6 +34,7 @@ static const struct cfg_flag flags[] = {
 struct manager {
     struct event_base *base;
     api_t *api;
+    reconcile_t *reconcile;
     rc_t *rc;
     pgc_t *pg;
     struct event *sigterm, *sigint, *drain;
@@ -61,6 +64,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     log_info("signal %d: no longer accepting connections, finishing requests in flight", (int)sig);
     api_stop_accepting(m->api);
+    reconcile_free(m->reconcile); /* no new passes while draining */
+    m->reconcile = NULL;
     struct timeval tv = {0, 100000};
     m->drain = event_new(m->base, -1, EV_PERSIST, drain_check, m);
     event_add(m->drain, &tv);
@@ -101,9 +106,11 @@ static int serve(void)
     m.sigint = evsignal_new(m.base, SIGINT, on_signal, &m);
     event_add(m.sigterm, NULL);
     event_add(m.sigint, NULL);
+    m.reconcile = reconcile_new(m.base, m.rc, m.pg, ac.prefix);
     log_info("manager listening on %s", ac.listen);
     event_base_dispatch(m.base);
 
+    reconcile_free(m.reconcile);
     api_free(m.api);
     pgc_free(m.pg);
     rc_free(m.rc);

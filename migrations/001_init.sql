@@ -14,7 +14,7 @@ CREATE TABLE tasks (
     attempt          integer NOT NULL DEFAULT 0,
     max_attempts     integer NOT NULL DEFAULT 3,
     priority         integer NOT NULL DEFAULT 0,
-    idempotency_key  text UNIQUE,
+    idempotency_key  text,
     lease_owner      text,
     lease_expires_at timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
@@ -29,6 +29,8 @@ CREATE TABLE tasks (
 ) WITH (fillfactor = 70);
 
 CREATE INDEX tasks_created_at_id ON tasks (created_at, id);
+-- Partial: most tasks have no key, and an index entry per task costs on the hot path.
+CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 -- One row per attempt, written when the attempt ends (one insert, no update).
 CREATE TABLE task_attempts (

@@ -29,22 +29,38 @@ ds_secs_to_ms() {
     printf '%s\n' "$(( 10#${int:-0} * 1000 + 10#$frac ))"
 }
 
-# Is something listening on 127.0.0.1:PORT (or any address with that port)?
+# Is TCP PORT in use on this host: listening, or the local port of any
+# socket at all (a connection's or one in TIME_WAIT also makes bind() fail)?
 ds_port_in_use() {
     local port=$1
     if command -v ss >/dev/null 2>&1; then
-        [[ -n $(ss -Htln "sport = :$port" 2>/dev/null) ]] && return 0
-        return 1
+        [[ -n $(ss -Htan "( sport = :$port )" 2>/dev/null) ]]
+        return
     fi
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
 }
 
-# Prints a free TCP port on 127.0.0.1. Random in 20000..59999 so that
+# Is something listening on TCP PORT (any address)?
+ds_port_listening() {
+    local port=$1
+    if command -v ss >/dev/null 2>&1; then
+        [[ -n $(ss -Htln "( sport = :$port )" 2>/dev/null) ]]
+        return
+    fi
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
+# Prints a free TCP port on 127.0.0.1, chosen at random below the kernel's
+# ephemeral range (so that no outgoing connection can be holding it) so that
 # parallel users rarely collide; checked with ss (or a connect attempt).
 ds_free_port() {
-    local i port
+    local i port lo=10000 hi=32767 eph_lo eph_hi
+    if read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null \
+            && (( eph_lo > lo + 1000 )); then
+        hi=$(( eph_lo - 1 ))
+    fi
     for ((i = 0; i < 200; i++)); do
-        port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        port=$(( lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1) ))
         if ! ds_port_in_use "$port"; then
             printf '%s\n' "$port"
             return 0

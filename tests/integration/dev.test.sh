@@ -2,6 +2,7 @@
 # dev.test.sh: `./dev up` on free ports with a temporary state dir starts the
 # whole system and runs the sample pipeline to final states; `./dev down`
 # stops exactly what up started and frees the ports; --purge deletes the state.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 
 for b in manager/devsys-manager manager/devsysctl agents/devsys-agent; do
@@ -89,7 +90,7 @@ for n in "${names[@]}"; do
     ok "$n (pid ${pids[$n]:-none}) is gone" it_not ds_pid_alive "${pids[$n]:-}"
 done
 for p in "${ports[@]}"; do
-    ok "nothing listens on port $p" it_not ds_port_in_use "$p"
+    ok "nothing listens on port $p" it_not ds_port_listening "$p"
 done
 is "$(find "$DEVSYS_DEV_DIR/pids" -name '*.pid' | wc -l)" 0 "the pid files are removed"
 ok "the data is kept" test -f "$DEVSYS_DEV_DIR/pg/data/PG_VERSION"

@@ -53,7 +53,7 @@ static void expect_ok(const char *text)
 /* Builds {"kind":"noop","<field>":<value>} in a static buffer. */
 static const char *noop_with(const char *field, const char *value)
 {
-    static char buf[4096];
+    static char buf[16384];
     snprintf(buf, sizeof buf, "{\"kind\":\"noop\",\"%s\":%s}", field, value);
     return buf;
 }

@@ -1,0 +1,564 @@
+/* reconcile: the periodic pass that republishes from PostgreSQL what Redis has
+ * lost (see reconcile.h). One pass at a time; each rule takes at most
+ * RECONCILE_BATCH rows per pass, so a large backlog is worked off over passes. */
+#include "reconcile.h"
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "pgarr.h"
+#include "queue.h"
+#include "xalloc.h"
+
+#define RECONCILE_BATCH 1000
+/* Redis and PostgreSQL clocks may differ; a publish this close to the
+ * stream's first entry is not taken as lost. */
+#define CLOCK_SLACK_MS 2000
+
+enum rule { RULE_QUEUED, RULE_RETRYING, RULE_RUNNING, RULE_N };
+static const char *const rule_name[RULE_N] = {"queued", "retrying", "running"};
+
+struct dlq_cursor {
+    char queue[72];
+    char after[40]; /* last task id checked; "" = from the start */
+};
+
+struct reconcile {
+    struct event_base *base;
+    rc_t *rc;
+    pgc_t *pg;
+    char *prefix;
+    char after_s[32]; /* DEVSYS_REPUBLISH_AFTER_S as an SQL parameter */
+    struct event *tick;
+    struct pass *pass; /* the pass in flight, or NULL */
+    struct dlq_cursor *cursors;
+    size_t ncursors;
+    metric_t *m_republished[RULE_N], *m_restored, *m_passes, *m_skipped, *m_errors;
+};
+
+/* One pass; every outstanding callback holds a reference. */
+struct pass {
+    reconcile_t *r; /* NULL once reconcile_free ran: callbacks only release */
+    size_t refs;
+    long republished[RULE_N];
+    long restored;
+    long errors;
+    long unsent; /* publishes and buries that failed (counted, logged once) */
+};
+
+/* One queue's share of a pass (the queued-tasks probe or the DLQ check). */
+struct qwork {
+    struct pass *p;
+    char queue[72];
+    char key[320];
+    int gone;            /* stream missing or empty */
+    long long first_ms;  /* ms of the stream's first entry */
+    int failed;
+    long dead;           /* dead, not purged tasks of this queue */
+    pgarr_t *ids, *entries;
+    size_t nbury;
+};
+
+/* A publish or bury in flight. */
+struct sent {
+    struct qwork *w; /* bury only */
+    struct pass *p;
+    enum rule rule;
+    char id[40];
+};
+
+/* ------------------------------------------------------------------ passes */
+
+static struct pass *pass_ref(struct pass *p)
+{
+    p->refs++;
+    return p;
+}
+
+static void pass_unref(struct pass *p)
+{
+    if (--p->refs > 0)
+        return;
+    reconcile_t *r = p->r;
+    if (r) {
+        r->pass = NULL;
+        metric_add(r->m_passes, 1);
+        metric_add(r->m_restored, (double)p->restored);
+        long total = p->restored;
+        for (int i = 0; i < RULE_N; i++) {
+            metric_add(r->m_republished[i], (double)p->republished[i]);
+            total += p->republished[i];
+        }
+        metric_add(r->m_errors, (double)(p->errors + p->unsent));
+        if (p->unsent)
+            log_warn("reconciler: %ld tasks could not be written to redis; they are tried again after"
+                     " DEVSYS_REPUBLISH_AFTER_S (%ss)", p->unsent, r->after_s);
+        if (total)
+            log_info("reconciler: republished %ld queued (stream entry gone), %ld retrying (overdue),"
+                     " %ld running (lease expired); restored %ld dead letters to their DLQ",
+                     p->republished[RULE_QUEUED], p->republished[RULE_RETRYING], p->republished[RULE_RUNNING],
+                     p->restored);
+    }
+    free(p);
+}
+
+/* Is the pass still wanted (reconcile_free has not run)? */
+static int pass_live(const struct pass *p)
+{
+    return p->r != NULL;
+}
+
+static int sql_failed(struct pass *p, PGresult *res, const char *err, const char *what)
+{
+    if (res && !err[0])
+        return 0;
+    if (pass_live(p)) {
+        p->errors++;
+        log_warn("reconciler: %s: %s", what, err[0] ? err : "connection lost");
+    }
+    return 1;
+}
+
+static int redis_failed(struct pass *p, const redisReply *reply, const char *what)
+{
+    if (reply && reply->type != REDIS_REPLY_ERROR)
+        return 0;
+    if (pass_live(p)) {
+        p->errors++;
+        log_warn("reconciler: %s: %s", what, reply ? reply->str : "redis connection lost");
+    }
+    return 1;
+}
+
+static struct qwork *qwork_new(struct pass *p, const char *queue, const char *suffix)
+{
+    struct qwork *w = xcalloc(1, sizeof *w);
+    w->p = pass_ref(p);
+    snprintf(w->queue, sizeof w->queue, "%s", queue);
+    queue_key(w->key, sizeof w->key, p->r->prefix, queue, suffix);
+    return w;
+}
+
+static void qwork_free(struct qwork *w)
+{
+    free(w->ids ? pgarr_finish(w->ids) : NULL);
+    free(w->entries ? pgarr_finish(w->entries) : NULL);
+    pass_unref(w->p);
+    free(w);
+}
+
+/* -------------------------------------------------------------- republish */
+
+static void publish_done(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct sent *s = arg;
+    if (reply && reply->type == REDIS_REPLY_STRING)
+        s->p->republished[s->rule]++;
+    else
+        s->p->unsent++;
+    pass_unref(s->p);
+    free(s);
+}
+
+/* Rows: id, queue, kind, attempt, spec (text). published_at was set by the
+ * statement that returned them, so no other manager publishes them too. */
+static void publish_rows(struct pass *p, enum rule rule, PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res) && pass_live(p); i++) {
+        struct sent *s = xcalloc(1, sizeof *s);
+        s->p = pass_ref(p);
+        s->rule = rule;
+        snprintf(s->id, sizeof s->id, "%s", PQgetvalue(res, i, 0));
+        json_t *spec = json_loads(PQgetvalue(res, i, 4), 0, NULL);
+        if (!spec || queue_publish(p->r->rc, p->r->prefix, PQgetvalue(res, i, 1), s->id, PQgetvalue(res, i, 2),
+                                   strtol(PQgetvalue(res, i, 3), NULL, 10), 0, spec, publish_done, s) != 0)
+            publish_done(NULL, NULL, s);
+        json_decref(spec);
+    }
+}
+
+#define CLAIM_RETURNING " RETURNING t.id, t.queue, t.kind, t.attempt, t.spec::text"
+
+/* Retrying tasks overdue by more than the interval (their delayed entry was
+ * lost), and running tasks whose lease expired that long ago (their stream
+ * entry was lost with the agent). */
+static const char *const claim_sql[RULE_N] = {
+    [RULE_RETRYING] =
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'retrying'"
+        "   AND next_attempt_at < now() - $1::float8 * interval '1 second'"
+        "   AND coalesce(published_at, created_at) < now() - $1::float8 * interval '1 second'"
+        "   ORDER BY next_attempt_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
+    [RULE_RUNNING] =
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'running'"
+        "   AND lease_expires_at < now() - $1::float8 * interval '1 second'"
+        "   AND coalesce(published_at, created_at) < now() - $1::float8 * interval '1 second'"
+        "   ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
+    /* $2: queue; $3: the stream's first entry in ms minus the slack, NULL
+     * when the stream (or its group) is gone: every stale task is then lost */
+    [RULE_QUEUED] =
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2"
+        "   AND coalesce(published_at, created_at) < now() - $1::float8 * interval '1 second'"
+        "   AND ($3::float8 IS NULL OR coalesce(published_at, created_at) < to_timestamp($3::float8 / 1000))"
+        "   ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
+};
+
+struct claim_ctx {
+    struct pass *p;
+    enum rule rule;
+};
+
+static void claimed(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct claim_ctx *c = arg;
+    if (!sql_failed(c->p, res, err, rule_name[c->rule]))
+        publish_rows(c->p, c->rule, res);
+    pass_unref(c->p);
+    free(c);
+}
+
+static void claim(struct pass *p, enum rule rule, const char *queue, const char *first_ms)
+{
+    struct claim_ctx *c = xmalloc(sizeof *c);
+    *c = (struct claim_ctx){pass_ref(p), rule};
+    const char *params[3] = {p->r->after_s, queue, first_ms};
+    pgc_query(p->r->pg, claim_sql[rule], rule == RULE_QUEUED ? 3 : 1, params, claimed, c);
+}
+
+/* --------------------------------------------- queued: is the entry gone?
+ * Entries only leave a stream in id order (XTRIM MINID; never XDEL), so a
+ * task published before the stream's first entry has lost its entry. */
+
+/* A missing or empty stream has lost every entry. A stream without the
+ * agents group has not: agents create the group at id 0 (queue_ensure_group),
+ * so they still receive every entry; taking it as lost would publish each
+ * queued task again every interval while no agent has run yet. */
+static void probe_decide(struct qwork *w)
+{
+    if (!w->failed && pass_live(w->p)) {
+        char first[32];
+        snprintf(first, sizeof first, "%lld", w->first_ms - CLOCK_SLACK_MS);
+        claim(w->p, RULE_QUEUED, w->queue, w->gone ? NULL : first);
+    }
+    qwork_free(w);
+}
+
+static void probe_first(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct qwork *w = arg;
+    if (redis_failed(w->p, reply, "XRANGE") || reply->type != REDIS_REPLY_ARRAY) {
+        w->failed = 1;
+    } else if (reply->elements == 0) {
+        w->gone = 1;
+    } else {
+        const redisReply *e = reply->element[0];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 && e->element[0]->type == REDIS_REPLY_STRING)
+            w->first_ms = strtoll(e->element[0]->str, NULL, 10);
+        else
+            w->failed = 1;
+    }
+    probe_decide(w);
+}
+
+static void queued_queues(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct pass *p = arg;
+    if (!sql_failed(p, res, err, "queued tasks") && pass_live(p)) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            struct qwork *w = qwork_new(p, PQgetvalue(res, i, 0), "stream");
+            const char *first[6] = {"XRANGE", w->key, "-", "+", "COUNT", "1"};
+            if (rc_command_argv(p->r->rc, probe_first, w, 6, first, NULL) != 0)
+                probe_first(NULL, NULL, w);
+        }
+    }
+    pass_unref(p);
+}
+
+/* ------------------------------------------- dead letters missing from DLQ */
+
+static struct dlq_cursor *cursor_for(reconcile_t *r, const char *queue)
+{
+    for (size_t i = 0; i < r->ncursors; i++)
+        if (strcmp(r->cursors[i].queue, queue) == 0)
+            return &r->cursors[i];
+    r->cursors = xrealloc(r->cursors, (r->ncursors + 1) * sizeof *r->cursors);
+    struct dlq_cursor *c = &r->cursors[r->ncursors++];
+    snprintf(c->queue, sizeof c->queue, "%s", queue);
+    c->after[0] = '\0';
+    return c;
+}
+
+static void restored_recorded(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct pass *p = arg;
+    sql_failed(p, res, err, "recording restored DLQ entries");
+    pass_unref(p);
+}
+
+static void bury_done(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct sent *s = arg;
+    struct qwork *w = s->w;
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        pgarr_add(w->ids, s->id);
+        pgarr_add(w->entries, reply->str);
+        s->p->restored++;
+    } else if (s->id[0]) {
+        s->p->unsent++;
+    }
+    pass_unref(s->p);
+    free(s);
+    if (--w->nbury > 0)
+        return;
+    char *ids = pgarr_finish(w->ids), *entries = pgarr_finish(w->entries);
+    w->ids = w->entries = NULL;
+    if (strcmp(ids, "{}") != 0 && pass_live(w->p)) {
+        const char *params[2] = {ids, entries};
+        pgc_query(w->p->r->pg,
+                  "UPDATE tasks t SET dlq_entry = u.e FROM unnest($1::uuid[], $2::text[]) AS u(id, e)"
+                  " WHERE t.id = u.id AND t.state = 'dead'",
+                  2, params, restored_recorded, pass_ref(w->p));
+    }
+    free(ids);
+    free(entries);
+    qwork_free(w);
+}
+
+/* Rows: id, kind, queue, attempts, error, failed_at, agent, source, spec. */
+static void dead_claimed(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct qwork *w = arg;
+    if (sql_failed(w->p, res, err, "claiming dead tasks") || !pass_live(w->p) || PQntuples(res) == 0) {
+        qwork_free(w);
+        return;
+    }
+    w->ids = pgarr_new();
+    w->entries = pgarr_new();
+    w->nbury = 1; /* held while queueing */
+    for (int i = 0; i < PQntuples(res); i++) {
+        /* the DLQ holds compact JSON, as the agents write it */
+        json_t *spec = json_loads(PQgetvalue(res, i, 8), 0, NULL);
+        char *text = spec ? json_dumps(spec, JSON_COMPACT) : xstrdup(PQgetvalue(res, i, 8));
+        json_decref(spec);
+        struct dead_letter dl = {
+            .id = PQgetvalue(res, i, 0),        .kind = PQgetvalue(res, i, 1),  .queue = PQgetvalue(res, i, 2),
+            .attempts = PQgetvalue(res, i, 3),  .error = PQgetvalue(res, i, 4), .failed_at = PQgetvalue(res, i, 5),
+            .agent = PQgetvalue(res, i, 6),     .source = PQgetvalue(res, i, 7), .spec = text,
+        };
+        struct sent *s = xcalloc(1, sizeof *s);
+        s->w = w;
+        s->p = pass_ref(w->p);
+        snprintf(s->id, sizeof s->id, "%s", dl.id);
+        w->nbury++;
+        if (queue_bury(w->p->r->rc, w->p->r->prefix, w->queue, NULL, &dl, bury_done, s) != 0)
+            bury_done(NULL, NULL, s);
+        free(text);
+    }
+    struct sent *hold = xcalloc(1, sizeof *hold);
+    hold->w = w;
+    hold->p = pass_ref(w->p);
+    bury_done(NULL, &(redisReply){.type = REDIS_REPLY_NIL}, hold);
+}
+
+/* ARGV: task id, entry id pairs; returns the task ids whose entry is not in
+ * the DLQ (an empty entry id is never there). */
+static const char absent_lua[] =
+    "local out = {}\n"
+    "for i = 1, #ARGV, 2 do\n"
+    "  local e = ARGV[i + 1]\n"
+    "  if e == '' or #redis.call('XRANGE', KEYS[1], e, e) == 0 then out[#out + 1] = ARGV[i] end\n"
+    "end\n"
+    "return out\n";
+
+static void dead_absent(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct qwork *w = arg;
+    if (redis_failed(w->p, reply, "DLQ check") || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 ||
+        !pass_live(w->p)) {
+        qwork_free(w);
+        return;
+    }
+    pgarr_t *a = pgarr_new();
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            pgarr_add(a, reply->element[i]->str);
+    char *ids = pgarr_finish(a);
+    const char *params[2] = {ids, w->p->r->after_s};
+    pgc_query(w->p->r->pg,
+              "WITH c AS (SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND state = 'dead'"
+              "   AND dlq_purged_at IS NULL"
+              "   AND coalesce(published_at, created_at) < now() - $2::float8 * interval '1 second'"
+              "   FOR UPDATE SKIP LOCKED)"
+              " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id"
+              " RETURNING t.id, t.kind, t.queue, t.attempt::text, coalesce(t.last_error, 'unknown error'),"
+              "   to_char(coalesce(t.finished_at, now()) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+              "   coalesce((SELECT a.agent FROM task_attempts a WHERE a.task_id = t.id"
+              "             ORDER BY a.attempt DESC LIMIT 1), t.lease_owner, ''),"
+              "   coalesce(t.source, ''), t.spec::text",
+              2, params, dead_claimed, w);
+    free(ids);
+}
+
+static void dead_candidates(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct qwork *w = arg;
+    if (sql_failed(w->p, res, err, "dead tasks") || !pass_live(w->p)) {
+        qwork_free(w);
+        return;
+    }
+    int rows = PQntuples(res);
+    struct dlq_cursor *c = cursor_for(w->p->r, w->queue);
+    /* a short page means the end: the next pass starts over */
+    snprintf(c->after, sizeof c->after, "%s", rows == RECONCILE_BATCH ? PQgetvalue(res, rows - 1, 0) : "");
+    if (rows == 0) {
+        qwork_free(w);
+        return;
+    }
+    const char **argv = xmalloc((size_t)(4 + 2 * rows) * sizeof *argv);
+    argv[0] = "EVAL";
+    argv[1] = absent_lua;
+    argv[2] = "1";
+    argv[3] = w->key;
+    for (int i = 0; i < rows; i++) {
+        argv[4 + 2 * i] = PQgetvalue(res, i, 0);
+        argv[5 + 2 * i] = PQgetvalue(res, i, 1);
+    }
+    if (rc_command_argv(w->p->r->rc, dead_absent, w, 4 + 2 * rows, argv, NULL) != 0)
+        dead_absent(NULL, NULL, w);
+    free(argv);
+}
+
+static void dlq_length(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct qwork *w = arg;
+    if (redis_failed(w->p, reply, "XLEN") || reply->type != REDIS_REPLY_INTEGER || !pass_live(w->p) ||
+        reply->integer >= w->dead) {
+        qwork_free(w);
+        return;
+    }
+    /* Fewer entries than dead tasks: check a page of them. A task with no
+     * recorded entry gets the interval to record it (its agent may be
+     * between the bury and the UPDATE) before it counts as missing. */
+    struct dlq_cursor *c = cursor_for(w->p->r, w->queue);
+    const char *params[3] = {w->queue, c->after[0] ? c->after : NULL, w->p->r->after_s};
+    pgc_query(w->p->r->pg,
+              "SELECT id, coalesce(dlq_entry, '') FROM tasks WHERE state = 'dead' AND dlq_purged_at IS NULL"
+              "   AND queue = $1 AND ($2::uuid IS NULL OR id > $2::uuid)"
+              "   AND (dlq_entry IS NOT NULL OR coalesce(finished_at, created_at)"
+              "        < now() - $3::float8 * interval '1 second')"
+              "   AND coalesce(published_at, created_at) < now() - $3::float8 * interval '1 second'"
+              " ORDER BY id LIMIT 1000",
+              3, params, dead_candidates, w);
+}
+
+static void dead_queues(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct pass *p = arg;
+    if (!sql_failed(p, res, err, "dead tasks per queue") && pass_live(p)) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            struct qwork *w = qwork_new(p, PQgetvalue(res, i, 0), "dlq");
+            w->dead = strtol(PQgetvalue(res, i, 1), NULL, 10);
+            const char *argv[2] = {"XLEN", w->key};
+            if (rc_command_argv(p->r->rc, dlq_length, w, 2, argv, NULL) != 0)
+                dlq_length(NULL, NULL, w);
+        }
+    }
+    pass_unref(p);
+}
+
+/* -------------------------------------------------------------------- tick */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reconcile_t *r = arg;
+    if (r->pass) {
+        metric_add(r->m_skipped, 1);
+        log_debug("reconciler: previous pass still running, tick skipped");
+        return;
+    }
+    /* Nothing can be republished without Redis; the clients log outages. */
+    if (!rc_connected(r->rc) || !pgc_ready(r->pg))
+        return;
+    struct pass *p = xcalloc(1, sizeof *p);
+    p->r = r;
+    p->refs = 1;
+    r->pass = p;
+    claim(p, RULE_RETRYING, NULL, NULL);
+    claim(p, RULE_RUNNING, NULL, NULL);
+    const char *params[1] = {r->after_s};
+    pgc_query(r->pg,
+              "SELECT DISTINCT queue FROM tasks WHERE state = 'queued'"
+              " AND coalesce(published_at, created_at) < now() - $1::float8 * interval '1 second'",
+              1, params, queued_queues, pass_ref(p));
+    pgc_query(r->pg,
+              "SELECT queue, count(*) FROM tasks WHERE state = 'dead' AND dlq_purged_at IS NULL GROUP BY queue",
+              0, NULL, dead_queues, pass_ref(p));
+    pass_unref(p);
+}
+
+reconcile_t *reconcile_new(struct event_base *base, rc_t *rc, pgc_t *pg, const char *prefix)
+{
+    reconcile_t *r = xcalloc(1, sizeof *r);
+    r->base = base;
+    r->rc = rc;
+    r->pg = pg;
+    r->prefix = xstrdup(prefix);
+    double period = cfg_double("DEVSYS_RECONCILE_S", 5, 0, 86400);
+    snprintf(r->after_s, sizeof r->after_s, "%g", cfg_double("DEVSYS_REPUBLISH_AFTER_S", 30, 0, 86400 * 7));
+    for (int i = 0; i < RULE_N; i++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", rule_name[i]);
+        r->m_republished[i] = metric_counter("devsys_reconciler_republished_total", labels,
+                                             "Tasks the reconciler published again, by the state they were in");
+    }
+    r->m_restored = metric_counter("devsys_reconciler_dlq_restored_total", NULL,
+                                   "Dead letters the reconciler put back into their DLQ stream");
+    r->m_passes = metric_counter("devsys_reconciler_passes_total", NULL, "Reconciler passes completed");
+    r->m_skipped = metric_counter("devsys_reconciler_passes_skipped_total", NULL,
+                                  "Reconciler ticks skipped because the previous pass was still running");
+    r->m_errors = metric_counter("devsys_reconciler_errors_total", NULL,
+                                 "Reconciler statements or Redis commands that failed");
+    if (period > 0) {
+        struct timeval tv = {(time_t)period, (suseconds_t)((period - (double)(time_t)period) * 1e6)};
+        r->tick = event_new(base, -1, EV_PERSIST, on_tick, r);
+        event_add(r->tick, &tv);
+        log_info("reconciler: every %gs, republishing after %ss", period, r->after_s);
+    } else {
+        log_info("reconciler: off (DEVSYS_RECONCILE_S=0)");
+    }
+    return r;
+}
+
+void reconcile_free(reconcile_t *r)
+{
+    if (!r)
+        return;
+    if (r->tick)
+        event_free(r->tick);
+    if (r->pass)
+        r->pass->r = NULL;
+    free(r->cursors);
+    free(r->prefix);
+    free(r);
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The dead-letter API (ls, show, replay, purge), cancel and checkpoints, over
+# HTTP and devsysctl, checked against redis-cli and PostgreSQL after each step.
+source "$(dirname "$0")/itest.sh"
+it_setup
+DEVSYS_RECONCILE_S=0 it_start_manager || it_bail "start manager" # reconciler: last section only
+ctl() { "$BIN/manager/devsysctl" "$@"; }
+B=$IT_DIR/body
+V=viewer-token O=operator-token
+it_psql "INSERT INTO api_tokens (name, role, token_hash) VALUES
+         ('v', 'viewer', encode(sha256('viewer-token'), 'hex')),
+         ('o', 'operator', encode(sha256('operator-token'), 'hex'))" >/dev/null
+# call TOKEN METHOD PATH: prints the status; the body lands in $B
+call() {
+    local auth=()
+    [[ -n $1 ]] && auth=(-H "Authorization: Bearer $1")
+    curl -s -o "$B" -w '%{http_code}' -X "$2" "${auth[@]}" "$DEVSYS_URL$3"
+}
+S='devsys:{exec}:stream'
+DLQ='devsys:{exec}:dlq'
+# mkdead N: a dead task and its DLQ entry, as an agent's bury leaves them; prints "TASK ENTRY"
+mkdead() {
+    local spec id entry
+    spec="{\"kind\":\"exec\",\"command\":[\"sh\",\"-c\",\"echo replayed-$1\"]}"
+    id=$(it_psql "INSERT INTO tasks (id, queue, kind, spec, state, attempt, max_attempts, last_error,
+                                     started_at, finished_at, lease_owner)
+                  VALUES (gen_random_uuid(), 'exec', 'exec', '$spec', 'dead', 1, 1, 'exit status 1',
+                          now(), now(), 'a9') RETURNING id")
+    entry=$(it_redis XADD "$DLQ" '*' id "$id" kind exec queue exec attempts 1 error 'exit status 1' \
+        failed_at "$(date -u +%FT%TZ)" agent a9 source '' spec "$spec")
+    it_psql "UPDATE tasks SET dlq_entry = '$entry' WHERE id = '$id'" >/dev/null
+    printf '%s %s\n' "$id" "$entry"
+}
+read -r d1 e1 < <(mkdead 1)
+read -r d2 e2 < <(mkdead 2)
+read -r d3 e3 < <(mkdead 3)
+
+# ---- reading
+is "$(call '' GET /v1/dlq)" 401 "no token: 401"
+is "$(call $V GET /v1/dlq)" 200 "viewer lists the queues"
+is "$(jq -c .queues "$B")" '[{"queue":"exec","length":3,"dead":3}]' "GET /v1/dlq: length from redis, dead from postgres"
+like "$(DEVSYS_TOKEN=$V ctl dlq ls)" 'exec +3' "devsysctl dlq ls"
+is "$(call $V GET /v1/dlq/exec)" 200 "list one queue's entries"
+is "$(jq -r '.entries | length' "$B")" 3 "three entries"
+is "$(jq -r '.entries[0] | keys_unsorted | join(",")' "$B")" \
+    entry_id,id,kind,queue,attempts,error,failed_at,agent,source,spec "an entry carries every DLQ field"
+is "$(jq -r '.entries[0] | [.entry_id, .id, .error, (.spec | type)] | join(" ")' "$B")" \
+    "$e1 $d1 exit status 1 string" "fields are the stream's values; spec stays a JSON string"
+is "$(call $V GET '/v1/dlq/exec?limit=2')/$(jq -r '[(.entries | length), .next] | join(" ")' "$B")" "200/2 $e2" \
+    "limit=2: two entries and a cursor"
+is "$(call $V GET "/v1/dlq/exec?limit=2&after=$e2")/$(jq -r '[(.entries[].id), .next] | tostring' "$B")" \
+    "200/[\"$d3\",null]" "after=cursor: the last one, no further cursor"
+is "$(call $V GET '/v1/dlq/exec?limit=0')" 400 "limit=0: 400"
+is "$(call $V GET '/v1/dlq/exec?after=bogus')" 400 "bad cursor: 400"
+is "$(call $V GET '/v1/dlq/bad%20queue')" 400 "invalid queue name: 400"
+is "$(call $V GET /v1/dlq/nothing-here)/$(jq -c .entries "$B")" "200/[]" "a queue without a DLQ lists nothing"
+like "$(DEVSYS_TOKEN=$V ctl dlq ls exec)" "$e3 +$d3" "devsysctl dlq ls QUEUE"
+
+is "$(call $V GET "/v1/dlq/exec/$e2")/$(jq -r .id "$B")" "200/$d2" "show by entry id"
+is "$(call $V GET "/v1/dlq/exec/$d2")/$(jq -r .entry_id "$B")" "200/$e2" "show by task id (via tasks.dlq_entry)"
+it_psql "UPDATE tasks SET dlq_entry = NULL WHERE id = '$d3'" >/dev/null
+is "$(call $V GET "/v1/dlq/exec/$d3")/$(jq -r .entry_id "$B")" "200/$e3" \
+    "show by task id with dlq_entry NULL (found by scanning the DLQ)"
+ok "the scan records the entry in tasks.dlq_entry" it_wait_sql 5 "SELECT dlq_entry FROM tasks WHERE id='$d3'" "$e3"
+is "$(call $V GET /v1/dlq/exec/1-1)" 404 "unknown entry id: 404"
+is "$(call $V GET /v1/dlq/exec/00000000-0000-0000-0000-000000000000)" 404 "unknown task id: 404"
+is "$(call $V GET /v1/dlq/exec/xyz)" 404 "neither an entry nor a task id: 404"
+is "$(call $V GET "/v1/dlq/other/$e2")" 404 "an entry of another queue: 404"
+like "$(DEVSYS_TOKEN=$V ctl dlq show exec "$d1")" 'exit status 1' "devsysctl dlq show"
+
+# ---- roles and methods
+is "$(call $V POST "/v1/dlq/exec/$e1/replay")" 403 "viewer cannot replay: 403"
+is "$(call $V DELETE "/v1/dlq/exec/$e1")" 403 "viewer cannot purge: 403"
+is "$(call $V POST /v1/dlq/exec/replay)" 403 "viewer cannot replay all: 403"
+is "$(call $V DELETE /v1/dlq/exec)" 403 "viewer cannot purge all: 403"
+is "$(call $V POST "/v1/tasks/$d1/cancel")" 403 "viewer cannot cancel: 403"
+is "$(call $O GET "/v1/dlq/exec/$e1/replay")" 405 "GET on replay: 405"
+is "$(it_redis XLEN "$DLQ")/$(it_psql "SELECT count(*) FROM tasks WHERE state='dead'")" 3/3 "refusals changed nothing"
+
+# ---- replay one
+is "$(call $O POST "/v1/dlq/exec/$e1/replay")" 200 "operator replays by entry id"
+is "$(jq -c '[.id, .entry_id, .state, .published]' "$B")" "[\"$d1\",\"$e1\",\"queued\",true]" "reply says queued and published"
+is "$(it_psql "SELECT state, attempt, replays, dlq_entry IS NULL, published_at > now() - interval '1 minute'
+               FROM tasks WHERE id='$d1'")" 'queued|0|1|t|t' "postgres: queued, attempt 0, replays 1, published now"
+is "$(it_redis XLEN "$DLQ")" 2 "the entry left the DLQ"
+like "$(it_redis XRANGE "$S" - + | paste -sd' ')" "id $d1 " "the task is back on its stream"
+is "$(call $O POST "/v1/dlq/exec/$e1/replay")" 404 "the same entry again: 404"
+is "$(call $O POST "/v1/dlq/exec/$d1/replay")/$(jq -r .state "$B")" 409/queued "replaying a task that is not dead: 409 with its state"
+is "$(it_psql "SELECT actor || ' ' || target || ' ' || (detail->>'entry_id') FROM audit_log WHERE action='dlq.replay'")" \
+    "token:o $d1 $e1" "audit row for the replay, with the caller"
+
+# ---- purge one
+DEVSYS_TOKEN=$O ctl dlq purge exec "$d2" >"$IT_DIR/out" 2>&1
+is "$?" 0 "devsysctl dlq purge QUEUE TASK-ID"
+is "$(it_redis XLEN "$DLQ")/$(it_redis XRANGE "$DLQ" "$e2" "$e2" | wc -l)" 1/0 "the entry left the DLQ"
+is "$(it_psql "SELECT state, dlq_purged_at IS NOT NULL FROM tasks WHERE id='$d2'")" 'dead|t' \
+    "postgres: still dead, marked purged"
+is "$(it_psql "SELECT count(*) FROM audit_log WHERE action='dlq.purge' AND target='$d2' AND actor='token:o'")" 1 \
+    "audit row for the purge"
+is "$(call $O DELETE "/v1/dlq/exec/$d2")" 404 "purging it again: 404"
+is "$(call $V GET /v1/dlq)/$(jq -c .queues "$B")" '200/[{"queue":"exec","length":1,"dead":1}]' \
+    "purged tasks no longer count as dead letters"
+
+# ---- replay all, purge all
+read -r d4 e4 < <(mkdead 4)
+read -r d5 e5 < <(mkdead 5)
+like "$(DEVSYS_TOKEN=$O ctl dlq replay exec --all)" 'replayed: +3' "devsysctl dlq replay QUEUE --all: 3 replayed"
+is "$(it_redis XLEN "$DLQ")" 0 "the DLQ is empty"
+is "$(it_psql "SELECT count(*) FROM tasks WHERE id IN ('$d3','$d4','$d5') AND state='queued' AND replays=1
+               AND published_at > now() - interval '1 minute'")" 3 "postgres: all three queued"
+streamed=$(it_redis XRANGE "$S" - + | paste -sd' ')
+like "$streamed" "$d3.*$d4.*$d5|$d3.*$d5.*$d4|$d4.*$d3|$d5.*$d3" "all three are on the stream"
+is "$(it_psql "SELECT detail->>'count' FROM audit_log WHERE action='dlq.replay' AND target='exec'")" 3 \
+    "one audit row for replay all"
+read -r d6 e6 < <(mkdead 6)
+read -r d7 e7 < <(mkdead 7)
+is "$(call $O DELETE /v1/dlq/exec)/$(jq -c '[.purged, .entries_removed]' "$B")" '200/[2,2]' "purge all"
+is "$(it_redis XLEN "$DLQ")/$(it_psql "SELECT count(*) FROM tasks WHERE state='dead' AND dlq_purged_at IS NULL")" \
+    0/0 "redis and postgres agree: nothing left"
+is "$(it_psql "SELECT detail->>'tasks' FROM audit_log WHERE action='dlq.purge' AND target='exec'")" 2 \
+    "audit row for purge all"
+
+# ---- cancel a queued task: it never runs
+c1=$(ctl submit - <<<'{"kind":"exec","command":["sh","-c","echo ran"]}')
+is "$(call $O POST "/v1/tasks/$c1/cancel")" 200 "cancel a queued task"
+is "$(jq -c '[.state, .previous_state, .signalled]' "$B")" '["cancelled","queued",false]' "reply names the prior state"
+is "$(it_psql "SELECT state, finished_at IS NOT NULL FROM tasks WHERE id='$c1'")" 'cancelled|t' "postgres: cancelled"
+is "$(call $O POST "/v1/tasks/$c1/cancel")/$(jq -r .state "$B")" 409/cancelled "cancel again: 409 with the state"
+is "$(call $O POST /v1/tasks/00000000-0000-0000-0000-000000000000/cancel)" 404 "cancel an unknown task: 404"
+is "$(call $O POST /v1/tasks/nope/cancel)" 404 "cancel a non-id: 404"
+is "$(call $O GET "/v1/tasks/$c1/cancel")" 405 "GET on cancel: 405"
+like "$(DEVSYS_TOKEN=$O ctl cancel "$c1" 2>&1)" '409' "devsysctl cancel reports the conflict"
+is "$(it_psql "SELECT count(*) FROM audit_log WHERE action='task.cancel' AND target='$c1'")" 1 "one audit row"
+
+# ---- checkpoints
+it_psql "INSERT INTO checkpoints (task_id, attempt, data) VALUES
+         ('$d1', 1, '{\"step\":1}'), ('$d1', 1, '{\"step\":2}'), ('$d1', 2, '{\"step\":3}');
+         UPDATE tasks SET checkpoint = '{\"step\":3}' WHERE id = '$d1'" >/dev/null
+is "$(call $V GET "/v1/tasks/$d1/checkpoints")" 200 "viewer reads checkpoints"
+is "$(jq -c '[[.checkpoints[] | [.attempt, .data.step]], .last.step, .next]' "$B")" '[[[1,1],[1,2],[2,3]],3,null]' \
+    "all three in order, the last one, no cursor"
+is "$(call $V GET "/v1/tasks/$d1/checkpoints?limit=2")/$(jq -r '.checkpoints | length' "$B")" 200/2 "limit=2"
+next=$(jq -r .next "$B")
+is "$(call $V GET "/v1/tasks/$d1/checkpoints?after=$next")/$(jq -c '[.checkpoints[].data.step]' "$B")" '200/[3]' \
+    "after=cursor: the rest"
+is "$(call $V GET /v1/tasks/00000000-0000-0000-0000-000000000000/checkpoints)" 404 "unknown task: 404"
+like "$(ctl get "$d1")" 'checkpoints: +3' "devsysctl get shows the checkpoints"
+
+# ---- an agent runs the replayed tasks and skips the cancelled one
+it_start_agent a1 DEVSYS_QUEUES=exec
+ok "the four replayed tasks succeed" it_wait_sql 30 \
+    "SELECT count(*) FROM tasks WHERE id IN ('$d1','$d3','$d4','$d5') AND state='succeeded'" 4
+is "$(it_psql "SELECT output_tail FROM tasks WHERE id='$d4'")" replayed-4 "a replayed task ran its spec"
+sleep 1
+is "$(it_psql "SELECT state || ' ' || (SELECT count(*) FROM task_attempts WHERE task_id='$c1')
+               FROM tasks WHERE id='$c1'")" 'cancelled 0' "the cancelled task never ran"
+
+# ---- cancel a running task: agents are told on the control channel
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" SUBSCRIBE devsys:control >"$IT_DIR/control" 2>&1 </dev/null 7>&- &
+it_track_pid $!
+r1=$(ctl submit - <<<'{"kind":"exec","command":["sleep","30"],"retry_policy":{"max_attempts":1}}')
+ok "the sleeper is running" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$r1'" running
+is "$(call $O POST "/v1/tasks/$r1/cancel")" 200 "cancel a running task"
+is "$(jq -c '[.previous_state, .signalled, .receivers >= 1]' "$B")" '["running",true,true]' \
+    "reply: it was running, the message reached a subscriber"
+ok "the control channel carried 'cancel <id>'" it_wait_for 5 "grep -q 'cancel $r1' '$IT_DIR/control'"
+ok "the agent stops it: attempt recorded as cancelled" \
+    it_wait_sql 15 "SELECT outcome FROM task_attempts WHERE task_id='$r1'" cancelled
+is "$(it_psql "SELECT state FROM tasks WHERE id='$r1'")" cancelled "the task stays cancelled"
+
+# ---- replay while redis is down: the reconciler publishes it later
+it_stop_manager
+DEVSYS_RECONCILE_S=1 DEVSYS_REPUBLISH_AFTER_S=1 it_start_manager || it_bail "restart manager"
+it_stop_agent a1
+read -r d8 e8 < <(mkdead 8)
+ds_stop_redis "$REDIS_PID"
+is "$(call $O POST "/v1/dlq/exec/$d8/replay")" 200 "replay with redis down: accepted"
+is "$(jq -c '[.state, .published, (.note | test("reconciler"))]' "$B")" '["queued",false,true]' \
+    "the reply says it is not published yet and who will publish it"
+is "$(it_psql "SELECT state || ' ' || extract(epoch FROM published_at) FROM tasks WHERE id='$d8'")" 'queued 0' \
+    "postgres: queued, published_at at the epoch (due for the reconciler)"
+is "$(call $V GET /v1/dlq/exec)" 503 "listing needs redis: 503"
+is "$(call $O DELETE /v1/dlq/exec)" 503 "purge all with redis down: 503, nothing purged"
+ds_start_redis "$IT_DIR/redis" "$REDIS_PORT" || it_bail "restart redis"
+it_start_agent a2 DEVSYS_QUEUES=exec
+ok "once redis is back the task runs" it_wait_sql 30 "SELECT state FROM tasks WHERE id='$d8'" succeeded
+it_done
