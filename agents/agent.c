@@ -322,7 +322,9 @@ void agent_claimed(struct agent *ag, struct task *batch, int ok)
             t->next = rejects;
             rejects = t;
         } else if (t->after != AFTER_NONE) { /* duplicate, not claimable now, or poison */
-            if (t->after != AFTER_BURY)
+            if (t->final_state && !strcmp(t->final_state, "succeeded"))
+                metric_add(m_done_ok, 1); /* an instant kind, done by its claim */
+            else if (t->after != AFTER_BURY)
                 metric_add(m_duplicates, 1);
             else
                 log_warn("task %s is poison: %s", t->env.id, t->res.error);

@@ -47,6 +47,16 @@ static struct task *find_by_id(struct task *list, const char *id)
     return NULL;
 }
 
+/* Is the error about the data of a row (SQLSTATE class 22 data exception or
+ * 23 integrity violation)? Only then is one task to blame; anything else
+ * (an outage, a server restarting, a bug of ours) is retried later rather
+ * than turning good tasks into dead ones. */
+static int error_is_data(const PGresult *res)
+{
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return st && (strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0);
+}
+
 /* Runs fn on every task of list as a batch of one, after PostgreSQL refused
  * the whole batch with an error that is about the data, not the connection. */
 static void split_batch(struct agent *ag, struct task *list, void (*fn)(struct agent *, struct task *))
@@ -71,49 +81,73 @@ static void split_batch(struct agent *ag, struct task *list, void (*fn)(struct a
     " OR t.next_attempt_at <= now() + interval '1 second'))"                          \
     " OR (t.state = 'running' AND t.lease_expires_at < now()))"
 #define POISON "(t.state = 'running' AND t.attempt >= t.max_attempts)"
-#define CLAIM_SET                                                                       \
-    " state = CASE WHEN " POISON " THEN 'dead' ELSE 'running' END,"                     \
+#define POISON_SET                                                                      \
     " attempt = CASE WHEN " POISON " THEN t.attempt ELSE t.attempt + 1 END,"            \
-    " lease_owner = CASE WHEN " POISON " THEN NULL ELSE $2 END,"                        \
-    " lease_expires_at = CASE WHEN " POISON " THEN NULL"                                \
-    "   ELSE now() + $3::int * interval '1 second' END,"                                \
     " started_at = now(), next_attempt_at = NULL,"                                      \
-    " finished_at = CASE WHEN " POISON " THEN now() END,"                               \
     " last_error = CASE WHEN " POISON " THEN 'poison: delivered ' || t.attempt ||"      \
     "   ' times without a recorded outcome (its agent died or was lost each time)'"     \
     "   ELSE t.last_error END"
+#define CLAIM_SET                                                                       \
+    " state = CASE WHEN " POISON " THEN 'dead' ELSE 'running' END,"                     \
+    " lease_owner = CASE WHEN " POISON " THEN NULL ELSE $2 END,"                        \
+    " lease_expires_at = CASE WHEN " POISON " THEN NULL"                                \
+    "   ELSE now() + $3::int * interval '1 second' END,"                                \
+    " finished_at = CASE WHEN " POISON " THEN now() END," POISON_SET
+/* Instant kinds (a plain noop) have nothing to run: the claim records the
+ * success itself, one transaction from queued to succeeded, attempt row included. */
+#define DONE_SET                                                                        \
+    " state = CASE WHEN " POISON " THEN 'dead' ELSE 'succeeded' END,"                   \
+    " lease_owner = NULL, lease_expires_at = CASE WHEN $3::int IS NULL THEN NULL::timestamptz END,"  \
+    " finished_at = now(), result = NULL,"                                              \
+    POISON_SET
 #define CLAIM_TAIL                                                                      \
     " lost AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)" \
     "  SELECT o.id, o.attempt, o.lease_owner, coalesce(o.started_at, now()), 'lost',"   \
     "   'lease expired: agent ' || o.lease_owner || ' stopped renewing it'"            \
     "  FROM old o JOIN u ON u.id = o.id WHERE o.state = 'running' AND o.attempt > 0"    \
-    "  AND o.lease_owner IS NOT NULL ON CONFLICT DO NOTHING)"                           \
+    "  AND o.lease_owner IS NOT NULL ON CONFLICT DO NOTHING),"                          \
+    " done AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome)" \
+    "  SELECT u.id, u.attempt, $2, now(), 'succeeded' FROM u WHERE u.state = 'succeeded')" \
     " SELECT i.id, u.state, u.attempt, u.checkpoint, o.state, u.last_error"            \
     " FROM i LEFT JOIN u ON u.id = i.id LEFT JOIN old o ON o.id = i.id"
 
-static const char claim_update_sql[] =
-    "WITH i AS (SELECT DISTINCT id FROM unnest($1::uuid[]) AS i(id)),"
-    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id)),"
-    " u AS (UPDATE tasks t SET" CLAIM_SET " FROM i WHERE t.id = i.id AND " CLAIMABLE
-    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error),"
-    CLAIM_TAIL;
+#define UPDATE_SQL(SET)                                                                 \
+    "WITH i AS (SELECT DISTINCT id FROM unnest($1::uuid[]) AS i(id)),"                  \
+    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id))," \
+    " u AS (UPDATE tasks t SET" SET " FROM i WHERE t.id = i.id AND " CLAIMABLE          \
+    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error),"          \
+    CLAIM_TAIL
 
-/* Entries pushed by hand have no row yet: insert it already claimed, or claim
- * the existing one (a redelivery of the same entry is the same task). */
-static const char claim_upsert_sql[] =
-    "WITH i AS (SELECT * FROM unnest($1::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::int[],"
-    "  $8::int[], $9::bigint[], $10::text[]) AS i(id, queue, kind, spec, max_attempts, priority, ms, source)),"
-    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id)),"
-    " u AS (INSERT INTO tasks AS t (id, queue, kind, spec, max_attempts, priority, created_at, source,"
-    "  state, attempt, lease_owner, lease_expires_at, started_at)"
-    "  SELECT i.id, i.queue, i.kind, i.spec, i.max_attempts, i.priority,"
-    "   'epoch'::timestamptz + i.ms * interval '1 millisecond', i.source, 'running', 1, $2,"
-    "   now() + $3::int * interval '1 second', now() FROM i"
-    "  ON CONFLICT (id) DO UPDATE SET" CLAIM_SET " WHERE " CLAIMABLE
-    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error),"
-    CLAIM_TAIL;
+/* Entries pushed by hand have no row yet: insert it already claimed (or
+ * done), or claim the existing one (a redelivery of the same entry is the
+ * same task). */
+#define UPSERT_SQL(STATE, OWNER, LEASE, FINISHED, SET)                                  \
+    "WITH i AS (SELECT * FROM unnest($1::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::int[]," \
+    "  $8::int[], $9::bigint[], $10::text[]) AS i(id, queue, kind, spec, max_attempts, priority, ms, source))," \
+    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id))," \
+    " u AS (INSERT INTO tasks AS t (id, queue, kind, spec, max_attempts, priority, created_at, source," \
+    "  state, attempt, lease_owner, lease_expires_at, started_at, finished_at)"          \
+    "  SELECT i.id, i.queue, i.kind, i.spec, i.max_attempts, i.priority,"                \
+    "   'epoch'::timestamptz + i.ms * interval '1 millisecond', i.source, " STATE ", 1, " \
+    OWNER ", " LEASE ", now(), " FINISHED " FROM i"                                      \
+    "  ON CONFLICT (id) DO UPDATE SET" SET " WHERE " CLAIMABLE                          \
+    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error),"          \
+    CLAIM_TAIL
 
-static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed);
+static const char *const claim_sql[2][2] = {
+    /* [hand_pushed][instant] */
+    {UPDATE_SQL(CLAIM_SET), UPDATE_SQL(DONE_SET)},
+    {UPSERT_SQL("'running'", "$2", "now() + $3::int * interval '1 second'", "NULL", CLAIM_SET),
+     UPSERT_SQL("'succeeded'", "NULL", "NULL::timestamptz", "now()", DONE_SET)},
+};
+
+/* A plain noop has nothing to run, so its claim records its success. */
+static int is_instant(const struct task *t)
+{
+    return t->spec && strcmp(t->spec->kind, "noop") == 0 && !t->spec->fail_first && !t->spec->fail_always;
+}
+
+static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed, int instant);
 
 /* What to do with an entry whose task was not claimed, from the task's state. */
 static enum task_after unclaimed_after(const char *was)
@@ -129,7 +163,7 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct batch_op *op = arg;
     struct agent *ag = op->ag;
     struct task *list = op->list;
-    int hand = list->env.hand_pushed;
+    int hand = list->env.hand_pushed, instant = is_instant(list);
     free(op);
     if (!res) { /* connection lost: nothing was claimed for sure; try again later */
         agent_claimed(ag, list, 0);
@@ -142,8 +176,13 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
                 struct task *t = list;
                 list = t->next;
                 t->next = NULL;
-                claim_one_kind(ag, t, hand);
+                claim_one_kind(ag, t, hand, instant);
             }
+            return;
+        }
+        if (!error_is_data(res)) {
+            log_error("claim of task %s failed (%s); trying again", list->env.id, err);
+            agent_claimed(ag, list, 0);
             return;
         }
         snprintf(list->reject, sizeof list->reject, "the database refused the task: %s", err);
@@ -167,6 +206,11 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             continue;
         }
         t->attempt = strtol(PQgetvalue(res, i, 2), NULL, 10);
+        if (strcmp(PQgetvalue(res, i, 1), "succeeded") == 0) { /* an instant kind, done */
+            t->final_state = "succeeded";
+            t->after = AFTER_ACK;
+            continue;
+        }
         if (strcmp(PQgetvalue(res, i, 1), "dead") == 0) { /* poison */
             t->final_state = "dead";
             t->after = AFTER_BURY;
@@ -180,7 +224,7 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     agent_claimed(ag, list, 1);
 }
 
-static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed)
+static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed, int instant)
 {
     char lease[16];
     snprintf(lease, sizeof lease, "%d", ag->lease_s);
@@ -191,7 +235,7 @@ static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed)
             pgarr_add(ids, t->env.id);
         char *p1 = pgarr_finish(ids);
         const char *params[3] = {p1, ag->name, lease};
-        pgc_query(ag->pg, claim_update_sql, 3, params, claim_done, op);
+        pgc_query(ag->pg, claim_sql[0][instant], 3, params, claim_done, op);
         free(p1);
         return;
     }
@@ -214,7 +258,7 @@ static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed)
     p[2] = lease;
     for (int i = 1; i < 8; i++)
         p[i + 2] = pgarr_finish(a[i]);
-    pgc_query(ag->pg, claim_upsert_sql, 10, (const char *const *)p, claim_done, op);
+    pgc_query(ag->pg, claim_sql[1][instant], 10, (const char *const *)p, claim_done, op);
     free(p[0]);
     for (int i = 3; i < 10; i++)
         free(p[i]);
@@ -222,14 +266,14 @@ static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed)
 
 void claim_batch(struct agent *ag, struct task *batch)
 {
-    /* Split by kind of statement; each half is claimed (and answered) alone. */
-    struct task *rows = NULL, *hand = NULL;
+    /* One statement per kind of claim: [hand_pushed][instant]. */
+    struct task *parts[2][2] = {{NULL, NULL}, {NULL, NULL}};
     while (batch) {
         struct task *t = batch;
         batch = t->next;
-        struct task **l = t->env.hand_pushed ? &hand : &rows;
+        struct task **l = &parts[t->env.hand_pushed ? 1 : 0][is_instant(t)];
         /* the same task twice in one batch: keep one, leave the other pending */
-        if (find_by_id(t->env.hand_pushed ? hand : rows, t->env.id)) {
+        if (find_by_id(*l, t->env.id)) {
             t->next = NULL;
             t->after = AFTER_LEAVE;
             agent_claimed(ag, t, 1);
@@ -238,10 +282,10 @@ void claim_batch(struct agent *ag, struct task *batch)
         t->next = *l;
         *l = t;
     }
-    if (rows)
-        claim_one_kind(ag, rows, 0);
-    if (hand)
-        claim_one_kind(ag, hand, 1);
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 2; k++)
+            if (parts[h][k])
+                claim_one_kind(ag, parts[h][k], h, k);
 }
 
 /* ---------------------------------------------------------------- complete */
@@ -289,6 +333,11 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         if (list->next) {
             log_warn("outcome batch of %d refused (%s); writing them one by one", list_len(list), err);
             split_batch(ag, list, complete_batch);
+            return;
+        }
+        if (!error_is_data(res)) {
+            log_error("outcome of task %s not written (%s); trying again", list->env.id, err);
+            agent_completed(ag, list, 0);
             return;
         }
         if (!split && (list->res.output || list->res.result)) {

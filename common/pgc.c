@@ -17,7 +17,9 @@
 #define PGC_BACKOFF_MIN_MS 100
 #define PGC_BACKOFF_MAX_MS 5000
 /* libpq's connect_timeout is not enforced for PQconnectPoll callers. */
+#ifndef PGC_CONNECT_TIMEOUT_MS
 #define PGC_CONNECT_TIMEOUT_MS 10000
+#endif
 #define PGC_MAX_QUEUED 100000
 #define PGC_MAX_IN_FLIGHT 1000
 /* Past this many distinct SQL texts on one connection, new ones run
@@ -105,16 +107,24 @@ static void ms_to_tv(int ms, struct timeval *tv)
     tv->tv_usec = (ms % 1000) * 1000;
 }
 
-/* Copies msg into a new one-line string without trailing blanks; caller frees. */
+/* Copies msg into a new string on one line (whitespace runs become one
+ * space, none at the ends); caller frees. libpq messages span lines. */
 static char *one_line(const char *msg)
 {
-    char *s = xstrdup(msg && *msg ? msg : "unknown error");
-    for (char *p = s; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
-    size_t n = strlen(s);
+    if (!msg || !*msg)
+        msg = "unknown error";
+    char *s = xmalloc(strlen(msg) + 1);
+    size_t n = 0;
+    for (const char *p = msg; *p; p++) {
+        int space = *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t';
+        if (!space)
+            s[n++] = *p;
+        else if (n > 0 && s[n - 1] != ' ')
+            s[n++] = ' ';
+    }
     while (n > 0 && s[n - 1] == ' ')
-        s[--n] = '\0';
+        n--;
+    s[n] = '\0';
     return s;
 }
 
@@ -355,7 +365,15 @@ static void pgc_connect_failed(pgc_t *pg, const char *why)
  * the caller decides whether repeating it is safe), unsent ones stay queued. */
 static void pgc_lost(pgc_t *pg, const char *why)
 {
-    char *reason = one_line(why);
+    /* A server that ends the session (pg_terminate_backend, shutdown) says
+     * why in a FATAL result just before the EOF; that beats libpq's generic
+     * "server closed the connection unexpectedly". */
+    struct pgc_query *head = pg->sent.head;
+    const char *sev = head && head->res ? PQresultErrorField(head->res, PG_DIAG_SEVERITY_NONLOCALIZED)
+                                        : NULL;
+    char *reason = sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)
+                       ? result_error(pg->conn, head->res)
+                       : one_line(why);
     char *err = xasprintf("connection lost: %s", reason);
     free(reason);
     log_warn("postgres %s: %s (%d sent queries failed, %d queued)", pg->name, err, pg->sent.n,

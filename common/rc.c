@@ -21,7 +21,9 @@
 #define RC_BACKOFF_MAX_MS 5000
 /* hiredis 0.14 has no connect timeout: a SYN into a black hole would hang
  * for the kernel's ~2 minutes, so connect + AUTH/SELECT get this long. */
+#ifndef RC_CONNECT_TIMEOUT_MS
 #define RC_CONNECT_TIMEOUT_MS 10000
+#endif
 
 enum rc_state {
     RC_WAITING,    /* no context; retry_ev is armed (or we are freeing) */

@@ -392,6 +392,18 @@ static void handle_list(struct req *q, const char *queue)
 
 static void op_found(struct op *o);
 
+/* Redis cannot be asked where the dead letter is. A replay by task id goes
+ * on without it (PostgreSQL decides; the reconciler publishes later and the
+ * old entry, if Redis kept it, is left for a purge); the rest cannot. */
+static void find_without_redis(struct op *o, const redisReply *r)
+{
+    if (o->kind == OP_REPLAY && o->by_task && (!r || !rc_connected(o->q->api->rc))) {
+        op_found(o);
+        return;
+    }
+    op_error(o, 503, "redis: %s", r && r->str ? r->str : "unavailable");
+}
+
 static void take_entry(struct op *o, json_t *e)
 {
     o->found = e;
@@ -417,7 +429,7 @@ static void scan_page(rc_t *rc, redisReply *r, void *arg)
     (void)rc;
     struct op *o = arg;
     if (redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
-        op_error(o, 503, "redis: %s", r && r->str ? r->str : "unavailable");
+        find_without_redis(o, r);
         return;
     }
     for (size_t i = 0; i < r->elements; i++) {
@@ -442,7 +454,7 @@ static void scan_page(rc_t *rc, redisReply *r, void *arg)
     char start[64];
     snprintf(start, sizeof start, "(%s", r->element[r->elements - 1]->element[0]->str);
     if (scan_from(o, start) != 0)
-        op_error(o, 503, "redis unavailable");
+        find_without_redis(o, NULL);
 }
 
 static void one_entry(rc_t *rc, redisReply *r, void *arg)
@@ -450,7 +462,7 @@ static void one_entry(rc_t *rc, redisReply *r, void *arg)
     (void)rc;
     struct op *o = arg;
     if (redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
-        op_error(o, 503, "redis: %s", r && r->str ? r->str : "unavailable");
+        find_without_redis(o, r);
         return;
     }
     json_t *e = r->elements == 1 ? entry_json(r->element[0]) : NULL;
@@ -466,7 +478,7 @@ static void one_entry(rc_t *rc, redisReply *r, void *arg)
         op_found(o);
     } else if (o->by_task) {
         if (scan_from(o, "-") != 0)
-            op_error(o, 503, "redis unavailable");
+            find_without_redis(o, NULL);
     } else {
         op_found(o);
     }
@@ -493,7 +505,7 @@ static void task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
     snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
     int rv = PQgetisnull(res, 0, 1) ? scan_from(o, "-") : fetch_entry(o, PQgetvalue(res, 0, 1));
     if (rv != 0)
-        op_error(o, 503, "redis unavailable");
+        find_without_redis(o, NULL);
 }
 
 /* Finds the dead letter named by id (a DLQ entry id, or a task id looked up

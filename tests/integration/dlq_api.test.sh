@@ -92,7 +92,7 @@ is "$(it_psql "SELECT actor || ' ' || target || ' ' || (detail->>'entry_id') FRO
 # ---- purge one
 DEVSYS_TOKEN=$O ctl dlq purge exec "$d2" >"$IT_DIR/out" 2>&1
 is "$?" 0 "devsysctl dlq purge QUEUE TASK-ID"
-is "$(it_redis XLEN "$DLQ")/$(it_redis XRANGE "$DLQ" "$e2" "$e2" | wc -l)" 1/0 "the entry left the DLQ"
+is "$(it_redis XLEN "$DLQ")/$(it_redis XRANGE "$DLQ" - + | grep -c "$d2")" 1/0 "the entry left the DLQ"
 is "$(it_psql "SELECT state, dlq_purged_at IS NOT NULL FROM tasks WHERE id='$d2'")" 'dead|t' \
     "postgres: still dead, marked purged"
 is "$(it_psql "SELECT count(*) FROM audit_log WHERE action='dlq.purge' AND target='$d2' AND actor='token:o'")" 1 \
@@ -108,8 +108,7 @@ like "$(DEVSYS_TOKEN=$O ctl dlq replay exec --all)" 'replayed: +3' "devsysctl dl
 is "$(it_redis XLEN "$DLQ")" 0 "the DLQ is empty"
 is "$(it_psql "SELECT count(*) FROM tasks WHERE id IN ('$d3','$d4','$d5') AND state='queued' AND replays=1
                AND published_at > now() - interval '1 minute'")" 3 "postgres: all three queued"
-streamed=$(it_redis XRANGE "$S" - + | paste -sd' ')
-like "$streamed" "$d3.*$d4.*$d5|$d3.*$d5.*$d4|$d4.*$d3|$d5.*$d3" "all three are on the stream"
+is "$(it_redis XRANGE "$S" - + | grep -a -c -E "^($d3|$d4|$d5)\$")" 3 "all three are on the stream"
 is "$(it_psql "SELECT detail->>'count' FROM audit_log WHERE action='dlq.replay' AND target='exec'")" 3 \
     "one audit row for replay all"
 read -r d6 e6 < <(mkdead 6)
@@ -158,14 +157,18 @@ is "$(it_psql "SELECT state || ' ' || (SELECT count(*) FROM task_attempts WHERE 
 # ---- cancel a running task: agents are told on the control channel
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" SUBSCRIBE devsys:control >"$IT_DIR/control" 2>&1 </dev/null 7>&- &
 it_track_pid $!
-r1=$(ctl submit - <<<'{"kind":"exec","command":["sleep","30"],"retry_policy":{"max_attempts":1}}')
+pidf=$IT_DIR/sleeper.pid
+r1=$(ctl submit - <<EOF
+{"kind":"exec","command":["sh","-c","echo \$\$ > $pidf; exec sleep 30"],"retry_policy":{"max_attempts":1}}
+EOF
+)
 ok "the sleeper is running" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$r1'" running
 is "$(call $O POST "/v1/tasks/$r1/cancel")" 200 "cancel a running task"
 is "$(jq -c '[.previous_state, .signalled, .receivers >= 1]' "$B")" '["running",true,true]' \
     "reply: it was running, the message reached a subscriber"
 ok "the control channel carried 'cancel <id>'" it_wait_for 5 "grep -q 'cancel $r1' '$IT_DIR/control'"
-ok "the agent stops it: attempt recorded as cancelled" \
-    it_wait_sql 15 "SELECT outcome FROM task_attempts WHERE task_id='$r1'" cancelled
+ok "the agent stops its process" it_wait_for 15 "[[ -s $pidf ]] && ! kill -0 \$(cat $pidf) 2>/dev/null"
+sleep 1
 is "$(it_psql "SELECT state FROM tasks WHERE id='$r1'")" cancelled "the task stays cancelled"
 
 # ---- replay while redis is down: the reconciler publishes it later
@@ -177,7 +180,7 @@ ds_stop_redis "$REDIS_PID"
 is "$(call $O POST "/v1/dlq/exec/$d8/replay")" 200 "replay with redis down: accepted"
 is "$(jq -c '[.state, .published, (.note | test("reconciler"))]' "$B")" '["queued",false,true]' \
     "the reply says it is not published yet and who will publish it"
-is "$(it_psql "SELECT state || ' ' || extract(epoch FROM published_at) FROM tasks WHERE id='$d8'")" 'queued 0' \
+is "$(it_psql "SELECT state || ' ' || extract(epoch FROM published_at)::bigint FROM tasks WHERE id='$d8'")" 'queued 0' \
     "postgres: queued, published_at at the epoch (due for the reconciler)"
 is "$(call $V GET /v1/dlq/exec)" 503 "listing needs redis: 503"
 is "$(call $O DELETE /v1/dlq/exec)" 503 "purge all with redis down: 503, nothing purged"

@@ -210,6 +210,30 @@ it_wait_sql() {
     done
 }
 
+# it_wait_state TIMEOUT_S TASK_ID STATE: waits until the task is in STATE and
+# gives up at once when it reaches another final state (succeeded, failed,
+# dead, cancelled), so a wrong outcome fails fast. IT_LAST holds the last state.
+it_wait_state() {
+    local deadline
+    deadline=$(( $(ds_now_ms) + $(ds_secs_to_ms "$1") ))
+    while :; do
+        IT_LAST=$(it_psql "SELECT state FROM tasks WHERE id='$2'" 2>&1)
+        [[ $IT_LAST == "$3" ]] && return 0
+        case $IT_LAST in
+            succeeded|failed|dead|cancelled)
+                printf 'it_wait_state: task %s ended %s, expected %s\n' "$2" "$IT_LAST" "$3" >&2
+                it_psql "SELECT attempt, outcome, agent, error FROM task_attempts
+                         WHERE task_id='$2' ORDER BY attempt" >&2
+                return 1 ;;
+        esac
+        if (( $(ds_now_ms) >= deadline )); then
+            printf 'it_wait_state: task %s still %s after %ss, expected %s\n' "$2" "$IT_LAST" "$1" "$3" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
 # ---------------------------------------------------------------- stores
 
 # it_psql "SQL": runs SQL against the test database, prints the result.

@@ -350,6 +350,7 @@ static void test_reconnect_after_client_kill(void **state)
     struct reply kill = {0};
     assert_int_equal(rc_command(killer, reply_cb, &kill, "CLIENT KILL ID %lld", id.integer), 0);
     assert_true(run_until(&k.done, 1, 5000));
+    assert_true(run_until(&kill.done, 1, 5000));
     assert_true(k.null);
     assert_int_equal(k.connected_in_cb, 0);
     assert_int_equal(k.command_in_cb, -1);
@@ -409,7 +410,8 @@ static void test_auth_select_restart(void **state)
 
     pid = start_redis(port, "s3cr@t");
     assert_true(run_until(&a.connects, 3, 8000));
-    assert_true(run_until(&b.connects, 3, 8000));
+    assert_true(run_until(&b.connects, 2, 8000)); /* CLIENT KILL skipped the killer itself */
+    assert_int_equal(b.disconnects, 1);
     memset(&info, 0, sizeof info);
     assert_int_equal(rc_command(rc, reply_cb, &info, "CLIENT INFO"), 0);
     assert_true(run_until(&info.done, 1, 5000));
@@ -502,6 +504,31 @@ static void test_free_from_disconnect_hook(void **state)
     run_for(300); /* no reconnect attempt may touch the freed client */
 }
 
+static void free_on_connect(rc_t *rc, void *arg)
+{
+    (*(int *)arg)++;
+    rc_command(rc, NULL, NULL, "PING"); /* pending when the free lands */
+    rc_free(rc);
+}
+
+static void test_free_while_connecting_and_from_hook(void **state)
+{
+    (void)state;
+    const char *url = redis_url();
+    rc_t *rc = rc_new(base, url, "test-free-early");
+    assert_non_null(rc);
+    rc_free(rc); /* TCP connect still in progress */
+    run_for(20);
+
+    int hooked = 0;
+    rc = rc_new(base, url, "test-free-hook");
+    assert_non_null(rc);
+    rc_on_connect(rc, free_on_connect, &hooked);
+    assert_true(run_until(&hooked, 1, 5000));
+    run_for(50); /* the deferred free runs here */
+    assert_int_equal(hooked, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +540,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_from_disconnect_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_while_connecting_and_from_hook, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
