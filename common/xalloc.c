@@ -53,6 +53,8 @@ char *xasprintf(const char *fmt, ...)
 {
     va_list ap;
     char probe[1];
+    if (!fmt) /* also tells gcc's sanitizer build that fmt is never NULL below */
+        abort();
     va_start(ap, fmt);
     int n = vsnprintf(probe, sizeof probe, fmt, ap);
     va_end(ap);

@@ -186,29 +186,36 @@ static void publish_rows(struct pass *p, enum rule rule, PGresult *res)
 
 #define CLAIM_RETURNING " RETURNING t.id, t.queue, t.kind, t.attempt, t.spec::text"
 
-/* Retrying tasks overdue by more than the interval (their delayed entry was
- * lost), and running tasks whose lease expired that long ago (their stream
- * entry was lost with the agent). */
+/* Every rule works on one queue after its stream was probed. $1: the interval
+ * (s); $2: the queue; $3: the stream's first entry in ms minus the slack, NULL
+ * when the stream is missing or empty (then every entry of it is lost).
+ *   queued: the task's last publish (the submit's, or ours) is older than
+ *     the first entry, so its entry is gone.
+ *   retrying: overdue by more than the interval (its delayed envelope was
+ *     lost, or no agent promotes it); running: lease expired that long ago
+ *     (the entry was lost with its agent). Their envelopes were written by
+ *     agents, which do not record it, so the first republish happens blind;
+ *     a later one only if that republish is gone from the stream too, so a
+ *     queue without agents does not collect a copy per interval. */
+#define STALE(col) "coalesce(" col ", created_at) < now() - $1::float8 * interval '1 second'"
+#define GONE(col) "($3::float8 IS NULL OR " col " < to_timestamp($3::float8 / 1000))"
 static const char *const claim_sql[RULE_N] = {
+    [RULE_QUEUED] =
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2"
+        "   AND " STALE("published_at") " AND " GONE("coalesce(published_at, created_at)")
+        "   ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
     [RULE_RETRYING] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'retrying'"
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'retrying' AND queue = $2"
         "   AND next_attempt_at < now() - $1::float8 * interval '1 second'"
-        "   AND coalesce(published_at, created_at) < now() - $1::float8 * interval '1 second'"
+        "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
         "   ORDER BY next_attempt_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
         " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
     [RULE_RUNNING] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'running'"
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'running' AND queue = $2"
         "   AND lease_expires_at < now() - $1::float8 * interval '1 second'"
-        "   AND coalesce(published_at, created_at) < now() - $1::float8 * interval '1 second'"
+        "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
         "   ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
-    /* $2: queue; $3: the stream's first entry in ms minus the slack, NULL
-     * when the stream (or its group) is gone: every stale task is then lost */
-    [RULE_QUEUED] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2"
-        "   AND coalesce(published_at, created_at) < now() - $1::float8 * interval '1 second'"
-        "   AND ($3::float8 IS NULL OR coalesce(published_at, created_at) < to_timestamp($3::float8 / 1000))"
-        "   ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
         " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
 };
 
@@ -232,14 +239,14 @@ static void claim(struct pass *p, enum rule rule, const char *queue, const char 
     struct claim_ctx *c = xmalloc(sizeof *c);
     *c = (struct claim_ctx){pass_ref(p), rule};
     const char *params[3] = {p->r->after_s, queue, first_ms};
-    pgc_query(p->r->pg, claim_sql[rule], rule == RULE_QUEUED ? 3 : 1, params, claimed, c);
+    pgc_query(p->r->pg, claim_sql[rule], 3, params, claimed, c);
 }
 
-/* --------------------------------------------- queued: is the entry gone?
+/* ------------------------------------------- probe: is a task's entry gone?
  * Entries only leave a stream in id order (XTRIM MINID; never XDEL), so a
- * task published before the stream's first entry has lost its entry. */
-
-/* A missing or empty stream has lost every entry. A stream without the
+ * task published before the stream's first entry has lost its entry.
+ *
+ * A missing or empty stream has lost every entry. A stream without the
  * agents group has not: agents create the group at id 0 (queue_ensure_group),
  * so they still receive every entry; taking it as lost would publish each
  * queued task again every interval while no agent has run yet. */
@@ -248,7 +255,8 @@ static void probe_decide(struct qwork *w)
     if (!w->failed && pass_live(w->p)) {
         char first[32];
         snprintf(first, sizeof first, "%lld", w->first_ms - CLOCK_SLACK_MS);
-        claim(w->p, RULE_QUEUED, w->queue, w->gone ? NULL : first);
+        for (int rule = 0; rule < RULE_N; rule++)
+            claim(w->p, (enum rule)rule, w->queue, w->gone ? NULL : first);
     }
     qwork_free(w);
 }
@@ -271,11 +279,11 @@ static void probe_first(rc_t *rc, redisReply *reply, void *arg)
     probe_decide(w);
 }
 
-static void queued_queues(pgc_t *pg, PGresult *res, const char *err, void *arg)
+static void due_queues(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
     struct pass *p = arg;
-    if (!sql_failed(p, res, err, "queued tasks") && pass_live(p)) {
+    if (!sql_failed(p, res, err, "queues with due tasks") && pass_live(p)) {
         for (int i = 0; i < PQntuples(res); i++) {
             struct qwork *w = qwork_new(p, PQgetvalue(res, i, 0), "stream");
             const char *first[6] = {"XRANGE", w->key, "-", "+", "COUNT", "1"};
@@ -504,13 +512,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     p->r = r;
     p->refs = 1;
     r->pass = p;
-    claim(p, RULE_RETRYING, NULL, NULL);
-    claim(p, RULE_RUNNING, NULL, NULL);
     const char *params[1] = {r->after_s};
     pgc_query(r->pg,
-              "SELECT DISTINCT queue FROM tasks WHERE state = 'queued'"
-              " AND coalesce(published_at, created_at) < now() - $1::float8 * interval '1 second'",
-              1, params, queued_queues, pass_ref(p));
+              "SELECT DISTINCT queue FROM tasks WHERE " STALE("published_at") " AND (state = 'queued'"
+              "   OR state = 'retrying' AND next_attempt_at < now() - $1::float8 * interval '1 second'"
+              "   OR state = 'running' AND lease_expires_at < now() - $1::float8 * interval '1 second')",
+              1, params, due_queues, pass_ref(p));
     pgc_query(r->pg,
               "SELECT queue, count(*) FROM tasks WHERE state = 'dead' AND dlq_purged_at IS NULL GROUP BY queue",
               0, NULL, dead_queues, pass_ref(p));

@@ -22,8 +22,9 @@ supervise() {
             env DEVSYS_AGENT_NAME="$name" "${common[@]}" "$BIN/agents/devsys-agent" \
                 </dev/null >>"$IT_DIR/agent-$name.log" 2>&1 &
             child=$!
-            wait "$child"
-            printf '%s %s\n' "$name" "$?" >>"$IT_DIR/deaths"
+            { wait "$child"; } 2>/dev/null
+            st=$?
+            printf '%s %s\n' "$name" "$st" >>"$IT_DIR/deaths"
             sleep 0.3
         done
     ) 7>&- &

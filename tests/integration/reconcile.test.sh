@@ -46,6 +46,7 @@ it_start_agent a1 DEVSYS_QUEUES=exec
 ok "both succeed" it_wait_sql 20 "SELECT count(*) FROM tasks WHERE id IN ('$lost', '$newer') AND state='succeeded'" 2
 
 # ---- a retry whose delayed entry was lost, a running task whose agent vanished
+it_stop_agent a1
 it_psql "INSERT INTO tasks (id, queue, kind, spec, state, attempt, next_attempt_at)
          VALUES ('00000000-0000-7000-8000-000000000001', 'exec', 'exec',
                  '{\"kind\":\"exec\",\"command\":[\"true\"]}', 'retrying', 1, now() - interval '10 seconds');
@@ -53,6 +54,12 @@ it_psql "INSERT INTO tasks (id, queue, kind, spec, state, attempt, next_attempt_
          VALUES ('00000000-0000-7000-8000-000000000002', 'exec', 'exec',
                  '{\"kind\":\"exec\",\"command\":[\"true\"]}', 'running', 1, 'ghost',
                  now() - interval '10 seconds', now() - interval '30 seconds')" >/dev/null
+ok "both are republished" it_wait_for 10 '[[ $(republished retrying)/$(republished running) == 1/1 ]]'
+sleep 3
+is "$(republished retrying)/$(republished running)" 1/1 \
+    "no agent yet: not again while the republished entries are still on the stream"
+is "$(it_redis XRANGE "$S" - + | grep -a -c -E '^00000000-0000-7000-8000-00000000000[12]$')" 2 "one entry each"
+it_start_agent a1 DEVSYS_QUEUES=exec
 ok "overdue retry (no delayed entry anywhere) runs" \
     it_wait_sql 20 "SELECT state FROM tasks WHERE id='00000000-0000-7000-8000-000000000001'" succeeded
 ok "running task with a long-expired lease runs again" \

@@ -27,6 +27,8 @@
 
 static struct event_base *base;
 static struct event *tick;
+/* Private servers still running; teardown kills them if a test failed midway. */
+static pid_t private_pids[4];
 
 /* ------------------------------------------------------------ harness */
 
@@ -81,6 +83,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    for (size_t i = 0; i < sizeof private_pids / sizeof private_pids[0]; i++) {
+        if (private_pids[i] > 0) {
+            kill(private_pids[i], SIGKILL);
+            waitpid(private_pids[i], NULL, 0);
+            private_pids[i] = 0;
+        }
+    }
     event_free(tick);
     event_base_free(base);
     return 0;
@@ -132,8 +141,15 @@ static pid_t start_redis(int port, const char *password)
         redisContext *c = redisConnect("127.0.0.1", port);
         int ok = c && !c->err;
         redisFree(c);
-        if (ok)
+        if (ok) {
+            for (size_t j = 0; j < sizeof private_pids / sizeof private_pids[0]; j++) {
+                if (private_pids[j] == 0) {
+                    private_pids[j] = pid;
+                    break;
+                }
+            }
             return pid;
+        }
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid)
             fail_msg("%s exited at start (status %d); set DEVSYS_TEST_REDIS_SERVER", bin, status);
@@ -149,6 +165,9 @@ static void stop_redis(pid_t pid)
 {
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
+    for (size_t i = 0; i < sizeof private_pids / sizeof private_pids[0]; i++)
+        if (private_pids[i] == pid)
+            private_pids[i] = 0;
 }
 
 /* ------------------------------------------------------- collectors */
