@@ -522,6 +522,20 @@ static void accept_entries(struct agent *ag, struct queue_state *q, const redisR
         claim_batch(ag, claims);
 }
 
+/* Our own pending entries that were deleted from the stream come back with
+ * no fields: nothing to run from them (the reconciler finds their tasks in
+ * PostgreSQL), so they leave the pending list. */
+static void ack_deleted(struct agent *ag, struct queue_state *q, const redisReply *entries)
+{
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[1]->type != REDIS_REPLY_ARRAY) {
+            const char *id = e->element[0]->str;
+            queue_ack(ag->rc, ag->prefix, q->name, &id, 1, NULL, NULL);
+        }
+    }
+}
+
 static void read_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -547,13 +561,26 @@ static void on_read(rc_t *rc, redisReply *reply, void *arg)
         }
         return;
     }
+    size_t got = 0;
     for (size_t s = 0; reply->type == REDIS_REPLY_ARRAY && s < reply->elements; s++) {
         redisReply *st = reply->element[s];
         if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
             continue;
         struct queue_state *q = queue_by_key(ag, st->element[0]->str, st->element[0]->len);
-        if (q)
-            accept_entries(ag, q, st->element[1]);
+        redisReply *entries = st->element[1];
+        if (!q || entries->type != REDIS_REPLY_ARRAY)
+            continue;
+        got += entries->elements;
+        if (!ag->pel_done && entries->elements) {
+            redisReply *last = entries->element[entries->elements - 1];
+            snprintf(q->pel_cursor, sizeof q->pel_cursor, "%s", last->element[0]->str);
+            ack_deleted(ag, q, entries);
+        }
+        accept_entries(ag, q, entries);
+    }
+    if (!ag->pel_done && got == 0) {
+        ag->pel_done = 1;
+        log_info("own pending entries re-read; now reading new entries");
     }
     read_more(ag);
 }
@@ -578,8 +605,10 @@ static void read_more(struct agent *ag)
         argv[argc++] = head[i];
     for (int i = 0; i < ag->nqueues; i++)
         argv[argc++] = ag->queues[i].stream_key;
+    /* First our own pending entries (left by a previous process with this
+     * name: Redis keeps them under the consumer name), then new ones. */
     for (int i = 0; i < ag->nqueues; i++)
-        argv[argc++] = ">";
+        argv[argc++] = ag->pel_done ? ">" : ag->queues[i].pel_cursor;
     if (rc_command_argv(ag->rc_read, on_read, ag, argc, argv, NULL) == 0)
         ag->reading = 1;
 }
@@ -831,6 +860,7 @@ static void parse_queues(struct agent *ag, const char *list)
         q->name = xstrdup(tok);
         q->agent = ag;
         snprintf(q->autoclaim_cursor, sizeof q->autoclaim_cursor, "0-0");
+        snprintf(q->pel_cursor, sizeof q->pel_cursor, "0-0");
         queue_key(q->stream_key, sizeof q->stream_key, ag->prefix, q->name, "stream");
     }
     free(copy);
@@ -888,6 +918,7 @@ int main(int argc, char **argv)
     m_rejected = metric_counter("devsys_entries_rejected_total", NULL, "Stream entries that could not run");
     m_duplicates = metric_counter("devsys_entries_duplicate_total", NULL, "Deliveries of tasks not claimable");
     exec_handler_init(ag->base);
+    lease_release_previous(ag);
     rc_on_connect(ag->rc_read, on_read_connect, ag);
     rc_on_connect(ag->rc_ctl, on_control_connect, ag);
     ag->ev_read_retry = evtimer_new(ag->base, read_retry_cb, ag);

@@ -19,6 +19,7 @@ struct queue_state {
     char *name;
     char stream_key[256];
     int group_ready;
+    char pel_cursor[48];         /* while re-reading our own pending entries at start */
     char autoclaim_cursor[48];
     int autoclaiming;
     struct agent *agent;
@@ -74,6 +75,7 @@ struct agent {
     int slots_used;              /* tasks held from delivery until their XACK */
     int nrunning;
     int reading;
+    int pel_done;                /* own pending entries (a previous incarnation's) re-read */
     int stopping;
     struct task *backlog, **backlog_tail; /* claimed, waiting for a free slot */
     struct task *done_list;      /* finished, outcome not yet written */
@@ -109,6 +111,9 @@ void reject_batch(struct agent *ag, struct task *list);
  * each running task found cancelled. */
 void lease_renew(struct agent *ag);
 void agent_cancelled(struct agent *ag, const char *task_id);
+/* At start: expire the leases a previous process under this agent name
+ * still holds, so its tasks (found again in our pending entries) are claimable now. */
+void lease_release_previous(struct agent *ag);
 /* Remember the DLQ entry of a buried task (tasks.dlq_entry). */
 void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entry);
 /* Save a checkpoint of a running task. */

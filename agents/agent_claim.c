@@ -545,6 +545,15 @@ void lease_renew(struct agent *ag)
     free(p[1]);
 }
 
+void lease_release_previous(struct agent *ag)
+{
+    const char *p[1] = {ag->name};
+    pgc_query(ag->pg,
+              "UPDATE tasks SET lease_expires_at = now() - interval '1 millisecond'"
+              " WHERE lease_owner = $1 AND state = 'running'",
+              1, p, log_error_result, "releasing the previous incarnation's leases failed");
+}
+
 void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entry)
 {
     const char *p[2] = {task_id, dlq_entry};

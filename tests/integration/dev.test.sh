@@ -95,6 +95,8 @@ done
 is "$(find "$DEVSYS_DEV_DIR/pids" -name '*.pid' | wc -l)" 0 "the pid files are removed"
 ok "the data is kept" test -f "$DEVSYS_DEV_DIR/pg/data/PG_VERSION"
 
+# Keep the logs for the diagnostics before --purge deletes them.
+cp -rL "$DEVSYS_DEV_DIR/log" "$IT_DIR/dev-logs" 2>/dev/null
 "$dev" down --purge >"$IT_DIR/dev-purge.out" 2>&1
 is "$?" 0 "./dev down --purge exits 0"
 ok "--purge deletes the state dir" it_not test -e "$DEVSYS_DEV_DIR"

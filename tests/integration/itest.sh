@@ -53,7 +53,7 @@ it_log_tails() {
         [[ -s $f ]] || continue
         printf '# --- %s (last %s lines)\n' "${f#"$IT_DIR"/}" "$lines"
         tail -n "$lines" "$f" | sed 's/^/#   /'
-    done >&7 < <(find "$IT_DIR" -maxdepth 3 -name '*.log' -type f -not -path '*/redis/*' \
+    done >&7 < <(find "$IT_DIR" -maxdepth 3 -name '*.log' -type f -not -name 'redis.log' \
                     2>/dev/null | sort)
 }
 
