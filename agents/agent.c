@@ -3,7 +3,9 @@
  * batches, runs each task's handler, writes outcomes in batches, then XACKs.
  * A slot is held from delivery until the outcome is committed, so outcomes
  * waiting for PostgreSQL are bounded by DEVSYS_CONCURRENCY and never dropped. */
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +32,7 @@ static const char usage[] =
     "  DEVSYS_CONCURRENCY (16), DEVSYS_AGENT_NAME (host-pid), DEVSYS_PREFIX (devsys),\n"
     "  DEVSYS_LEASE_S (15), DEVSYS_CLAIM_PERIOD_S (2), DEVSYS_KILL_GRACE_S (5),\n"
     "  DEVSYS_SHUTDOWN_GRACE_S (30), DEVSYS_RETRY_INITIAL_S (1), DEVSYS_RETRY_FACTOR (2),\n"
-    "  DEVSYS_RETRY_MAX_S (300), DEVSYS_RETRY_JITTER (1)";
+    "  DEVSYS_RETRY_MAX_S (300), DEVSYS_RETRY_JITTER (1), DEVSYS_METRICS_LISTEN (off; host:port)";
 
 static const struct cfg_flag flags[] = {
     {"redis", "DEVSYS_REDIS_URL", "redis://host:port/db"},
@@ -841,6 +843,49 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_add(ag->ev_stop_check, &tv);
 }
 
+/* ----------------------------------------------------------------- metrics */
+
+static metric_t *m_held, *m_running;
+
+static void on_metrics(struct evhttp_request *r, void *arg)
+{
+    struct agent *ag = arg;
+    metric_set(m_held, ag->slots_used);
+    metric_set(m_running, ag->nrunning);
+    char *text = metrics_render();
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, text, strlen(text));
+    free(text);
+    evhttp_add_header(evhttp_request_get_output_headers(r), "Content-Type", "text/plain; version=0.0.4");
+    evhttp_send_reply(r, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+/* Serves /metrics on DEVSYS_METRICS_LISTEN (host:port) when it is set. */
+static struct evhttp *metrics_listen(struct agent *ag)
+{
+    const char *listen = cfg_str("DEVSYS_METRICS_LISTEN", NULL);
+    if (!listen)
+        return NULL;
+    char host[256];
+    unsigned port;
+    const char *colon = strrchr(listen, ':');
+    if (!colon || (size_t)(colon - listen) >= sizeof host || sscanf(colon + 1, "%u", &port) != 1 || port > 65535) {
+        fprintf(stderr, "DEVSYS_METRICS_LISTEN: expected host:port, got \"%s\"\n", listen);
+        exit(2);
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    struct evhttp *http = evhttp_new(ag->base);
+    evhttp_set_gencb(http, on_metrics, ag);
+    if (evhttp_bind_socket(http, host, (ev_uint16_t)port) < 0) {
+        fprintf(stderr, "DEVSYS_METRICS_LISTEN: cannot listen on %s\n", listen);
+        exit(1);
+    }
+    m_held = metric_gauge("devsys_agent_tasks_held", NULL, "Deliveries held (claimed, running, or being recorded)");
+    m_running = metric_gauge("devsys_agent_tasks_running", NULL, "Handlers running");
+    return http;
+}
+
 /* -------------------------------------------------------------------- main */
 
 static void parse_queues(struct agent *ag, const char *list)
@@ -919,6 +964,7 @@ int main(int argc, char **argv)
     m_duplicates = metric_counter("devsys_entries_duplicate_total", NULL, "Deliveries of tasks not claimable");
     exec_handler_init(ag->base);
     lease_release_previous(ag);
+    struct evhttp *metrics_http = metrics_listen(ag);
     rc_on_connect(ag->rc_read, on_read_connect, ag);
     rc_on_connect(ag->rc_ctl, on_control_connect, ag);
     ag->ev_read_retry = evtimer_new(ag->base, read_retry_cb, ag);
@@ -959,6 +1005,8 @@ int main(int argc, char **argv)
         rc_free(ag->rc_read);
     if (ag->rc_ctl)
         rc_free(ag->rc_ctl);
+    if (metrics_http)
+        evhttp_free(metrics_http);
     event_base_loop(ag->base, EVLOOP_NONBLOCK);
     struct event *evs[] = {ag->ev_read_retry, ag->ev_flush, ag->ev_claim_retry, ag->ev_trim,
                            ag->ev_lease, ag->ev_sigterm, ag->ev_sigint, ag->ev_stop_check,
