@@ -226,10 +226,12 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
     t->res = *res;
     if (res->ok) {
         t->final_state = "succeeded";
-    } else if (res->retryable && t->attempt < t->spec->retry.max_attempts) {
+    } else if (res->retryable && t->attempt < t->max_attempts) {
         const struct spec_retry *p = t->spec->has_retry_policy ? &t->spec->retry : &ag->retry_defaults;
+        /* the attempt's place in its budget (a replay starts a new budget) */
+        long nth = t->attempt - (t->max_attempts - t->spec->retry.max_attempts);
         t->final_state = "retrying";
-        t->retry_ms = (long long)(backoff_delay_s(p, t->attempt, backoff_uniform()) * 1000.0);
+        t->retry_ms = (long long)(backoff_delay_s(p, nth, backoff_uniform()) * 1000.0);
     } else {
         t->final_state = "dead";
     }

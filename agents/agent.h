@@ -39,6 +39,7 @@ struct task {
     char reject[SPEC_ERR_MAX + 64]; /* why the entry cannot run */
     enum task_phase phase;
     long attempt;
+    long max_attempts;           /* from the row: a replay moves it up */
     char *checkpoint;
     struct timeval started;
     const handler_ops_t *ops;

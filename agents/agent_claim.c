@@ -108,14 +108,14 @@ static void split_batch(struct agent *ag, struct task *list, void (*fn)(struct a
     "  AND o.lease_owner IS NOT NULL ON CONFLICT DO NOTHING),"                          \
     " done AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome)" \
     "  SELECT u.id, u.attempt, $2, now(), 'succeeded' FROM u WHERE u.state = 'succeeded')" \
-    " SELECT i.id, u.state, u.attempt, u.checkpoint, o.state, u.last_error"            \
+    " SELECT i.id, u.state, u.attempt, u.checkpoint, o.state, u.last_error, u.max_attempts" \
     " FROM i LEFT JOIN u ON u.id = i.id LEFT JOIN old o ON o.id = i.id"
 
 #define UPDATE_SQL(SET)                                                                 \
     "WITH i AS (SELECT DISTINCT id FROM unnest($1::uuid[]) AS i(id)),"                  \
     " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id))," \
     " u AS (UPDATE tasks t SET" SET " FROM i WHERE t.id = i.id AND " CLAIMABLE          \
-    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error),"          \
+    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error, t.max_attempts),"          \
     CLAIM_TAIL
 
 /* Entries pushed by hand have no row yet: insert it already claimed (or
@@ -131,7 +131,7 @@ static void split_batch(struct agent *ag, struct task *list, void (*fn)(struct a
     "   'epoch'::timestamptz + i.ms * interval '1 millisecond', i.source, " STATE ", 1, " \
     OWNER ", " LEASE ", now(), " FINISHED " FROM i"                                      \
     "  ON CONFLICT (id) DO UPDATE SET" SET " WHERE " CLAIMABLE                          \
-    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error),"          \
+    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error, t.max_attempts),"          \
     CLAIM_TAIL
 
 static const char *const claim_sql[2][2] = {
@@ -206,6 +206,7 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             continue;
         }
         t->attempt = strtol(PQgetvalue(res, i, 2), NULL, 10);
+        t->max_attempts = strtol(PQgetvalue(res, i, 6), NULL, 10);
         if (strcmp(PQgetvalue(res, i, 1), "succeeded") == 0) { /* an instant kind, done */
             t->final_state = "succeeded";
             t->after = AFTER_ACK;
@@ -317,6 +318,23 @@ static const char complete_sql[] =
     "  (SELECT t.state || ' ' || t.attempt FROM tasks t WHERE t.id = r.id) END"
     " FROM r LEFT JOIN u ON u.id = r.id";
 
+static void log_error_result(pgc_t *pg, PGresult *res, const char *err, void *arg);
+
+/* The attempt a cancel stopped still gets its row (rare: one statement each). */
+static void cancelled_attempt_write(struct agent *ag, struct task *t)
+{
+    char attempt[24], started[32];
+    snprintf(attempt, sizeof attempt, "%ld", t->attempt);
+    snprintf(started, sizeof started, "%lld", tv_us(&t->started));
+    const char *p[5] = {t->env.id, attempt, ag->name, started, t->res.error ? t->res.error : "cancelled"};
+    pgc_query(ag->pg,
+              "INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)"
+              " SELECT $1::uuid, $2::int, $3, 'epoch'::timestamptz + $4::bigint * interval '1 microsecond',"
+              "  'cancelled', $5 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1::uuid AND state = 'cancelled'"
+              "  AND attempt = $2::int) ON CONFLICT DO NOTHING",
+              5, p, log_error_result, "recording a cancelled attempt failed");
+}
+
 static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
@@ -375,6 +393,8 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
                                                            : AFTER_ACK;
         } else if (!strcmp(now, "cancelled")) {
             t->after = AFTER_ACK;
+            if (now_attempt == t->attempt)
+                cancelled_attempt_write(ag, t);
         } else {
             log_warn("task %s attempt %ld: outcome not recorded, the task is now %s (attempt %ld) "
                      "under another agent",

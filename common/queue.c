@@ -199,7 +199,7 @@ int queue_replay(rc_t *rc, const char *prefix, const char *queue, const char *dl
                  const char *kind, const json_t *spec, rc_reply_fn *fn, void *arg)
 {
     char stream[256], dlq[256];
-    const char *argv[5 + 2 * ENVELOPE_MAX_FIELDS] = {"EVAL", replay_lua, "2",
+    const char *argv[6 + 2 * ENVELOPE_MAX_FIELDS] = {"EVAL", replay_lua, "2",
                                                      queue_key(stream, sizeof stream, prefix, queue, "stream"),
                                                      queue_key(dlq, sizeof dlq, prefix, queue, "dlq")};
     size_t lens[6 + 2 * ENVELOPE_MAX_FIELDS];

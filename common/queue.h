@@ -33,7 +33,6 @@ int queue_ack(rc_t *rc, const char *prefix, const char *queue, const char *const
  * Replies with the number of entries removed. */
 int queue_trim(rc_t *rc, const char *prefix, const char *queue, rc_reply_fn *fn, void *arg);
 
-#endif
 
 /* ------------------------------------------------- retries and dead letters */
 
@@ -79,3 +78,5 @@ int queue_autoclaim(rc_t *rc, const char *prefix, const char *queue, const char 
 
 /* Control channel "<prefix>:control": messages "cancel <task-id>". */
 char *queue_control_channel(char *buf, size_t cap, const char *prefix);
+
+#endif

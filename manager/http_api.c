@@ -80,13 +80,49 @@ void reply_error(struct req *q, int status, const char *msg)
 
 /* ------------------------------------------------------------------ submit */
 
+static void mark_unpublished_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    (void)res;
+    (void)arg;
+    if (err[0])
+        log_error("could not mark tasks unpublished: %s", err);
+}
+
+/* A publish that failed: published_at goes to the epoch so the reconciler
+ * republishes the task whatever the stream still holds. */
+static void mark_unpublished(api_t *api, const char *id)
+{
+    const char *p[1] = {id};
+    pgc_query(api->pg, "UPDATE tasks SET published_at = 'epoch' WHERE id = $1::uuid AND state = 'queued'", 1, p,
+              mark_unpublished_done, NULL);
+}
+
+struct publish_ctx {
+    struct req *q;
+    char id[37];
+};
+
+static void publish_done(rc_t *rc, redisReply *reply, void *arg);
+
+static void publish_one_done(rc_t *rc, redisReply *reply, void *arg)
+{
+    struct publish_ctx *pc = arg;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        log_warn("publish of %s failed (%s); the reconciler will republish it from PostgreSQL", pc->id,
+                 reply ? reply->str : "redis disconnected");
+        mark_unpublished(pc->q->api, pc->id);
+    }
+    struct req *q = pc->q;
+    free(pc);
+    publish_done(rc, reply, q);
+}
+
 static void publish_done(rc_t *rc, redisReply *reply, void *arg)
 {
     (void)rc;
+    (void)reply;
     struct req *q = arg;
-    if (!reply || reply->type == REDIS_REPLY_ERROR)
-        log_warn("publish failed (%s); the reconciler will republish from PostgreSQL",
-                 reply ? reply->str : "redis disconnected");
     if (--q->publishing > 0)
         return;
     json_t *tasks = json_array();
@@ -142,11 +178,17 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         q->any_created = 1;
         json_array_append_new(ids, json_string(q->ids[i]));
         const spec_t *s = q->specs[i];
+        struct publish_ctx *pc = xcalloc(1, sizeof *pc);
+        pc->q = q;
+        memcpy(pc->id, q->ids[i], sizeof pc->id);
         if (queue_publish(q->api->rc, q->api->prefix, s->queue, q->ids[i], s->kind, 0, now_ms, s->json,
-                          publish_done, q) == 0)
+                          publish_one_done, pc) == 0) {
             q->publishing++;
-        else
+        } else {
+            free(pc);
             log_warn("submit: redis not connected; task %s stays queued in PostgreSQL", q->ids[i]);
+            mark_unpublished(q->api, q->ids[i]);
+        }
     }
     metric_add(q->api->m_submitted, (double)json_array_size(ids));
     if (json_array_size(ids))
@@ -163,8 +205,8 @@ static const char insert_sql[] =
     "                       $7::text[]) WITH ORDINALITY"
     "    AS t(id, queue, kind, spec, max_attempts, priority, ikey, ord)),"
     " ins AS ("
-    "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key)"
-    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey FROM input ORDER BY ord"
+    "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key, published_at)"
+    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey, now() FROM input ORDER BY ord"
     "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id)"
     " SELECT i.ord, COALESCE(ins.id, t.id), ins.id IS NOT NULL, COALESCE(t.state, 'queued')"
     " FROM input i LEFT JOIN ins ON ins.id = i.id"

@@ -143,14 +143,13 @@ static void cancel_published(rc_t *rc, redisReply *r, void *arg)
     struct op *o = arg;
     int ok = !redis_failed(r);
     if (!ok)
-        log_warn("cancel %s: PUBLISH failed (%s); the agent keeps running it", o->task, redis_why(r));
+        log_warn("cancel %s: control message failed (%s); the agent stops it at its next lease renewal",
+                 o->task, redis_why(r));
     json_t *j = json_pack("{s:s,s:s,s:s,s:b}", "id", o->task, "state", "cancelled", "previous_state", "running",
                           "signalled", ok);
-    if (ok)
-        json_object_set_new(j, "receivers", json_integer(r->type == REDIS_REPLY_INTEGER ? r->integer : 0));
-    else
-        json_object_set_new(j, "note", json_string("redis unavailable: the agent running it was not told to stop;"
-                                                   " the task stays cancelled in PostgreSQL"));
+    if (!ok)
+        json_object_set_new(j, "note", json_string("redis unavailable: the agent running it stops it at its next"
+                                                   " lease renewal; the task stays cancelled in PostgreSQL"));
     op_reply(o, 200, j);
 }
 
@@ -173,17 +172,12 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     }
     audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
     if (strcmp(o->state, "running") == 0) {
-        char chan[256], msg[64];
-        snprintf(msg, sizeof msg, "cancel %s", o->task);
+        char chan[256];
         queue_control_channel(chan, sizeof chan, o->q->api->prefix);
-        /* Pub/sub message "cancel <id>" on the channel, and the same as an
-         * entry (cancel = id) of the capped stream of that name, which agents
-         * that read the control stream with XREAD follow: a channel and a key
-         * of one name do not collide. */
+        /* Agents follow the capped control stream with a blocking XREAD;
+         * each also finds cancelled tasks when it renews its leases. */
         const char *xadd[8] = {"XADD", chan, "MAXLEN", "~", "1000", "*", "cancel", o->task};
-        rc_command_argv(o->q->api->rc, NULL, NULL, 8, xadd, NULL);
-        const char *argv[3] = {"PUBLISH", chan, msg};
-        if (rc_command_argv(o->q->api->rc, cancel_published, o, 3, argv, NULL) != 0)
+        if (rc_command_argv(o->q->api->rc, cancel_published, o, 8, xadd, NULL) != 0)
             cancel_published(NULL, NULL, o);
         return;
     }
@@ -583,14 +577,17 @@ static void replay_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
     json_decref(spec);
 }
 
-/* Dead -> queued with attempt 0 (the agent's claim makes it 1), replays + 1;
- * returns the state it had so that 409 can name it. */
+/* Dead -> queued with a fresh budget of attempts, replays + 1; returns the
+ * state it had so that 409 can name it. The attempt counter goes on rather
+ * than restarting at 0: attempt numbers stay unique per task (task_attempts'
+ * key, and the fencing token), and max_attempts moves up by the spec's budget. */
 static const char replay_sql[] =
     "WITH prev AS (SELECT id, state, dlq_entry FROM tasks"
     "   WHERE ($1::uuid[] IS NULL OR id = ANY($1::uuid[])) AND queue = $2"
     "   AND ($3::uuid IS NULL OR id > $3::uuid) AND ($4::bool OR state = 'dead' AND dlq_purged_at IS NULL)"
     "   ORDER BY id LIMIT $5::int FOR UPDATE),"
-    " upd AS (UPDATE tasks t SET state = 'queued', attempt = 0, replays = t.replays + 1, dlq_entry = NULL,"
+    " upd AS (UPDATE tasks t SET state = 'queued', replays = t.replays + 1, dlq_entry = NULL,"
+    "     max_attempts = t.attempt + coalesce((t.spec->'retry_policy'->>'max_attempts')::int, 3),"
     "     dlq_purged_at = NULL, finished_at = NULL, next_attempt_at = NULL, lease_owner = NULL,"
     "     lease_expires_at = NULL"
     "   FROM prev WHERE t.id = prev.id AND prev.state = 'dead' RETURNING t.id, t.kind, t.spec)"

@@ -181,6 +181,7 @@ ds_pg_prepare_dir() {
     d=$(dirname "$dir")
     while [[ $d != / ]]; do
         if ! runuser -u postgres -- test -x "$d"; then
+            ds_log "note: chmod o+x $d so that the postgres user can reach $dir"
             chmod o+x "$d" || return 1
         fi
         d=$(dirname "$d")

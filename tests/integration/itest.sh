@@ -234,6 +234,35 @@ it_wait_state() {
     done
 }
 
+# it_wait_all_final TIMEOUT_S STALL_S [SQL_CONDITION]: waits until every task
+# (matching the condition on tasks) is in a final state; gives up after
+# TIMEOUT_S, or sooner when nothing moved (same unfinished count, same number
+# of attempt rows, same sum of attempts) for STALL_S. IT_LAST: unfinished count.
+it_wait_all_final() {
+    local cond=${3:-true} deadline last='' now stall_until
+    deadline=$(( $(ds_now_ms) + $(ds_secs_to_ms "$1") ))
+    stall_until=$(( $(ds_now_ms) + $(ds_secs_to_ms "$2") ))
+    while :; do
+        now=$(it_psql "SELECT count(*) FILTER (WHERE state NOT IN ('succeeded','failed','dead','cancelled'))
+                              || ' ' || coalesce(sum(attempt), 0)
+                              || ' ' || (SELECT count(*) FROM task_attempts)
+                       FROM tasks WHERE $cond" 2>&1)
+        IT_LAST=${now%% *}
+        [[ $IT_LAST == 0 ]] && return 0
+        if [[ $now != "$last" ]]; then
+            last=$now
+            stall_until=$(( $(ds_now_ms) + $(ds_secs_to_ms "$2") ))
+        fi
+        if (( $(ds_now_ms) >= deadline || $(ds_now_ms) >= stall_until )); then
+            printf 'it_wait_all_final: %s tasks not final (%s); by state:\n' "$IT_LAST" \
+                "$( (( $(ds_now_ms) >= deadline )) && echo "timed out after $1 s" || echo "no progress for $2 s")" >&2
+            it_psql "SELECT state, count(*) FROM tasks WHERE $cond GROUP BY state ORDER BY state" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
 # ---------------------------------------------------------------- stores
 
 # it_psql "SQL": runs SQL against the test database, prints the result.

@@ -44,12 +44,13 @@ like "$poison" '^[0-9a-f-]{36}$' "poison task submitted"
 others=()
 for round in 1 2 3 4 5 6; do
     while IFS= read -r id; do others+=("$id"); done < <(
-        jq -nc '[range(0; 5) | {kind: "exec", command: ["sh", "-c", "sleep 0.2; echo ok"]}]' | ctl submit -)
+        jq -nc '[range(0; 5) | {kind: "exec", command: ["sh", "-c", "sleep 0.2; echo ok"],
+                               retry_policy: {max_attempts: 5, initial_s: 0.2}}]' | ctl submit -)
     sleep 2
 done
 is "${#others[@]}" 30 "30 ordinary tasks submitted in 6 rounds over 12 s"
 
-ok "the poison task ends dead" it_wait_state 60 "$poison" dead
+ok "the poison task ends dead" it_wait_state 40 "$poison" dead
 like "$(sq "SELECT last_error FROM tasks WHERE id='$poison'")" '^poison:' "its last_error starts with \"poison:\""
 is "$(grep -c . "$runs")" 2 "its command was delivered exactly max_attempts (2) times"
 it_diag "runs: $(tr '\n' ' ' <"$runs"); agent deaths: $(tr '\n' ' ' <"$IT_DIR/deaths" 2>/dev/null)"
