@@ -17,9 +17,8 @@
 #include <event2/event.h>
 
 #include "pgc.h"
+#include "test_loop.h"
 
-static struct event_base *base;
-static struct event *tick;
 
 /* ------------------------------------------------------------ harness */
 
@@ -32,50 +31,17 @@ static const char *db_url(void)
     return url;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* Runs the loop until *v >= want or ms pass; returns whether it got there. */
-static int run_until(const int *v, int want, int ms)
-{
-    long deadline = now_ms() + ms;
-    while (*v < want && now_ms() < deadline)
-        event_base_loop(base, EVLOOP_ONCE);
-    return *v >= want;
-}
-
-static void run_for(int ms)
-{
-    int never = 0;
-    run_until(&never, 1, ms);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    base = event_base_new();
-    tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(tick, &tv);
+    loop_start();
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    event_free(tick);
-    event_base_free(base);
+    loop_stop();
     return 0;
 }
 

@@ -24,9 +24,8 @@
 #include <hiredis/hiredis.h>
 
 #include "rc.h"
+#include "test_loop.h"
 
-static struct event_base *base;
-static struct event *tick;
 /* Private servers still running; teardown kills them if a test failed midway. */
 static pid_t private_pids[4];
 
@@ -41,42 +40,10 @@ static const char *redis_url(void)
     return url;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* Runs the loop until *v >= want or ms pass; returns whether it got there. */
-static int run_until(const int *v, int want, int ms)
-{
-    long deadline = now_ms() + ms;
-    while (*v < want && now_ms() < deadline)
-        event_base_loop(base, EVLOOP_ONCE);
-    return *v >= want;
-}
-
-static void run_for(int ms)
-{
-    int never = 0;
-    run_until(&never, 1, ms);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    base = event_base_new();
-    tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(tick, &tv);
+    loop_start();
     return 0;
 }
 
@@ -90,8 +57,7 @@ static int teardown(void **state)
             private_pids[i] = 0;
         }
     }
-    event_free(tick);
-    event_base_free(base);
+    loop_stop();
     return 0;
 }
 
