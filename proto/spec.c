@@ -322,6 +322,18 @@ static int check_retry(const json_t *v, const char *pre, struct spec_retry *r, c
             if (!json_is_boolean(f))
                 return fail(err, errlen, pre, field, "must be true or false");
             r->jitter = json_is_true(f);
+        } else if (known && strcmp(k, "permanent_exit_codes") == 0) {
+            if (!json_is_array(f) || json_array_size(f) > 256)
+                return fail(err, errlen, pre, field, "must be an array of at most 256 exit codes");
+            size_t i;
+            json_t *c;
+            json_array_foreach(f, i, c)
+            {
+                if (!int_ok(c, 0, 255))
+                    return fail(err, errlen, pre, field, "must hold integers from 0 to 255");
+                int code = (int)json_integer_value(c);
+                r->permanent_exit[code / 8] |= (unsigned char)(1u << (code % 8));
+            }
         } else {
             return fail(err, errlen, pre, field, "unknown field");
         }

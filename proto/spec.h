@@ -18,6 +18,8 @@ struct spec_retry {
     double factor;      /* 1..100, default 2 */
     double max_s;       /* 0..604800, default 300 */
     int jitter;         /* bool, default 1 (full jitter) */
+    /* permanent_exit_codes: exit statuses that mean "do not retry" (bitmap) */
+    unsigned char permanent_exit[32];
 };
 
 /* A validated spec. Every pointer points into `json`, which the spec owns. */

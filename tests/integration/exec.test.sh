@@ -39,5 +39,13 @@ id=$(ctl submit - <<<'{"kind":"exec","command":["no-such-command-xyz"]}')
 ok "unknown command ends dead at once (not retryable)" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$id'" dead
 is "$(it_psql "SELECT attempt FROM tasks WHERE id='$id'")" 1 "a permanent failure is not retried"
 like "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" 'no-such-command-xyz' "reason names the command"
+id=$(ctl submit - <<<'{"kind":"exec","command":["sh","-c","exit 64"],
+  "retry_policy":{"max_attempts":5,"initial_s":0,"permanent_exit_codes":[64,65]}}')
+ok "an exit code the spec calls permanent ends dead" it_wait_sql 20 "SELECT state FROM tasks WHERE id='$id'" dead
+is "$(it_psql "SELECT attempt || ' ' || last_error FROM tasks WHERE id='$id'")" \
+    "1 exit status 64 (permanent: in retry_policy.permanent_exit_codes)" "it is not retried, and says why"
+id=$(ctl submit - <<<'{"kind":"exec","command":["sh","-c","exit 3"],
+  "retry_policy":{"max_attempts":2,"initial_s":0,"permanent_exit_codes":[64]}}')
+ok "another exit code is retried up to max_attempts" it_wait_sql 20 "SELECT state || ' ' || attempt FROM tasks WHERE id='$id'" "dead 2"
 ok "agent still running" kill -0 "${AGENT_PIDS[a1]}"
 it_done

@@ -476,6 +476,11 @@ static void test_retry_policy(void **state)
     expect_ok(noop_with("retry_policy", "{}"));
     expect_ok(noop_with("retry_policy", "{\"max_attempts\":1000,\"initial_s\":86400,\"factor\":100,\"max_s\":604800,\"jitter\":true}"));
     expect_ok(noop_with("retry_policy", "{\"max_attempts\":1,\"initial_s\":0,\"factor\":1,\"max_s\":0}"));
+    expect_ok(noop_with("retry_policy", "{\"permanent_exit_codes\":[0,64,255]}"));
+    expect_error(noop_with("retry_policy", "{\"permanent_exit_codes\":[256]}"),
+                 "retry_policy.permanent_exit_codes: must hold integers from 0 to 255");
+    expect_error(noop_with("retry_policy", "{\"permanent_exit_codes\":64}"),
+                 "retry_policy.permanent_exit_codes: must be an array of at most 256 exit codes");
     const char *ma = "retry_policy.max_attempts: must be an integer from 1 to 1000";
     expect_error(noop_with("retry_policy", "{\"max_attempts\":0}"), ma);
     expect_error(noop_with("retry_policy", "{\"max_attempts\":1001}"), ma);
