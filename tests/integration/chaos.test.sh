@@ -2,13 +2,13 @@
 # The chaos run (tests/chaos/run) at CI size, as TAP: kill -9s of agents, a
 # Redis restart without persistence and a PostgreSQL restart while mixed tasks
 # flow; every task must end in its one final state, none succeeds twice, and
-# the DLQ holds exactly the always-failing tasks. Size: CHAOS_TASKS (600).
+# the DLQ holds exactly the always-failing tasks. Size: CHAOS_TASKS (2000).
 # tests/chaos/run starts its own servers; the runner's shared ones are not used.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export DS_BUILD=${DS_BUILD:-$root/build}
-export CHAOS_TASKS=${CHAOS_TASKS:-600}
-export CHAOS_SUBMIT_S=${CHAOS_SUBMIT_S:-15}
+export CHAOS_TASKS=${CHAOS_TASKS:-2000}
+export CHAOS_SUBMIT_S=${CHAOS_SUBMIT_S:-30}
 export CHAOS_DRAIN_S=${CHAOS_DRAIN_S:-120}
 
 n=0

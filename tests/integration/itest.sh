@@ -441,8 +441,14 @@ _it_stop_all() {
         kill -CONT "${AGENT_PIDS[$name]}" 2>/dev/null
         kill -TERM "${AGENT_PIDS[$name]}" 2>/dev/null
     done
+    # one SIGTERM each (sent above): a second would skip the agents' drain path
     for name in "${!AGENT_PIDS[@]}"; do
-        ds_kill_pid "${AGENT_PIDS[$name]}" 15
+        pid=${AGENT_PIDS[$name]}
+        if ! ds_wait_pid_gone "$pid" 15; then
+            kill -KILL "$pid" 2>/dev/null
+            ds_wait_pid_gone "$pid" 5
+        fi
+        { wait "$pid"; } 2>/dev/null
         unset 'AGENT_PIDS[$name]'
     done
     if [[ -n $MANAGER_PID ]]; then

@@ -10,7 +10,6 @@ it_start_agent a1 DEVSYS_QUEUES=sleep,exec DEVSYS_CONCURRENCY=8 DEVSYS_LEASE_S=3
     DEVSYS_RETRY_INITIAL_S=0.3 DEVSYS_RETRY_FACTOR=2 DEVSYS_RETRY_MAX_S=300 DEVSYS_RETRY_JITTER=0
 ctl() { "$BIN/manager/devsysctl" "$@"; }
 submit() { ctl submit - <<<"$1"; }
-state() { it_psql "SELECT state FROM tasks WHERE id='$1'"; }
 outcomes() { it_psql "SELECT string_agg(outcome, ',' ORDER BY attempt) FROM task_attempts WHERE task_id='$1'"; }
 SLACK=2   # seconds a retry may start after it is due (promotion every ~0.5 s, claim)
 ISO_UTC='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$'
