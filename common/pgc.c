@@ -74,6 +74,7 @@ struct pgc_hook {
 struct pgc {
     struct event_base *base;
     char *conninfo;
+    char *options;       /* libpq "options" (session settings), may be NULL */
     char *name;
 
     PGconn *conn;
@@ -607,6 +608,7 @@ static void pgc_destroy(pgc_t *pg)
         h = next;
     }
     free(pg->conninfo);
+    free(pg->options);
     free(pg->name);
     free(pg);
 }
@@ -730,9 +732,10 @@ static void pgc_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 static void pgc_connect(pgc_t *pg)
 {
-    /* application_name comes before dbname so that one set in conninfo wins. */
-    const char *keys[] = {"application_name", "dbname", NULL};
-    const char *vals[] = {pg->name, pg->conninfo, NULL};
+    /* application_name and options come before dbname so that ones set in
+     * conninfo win. */
+    const char *keys[] = {"application_name", "options", "dbname", NULL};
+    const char *vals[] = {pg->name, pg->options ? pg->options : "", pg->conninfo, NULL};
     pg->conn = PQconnectStartParams(keys, vals, 1);
     if (!pg->conn) {
         pgc_connect_failed(pg, "out of memory");
@@ -752,6 +755,11 @@ static void pgc_connect(pgc_t *pg)
 
 pgc_t *pgc_new(struct event_base *base, const char *conninfo, const char *name)
 {
+    return pgc_new_opts(base, conninfo, name, NULL);
+}
+
+pgc_t *pgc_new_opts(struct event_base *base, const char *conninfo, const char *name, const char *options)
+{
     const char *nm = name ? name : "postgres";
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
@@ -767,6 +775,7 @@ pgc_t *pgc_new(struct event_base *base, const char *conninfo, const char *name)
     pgc_t *pg = xcalloc(1, sizeof *pg);
     pg->base = base;
     pg->conninfo = xstrdup(conninfo);
+    pg->options = options ? xstrdup(options) : NULL;
     pg->name = xstrdup(nm);
     pg->backoff_ms = PGC_BACKOFF_MIN_MS;
     pg->next_stmt = 1;
@@ -789,6 +798,7 @@ fail:
     if (pg->kick_ev)
         event_free(pg->kick_ev);
     free(pg->conninfo);
+    free(pg->options);
     free(pg->name);
     free(pg);
     return NULL;

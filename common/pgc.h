@@ -24,6 +24,9 @@ typedef void pgc_event_fn(pgc_t *pg, void *arg);
 /* conninfo: any libpq connection string or URI. Connects at once, reconnects
  * with backoff (100 ms .. 5 s). Returns NULL only on a conninfo that does not parse. */
 pgc_t *pgc_new(struct event_base *base, const char *conninfo, const char *name);
+/* The same, with libpq "options" for the session (e.g. "-c enable_hashjoin=off");
+ * settings in conninfo still win. */
+pgc_t *pgc_new_opts(struct event_base *base, const char *conninfo, const char *name, const char *options);
 /* Callbacks of queries not yet answered are called with res NULL. */
 void pgc_free(pgc_t *pg);
 int pgc_ready(const pgc_t *pg);
