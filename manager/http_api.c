@@ -304,7 +304,7 @@ static void handle_submit(struct req *q)
     "started_at, 'finished_at', finished_at, 'next_attempt_at', next_attempt_at, 'last_error', "    \
     "last_error, 'result', result"
 
-static void get_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
     struct req *q = arg;
@@ -327,7 +327,7 @@ static void handle_get(struct req *q, const char *id)
               "SELECT jsonb_build_object(" TASK_JSON_FIELDS
               ", 'output_tail', output_tail, 'source', source, 'spec', spec)::text"
               " FROM tasks WHERE id = $1::uuid",
-              1, params, get_done, q);
+              1, params, reply_task_row, q);
 }
 
 static void list_done(pgc_t *pg, PGresult *res, const char *err, void *arg)

@@ -208,18 +208,6 @@ static void handle_cancel(struct req *q, const char *id)
 
 /* ------------------------------------------------------------- checkpoints */
 
-static void checkpoints_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    struct req *q = arg;
-    if (!res || err[0])
-        reply_error(q, 503, "database unavailable");
-    else if (PQntuples(res) == 0)
-        reply_error(q, 404, "task not found");
-    else
-        reply_raw(q, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
-
 /* Parses ?limit= (1..max, default def) and ?after= into the buffers; returns
  * an error message or NULL. after_ok says whether a cursor is well formed. */
 static const char *parse_page(const char *query, long def, long max, char *limit, size_t limit_cap, char *after,
@@ -279,7 +267,7 @@ static void handle_checkpoints(struct req *q, const char *id)
               "   'next', CASE WHEN (SELECT count(*) FROM page) = $3::int"
               "               THEN (SELECT max(id) FROM page)::text END)::text"
               " FROM tasks t WHERE t.id = $1::uuid",
-              3, params, checkpoints_done, q);
+              3, params, reply_task_row, q);
 }
 
 /* --------------------------------------------------------- DLQ: overview */

@@ -50,6 +50,10 @@ void reply_raw(struct req *q, int status, const char *body, size_t len);
 void reply_json(struct req *q, int status, json_t *j);
 void reply_error(struct req *q, int status, const char *msg);
 void req_free(struct req *q);
+/* pgc callback (arg: the req) for a query about one task that returns its
+ * answer as one JSON text column: 200 with it, 404 when no row, 503 when
+ * PostgreSQL failed. */
+void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg);
 /* Writes one audit_log row (async, fire and forget). Takes the reference to detail. */
 void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail);
 
