@@ -120,7 +120,14 @@ void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entr
 /* Save a checkpoint of a running task. */
 void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len);
 
-/* agent.c callbacks */
+/* agent_read.c: set up the reading side (hooks, timers) before the loop runs. */
+void agent_read_start(struct agent *ag);
+/* Ask for more entries if there are free slots and no read is waiting. */
+void read_more(struct agent *ag);
+
+/* agent.c */
+/* A delivered entry takes a slot until release. */
+void held_add(struct agent *ag, struct task *t);
 void agent_claimed(struct agent *ag, struct task *batch, int ok);
 void agent_completed(struct agent *ag, struct task *list, int ok);
 void agent_rejected(struct agent *ag, struct task *list, int ok);
