@@ -103,10 +103,11 @@ struct publish_ctx {
     char id[37];
 };
 
-static void publish_done(rc_t *rc, redisReply *reply, void *arg);
+static void publish_settled(struct req *q);
 
 static void publish_one_done(rc_t *rc, redisReply *reply, void *arg)
 {
+    (void)rc;
     struct publish_ctx *pc = arg;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         log_warn("publish of %s failed (%s); the reconciler will republish it from PostgreSQL", pc->id,
@@ -115,14 +116,13 @@ static void publish_one_done(rc_t *rc, redisReply *reply, void *arg)
     }
     struct req *q = pc->q;
     free(pc);
-    publish_done(rc, reply, q);
+    publish_settled(q);
 }
 
-static void publish_done(rc_t *rc, redisReply *reply, void *arg)
+/* One XADD answered (or the submit's own hold released): the reply goes out
+ * when the last one is in. */
+static void publish_settled(struct req *q)
 {
-    (void)rc;
-    (void)reply;
-    struct req *q = arg;
     if (--q->publishing > 0)
         return;
     json_t *tasks = json_array();
@@ -196,7 +196,7 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
               json_pack("{s:I,s:o}", "count", (json_int_t)json_array_size(ids), "ids", ids));
     else
         json_decref(ids);
-    publish_done(NULL, &(redisReply){.type = REDIS_REPLY_STATUS}, q);
+    publish_settled(q);
 }
 
 static const char insert_sql[] =

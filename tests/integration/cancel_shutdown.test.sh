@@ -6,8 +6,6 @@
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"
-ctl() { "$BIN/manager/devsysctl" "$@"; }
-sq() { it_psql "$1"; }
 submit() { ctl submit - <<<"$1"; }
 common=(DEVSYS_QUEUES=exec DEVSYS_LEASE_S=3 DEVSYS_CLAIM_PERIOD_S=1 DEVSYS_KILL_GRACE_S=1)
 # group_alive PGID: some process of the group is alive (zombies do not count).
@@ -24,10 +22,10 @@ after=$(submit '{"kind":"exec","command":["true"]}')
 ok "a task queued after it runs" it_wait_state 20 "$after" succeeded
 sleep 1
 ok "the cancelled task never ran" test ! -e "$marker"
-is "$(sq "SELECT state FROM tasks WHERE id='$c1'")" cancelled "it is still cancelled"
-is "$(sq "SELECT count(*) FROM task_attempts WHERE task_id='$c1'")" 0 "it was never claimed (no attempt row)"
+is "$(it_psql "SELECT state FROM tasks WHERE id='$c1'")" cancelled "it is still cancelled"
+is "$(it_psql "SELECT count(*) FROM task_attempts WHERE task_id='$c1'")" 0 "it was never claimed (no attempt row)"
 ok "cancelling a finished task is refused" it_not ctl cancel "$after"
-is "$(sq "SELECT state FROM tasks WHERE id='$after'")" succeeded "the finished task stays succeeded"
+is "$(it_psql "SELECT state FROM tasks WHERE id='$after'")" succeeded "the finished task stays succeeded"
 
 # ------------------------------------------------ cancel while running
 pids=$IT_DIR/pids
@@ -46,9 +44,9 @@ while read -r p; do ds_pid_alive "$p" && alive=$((alive + 1)); done <"$pids"
 is "$alive" 0 "neither the shell nor its background sleep is alive"
 ok "the task ends cancelled" it_wait_state 10 "$c2" cancelled
 sleep 4   # past the lease: nothing may retry or re-deliver it
-is "$(sq "SELECT state FROM tasks WHERE id='$c2'")" cancelled "it stays cancelled"
-is "$(sq "SELECT count(*) FROM task_attempts WHERE task_id='$c2'")" 1 "it ran once (one attempt row)"
-like "$(sq "SELECT outcome FROM task_attempts WHERE task_id='$c2'")" '^cancelled$' "that attempt is recorded as cancelled"
+is "$(it_psql "SELECT state FROM tasks WHERE id='$c2'")" cancelled "it stays cancelled"
+is "$(it_psql "SELECT count(*) FROM task_attempts WHERE task_id='$c2'")" 1 "it ran once (one attempt row)"
+like "$(it_psql "SELECT outcome FROM task_attempts WHERE task_id='$c2'")" '^cancelled$' "that attempt is recorded as cancelled"
 ok "the agent survived the cancel" kill -0 "${AGENT_PIDS[a1]}"
 
 # ------------------------------------------------ SIGTERM drains
@@ -72,12 +70,12 @@ st=$?
 unset 'AGENT_PIDS[a2]'
 it_diag "a2 exited $(( $(ds_now_ms) - t0 )) ms after SIGTERM"
 is "$st" 0 "a2 exits 0 after draining"
-is "$(sq "SELECT count(*) FROM tasks WHERE spec->>'name'='inflight' AND state='succeeded'")" 10 \
+is "$(it_psql "SELECT count(*) FROM tasks WHERE spec->>'name'='inflight' AND state='succeeded'")" 10 \
     "its 10 in-flight tasks succeeded"
-is "$(sq "SELECT count(*) FROM task_attempts a JOIN tasks t ON t.id=a.task_id
+is "$(it_psql "SELECT count(*) FROM task_attempts a JOIN tasks t ON t.id=a.task_id
           WHERE spec->>'name'='inflight' AND a.outcome='succeeded' AND a.agent='a2' AND a.attempt=1")" 10 \
     "each recorded once, by a2 itself, in its first attempt"
-is "$(sq "SELECT count(*) FROM tasks WHERE spec->>'name'='late' AND state='queued'")" 5 \
+is "$(it_psql "SELECT count(*) FROM tasks WHERE spec->>'name'='late' AND state='queued'")" 5 \
     "a draining agent takes no new task"
 it_start_agent a3 "${common[@]}" DEVSYS_CONCURRENCY=4
 ok "the late tasks run on the next agent" it_wait_sql 20 \

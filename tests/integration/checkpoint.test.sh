@@ -8,8 +8,6 @@ it_setup
 it_start_manager || it_bail "start manager"
 common=(DEVSYS_QUEUES=exec DEVSYS_CONCURRENCY=4 DEVSYS_LEASE_S=3 DEVSYS_CLAIM_PERIOD_S=1)
 it_start_agent a1 "${common[@]}"
-ctl() { "$BIN/manager/devsysctl" "$@"; }
-sq() { it_psql "$1"; }
 
 # Counts to 8, one step every 0.7 s, saving a checkpoint after each step and
 # starting from the step in $DEVSYS_CHECKPOINT. Each run notes where it
@@ -35,24 +33,24 @@ ok "a1 saves checkpoints up to step 3 or more" \
     it_wait_sql 20 "SELECT coalesce((checkpoint->>'step')::int >= 3, false) FROM tasks WHERE id='$id'" t
 it_stop_agent a1 KILL
 sleep 0.5   # (a commit already sent by a1 may still land)
-s=$(sq "SELECT checkpoint->>'step' FROM tasks WHERE id='$id'")
+s=$(it_psql "SELECT checkpoint->>'step' FROM tasks WHERE id='$id'")
 it_diag "a1 killed; last checkpoint in PostgreSQL: step $s"
 like "$s" '^[3-7]$' "a1 died midway (last checkpoint step $s of 8)"
-is "$(sq "SELECT string_agg(data->>'step', ' ' ORDER BY id) FROM checkpoints WHERE task_id='$id' AND attempt=1")" \
+is "$(it_psql "SELECT string_agg(data->>'step', ' ' ORDER BY id) FROM checkpoints WHERE task_id='$id' AND attempt=1")" \
     "$(seq -s ' ' 1 "$s")" "every checkpoint of attempt 1 is kept, in order"
 
 it_start_agent a2 "${common[@]}"
 ok "the task succeeds on a2" it_wait_state 40 "$id" succeeded
-out=$(sq "SELECT output_tail FROM tasks WHERE id='$id'")
+out=$(it_psql "SELECT output_tail FROM tasks WHERE id='$id'")
 like "$out" "resumed at $s \\(attempt 2\\)" "attempt 2 resumed at the last checkpoint (step $s)"
 like "$out" "done at 8" "and counted to the end"
 is "$(cat "$journal")" "attempt 1 resumed at 0"$'\n'"attempt 2 resumed at $s" \
     "the journal shows a fresh start, then the resume at step $s"
-is "$(sq "SELECT agent || ' ' || attempt FROM task_attempts WHERE task_id='$id' AND outcome='succeeded'")" "a2 2" \
+is "$(it_psql "SELECT agent || ' ' || attempt FROM task_attempts WHERE task_id='$id' AND outcome='succeeded'")" "a2 2" \
     "one succeeded attempt row: a2, attempt 2"
-is "$(sq "SELECT string_agg(data->>'step', ' ' ORDER BY id) FROM checkpoints WHERE task_id='$id' AND attempt=2")" \
+is "$(it_psql "SELECT string_agg(data->>'step', ' ' ORDER BY id) FROM checkpoints WHERE task_id='$id' AND attempt=2")" \
     "$(seq -s ' ' $((s + 1)) 8)" "attempt 2 saved steps $((s + 1)) to 8"
-is "$(sq "SELECT checkpoint::text FROM tasks WHERE id='$id'")" '{"step": 8}' "tasks.checkpoint is the last one"
+is "$(it_psql "SELECT checkpoint::text FROM tasks WHERE id='$id'")" '{"step": 8}' "tasks.checkpoint is the last one"
 
 got=$(ctl get "$id" 2>&1)
 nl=$'\n'

@@ -4,7 +4,6 @@
 source "$(dirname "$0")/itest.sh"
 it_setup
 DEVSYS_RECONCILE_S=0 it_start_manager || it_bail "start manager" # reconciler: last section only
-ctl() { "$BIN/manager/devsysctl" "$@"; }
 B=$IT_DIR/body
 V=viewer-token O=operator-token
 it_psql "INSERT INTO api_tokens (name, role, token_hash) VALUES

@@ -4,7 +4,6 @@ source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"
 it_start_agent a1 DEVSYS_QUEUES=exec DEVSYS_KILL_GRACE_S=1
-ctl() { "$BIN/manager/devsysctl" "$@"; }
 
 id=$(ctl submit - <<<'{"kind":"exec","command":["sh","-c","echo out; echo err >&2"]}')
 like "$id" '^[0-9a-f-]{36}$' "devsysctl submit prints the task id"

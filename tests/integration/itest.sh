@@ -265,6 +265,9 @@ it_wait_all_final() {
 
 # ---------------------------------------------------------------- stores
 
+# ctl ARGS...: the devsysctl of this build (DEVSYS_URL and DEVSYS_TOKEN from the env).
+ctl() { "$BIN/manager/devsysctl" "$@"; }
+
 # it_psql "SQL": runs SQL against the test database, prints the result.
 it_psql() {
     psql "$DEVSYS_DATABASE_URL" -XAtq -v ON_ERROR_STOP=1 -c "$1"

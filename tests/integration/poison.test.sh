@@ -6,8 +6,6 @@
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"
-ctl() { "$BIN/manager/devsysctl" "$@"; }
-sq() { it_psql "$1"; }
 common=(DEVSYS_QUEUES=exec DEVSYS_CONCURRENCY=4 DEVSYS_LEASE_S=3 DEVSYS_CLAIM_PERIOD_S=1 DEVSYS_SHUTDOWN_GRACE_S=5)
 
 # supervise NAME: runs devsys-agent NAME in a loop, restarting it 0.3 s after it
@@ -51,11 +49,11 @@ done
 is "${#others[@]}" 30 "30 ordinary tasks submitted in 6 rounds over 12 s"
 
 ok "the poison task ends dead" it_wait_state 40 "$poison" dead
-like "$(sq "SELECT last_error FROM tasks WHERE id='$poison'")" '^poison:' "its last_error starts with \"poison:\""
+like "$(it_psql "SELECT last_error FROM tasks WHERE id='$poison'")" '^poison:' "its last_error starts with \"poison:\""
 is "$(grep -c . "$runs")" 2 "its command was delivered exactly max_attempts (2) times"
 it_diag "runs: $(tr '\n' ' ' <"$runs"); agent deaths: $(tr '\n' ' ' <"$IT_DIR/deaths" 2>/dev/null)"
 ok "each delivery killed an agent (>= 2 deaths)" test "$(deaths)" -ge 2
-is "$(sq "SELECT count(*) FROM task_attempts WHERE task_id='$poison' AND outcome IN ('succeeded','failed')")" 0 \
+is "$(it_psql "SELECT count(*) FROM task_attempts WHERE task_id='$poison' AND outcome IN ('succeeded','failed')")" 0 \
     "no attempt of it is recorded as succeeded or failed"
 e=$(it_dlq exec | jq -c --arg id "$poison" '[.[] | select(.id == $id)]')
 is "$(jq length <<<"$e")" 1 "XRANGE 'devsys:{exec}:dlq' holds it exactly once"
@@ -63,7 +61,7 @@ like "$(jq -r '.[0].error // ""' <<<"$e")" '^poison:' "the dead letter's error s
 like "$(jq -r '.[0].attempts // ""' <<<"$e")" '^[0-9]+$' "the dead letter counts the attempts"
 ok "the ordinary tasks all succeed" it_wait_sql 60 \
     "SELECT count(*) FROM tasks WHERE id <> '$poison' AND state <> 'succeeded'" 0
-is "$(sq "SELECT count(*) FROM tasks t WHERE id <> '$poison' AND
+is "$(it_psql "SELECT count(*) FROM tasks t WHERE id <> '$poison' AND
           (SELECT count(*) FROM task_attempts a WHERE a.task_id=t.id AND outcome='succeeded') <> 1")" 0 \
     "each ordinary task has exactly one succeeded attempt row"
 d=$(deaths)

@@ -6,7 +6,6 @@ source "$(dirname "$0")/itest.sh"
 it_setup
 export DEVSYS_RECONCILE_S=1 DEVSYS_REPUBLISH_AFTER_S=2
 it_start_manager || it_bail "start manager"
-ctl() { "$BIN/manager/devsysctl" "$@"; }
 metric() { # metric 'name{labels}': its value on this manager, 0 if absent
     curl -s "${2:-$DEVSYS_URL}/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
 }

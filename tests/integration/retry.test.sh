@@ -8,7 +8,6 @@ it_setup
 DEVSYS_RECONCILE_S=1 DEVSYS_REPUBLISH_AFTER_S=2 it_start_manager || it_bail "start manager"
 it_start_agent a1 DEVSYS_QUEUES=sleep,exec DEVSYS_CONCURRENCY=8 DEVSYS_LEASE_S=3 DEVSYS_CLAIM_PERIOD_S=1 \
     DEVSYS_RETRY_INITIAL_S=0.3 DEVSYS_RETRY_FACTOR=2 DEVSYS_RETRY_MAX_S=300 DEVSYS_RETRY_JITTER=0
-ctl() { "$BIN/manager/devsysctl" "$@"; }
 submit() { ctl submit - <<<"$1"; }
 outcomes() { it_psql "SELECT string_agg(outcome, ',' ORDER BY attempt) FROM task_attempts WHERE task_id='$1'"; }
 SLACK=2   # seconds a retry may start after it is due (promotion every ~0.5 s, claim)
