@@ -39,12 +39,55 @@ static long long tv_us(const struct timeval *tv)
     return (long long)tv->tv_sec * 1000000 + tv->tv_usec;
 }
 
-static struct task *find_by_id(struct task *list, const char *id)
+/* Task id -> task for one batch (open addressing, at most half full), so
+ * matching a statement's rows to its tasks stays linear in the batch size. */
+struct idmap {
+    struct task **slot;
+    size_t mask;
+};
+
+static void idmap_init(struct idmap *m, size_t n)
 {
-    for (struct task *t = list; t; t = t->next)
-        if (t->attempt == 0 && strcmp(t->env.id, id) == 0)
-            return t;
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    m->slot = xcalloc(cap, sizeof *m->slot);
+    m->mask = cap - 1;
+}
+
+static size_t idmap_hash(const char *id)
+{
+    size_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+    return h;
+}
+
+static struct task *idmap_get(const struct idmap *m, const char *id)
+{
+    for (size_t i = idmap_hash(id) & m->mask; m->slot[i]; i = (i + 1) & m->mask)
+        if (strcmp(m->slot[i]->env.id, id) == 0)
+            return m->slot[i];
     return NULL;
+}
+
+/* Adds t unless a task with its id is there already; returns that one, or NULL. */
+static struct task *idmap_put(struct idmap *m, struct task *t)
+{
+    size_t i = idmap_hash(t->env.id) & m->mask;
+    for (; m->slot[i]; i = (i + 1) & m->mask)
+        if (strcmp(m->slot[i]->env.id, t->env.id) == 0)
+            return m->slot[i];
+    m->slot[i] = t;
+    return NULL;
+}
+
+/* A map of list; with duplicate ids the first task wins. */
+static void idmap_of_list(struct idmap *m, struct task *list)
+{
+    idmap_init(m, (size_t)list_len(list));
+    for (struct task *t = list; t; t = t->next)
+        idmap_put(m, t);
 }
 
 /* Is the error about the data of a row (SQLSTATE class 22 data exception or
@@ -192,8 +235,10 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     }
     for (struct task *t = list; t; t = t->next)
         t->after = AFTER_ACK;
+    struct idmap map;
+    idmap_of_list(&map, list);
     for (int i = 0; i < PQntuples(res); i++) {
-        struct task *t = find_by_id(list, PQgetvalue(res, i, 0));
+        struct task *t = idmap_get(&map, PQgetvalue(res, i, 0));
         if (!t)
             continue;
         if (PQgetisnull(res, i, 1)) { /* not claimed */
@@ -222,6 +267,7 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         if (!PQgetisnull(res, i, 3))
             t->checkpoint = xstrdup(PQgetvalue(res, i, 3));
     }
+    free(map.slot);
     agent_claimed(ag, list, 1);
 }
 
@@ -269,12 +315,14 @@ void claim_batch(struct agent *ag, struct task *batch)
 {
     /* One statement per kind of claim: [hand_pushed][instant]. */
     struct task *parts[2][2] = {{NULL, NULL}, {NULL, NULL}};
+    struct idmap seen;
+    idmap_init(&seen, (size_t)list_len(batch));
     while (batch) {
         struct task *t = batch;
         batch = t->next;
         struct task **l = &parts[t->env.hand_pushed ? 1 : 0][is_instant(t)];
         /* the same task twice in one batch: keep one, leave the other pending */
-        if (find_by_id(*l, t->env.id)) {
+        if (idmap_put(&seen, t)) {
             t->next = NULL;
             t->after = AFTER_LEAVE;
             agent_claimed(ag, t, 1);
@@ -283,6 +331,7 @@ void claim_batch(struct agent *ag, struct task *batch)
         t->next = *l;
         *l = t;
     }
+    free(seen.slot);
     for (int h = 0; h < 2; h++)
         for (int k = 0; k < 2; k++)
             if (parts[h][k])
@@ -375,10 +424,10 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     }
     for (struct task *t = list; t; t = t->next)
         t->after = AFTER_NONE;
+    struct idmap map;
+    idmap_of_list(&map, list);
     for (int i = 0; i < PQntuples(res); i++) {
-        struct task *t = list;
-        while (t && strcmp(PQgetvalue(res, i, 0), t->env.id) != 0)
-            t = t->next;
+        struct task *t = idmap_get(&map, PQgetvalue(res, i, 0));
         if (!t)
             continue;
         char now[16] = "";
@@ -401,6 +450,7 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
                      t->env.id, t->attempt, now, now_attempt);
         }
     }
+    free(map.slot);
     agent_completed(ag, list, 1);
 }
 
