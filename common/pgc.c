@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -49,6 +50,7 @@ struct pgc_query {
     int stmt;             /* statement id on this connection, 0 = unnamed */
     enum pgc_stage stage;
     PGresult *res;        /* the result handed to fn */
+    long long deadline;   /* monotonic ms after which it fails; 0 = none */
     char *err;            /* overrides res's message (another query's prepare failed) */
 };
 
@@ -85,6 +87,12 @@ struct pgc {
     int backoff_ms;
     int failures;
 
+    int timeout_ms;         /* per-query deadline, 0 = none (pgc_set_timeout) */
+    int down;               /* the last connect attempt failed */
+    char *down_why;         /* its reason, one line */
+    struct event *deadline_ev;
+    long long deadline_armed; /* when deadline_ev fires, if pending */
+
     struct pgc_list unsent; /* waiting to be sent, in order */
     struct pgc_list sent;   /* sent, results outstanding, in order */
     int want_write;         /* PQflush left data in libpq's buffer */
@@ -99,13 +107,21 @@ struct pgc {
 };
 
 static void pgc_connect(pgc_t *pg);
+static void deadline_arm(pgc_t *pg);
 
 /* ------------------------------------------------------------- helpers */
 
-static void ms_to_tv(int ms, struct timeval *tv)
+static void ms_to_tv(long long ms, struct timeval *tv)
 {
-    tv->tv_sec = ms / 1000;
-    tv->tv_usec = (ms % 1000) * 1000;
+    tv->tv_sec = (time_t)(ms / 1000);
+    tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Copies msg into a new string on one line (whitespace runs become one
@@ -357,9 +373,12 @@ static void pgc_connect_failed(pgc_t *pg, const char *why)
     pg->failures++;
     if (pg->failures <= 3 || pg->failures % 12 == 0)
         log_warn("postgres %s: connect failed (attempt %d): %s", pg->name, pg->failures, msg);
-    free(msg);
+    free(pg->down_why);
+    pg->down_why = msg;
+    pg->down = 1;
     pgc_close(pg);
     pgc_schedule_retry(pg);
+    deadline_arm(pg); /* with a deadline set, what waits fails now */
 }
 
 /* The connection broke: every sent query fails (it may or may not have run;
@@ -601,6 +620,8 @@ static void pgc_destroy(pgc_t *pg)
     event_free(pg->retry_ev);
     event_free(pg->timeout_ev);
     event_free(pg->kick_ev);
+    event_free(pg->deadline_ev);
+    free(pg->down_why);
     struct pgc_hook *h = pg->on_connect;
     while (h) {
         struct pgc_hook *next = h->next;
@@ -652,6 +673,7 @@ static void pgc_connected(pgc_t *pg)
     pg->state = PGC_READY;
     pg->backoff_ms = PGC_BACKOFF_MIN_MS;
     pg->failures = 0;
+    pg->down = 0;
     stmt_clear(pg);
     pgc_watch(pg, EV_READ, 1);
     log_info("postgres %s: connected to %s:%s db %s (backend pid %d, %d queued)", pg->name,
@@ -730,6 +752,69 @@ static void pgc_timeout_cb(evutil_socket_t fd, short what, void *arg)
     pgc_leave(pg);
 }
 
+/* ------------------------------------------------------------ deadlines */
+
+/* Arms deadline_ev for the earliest deadline: the head of sent (sent in
+ * order, so older than any unsent), else of unsent; at once while down.
+ * One timer for the client: it fires, fails what is due, re-arms. */
+static void deadline_arm(pgc_t *pg)
+{
+    if (pg->timeout_ms <= 0 || pg->freeing)
+        return;
+    long long due = 0;
+    if (pg->down && pg->unsent.head)
+        due = mono_ms();
+    else if (pg->sent.head && pg->sent.head->deadline)
+        due = pg->sent.head->deadline;
+    else if (pg->unsent.head && pg->unsent.head->deadline)
+        due = pg->unsent.head->deadline;
+    if (!due || (evtimer_pending(pg->deadline_ev, NULL) && pg->deadline_armed <= due))
+        return;
+    long long wait = due - mono_ms();
+    struct timeval tv;
+    ms_to_tv(wait > 0 ? wait : 0, &tv);
+    pg->deadline_armed = due;
+    evtimer_add(pg->deadline_ev, &tv);
+}
+
+static void pgc_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pgc_t *pg = arg;
+    pgc_enter(pg);
+    long long now = mono_ms();
+    struct pgc_query *h = pg->sent.head;
+    if (h && h->deadline && h->deadline <= now) {
+        /* No answer in time. Cancelling would block (PQcancel), so the
+         * connection goes: the server rolls back what it has not committed. */
+        list_pop(&pg->sent);
+        char *why = xasprintf("closed after a query got no answer within %d ms", pg->timeout_ms);
+        pgc_lost(pg, why);
+        free(why);
+        char *err = xasprintf("timeout: no answer within %d ms", pg->timeout_ms);
+        query_finish(pg, h, NULL, err);
+        free(err);
+    }
+    /* Detached first: a callback that queues again is served next round. */
+    struct pgc_list due = {0};
+    struct pgc_query *q;
+    while (!pg->freeing && (q = pg->unsent.head) &&
+           (pg->down || (q->deadline && q->deadline <= now)))
+        list_push(&due, list_pop(&pg->unsent));
+    if (due.head) {
+        char *err = pg->down ? xasprintf("not sent: postgres unavailable: %s", pg->down_why)
+                    : pg->state == PGC_READY
+                        ? xasprintf("not sent: timeout: waited %d ms for a slot in the pipeline", pg->timeout_ms)
+                        : xasprintf("not sent: timeout: no connection to postgres within %d ms", pg->timeout_ms);
+        fail_list(pg, &due, err);
+        free(err);
+    }
+    if (!pg->freeing)
+        deadline_arm(pg);
+    pgc_leave(pg);
+}
+
 static void pgc_connect(pgc_t *pg)
 {
     /* application_name and options come before dbname so that ones set in
@@ -747,7 +832,7 @@ static void pgc_connect(pgc_t *pg)
     }
     pg->state = PGC_CONNECTING;
     struct timeval tv;
-    ms_to_tv(PGC_CONNECT_TIMEOUT_MS, &tv);
+    ms_to_tv(pg->timeout_ms > 0 ? (pg->timeout_ms < 1000 ? 1000 : pg->timeout_ms) : PGC_CONNECT_TIMEOUT_MS, &tv);
     evtimer_add(pg->timeout_ev, &tv);
     /* Per libpq's contract, polling starts as if PQconnectPoll had said WRITING. */
     pgc_watch(pg, EV_WRITE, 1);
@@ -783,7 +868,8 @@ pgc_t *pgc_new_opts(struct event_base *base, const char *conninfo, const char *n
     pg->retry_ev = evtimer_new(base, pgc_retry_cb, pg);
     pg->timeout_ev = evtimer_new(base, pgc_timeout_cb, pg);
     pg->kick_ev = event_new(base, -1, 0, pgc_kick_cb, pg);
-    if (!pg->retry_ev || !pg->timeout_ev || !pg->kick_ev) {
+    pg->deadline_ev = evtimer_new(base, pgc_deadline_cb, pg);
+    if (!pg->retry_ev || !pg->timeout_ev || !pg->kick_ev || !pg->deadline_ev) {
         log_error("postgres %s: cannot create events", pg->name);
         goto fail;
     }
@@ -797,6 +883,8 @@ fail:
         event_free(pg->timeout_ev);
     if (pg->kick_ev)
         event_free(pg->kick_ev);
+    if (pg->deadline_ev)
+        event_free(pg->deadline_ev);
     free(pg->conninfo);
     free(pg->options);
     free(pg->name);
@@ -812,6 +900,7 @@ void pgc_free(pgc_t *pg)
     pg->freeing = 1;
     evtimer_del(pg->retry_ev);
     evtimer_del(pg->timeout_ev);
+    evtimer_del(pg->deadline_ev);
     event_del(pg->kick_ev);
     fail_list(pg, &pg->sent, "client closed");
     fail_list(pg, &pg->unsent, "client closed");
@@ -855,11 +944,29 @@ void pgc_query(pgc_t *pg, const char *sql, int nparams, const char *const *param
     }
     q->fn = fn;
     q->arg = arg;
+    if (pg->timeout_ms > 0)
+        q->deadline = mono_ms() + pg->timeout_ms;
     list_push(&pg->unsent, q);
+    deadline_arm(pg);
     pgc_kick(pg);
 }
 
 int pgc_pending(const pgc_t *pg)
 {
     return pg ? pg->unsent.n + pg->sent.n : 0;
+}
+
+void pgc_set_timeout(pgc_t *pg, int timeout_ms)
+{
+    pg->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+int pgc_err_not_sent(const char *err)
+{
+    return strncmp(err, "not sent: ", 10) == 0 || strcmp(err, "query queue full") == 0;
+}
+
+int pgc_down(const pgc_t *pg)
+{
+    return pg && pg->down;
 }

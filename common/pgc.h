@@ -43,4 +43,28 @@ void pgc_query(pgc_t *pg, const char *sql, int nparams, const char *const *param
 /* Queries queued or in flight. */
 int pgc_pending(const pgc_t *pg);
 
+/* Opt-in deadline (0 = none, the default; agents rely on queries waiting out
+ * a PostgreSQL restart). With timeout_ms > 0, for queries queued from then on:
+ * - a query not answered within timeout_ms of pgc_query fails (res NULL). One
+ *   never sent fails with err "not sent: timeout: ..." and is dropped from the
+ *   queue: it never reaches the server. One sent and unanswered fails with
+ *   "timeout: no answer within N ms"; it may have run. Its connection is then
+ *   closed (the server rolls back what it has not committed; libpq's cancel
+ *   blocks) and reopened, and the other queries in flight on it fail with
+ *   "connection lost: ...".
+ * - while PostgreSQL is known unreachable (the last connect attempt failed or
+ *   timed out) nothing waits: queued queries and new ones fail on the next loop
+ *   iteration with "not sent: postgres unavailable: <why>".
+ * - a connect attempt gives up after timeout_ms (else 10 s).
+ * Callbacks never run inside pgc_query. */
+void pgc_set_timeout(pgc_t *pg, int timeout_ms);
+
+/* Does err (as given to a result callback) say the query never reached the
+ * server, so it certainly did not run? ("not sent: ..." above.) */
+int pgc_err_not_sent(const char *err);
+
+/* 1 while PostgreSQL is known unreachable: the last connect attempt failed
+ * and none succeeded since. */
+int pgc_down(const pgc_t *pg);
+
 #endif

@@ -78,6 +78,14 @@ void reply_error(struct req *q, int status, const char *msg)
     reply_json(q, status, json_pack("{s:s}", "error", msg));
 }
 
+void reply_db_unavailable(struct req *q, const char *err, const char *note)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(q->r), "Retry-After", DB_RETRY_AFTER_S);
+    char msg[640];
+    snprintf(msg, sizeof msg, "database unavailable: %s", err && err[0] ? err : "connection lost");
+    reply_json(q, 503, json_pack("{s:s,s:s?}", "error", msg, "note", note));
+}
+
 /* ------------------------------------------------------------------ submit */
 
 static void mark_unpublished_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -138,7 +146,13 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct req *q = arg;
     if (!res || err[0]) {
         log_error("submit: insert failed: %s", err);
-        reply_error(q, 503, "database unavailable: the tasks were not accepted");
+        /* Not sent or refused by the server: nothing was recorded. No answer
+         * (timeout, connection lost): the insert may have committed. */
+        reply_db_unavailable(q, err,
+                             res || pgc_err_not_sent(err)
+                                 ? "the tasks were not recorded; retry"
+                                 : "the outcome is unknown: the tasks may have been recorded; retry with the same"
+                                   " idempotency_key to get the existing task (200) instead of a new one");
         return;
     }
     int rows = PQntuples(res);
@@ -309,7 +323,7 @@ void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct req *q = arg;
     if (!res || err[0])
-        reply_error(q, 503, "database unavailable");
+        reply_db_unavailable(q, err, NULL);
     else if (PQntuples(res) == 0)
         reply_error(q, 404, "task not found");
     else
@@ -335,7 +349,7 @@ static void list_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct req *q = arg;
     if (!res || err[0]) {
-        reply_error(q, 503, "database unavailable");
+        reply_db_unavailable(q, err, NULL);
         return;
     }
     int rows = PQntuples(res);
@@ -358,6 +372,24 @@ static void list_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     evbuffer_free(b);
 }
 
+/* A list cursor is "<created_at in µs since the epoch>_<id>", opaque to
+ * clients. Whole string checked and the time kept inside PostgreSQL's range
+ * (up to year 9999), so a forged one is a 400, not a failed query. */
+#define LIST_CURSOR_MAX_US 253402300799999999LL
+
+static int list_cursor_parse(const char *s, char *us, size_t us_cap, char *id, size_t id_cap)
+{
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 18 || s[n] != '_' || strlen(s + n + 1) != 36 || !uuid_valid(s + n + 1, 36) ||
+        us_cap <= n || id_cap <= 36)
+        return 0;
+    if (strtoll(s, NULL, 10) > LIST_CURSOR_MAX_US)
+        return 0;
+    snprintf(us, us_cap, "%.*s", (int)n, s);
+    snprintf(id, id_cap, "%s", s + n + 1);
+    return 1;
+}
+
 static void handle_list(struct req *q)
 {
     struct evkeyvalq args;
@@ -375,13 +407,11 @@ static void handle_list(struct req *q)
     if (limit_s) {
         char *end;
         long l = strtol(limit_s, &end, 10);
-        if (*end || l < 1 || l > LIST_MAX_LIMIT)
+        if (!*limit_s || *end || l < 1 || l > LIST_MAX_LIMIT)
             bad = "limit: must be an integer from 1 to 1000";
         snprintf(limit, sizeof limit, "%ld", l);
     }
-    /* cursor: "<created_at in µs since epoch>_<id>", opaque to clients */
-    if (after && (sscanf(after, "%20[0-9]_%36[0-9a-f-]", after_us, after_id) != 2 ||
-                  !uuid_valid(after_id, strlen(after_id))))
+    if (after && !list_cursor_parse(after, after_us, sizeof after_us, after_id, sizeof after_id))
         bad = "after: not a cursor returned by this API";
     static const char *const states[] = {"queued", "running",   "retrying", "succeeded",
                                          "failed", "dead",      "cancelled"};

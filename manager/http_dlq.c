@@ -6,6 +6,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <hiredis/hiredis.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 #define DLQ_LIST_MAX 1000
 #define DLQ_SCAN_PAGE 1000 /* entries read per XRANGE when looking a task id up */
 #define REPLAY_BATCH 500   /* tasks moved per statement by "replay all" */
+#define REPLAY_FAILED_MAX 100 /* dead letters "replay all" could not replay, listed one by one */
 #define CHECKPOINTS_MAX 1000
 
 enum op_kind { OP_SHOW, OP_REPLAY, OP_PURGE };
@@ -42,7 +45,7 @@ struct op {
     /* lists and batches */
     json_t *acc;
     size_t pending;
-    long count, published;
+    long count, published, failed;
     char cursor[40];
     pgarr_t *ok_ids, *lost_ids;
 };
@@ -86,19 +89,46 @@ static void op_error(struct op *o, int status, const char *fmt, ...)
     op_free(o);
 }
 
+static void op_db_error(struct op *o, const char *err)
+{
+    reply_db_unavailable(o->q, err, NULL);
+    op_free(o);
+}
+
 /* 409 with the task's current state next to the message. */
 static void op_conflict(struct op *o, const char *msg)
 {
     op_reply(o, 409, json_pack("{s:s,s:s,s:s}", "error", msg, "id", o->task, "state", o->state));
 }
 
-static int entry_id_valid(const char *s)
+/* One part of a stream id: 1..20 digits that fit in 64 bits. */
+static int id_part(const char *s, size_t n, unsigned long long *v)
+{
+    if (n == 0 || n > 20)
+        return 0;
+    char buf[24];
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    errno = 0;
+    *v = strtoull(buf, NULL, 10);
+    return errno == 0;
+}
+
+/* A stream entry id "ms-seq" as Redis accepts it (each part < 2^64); the
+ * parts go to *ms and *seq. */
+static int entry_id_parse(const char *s, unsigned long long *ms, unsigned long long *seq)
 {
     size_t n = strspn(s, "0123456789");
-    if (n == 0 || n > 20 || s[n] != '-')
+    if (s[n] != '-' || !id_part(s, n, ms))
         return 0;
     size_t m = strspn(s + n + 1, "0123456789");
-    return m > 0 && m <= 20 && s[n + 1 + m] == '\0';
+    return s[n + 1 + m] == '\0' && id_part(s + n + 1, m, seq);
+}
+
+static int entry_id_valid(const char *s)
+{
+    unsigned long long ms, seq;
+    return entry_id_parse(s, &ms, &seq);
 }
 
 /* A stream entry reply [id, [f1, v1, ...]] as {"entry_id": id, f1: v1, ...}
@@ -158,7 +188,7 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct op *o = arg;
     if (!res || err[0]) {
-        op_error(o, 503, "database unavailable: %s", err);
+        op_db_error(o, err);
         return;
     }
     if (PQntuples(res) == 0) {
@@ -296,7 +326,7 @@ static void queues_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct op *o = arg;
     if (!res || err[0]) {
-        op_error(o, 503, "database unavailable: %s", err);
+        op_db_error(o, err);
         return;
     }
     o->acc = json_array();
@@ -364,6 +394,12 @@ static void handle_list(struct req *q, const char *queue)
     }
     struct op *o = op_new(q, queue);
     o->count = strtol(limit, NULL, 10);
+    unsigned long long ms, seq;
+    if (after[0] && entry_id_parse(after, &ms, &seq) && ms == ULLONG_MAX && seq == ULLONG_MAX) {
+        /* nothing comes after the largest id; Redis refuses "(" before it */
+        op_reply(o, 200, json_pack("{s:s,s:[],s:n}", "queue", o->queue, "entries", "next"));
+        return;
+    }
     snprintf(start, sizeof start, "%s%s", after[0] ? "(" : "", after[0] ? after : "-");
     const char *argv[6] = {"XRANGE", o->key, start, "+", "COUNT", limit};
     if (rc_command_argv(q->api->rc, list_done, o, 6, argv, NULL) != 0)
@@ -439,6 +475,16 @@ static void scan_page(rc_t *rc, redisReply *r, void *arg)
         find_without_redis(o, NULL);
 }
 
+/* Whether a lookup by task id may read the whole DLQ for the task's letter:
+ * only for a dead task whose entry id PostgreSQL does not hold (an agent that
+ * died between the bury and recording it), and only to replay or purge it.
+ * A show, or a task that is not dead, is answered from PostgreSQL alone, so a
+ * viewer cannot make the manager scan a long DLQ. */
+static int may_scan(const struct op *o)
+{
+    return o->by_task && o->kind != OP_SHOW && strcmp(o->state, "dead") == 0;
+}
+
 static void one_entry(rc_t *rc, redisReply *r, void *arg)
 {
     (void)rc;
@@ -458,7 +504,7 @@ static void one_entry(rc_t *rc, redisReply *r, void *arg)
     if (e) {
         take_entry(o, e);
         op_found(o);
-    } else if (o->by_task) {
+    } else if (may_scan(o)) {
         if (scan_from(o, "-") != 0)
             find_without_redis(o, NULL);
     } else {
@@ -477,7 +523,7 @@ static void task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct op *o = arg;
     if (!res || err[0]) {
-        op_error(o, 503, "database unavailable: %s", err);
+        op_db_error(o, err);
         return;
     }
     if (PQntuples(res) == 0) {
@@ -485,6 +531,10 @@ static void task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
         return;
     }
     snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
+    if (PQgetisnull(res, 0, 1) && !may_scan(o)) {
+        op_found(o);
+        return;
+    }
     int rv = PQgetisnull(res, 0, 1) ? scan_from(o, "-") : fetch_entry(o, PQgetvalue(res, 0, 1));
     if (rv != 0)
         find_without_redis(o, NULL);
@@ -546,7 +596,7 @@ static void replay_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct op *o = arg;
     if (!res || err[0]) {
-        op_error(o, 503, "database unavailable: %s", err);
+        op_db_error(o, err);
         return;
     }
     if (PQntuples(res) == 0) {
@@ -568,19 +618,67 @@ static void replay_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
 /* Dead -> queued with a fresh budget of attempts, replays + 1; returns the
  * state it had so that 409 can name it. The attempt counter goes on rather
  * than restarting at 0: attempt numbers stay unique per task (task_attempts'
- * key, and the fencing token), and max_attempts moves up by the spec's budget. */
+ * key, and the fencing token), and max_attempts moves up by the budget, the
+ * spec's retry_policy.max_attempts as validated here ($2, one per id): the
+ * spec is checked in C first, so one bad spec fails alone, not the batch. */
 static const char replay_sql[] =
-    "WITH prev AS (SELECT id, state, dlq_entry FROM tasks"
-    "   WHERE ($1::uuid[] IS NULL OR id = ANY($1::uuid[])) AND queue = $2"
-    "   AND ($3::uuid IS NULL OR id > $3::uuid) AND ($4::bool OR state = 'dead' AND dlq_purged_at IS NULL)"
-    "   ORDER BY id LIMIT $5::int FOR UPDATE),"
+    "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS i(id, budget)),"
+    " prev AS (SELECT t.id, t.state, t.dlq_entry, i.budget FROM tasks t JOIN i ON t.id = i.id"
+    "   WHERE t.queue = $3 AND ($4::bool OR t.state = 'dead' AND t.dlq_purged_at IS NULL)"
+    "   ORDER BY t.id FOR UPDATE OF t),"
     " upd AS (UPDATE tasks t SET state = 'queued', replays = t.replays + 1, dlq_entry = NULL,"
-    "     max_attempts = t.attempt + coalesce((t.spec->'retry_policy'->>'max_attempts')::int, 3),"
+    "     max_attempts = t.attempt + prev.budget,"
     "     dlq_purged_at = NULL, finished_at = NULL, next_attempt_at = NULL, lease_owner = NULL,"
     "     lease_expires_at = NULL"
     "   FROM prev WHERE t.id = prev.id AND prev.state = 'dead' RETURNING t.id, t.kind, t.spec)"
     " SELECT prev.state, upd.kind, upd.spec::text, prev.id, prev.dlq_entry"
     " FROM prev LEFT JOIN upd ON upd.id = prev.id ORDER BY prev.id";
+
+/* Validates a stored spec as a submit would; returns its budget of attempts,
+ * or 0 with the reason in err. */
+static int replay_budget(const char *spec_text, char *err, size_t errlen)
+{
+    spec_t *s = spec_parse(spec_text, strlen(spec_text), err, errlen);
+    if (!s)
+        return 0;
+    int budget = s->retry.max_attempts;
+    spec_free(s);
+    return budget;
+}
+
+static void replay_checked(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct op *o = arg;
+    if (!res || err[0]) {
+        op_db_error(o, err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        op_error(o, 404, "task %s of this dead letter is not in queue %s", o->task, o->queue);
+        return;
+    }
+    snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
+    if (strcmp(o->state, "dead") != 0) {
+        op_conflict(o, "only a dead task can be replayed");
+        return;
+    }
+    char why[SPEC_ERR_MAX];
+    int budget = replay_budget(PQgetvalue(res, 0, 1), why, sizeof why);
+    if (!budget) {
+        op_reply(o, 422, json_pack("{s:s,s:s,s:s?,s:s}", "error", "the dead letter's spec is not valid: it stays in the DLQ",
+                                   "id", o->task, "entry_id", o->entry[0] ? o->entry : NULL, "reason", why));
+        return;
+    }
+    pgarr_t *a = pgarr_new(), *b = pgarr_new();
+    pgarr_add(a, o->task);
+    pgarr_add_long(b, budget);
+    char *ids = pgarr_finish(a), *budgets = pgarr_finish(b);
+    const char *params[4] = {ids, budgets, o->queue, "true"};
+    pgc_query(o->q->api->pg, replay_sql, 4, params, replay_updated, o);
+    free(ids);
+    free(budgets);
+}
 
 static void replay_one(struct op *o)
 {
@@ -588,12 +686,9 @@ static void replay_one(struct op *o)
         op_error(o, 409, "dead letter %s carries no valid task id; purge it instead", o->entry);
         return;
     }
-    pgarr_t *a = pgarr_new();
-    pgarr_add(a, o->task);
-    char *ids = pgarr_finish(a);
-    const char *params[5] = {ids, o->queue, NULL, "true", "1"};
-    pgc_query(o->q->api->pg, replay_sql, 5, params, replay_updated, o);
-    free(ids);
+    const char *params[2] = {o->task, o->queue};
+    pgc_query(o->q->api->pg, "SELECT state, spec::text FROM tasks WHERE id = $1::uuid AND queue = $2", 2, params,
+              replay_checked, o);
 }
 
 /* --------------------------------------------------- DLQ: purge one */
@@ -625,7 +720,7 @@ static void purge_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct op *o = arg;
     if (!res || err[0]) {
-        op_error(o, 503, "database unavailable: %s", err);
+        op_db_error(o, err);
         return;
     }
     int marked = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 1), "1") == 0;
@@ -741,12 +836,16 @@ static void replay_all_finish(struct op *o, const char *err)
 {
     if (o->count || !err)
         audit(o->q->api, o->q->actor, "dlq.replay", o->queue,
-              json_pack("{s:b,s:I,s:I}", "all", 1, "count", (json_int_t)o->count, "published",
-                        (json_int_t)o->published));
-    json_t *j = json_pack("{s:s,s:I,s:I}", "queue", o->queue, "replayed", (json_int_t)o->count, "published",
-                          (json_int_t)o->published);
+              json_pack("{s:b,s:I,s:I,s:I}", "all", 1, "count", (json_int_t)o->count, "published",
+                        (json_int_t)o->published, "failed", (json_int_t)o->failed));
+    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:O}", "queue", o->queue, "replayed", (json_int_t)o->count,
+                          "published", (json_int_t)o->published, "failed_count", (json_int_t)o->failed, "failed",
+                          o->acc);
+    if (o->failed > REPLAY_FAILED_MAX)
+        json_object_set_new(j, "failed_truncated", json_true());
     if (err) {
         json_object_set_new(j, "error", json_sprintf("database unavailable after %ld tasks: %s", o->count, err));
+        evhttp_add_header(evhttp_request_get_output_headers(o->q->r), "Retry-After", DB_RETRY_AFTER_S);
         op_reply(o, 503, j);
         return;
     }
@@ -765,8 +864,8 @@ static void replay_all_rows(pgc_t *pg, PGresult *res, const char *err, void *arg
         return;
     }
     int rows = PQntuples(res);
-    if (rows == 0) {
-        replay_all_finish(o, NULL);
+    if (rows == 0) { /* all of them changed meanwhile */
+        replay_all_batch(o);
         return;
     }
     o->ok_ids = pgarr_new();
@@ -774,7 +873,6 @@ static void replay_all_rows(pgc_t *pg, PGresult *res, const char *err, void *arg
     o->pending = 1; /* held while queueing */
     for (int i = 0; i < rows; i++) {
         const char *id = PQgetvalue(res, i, 3);
-        snprintf(o->cursor, sizeof o->cursor, "%s", id);
         if (PQgetisnull(res, i, 1))
             continue;
         struct replay_ctx *c = xcalloc(1, sizeof *c);
@@ -793,15 +891,61 @@ static void replay_all_rows(pgc_t *pg, PGresult *res, const char *err, void *arg
     replay_all_sent(NULL, NULL, hold);
 }
 
+/* One batch of dead tasks read: each spec is validated on its own; the bad
+ * ones stay dead and are reported, the rest are replayed in one statement. */
+static void replay_all_checked(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct op *o = arg;
+    if (!res || err[0]) {
+        replay_all_finish(o, err[0] ? err : "connection lost");
+        return;
+    }
+    int rows = PQntuples(res);
+    if (rows == 0) {
+        replay_all_finish(o, NULL);
+        return;
+    }
+    pgarr_t *ids = pgarr_new(), *budgets = pgarr_new();
+    int good = 0;
+    for (int i = 0; i < rows; i++) {
+        const char *id = PQgetvalue(res, i, 0);
+        snprintf(o->cursor, sizeof o->cursor, "%s", id);
+        char why[SPEC_ERR_MAX];
+        int budget = replay_budget(PQgetvalue(res, i, 1), why, sizeof why);
+        if (budget) {
+            pgarr_add(ids, id);
+            pgarr_add_long(budgets, budget);
+            good++;
+        } else if (++o->failed <= REPLAY_FAILED_MAX) {
+            json_array_append_new(o->acc, json_pack("{s:s?,s:s,s:s}", "entry",
+                                                    PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),
+                                                    "task", id, "error", why));
+        }
+    }
+    char *p_ids = pgarr_finish(ids), *p_budgets = pgarr_finish(budgets);
+    if (good) {
+        const char *params[4] = {p_ids, p_budgets, o->queue, "false"};
+        pgc_query(o->q->api->pg, replay_sql, 4, params, replay_all_rows, o);
+    } else {
+        replay_all_batch(o);
+    }
+    free(p_ids);
+    free(p_budgets);
+}
+
 /* Batches in task-id order with a cursor, so a task that dies again while
- * this runs is not replayed twice by the same call; it stops on an empty batch
- * (a short one may only mean rows were locked by a concurrent replay). */
+ * this runs is not replayed twice by the same call, nor a bad one reported
+ * twice; it stops on an empty batch. */
 static void replay_all_batch(struct op *o)
 {
     char lim[16];
     snprintf(lim, sizeof lim, "%d", REPLAY_BATCH);
-    const char *params[5] = {NULL, o->queue, o->cursor[0] ? o->cursor : NULL, "false", lim};
-    pgc_query(o->q->api->pg, replay_sql, 5, params, replay_all_rows, o);
+    const char *params[3] = {o->queue, o->cursor[0] ? o->cursor : NULL, lim};
+    pgc_query(o->q->api->pg,
+              "SELECT id, spec::text, dlq_entry FROM tasks WHERE queue = $1 AND state = 'dead'"
+              " AND dlq_purged_at IS NULL AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3::int",
+              3, params, replay_all_checked, o);
 }
 
 /* ---------------------------------------------------- DLQ: purge all */
@@ -827,7 +971,7 @@ static void purge_all_updated(pgc_t *pg, PGresult *res, const char *err, void *a
     (void)pg;
     struct op *o = arg;
     if (!res || err[0]) {
-        op_error(o, 503, "database unavailable: %s", err);
+        op_db_error(o, err);
         return;
     }
     o->count = strtol(PQgetvalue(res, 0, 0), NULL, 10);
@@ -920,6 +1064,7 @@ static int route_dlq(struct req *q, char seg[3][128], int n)
             method_not_allowed(q);
         else if (need(q, ROLE_OPERATOR, "replaying dead letters")) {
             struct op *o = op_new(q, queue);
+            o->acc = json_array();
             replay_all_batch(o);
         }
     } else if (n == 2) {

@@ -49,6 +49,10 @@ void reply_raw(struct req *q, int status, const char *body, size_t len);
 /* Takes the reference to j. */
 void reply_json(struct req *q, int status, json_t *j);
 void reply_error(struct req *q, int status, const char *msg);
+/* 503 for a PostgreSQL failure (err as given to a pgc callback), with
+ * Retry-After and an optional note on what became of the request. */
+#define DB_RETRY_AFTER_S "2"
+void reply_db_unavailable(struct req *q, const char *err, const char *note);
 void req_free(struct req *q);
 /* pgc callback (arg: the req) for a query about one task that returns its
  * answer as one JSON text column: 200 with it, 404 when no row, 503 when

@@ -21,7 +21,7 @@ static const char usage[] =
     "environment: DEVSYS_LISTEN (127.0.0.1:8080), DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL,\n"
     "  DEVSYS_ADMIN_TOKEN, DEVSYS_PREFIX (devsys), DEVSYS_MAX_BODY (bytes, 16 MiB),\n"
     "  DEVSYS_SHUTDOWN_GRACE_S (10), DEVSYS_RECONCILE_S (5; 0 = no reconciler),\n"
-    "  DEVSYS_REPUBLISH_AFTER_S (30)";
+    "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL)";
 
 static const struct cfg_flag flags[] = {
     {"listen", "DEVSYS_LISTEN", "address to serve HTTP on (host:port)"},
@@ -93,6 +93,9 @@ static int serve(void)
         fprintf(stderr, "devsys-manager: bad DEVSYS_REDIS_URL or DEVSYS_DATABASE_URL\n");
         return 2;
     }
+    /* Requests answer 503 within this bound while PostgreSQL is away, and a
+     * query that never got out is dropped, not run when the server is back. */
+    pgc_set_timeout(m.pg, (int)cfg_long("DEVSYS_DB_TIMEOUT_MS", 3000, 0, 600000));
     char err[256];
     m.api = api_new(m.base, m.rc, m.pg, &ac, err, sizeof err);
     if (!m.api) {

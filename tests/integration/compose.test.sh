@@ -3,12 +3,19 @@
 # promises: agents scale (no container_name, no host ports), redis persists
 # with AOF, migrations gate the manager and agents, every store has a health
 # check; the Dockerfile has the targets compose builds; the systemd units parse.
+# No default secret (no token, no config) and the API on loopback by default.
 # shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 
 cd "$ds_root" || it_bail "cd $ds_root"
 command -v docker-compose >/dev/null || it_bail "docker-compose installed" "apt-get install docker-compose"
 
+# No default secret: without DEVSYS_ADMIN_TOKEN compose refuses, saying what to set.
+out=$(env -u DEVSYS_ADMIN_TOKEN docker-compose -f compose.yaml config -q 2>&1)
+is "$?" 1 "docker-compose config without DEVSYS_ADMIN_TOKEN fails"
+like "$out" 'set DEVSYS_ADMIN_TOKEN' "  and says to set DEVSYS_ADMIN_TOKEN"
+ok "compose.yaml ships no default token" it_not grep -qi 'change-me' compose.yaml
+export DEVSYS_ADMIN_TOKEN=compose-test-token
 ok "docker-compose config -q accepts compose.yaml" docker-compose -f compose.yaml config -q
 docker-compose -f compose.yaml config >"$IT_DIR/config.yaml" 2>"$IT_DIR/config.err" \
     || it_bail "docker-compose config" "$(cat "$IT_DIR/config.err")"
@@ -39,7 +46,10 @@ for svc in manager agent; do
     is "$(q "s['$svc']['depends_on']['migrate']['condition']")" service_completed_successfully \
         "$svc waits for migrations to complete"
 done
-is "$(q 's["manager"]["ports"][0]["target"]')" 8080 "manager serves on 8080"
+like "$(q 's["manager"]["ports"]')" "^\\['127\\.0\\.0\\.1:8080:8080(/tcp)?'\\]$" \
+    "manager publishes 8080 on the loopback interface only"
+is "$(q 's["manager"]["environment"]["DEVSYS_ADMIN_TOKEN"]')" compose-test-token "the manager gets the token set"
+
 like "$(q 's["agent"]["environment"]["DEVSYS_QUEUES"]')" 'exec' "agent has DEVSYS_QUEUES"
 
 # The build targets compose names exist in the Dockerfile.

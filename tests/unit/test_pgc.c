@@ -1,6 +1,7 @@
 /* test_pgc: the async PostgreSQL client against the real server named by
  * DEVSYS_TEST_DATABASE_URL: pipelining, errors inside the pipeline,
- * prepared-statement reuse, reconnect after pg_terminate_backend, free. */
+ * prepared-statement reuse, reconnect after pg_terminate_backend, free,
+ * per-query deadlines and failing fast while the server is unreachable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -491,6 +498,141 @@ static void test_free_while_connecting_and_from_hook(void **state)
     run_for(50);
 }
 
+/* ------------------------------------------------------------ deadlines */
+
+/* A TCP listener that never accepts: connects succeed (the kernel's
+ * backlog) and the startup packet is never answered, like a SIGSTOPped
+ * server. Returns the socket; *port gets its port. */
+static int blackhole(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* A query that waits for a connection past its deadline is dropped from the
+ * queue and failed; it never reaches the server. */
+static void test_deadline_unsent_query_dropped(void **state)
+{
+    (void)state;
+    int port;
+    int lfd = blackhole(&port);
+    char url[128];
+    snprintf(url, sizeof url, "postgresql://postgres@127.0.0.1:%d/postgres?sslmode=disable", port);
+    pgc_t *pg = pgc_new(base, url, "pgc-test-blackhole");
+    assert_non_null(pg);
+    pgc_set_timeout(pg, 300);
+    struct result r = {0};
+    long t0 = now_ms();
+    pgc_query(pg, "INSERT INTO never_sent_marker VALUES (1)", 0, NULL, result_cb, &r);
+    assert_int_equal(r.done, 0); /* never inside pgc_query */
+    assert_true(run_until(&r.done, 1, 3000));
+    long took = now_ms() - t0;
+    assert_true(took >= 250 && took < 1500);
+    assert_true(r.null);
+    assert_true(pgc_err_not_sent(r.err));
+    assert_non_null(strstr(r.err, "timeout"));
+    assert_int_equal(pgc_pending(pg), 0);
+    /* What the client wrote: a startup packet, never the query. */
+    int cfd = accept(lfd, NULL, NULL);
+    assert_true(cfd >= 0);
+    fcntl(cfd, F_SETFL, O_NONBLOCK);
+    char buf[4096];
+    ssize_t n = read(cfd, buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    assert_true(n > 0);
+    assert_null(memmem(buf, (size_t)n, "never_sent_marker", 17));
+    close(cfd);
+    pgc_free(pg);
+    close(lfd);
+    run_for(20);
+}
+
+/* Once a connect attempt has failed, queries fail on the next loop
+ * iteration instead of waiting for the deadline. */
+static void test_deadline_fail_fast_while_down(void **state)
+{
+    (void)state;
+    db_url();
+    pgc_t *pg = pgc_new(base, "postgresql://postgres@127.0.0.1:1/postgres", "pgc-test-refused");
+    assert_non_null(pg);
+    pgc_set_timeout(pg, 5000);
+    long deadline = now_ms() + 3000;
+    while (!pgc_down(pg) && now_ms() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_true(pgc_down(pg));
+    struct result r = {0};
+    long t0 = now_ms();
+    pgc_query(pg, "SELECT 1", 0, NULL, result_cb, &r);
+    assert_int_equal(r.done, 0);
+    assert_true(run_until(&r.done, 1, 1000));
+    assert_true(now_ms() - t0 < 200);
+    assert_true(r.null);
+    assert_true(pgc_err_not_sent(r.err));
+    assert_non_null(strstr(r.err, "postgres unavailable: "));
+    assert_null(strchr(r.err, '\n'));
+    assert_int_equal(pgc_pending(pg), 0);
+    pgc_free(pg);
+}
+
+/* A sent query without an answer by its deadline fails; the connection is
+ * replaced (the statement is not cancelled in place) and later queries run. */
+static void test_deadline_sent_query_times_out(void **state)
+{
+    (void)state;
+    int connects = 0;
+    pgc_t *pg = connect_pg("pgc-test-deadline", &connects);
+    pgc_set_timeout(pg, 400);
+    struct result pid = query1(pg, "SELECT pg_backend_pid()", 0, NULL);
+    assert_string_equal(pid.err, "");
+    struct result slow = {0}, behind = {0};
+    long t0 = now_ms();
+    pgc_query(pg, "SELECT pg_sleep(5)", 0, NULL, result_cb, &slow);
+    pgc_query(pg, "SELECT 2", 0, NULL, result_cb, &behind);
+    assert_true(run_until(&slow.done, 1, 3000));
+    long took = now_ms() - t0;
+    assert_true(took >= 350 && took < 1500);
+    assert_true(slow.null);
+    assert_false(pgc_err_not_sent(slow.err));
+    assert_string_equal(slow.err, "timeout: no answer within 400 ms");
+    assert_int_equal(behind.done, 1); /* in flight on the same connection */
+    assert_true(behind.null);
+    assert_memory_equal(behind.err, "connection lost: ", strlen("connection lost: "));
+    assert_false(pgc_down(pg));
+    struct result again = query1(pg, "SELECT pg_backend_pid()", 0, NULL);
+    assert_string_equal(again.err, "");
+    assert_string_not_equal(again.val, pid.val);
+    assert_int_equal(connects, 2);
+    pgc_free(pg);
+}
+
+/* Without pgc_set_timeout nothing changes: queries wait for the server. */
+static void test_no_deadline_by_default(void **state)
+{
+    (void)state;
+    int port;
+    int lfd = blackhole(&port);
+    char url[128];
+    snprintf(url, sizeof url, "postgresql://postgres@127.0.0.1:%d/postgres?sslmode=disable", port);
+    pgc_t *pg = pgc_new(base, url, "pgc-test-nodeadline");
+    assert_non_null(pg);
+    struct result r = {0};
+    pgc_query(pg, "SELECT 1", 0, NULL, result_cb, &r);
+    run_for(600);
+    assert_int_equal(r.done, 0);
+    assert_int_equal(pgc_pending(pg), 1);
+    pgc_free(pg);
+    assert_int_equal(r.done, 1);
+    assert_string_equal(r.err, "client closed");
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +648,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_never_connected_and_queue_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_params_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_while_connecting_and_from_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_unsent_query_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_fail_fast_while_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_sent_query_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_deadline_by_default, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
