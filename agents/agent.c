@@ -210,15 +210,6 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
     struct task *t = run->agent_data;
     struct agent *ag = t->ag;
     t->res = *res;
-    json_t *code = res->result ? json_object_get(res->result, "exit_code") : NULL;
-    if (!res->ok && json_is_integer(code) && json_integer_value(code) >= 0 && json_integer_value(code) < 256) {
-        int c = (int)json_integer_value(code);
-        if (t->spec->retry.permanent_exit[c / 8] & (1u << (c % 8))) {
-            res->retryable = t->res.retryable = 0; /* the task said: retrying will not help */
-            free(t->res.error);
-            t->res.error = xasprintf("exit status %d (permanent: in retry_policy.permanent_exit_codes)", c);
-        }
-    }
     if (res->ok) {
         t->final_state = "succeeded";
     } else if (res->retryable && t->attempt < t->max_attempts) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "kind.h"
 #include "log.h"
 #include "pgarr.h"
 #include "utf8.h"
@@ -184,10 +185,12 @@ static const char *const claim_sql[2][2] = {
      UPSERT_SQL("'succeeded'", "NULL", "NULL::timestamptz", "now()", DONE_SET)},
 };
 
-/* A plain noop has nothing to run, so its claim records its success. */
+/* An instant kind (a plain noop) has nothing to run, so its claim records its
+ * success; asked to fail (its "sleep" section), it runs like any other. */
 static int is_instant(const struct task *t)
 {
-    return t->spec && strcmp(t->spec->kind, "noop") == 0 && !t->spec->fail_first && !t->spec->fail_always;
+    return t->spec && (t->spec->kind_def->flags & KIND_INSTANT) && !t->spec->fail_first &&
+           !t->spec->fail_always;
 }
 
 static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed, int instant);

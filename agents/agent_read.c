@@ -18,17 +18,6 @@
 #define READ_BLOCK_MS 2000
 #define TRIM_PERIOD_S 5
 
-static const handler_ops_t *ops_for(const char *kind)
-{
-    if (strcmp(kind, "exec") == 0 || strcmp(kind, "coding") == 0)
-        return &handler_exec;
-    if (strcmp(kind, "noop") == 0)
-        return &handler_noop;
-    if (strcmp(kind, "sleep") == 0)
-        return &handler_sleep;
-    return NULL;
-}
-
 /* ------------------------------------------------------------------ decode */
 
 /* Builds a task from one stream entry. A task that cannot run gets phase
@@ -90,7 +79,7 @@ static struct task *task_from_entry(struct agent *ag, struct queue_state *q, con
     }
     if (strcmp(t->spec->queue, q->name) != 0)
         log_debug("entry %s: spec names queue %s, read from %s", t->entry_id, t->spec->queue, q->name);
-    t->ops = ops_for(t->spec->kind);
+    t->ops = handler_find(t->spec->kind);
     if (!t->ops) {
         snprintf(t->reject, sizeof t->reject, "kind %s: this agent has no handler for it", t->spec->kind);
         t->phase = PHASE_REJECTING;

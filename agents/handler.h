@@ -47,7 +47,7 @@ struct task_run {
 };
 
 typedef struct handler_ops {
-    const char *kind;
+    const char *const *kinds; /* the kinds (kind.h) it runs, NULL-terminated */
     /* Start the work. Returns 0 if started (done() comes later, possibly
      * from a zero-delay timer but never from inside start), or -1 after
      * filling *res with the failure (done() is then not called). */
@@ -60,6 +60,11 @@ typedef struct handler_ops {
 extern const handler_ops_t handler_exec;   /* kinds exec, coding */
 extern const handler_ops_t handler_noop;   /* kind noop */
 extern const handler_ops_t handler_sleep;  /* kind sleep */
+
+/* The handler table (handlers.c): the handler that runs kind, or NULL. */
+const handler_ops_t *handler_find(const char *kind);
+/* The i-th handler of the table, or NULL past the end. */
+const handler_ops_t *handler_at(size_t i);
 
 /* handler_exec runs spec->argv in its own process group with stdin from
  * /dev/null, spec->env over the agent's environment, and DEVSYS_TASK_ID,

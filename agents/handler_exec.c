@@ -571,6 +571,13 @@ static void exec_build_result(exec_run_t *er, int status, handler_result_t *res)
     } else {
         fail_with(res, 1, xasprintf("unexpected wait status %d", status));
     }
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (!res->ok && code >= 0 && (er->run->spec->retry.permanent_exit[code / 8] & (1u << (code % 8)))) {
+        /* the task said: retrying will not help */
+        free(res->error);
+        fail_with(res, 0,
+                  xasprintf("exit status %d (permanent: in retry_policy.permanent_exit_codes)", code));
+    }
 }
 
 static void exec_release(exec_run_t *er)
@@ -713,7 +720,7 @@ static void exec_cancel(task_run_t *run)
 }
 
 const handler_ops_t handler_exec = {
-    .kind = "exec",
+    .kinds = (const char *const[]){"exec", "coding", NULL},
     .start = exec_start,
     .cancel = exec_cancel,
 };

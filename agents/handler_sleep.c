@@ -112,13 +112,13 @@ static void timer_cancel(task_run_t *run)
 }
 
 const handler_ops_t handler_noop = {
-    .kind = "noop",
+    .kinds = (const char *const[]){"noop", NULL},
     .start = noop_start,
     .cancel = timer_cancel,
 };
 
 const handler_ops_t handler_sleep = {
-    .kind = "sleep",
+    .kinds = (const char *const[]){"sleep", NULL},
     .start = sleep_start,
     .cancel = timer_cancel,
 };

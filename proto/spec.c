@@ -4,6 +4,7 @@
 #include "spec.h"
 
 #include "envelope.h" /* uuid_valid */
+#include "kind.h"
 #include "mpack.h"
 
 #include <stdarg.h>
@@ -22,12 +23,6 @@
 #define SPEC_ARTIFACT_MAX 4096
 #define SPEC_NEXT_MAX 100
 #define SPEC_TIMEOUT_MAX 604800.0
-#define SPEC_SLEEP_MS_MAX 86400000
-#define SPEC_FAIL_FIRST_MAX 1000
-
-static const char *const known_kinds[] = {"exec",    "coding", "testing", "deploy",
-                                          "monitor", "notify", "noop",    "sleep"};
-#define KINDS_LIST "exec, coding, testing, deploy, monitor, notify, noop, sleep"
 
 /* ---- messages ----------------------------------------------------------- */
 
@@ -64,6 +59,11 @@ static const char *printable(const char *s, size_t len, char out[64])
     }
     out[n] = '\0';
     return out;
+}
+
+const char *spec_printable(const char *s, size_t len, char out[64])
+{
+    return printable(s, len, out);
 }
 
 /* ---- small type checks ---------------------------------------------------- */
@@ -103,16 +103,6 @@ static int env_name_ok(const char *s, size_t len)
             return 0;
     }
     return 1;
-}
-
-int spec_kind_known(const char *kind)
-{
-    if (!kind)
-        return 0;
-    for (size_t i = 0; i < sizeof known_kinds / sizeof known_kinds[0]; i++)
-        if (strcmp(kind, known_kinds[i]) == 0)
-            return 1;
-    return 0;
 }
 
 int spec_queue_name_ok(const char *s)
@@ -341,37 +331,24 @@ static int check_retry(const json_t *v, const char *pre, struct spec_retry *r, c
     return 0;
 }
 
-static int check_sleep(const json_t *v, const char *pre, spec_t *s, char *err, size_t errlen)
+/* A kind's own section (kind.h): an object, allowed only on the kinds that
+ * own it, its contents checked by the kind's validator. */
+static int check_section(const json_t *v, const char *name, const char *pre, spec_t *s, char *err,
+                         size_t errlen)
 {
     if (!json_is_object(v))
-        return fail(err, errlen, pre, "sleep", "must be an object");
-    if (strcmp(s->kind, "sleep") != 0 && strcmp(s->kind, "noop") != 0)
-        return fail(err, errlen, pre, "sleep", "only allowed for kinds sleep and noop");
-    const char *k;
-    size_t klen;
-    json_t *f;
-    char buf[64], field[96];
-    json_object_keylen_foreach((json_t *)v, k, klen, f)
-    {
-        snprintf(field, sizeof field, "sleep.%s", printable(k, klen, buf));
-        int known = strlen(k) == klen;
-        if (known && strcmp(k, "ms") == 0) {
-            if (!int_ok(f, 0, SPEC_SLEEP_MS_MAX))
-                return fail(err, errlen, pre, field, "must be an integer from 0 to %d",
-                            SPEC_SLEEP_MS_MAX);
-            s->sleep_ms = (long)json_integer_value(f);
-        } else if (known && strcmp(k, "fail_first") == 0) {
-            if (!int_ok(f, 0, SPEC_FAIL_FIRST_MAX))
-                return fail(err, errlen, pre, field, "must be an integer from 0 to %d",
-                            SPEC_FAIL_FIRST_MAX);
-            s->fail_first = (int)json_integer_value(f);
-        } else if (known && strcmp(k, "fail_always") == 0) {
-            if (!json_is_boolean(f))
-                return fail(err, errlen, pre, field, "must be true or false");
-            s->fail_always = json_is_true(f);
-        } else {
-            return fail(err, errlen, pre, field, "unknown field");
-        }
+        return fail(err, errlen, pre, name, "must be an object");
+    const kind_def_t *kd = s->kind_def;
+    if (!kd->section || strcmp(kd->section, name) != 0) {
+        char owners[128];
+        return fail(err, errlen, pre, name, "only allowed for kinds %s",
+                    kind_section_owners(name, owners, sizeof owners));
+    }
+    char why[SPEC_ERR_MAX];
+    if (kd->validate_section && kd->validate_section(v, s, why, sizeof why) < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s%s.%s", pre, name, why);
+        return -1;
     }
     return 0;
 }
@@ -420,11 +397,13 @@ static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, c
     json_t *kind = json_object_get(o, "kind");
     if (!kind)
         return fail(err, errlen, pre, "kind", "required");
-    if (!str_ok(kind, 1, 64) || !spec_kind_known(json_string_value(kind))) {
+    if (!str_ok(kind, 1, 64) || !(s->kind_def = kind_find(json_string_value(kind)))) {
         if (!json_is_string(kind))
             return fail(err, errlen, pre, "kind", "must be a string");
-        return fail(err, errlen, pre, "kind", "unknown kind \"%s\" (expected one of " KINDS_LIST ")",
-                    printable(json_string_value(kind), json_string_length(kind), buf));
+        char names[SPEC_ERR_MAX];
+        return fail(err, errlen, pre, "kind", "unknown kind \"%s\" (expected one of %s)",
+                    printable(json_string_value(kind), json_string_length(kind), buf),
+                    kind_names(names, sizeof names));
     }
     s->kind = json_string_value(kind);
     s->queue = s->kind;
@@ -470,10 +449,7 @@ static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, c
         } else if (strcmp(k, "tags") == 0) {
             if (check_str_list(v, pre, k, SPEC_TAGS_MAX, 1, SPEC_TAG_MAX, 0, err, errlen) < 0)
                 return -1;
-        } else if (strcmp(k, "resource_requirements") == 0 || strcmp(k, "testing") == 0 ||
-                   strcmp(k, "deploy") == 0 || strcmp(k, "monitor") == 0 ||
-                   strcmp(k, "notify") == 0) {
-            /* Section contents are checked by the handler of each kind. */
+        } else if (strcmp(k, "resource_requirements") == 0) {
             if (!json_is_object(v))
                 return fail(err, errlen, pre, k, "must be an object");
         } else if (strcmp(k, "related_tasks") == 0) {
@@ -493,14 +469,14 @@ static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, c
         } else if (strcmp(k, "next") == 0) {
             if (check_next(v, pre, err, errlen) < 0)
                 return -1;
-        } else if (strcmp(k, "sleep") == 0) {
-            if (check_sleep(v, pre, s, err, errlen) < 0)
+        } else if (kind_section_known(k)) {
+            if (check_section(v, k, pre, s, err, errlen) < 0)
                 return -1;
         } else {
             return fail(err, errlen, pre, printable(k, klen, buf), "unknown field");
         }
     }
-    if (!s->argv && (strcmp(s->kind, "exec") == 0 || strcmp(s->kind, "coding") == 0))
+    if (!s->argv && (s->kind_def->flags & KIND_NEEDS_COMMAND))
         return fail(err, errlen, pre, "command", "must be a non-empty array of strings");
     return 0;
 }

@@ -25,7 +25,8 @@ struct spec_retry {
 /* A validated spec. Every pointer points into `json`, which the spec owns. */
 typedef struct spec {
     json_t *json;                /* the whole spec object */
-    const char *kind;            /* exec coding testing deploy monitor notify noop sleep */
+    const char *kind;            /* a kind of the registry (kind.h) */
+    const struct kind_def *kind_def; /* its registry entry */
     const char *queue;           /* "queue" or, when absent, kind */
     const char *name;            /* may be NULL */
     size_t argc;                 /* command: argv array (required for exec/coding) */
@@ -37,7 +38,7 @@ typedef struct spec {
     const char *idempotency_key; /* may be NULL, 1..256 bytes */
     struct spec_retry retry;     /* defaults filled in */
     int has_retry_policy;        /* retry_policy was given in the spec */
-    /* kind "sleep" (and "noop"): section "sleep": {"ms": 0..86400000,
+    /* kinds "sleep" and "noop": section "sleep" (kind_sleep.c): {"ms": 0..86400000,
      * "fail_first": N (fail attempts 1..N, then succeed), "fail_always": bool} */
     long sleep_ms;
     int fail_first;
@@ -63,8 +64,10 @@ spec_t *spec_from_json(json_t *j, char *err, size_t errlen);
 
 void spec_free(spec_t *s);
 
-/* Is kind one of the known kinds? */
-int spec_kind_known(const char *kind);
+/* Copies untrusted text (len bytes) into out for quoting in a message: at
+ * most 48 bytes, control bytes and quotes replaced by '?'. Returns out. For
+ * the section validators (kind_*.c), whose messages follow spec's rules. */
+const char *spec_printable(const char *s, size_t len, char out[64]);
 
 /* Is s a valid queue name: 1..64 bytes of [A-Za-z0-9_.-]? (no braces, so the
  * hash tag {Q} stays intact) */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kind.h"
 #include "mpack.h"
 #include "spec.h"
 
@@ -19,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         return 0;
     }
-    if (!s->kind || !spec_kind_known(s->kind) || !spec_queue_name_ok(s->queue))
+    if (!s->kind || !kind_find(s->kind) || !spec_queue_name_ok(s->queue))
         abort();
     for (size_t i = 0; i < s->argc; i++)
         if (!s->argv[i])

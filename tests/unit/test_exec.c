@@ -253,6 +253,27 @@ static void test_exit_code(void **state)
     fake_free(fr);
 }
 
+/* retry_policy.permanent_exit_codes is an exec rule, applied by the exec
+ * handler: a listed exit status is a permanent failure, others still retry. */
+static void test_permanent_exit_code(void **state)
+{
+    (void)state;
+    fake_run_t *fr = sh_new("exit 3");
+    fr->spec.retry.permanent_exit[3 / 8] |= 1u << (3 % 8);
+    run_to_end(&handler_exec, fr, 5);
+    assert_false(fr->res.ok);
+    assert_false(fr->res.retryable);
+    assert_string_equal(fr->res.error, "exit status 3 (permanent: in retry_policy.permanent_exit_codes)");
+    assert_int_equal(result_int(fr, "exit_code"), 3);
+    fake_free(fr);
+    fr = sh_new("exit 4");
+    fr->spec.retry.permanent_exit[3 / 8] |= 1u << (3 % 8);
+    run_to_end(&handler_exec, fr, 5);
+    assert_true(fr->res.retryable);
+    assert_string_equal(fr->res.error, "exit status 4");
+    fake_free(fr);
+}
+
 static void test_killed_by_signal(void **state)
 {
     (void)state;
@@ -717,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_echo_output),
         cmocka_unit_test(test_no_output),
         cmocka_unit_test(test_output_tail_bounded),
+        cmocka_unit_test(test_permanent_exit_code),
         cmocka_unit_test(test_output_exactly_at_limit),
         cmocka_unit_test(test_exit_code),
         cmocka_unit_test(test_killed_by_signal),

@@ -1,0 +1,50 @@
+/* kind: the registry of task kinds — what exists, its spec section and the
+ * section's validator, and how the runtime treats it. One table in kind.c;
+ * a kind's section validator lives in its own file (kind_sleep.c). */
+#ifndef DEVSYS_KIND_H
+#define DEVSYS_KIND_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct spec;
+
+#define KIND_NEEDS_COMMAND 0x1u /* the spec must carry a non-empty "command" */
+#define KIND_INSTANT 0x2u       /* nothing to run: the claim records the success */
+
+typedef struct kind_def {
+    const char *name;
+    /* The spec field holding this kind's own settings, or NULL. Several kinds
+     * may share one section (noop and sleep both read "sleep"); a spec may
+     * carry a section only when its kind owns it. */
+    const char *section;
+    /* Checks the section (always a JSON object here) and fills its part of
+     * out. On error writes "<field inside the section>: <rule>" into err
+     * (e.g. "ms: must be an integer ...") and returns -1; the caller puts
+     * the path in front ("next[1].sleep.ms: ..."). NULL = any object. */
+    int (*validate_section)(const json_t *sec, struct spec *out, char *err, size_t errlen);
+    unsigned flags; /* KIND_* */
+} kind_def_t;
+
+/* The kind called name, or NULL when there is none (name may be NULL). */
+const kind_def_t *kind_find(const char *name);
+
+/* The i-th kind in registry order, or NULL past the end. */
+const kind_def_t *kind_at(size_t i);
+
+/* Writes the kind names, ", "-separated in registry order, into buf
+ * ("exec, coding, noop, sleep"), truncated to len. Returns buf. */
+char *kind_names(char *buf, size_t len);
+
+/* Is name the section of some kind? */
+int kind_section_known(const char *name);
+
+/* Writes the kinds that own section name into buf for "only allowed for
+ * kinds ..." ("sleep and noop": the kind named like the section first).
+ * Returns buf. */
+char *kind_section_owners(const char *section, char *buf, size_t len);
+
+/* Section validators, one file each (kind_<name>.c). */
+int kind_sleep_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
+
+#endif
