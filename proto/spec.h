@@ -63,6 +63,16 @@ spec_t *spec_from_json(json_t *j, char *err, size_t errlen);
 
 void spec_free(spec_t *s);
 
+/* Why a task may not set the environment variable name (len bytes), or NULL
+ * when it may. Refused: what the dynamic loader and libc read to load code or
+ * redirect files (LD_*, MALLOC_*, and glibc's list of variables it drops for
+ * setuid programs: GCONV_PATH, GETCONF_DIR, GLIBC_TUNABLES, HOSTALIASES,
+ * LOCALDOMAIN, LOCPATH, NIS_PATH, NLSPATH, RESOLV_HOST_CONF, RES_OPTIONS,
+ * TZDIR), what a shell runs at startup (BASH_ENV, ENV, SHELLOPTS, BASHOPTS),
+ * and the variables the agent sets itself (DEVSYS_TASK_*, DEVSYS_ATTEMPT,
+ * DEVSYS_CHECKPOINT, DEVSYS_CHECKPOINT_FD). */
+const char *spec_env_refused(const char *name, size_t len);
+
 /* Is kind one of the known kinds? */
 int spec_kind_known(const char *kind);
 

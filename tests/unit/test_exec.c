@@ -381,31 +381,88 @@ static void test_workdir_missing(void **state)
     fake_free(fr);
 }
 
+/* A task's environment is an allow-list of the agent's, the spec's env and
+ * the task variables: none of the agent's credentials or other variables. */
 static void test_env(void **state)
 {
     (void)state;
     setenv("TEST_EXEC_INHERITED", "inh", 1);
-    setenv("TEST_EXEC_OVERRIDE", "old", 1);
+    setenv("DEVSYS_DATABASE_URL", "postgresql://secret@db/devsys", 1);
     setenv("DEVSYS_CHECKPOINT", "stale-from-agent", 1);
-    fake_run_t *fr = sh_new("echo \"$TEST_EXEC_INHERITED $TEST_EXEC_OVERRIDE $TEST_EXEC_NEW "
-                            "$DEVSYS_TASK_ID $DEVSYS_ATTEMPT ${DEVSYS_CHECKPOINT-unset} "
-                            "$DEVSYS_CHECKPOINT_FD\"");
-    fr->spec.env = json_pack("{s:s,s:s,s:s}", "TEST_EXEC_OVERRIDE", "new", "TEST_EXEC_NEW", "a b=c",
-                             "DEVSYS_CHECKPOINT_FD", "1");
+    setenv("TZ", "Europe/Paris", 1);
+    fake_run_t *fr = sh_new("echo \"${TEST_EXEC_INHERITED-unset} $TEST_EXEC_NEW $TZ "
+                            "${DEVSYS_DATABASE_URL-unset} $DEVSYS_TASK_ID $DEVSYS_TASK_ATTEMPT $DEVSYS_ATTEMPT "
+                            "${DEVSYS_CHECKPOINT-unset} $DEVSYS_CHECKPOINT_FD\"");
+    /* DEVSYS_CHECKPOINT_FD is refused at validation; the handler skips it too */
+    fr->spec.env = json_pack("{s:s,s:s}", "TEST_EXEC_NEW", "a b=c", "DEVSYS_CHECKPOINT_FD", "1");
     fr->run.attempt = 4;
     run_to_end(&handler_exec, fr, 5);
     unsetenv("TEST_EXEC_INHERITED");
-    unsetenv("TEST_EXEC_OVERRIDE");
+    unsetenv("DEVSYS_DATABASE_URL");
     unsetenv("DEVSYS_CHECKPOINT");
+    unsetenv("TZ");
     assert_true(fr->res.ok);
     char want[256];
-    int cp_fd = -1;
-    char got_id[64];
-    assert_int_equal(sscanf(fr->res.output, "inh new a b=c %63s 4 unset %d", got_id, &cp_fd), 2);
-    assert_string_equal(got_id, fr->id);
-    assert_int_equal(cp_fd, 3);
-    snprintf(want, sizeof want, "inh new a b=c %s 4 unset %d\n", fr->id, cp_fd);
+    snprintf(want, sizeof want, "unset a b=c Europe/Paris unset %s 4 4 unset 3\n", fr->id);
     assert_string_equal(fr->res.output, want);
+    fake_free(fr);
+}
+
+static int env_has(const char *out, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == '=')
+            return 1;
+    return 0;
+}
+
+/* What `env` prints in a task: the allow-list, the spec's env and ours, and
+ * none of the agent's secrets; an operator adds names with DEVSYS_TASK_ENV_ALLOW. */
+static void test_env_allow_list(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"DEVSYS_DATABASE_URL", "DEVSYS_REDIS_URL", "DEVSYS_ADMIN_TOKEN",
+                             "DEVSYS_DATABASE_URL_FILE", "TEST_EXEC_CANARY"};
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+        setenv(secrets[i], "canary-secret-value", 1);
+    setenv("TEST_EXEC_PASSED", "yes", 1);
+    exec_handler_shutdown();
+    setenv("DEVSYS_TASK_ENV_ALLOW", "TEST_EXEC_PASSED, TEST_EXEC_ABSENT", 1);
+    exec_handler_init(base);
+    fake_run_t *fr = fake_new("exec", "env", NULL);
+    fr->spec.env = json_pack("{s:s,s:s}", "SPEC_VAR", "from-spec", "PATH", "/usr/bin:/bin");
+    run_to_end(&handler_exec, fr, 5);
+    exec_handler_shutdown();
+    unsetenv("DEVSYS_TASK_ENV_ALLOW");
+    exec_handler_init(base);
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+        unsetenv(secrets[i]);
+    unsetenv("TEST_EXEC_PASSED");
+    assert_true(fr->res.ok);
+    assert_null(strstr(fr->res.output, "canary-secret-value"));
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+        assert_false(env_has(fr->res.output, secrets[i]));
+    assert_non_null(strstr(fr->res.output, "\nTEST_EXEC_PASSED=yes\n"));
+    assert_false(env_has(fr->res.output, "TEST_EXEC_ABSENT"));
+    assert_non_null(strstr(fr->res.output, "SPEC_VAR=from-spec\n"));
+    assert_non_null(strstr(fr->res.output, "PATH=/usr/bin:/bin\n"));
+    assert_true(env_has(fr->res.output, "DEVSYS_TASK_ID"));
+    assert_true(env_has(fr->res.output, "DEVSYS_CHECKPOINT_FD"));
+    fake_free(fr);
+}
+
+/* A spec env that names a loader variable never reaches the loader, even if
+ * a caller skipped validation. */
+static void test_env_loader_vars_skipped(void **state)
+{
+    (void)state;
+    fake_run_t *fr = sh_new("echo \"${LD_PRELOAD-unset} ${GLIBC_TUNABLES-unset} ${BASH_ENV-unset}\"");
+    fr->spec.env = json_pack("{s:s,s:s,s:s}", "LD_PRELOAD", "/nonexistent.so", "GLIBC_TUNABLES", "x",
+                             "BASH_ENV", "/tmp/x");
+    run_to_end(&handler_exec, fr, 5);
+    assert_true(fr->res.ok);
+    assert_string_equal(fr->res.output, "unset unset unset\n");
     fake_free(fr);
 }
 
@@ -729,6 +786,8 @@ int main(void)
         cmocka_unit_test(test_workdir),
         cmocka_unit_test(test_workdir_missing),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_env_allow_list),
+        cmocka_unit_test(test_env_loader_vars_skipped),
         cmocka_unit_test(test_checkpoint_env_visible),
         cmocka_unit_test(test_checkpoint_lines),
         cmocka_unit_test(test_checkpoint_before_done),
