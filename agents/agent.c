@@ -64,6 +64,7 @@ void task_free(struct task *t)
     spec_free(t->spec);
     free(t->spec_text);
     free(t->checkpoint);
+    checkpoint_forget(t);
     free(t->res.error);
     free(t->res.output);
     json_decref(t->res.result);
@@ -212,6 +213,8 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
     struct task *t = run->agent_data;
     struct agent *ag = t->ag;
     t->res = *res;
+    checkpoint_flush(t); /* the last checkpoint is written before the outcome */
+    outcome_bound(t);
     json_t *code = res->result ? json_object_get(res->result, "exit_code") : NULL;
     if (!res->ok && json_is_integer(code) && json_integer_value(code) >= 0 && json_integer_value(code) < 256) {
         int c = (int)json_integer_value(code);
@@ -255,9 +258,7 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
 static void on_checkpoint(task_run_t *run, const char *json, size_t len)
 {
     struct task *t = run->agent_data;
-    free(t->checkpoint);
-    t->checkpoint = xstrndup(json, len);
-    checkpoint_write(t->ag, t, json, len);
+    checkpoint_offer(t->ag, t, json, len);
 }
 
 static void start_task(struct agent *ag, struct task *t)
