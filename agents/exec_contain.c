@@ -78,6 +78,18 @@ static int write_word(const char *dir, const char *file, const char *word)
     return n == (ssize_t)strlen(word) ? 0 : -1;
 }
 
+/* The next number of a whitespace-separated pid list at *p (advanced past
+ * it), or -1 at its end. */
+static long next_pid(char **p)
+{
+    char *end;
+    long pid = *p ? strtol(*p, &end, 10) : 0;
+    if (!*p || end == *p)
+        return -1;
+    *p = end;
+    return pid;
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -96,15 +108,10 @@ static void cgroup_kill(const char *dir)
     snprintf(path, sizeof path, "%s/cgroup.procs", dir);
     size_t len;
     char *procs = read_small(path, 1 << 20, &len);
-    for (char *p = procs; p && *p;) {
-        char *end;
-        long pid = strtol(p, &end, 10);
-        if (end == p)
-            break;
+    long pid;
+    for (char *p = procs; (pid = next_pid(&p)) >= 0;)
         if (pid > 0)
             kill((pid_t)pid, SIGKILL);
-        p = end;
-    }
     free(procs);
 }
 
@@ -348,12 +355,8 @@ static int sweep_orphans(const contain_t *c, int idle, int (*is_leader)(pid_t))
         snprintf(path, sizeof path, "/proc/self/task/%s/children", de->d_name);
         size_t len;
         char *kids = read_small(path, 1 << 20, &len);
-        for (char *p = kids; p && *p;) {
-            char *end;
-            long pid = strtol(p, &end, 10);
-            if (end == p)
-                break;
-            p = end;
+        long pid;
+        for (char *p = kids; (pid = next_pid(&p)) >= 0;) {
             if (pid <= 0 || (is_leader && is_leader((pid_t)pid)))
                 continue;
             int status;
