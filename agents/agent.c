@@ -30,7 +30,9 @@ static const char usage[] =
     "  DEVSYS_CONCURRENCY (16), DEVSYS_AGENT_NAME (host-pid), DEVSYS_PREFIX (devsys),\n"
     "  DEVSYS_LEASE_S (15), DEVSYS_CLAIM_PERIOD_S (2), DEVSYS_KILL_GRACE_S (5),\n"
     "  DEVSYS_SHUTDOWN_GRACE_S (30), DEVSYS_RETRY_INITIAL_S (1), DEVSYS_RETRY_FACTOR (2),\n"
-    "  DEVSYS_RETRY_MAX_S (300), DEVSYS_RETRY_JITTER (1), DEVSYS_METRICS_LISTEN (off; host:port)";
+    "  DEVSYS_RETRY_MAX_S (300), DEVSYS_RETRY_JITTER (1), DEVSYS_METRICS_LISTEN (off; host:port),\n"
+    "  DEVSYS_CGROUP (auto|off|<cgroup2 dir>), DEVSYS_TASK_ENV_ALLOW (extra names tasks inherit);\n"
+    "  DEVSYS_REDIS_URL_FILE, DEVSYS_DATABASE_URL_FILE: read the credential from a file";
 
 static const struct cfg_flag flags[] = {
     {"redis", "DEVSYS_REDIS_URL", "redis://host:port/db"},
@@ -62,6 +64,7 @@ void task_free(struct task *t)
     spec_free(t->spec);
     free(t->spec_text);
     free(t->checkpoint);
+    checkpoint_forget(t);
     free(t->res.error);
     free(t->res.output);
     json_decref(t->res.result);
@@ -210,6 +213,8 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
     struct task *t = run->agent_data;
     struct agent *ag = t->ag;
     t->res = *res;
+    checkpoint_flush(t); /* the last checkpoint is written before the outcome */
+    outcome_bound(t);
     if (res->ok) {
         t->final_state = "succeeded";
     } else if (res->retryable && t->attempt < t->max_attempts) {
@@ -244,9 +249,7 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
 static void on_checkpoint(task_run_t *run, const char *json, size_t len)
 {
     struct task *t = run->agent_data;
-    free(t->checkpoint);
-    t->checkpoint = xstrndup(json, len);
-    checkpoint_write(t->ag, t, json, len);
+    checkpoint_offer(t->ag, t, json, len);
 }
 
 static void start_task(struct agent *ag, struct task *t)
@@ -565,7 +568,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     ag->base = event_base_new();
-    const char *redis_url = cfg_str("DEVSYS_REDIS_URL", "redis://127.0.0.1:6379/0");
+    const char *redis_url = cfg_secret("DEVSYS_REDIS_URL", "redis://127.0.0.1:6379/0");
     ag->rc = rc_new(ag->base, redis_url, "redis");
     ag->rc_read = rc_new(ag->base, redis_url, "redis-read");
     ag->rc_ctl = rc_new(ag->base, redis_url, "redis-control");
@@ -575,7 +578,7 @@ int main(int argc, char **argv)
      * into a scan of the whole table: 20 ms instead of 0.2 ms at 150k rows,
      * and a light-load p90 of 3 s. Joins between the statement's own CTEs
      * still use hashes, so only the sequential scan is ruled out. */
-    ag->pg = pgc_new_opts(ag->base, cfg_str("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys"),
+    ag->pg = pgc_new_opts(ag->base, cfg_secret("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys"),
                           "devsys-agent", "-c enable_seqscan=off");
     if (!ag->rc || !ag->rc_read || !ag->rc_ctl || !ag->pg) {
         fprintf(stderr, "devsys-agent: bad DEVSYS_REDIS_URL or DEVSYS_DATABASE_URL\n");

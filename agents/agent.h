@@ -57,6 +57,10 @@ struct task {
     struct task *next;           /* in whichever batch or list holds it */
     struct task *rprev, *rnext;  /* in agent.running while the handler runs */
     struct task *hprev, *hnext;  /* in agent.held from delivery until release */
+    char *cp_pending;            /* the latest checkpoint, not yet written (agent_bounds.c) */
+    size_t cp_pending_len;
+    struct timeval cp_written;   /* when a checkpoint was last written */
+    struct event *cp_timer;
 };
 
 struct agent {
@@ -117,8 +121,17 @@ void agent_cancelled(struct agent *ag, const char *task_id);
 void lease_release_previous(struct agent *ag);
 /* Remember the DLQ entry of a buried task (tasks.dlq_entry). */
 void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entry);
-/* Save a checkpoint of a running task. */
-void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len);
+/* Save a checkpoint of a running task; keep its newest `keep` rows. */
+void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len, int keep);
+
+/* agent_bounds.c: what a task writes is bounded. offer: a checkpoint from the
+ * handler (refused over CHECKPOINT_MAX, coalesced to one write per interval);
+ * flush: write the pending one now (before the outcome); forget: free its
+ * state (task_free). outcome_bound: cap the output and result of t->res. */
+void checkpoint_offer(struct agent *ag, struct task *t, const char *json, size_t len);
+void checkpoint_flush(struct task *t);
+void checkpoint_forget(struct task *t);
+void outcome_bound(struct task *t);
 
 /* agent_read.c: set up the reading side (hooks, timers) before the loop runs. */
 void agent_read_start(struct agent *ag);

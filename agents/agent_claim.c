@@ -634,16 +634,22 @@ void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entr
               log_error_result, "recording the DLQ entry failed");
 }
 
-void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len)
+/* The newest `keep` rows of the task stay: the DELETE sees the rows from
+ * before this INSERT, so keep-1 of them plus the new one. */
+void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len, int keep)
 {
-    char attempt[24];
+    char attempt[24], offset[24];
     snprintf(attempt, sizeof attempt, "%ld", t->attempt);
+    snprintf(offset, sizeof offset, "%d", keep - 1);
     char *data = utf8_sanitize(json, len);
-    const char *p[4] = {t->env.id, attempt, data, ag->name};
+    const char *p[5] = {t->env.id, attempt, data, ag->name, offset};
     pgc_query(ag->pg,
               "WITH u AS (UPDATE tasks SET checkpoint = $3::jsonb WHERE id = $1::uuid"
-              " AND attempt = $2::int AND lease_owner = $4 AND state = 'running' RETURNING id)"
-              " INSERT INTO checkpoints (task_id, attempt, data) SELECT id, $2::int, $3::jsonb FROM u",
-              4, p, log_error_result, "checkpoint write failed");
+              " AND attempt = $2::int AND lease_owner = $4 AND state = 'running' RETURNING id),"
+              " i AS (INSERT INTO checkpoints (task_id, attempt, data) SELECT id, $2::int, $3::jsonb FROM u)"
+              " DELETE FROM checkpoints c WHERE c.task_id = $1::uuid AND EXISTS (SELECT 1 FROM u)"
+              " AND c.id <= (SELECT id FROM checkpoints WHERE task_id = $1::uuid"
+              "  ORDER BY id DESC OFFSET $5::int LIMIT 1)",
+              5, p, log_error_result, "checkpoint write failed");
     free(data);
 }

@@ -13,6 +13,8 @@ struct event_base;
 typedef struct task_run task_run_t;
 
 #define OUTPUT_TAIL_MAX (64 * 1024)
+#define CHECKPOINT_MAX (64 * 1024)   /* one checkpoint's JSON text; longer ones are refused */
+#define RESULT_MAX (64 * 1024)       /* a result's JSON text; the agent drops a longer one */
 
 /* The outcome of one attempt. The agent takes ownership of error, output and
  * result when done() is called. */
@@ -39,7 +41,9 @@ struct task_run {
      * the run: the handler must not touch run (or its own state reachable
      * from it) afterwards. res contents are taken over by the agent. */
     void (*done)(task_run_t *run, handler_result_t *res);
-    /* Save progress (a JSON text of len bytes) at any time before done(). */
+    /* Save progress (a JSON text of len <= CHECKPOINT_MAX bytes) at any time
+     * before done(). The agent keeps the latest: it writes at most one per
+     * task per second, and always the last one before the outcome. */
     void (*checkpoint_save)(task_run_t *run, const char *json, size_t len);
     void *agent_data;         /* the agent's own */
 
@@ -67,16 +71,26 @@ const handler_ops_t *handler_find(const char *kind);
 const handler_ops_t *handler_at(size_t i);
 
 /* handler_exec runs spec->argv in its own process group with stdin from
- * /dev/null, spec->env over the agent's environment, and DEVSYS_TASK_ID,
- * DEVSYS_ATTEMPT, DEVSYS_CHECKPOINT (only when run->checkpoint is set) and
- * DEVSYS_CHECKPOINT_FD=3 (always fd 3, so `echo '{..}' >&3` works in any sh):
- * each newline-terminated JSON line written there goes to checkpoint_save.
- * When the leader exits, whatever is left of its process group is killed.
+ * /dev/null and an environment built from scratch (exec_env.h): the agent's
+ * PATH, HOME, USER, LOGNAME, LANG, LANGUAGE, LC_*, TZ, TMPDIR and the names
+ * in DEVSYS_TASK_ENV_ALLOW, then spec->env, then DEVSYS_TASK_ID,
+ * DEVSYS_TASK_ATTEMPT (and its older name DEVSYS_ATTEMPT), DEVSYS_CHECKPOINT
+ * (only when run->checkpoint is set) and DEVSYS_CHECKPOINT_FD=3 (always fd 3,
+ * so `echo '{..}' >&3` works in any sh): each newline-terminated JSON line of
+ * at most CHECKPOINT_MAX bytes written there goes to checkpoint_save. Nothing
+ * else of the agent's environment (its credentials) reaches the task.
+ * When the leader exits, whatever is left of the task is killed — its process
+ * group, its cgroup where the agent can make one, and orphans re-parented to
+ * the agent that carry its DEVSYS_TASK_ID (exec_contain.h) — and done() comes
+ * once none of it is left.
  *
  * The exec handler owns SIGCHLD on base: it reaps every child of the process
  * (waitpid(-1)), so no other code in the agent may wait for its own children.
  * It also makes the process a child subreaper, so orphaned grandchildren are
- * reaped here and never linger as zombies. init is idempotent and is called
+ * reaped here and never linger as zombies; and it makes the process not
+ * dumpable, so a task cannot read the agent's /proc/<pid>/environ or memory.
+ * init reads DEVSYS_CGROUP and DEVSYS_TASK_ENV_ALLOW (exits 2 on a bad value),
+ * logs the containment mechanism, is idempotent and is called
  * lazily by the first exec start() if the agent did not call it.
  * shutdown SIGKILLs the process group of every run still active, waits for
  * it and reports it through done() ("cancelled"); then frees the global

@@ -1,6 +1,7 @@
 /* handler_exec: kinds exec and coding. Runs spec->argv as a child in its own
- * process group, keeps a bounded tail of stdout+stderr, relays checkpoint
- * lines, and enforces timeout/cancel on the whole group (see handler.h). */
+ * process group (and cgroup, exec_contain.c) with an environment built from an
+ * allow-list (exec_env.c), keeps a bounded tail of stdout+stderr, relays
+ * checkpoint lines, and enforces timeout/cancel on the whole group (handler.h). */
 #include "handler.h"
 
 #include <errno.h>
@@ -12,23 +13,27 @@
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "exec_contain.h"
+#include "exec_env.h"
 #include "log.h"
 #include "xalloc.h"
 
-#define CHECKPOINT_LINE_MAX (1024 * 1024)
 #define READS_PER_WAKEUP 16     /* a fast writer must not starve the loop */
 #define DRAIN_MAX_READS 64      /* final drain: the writers are dead or killed */
 #define REGISTRY_BUCKETS 1024
 #define EXEC_CHECKPOINT_FD 3    /* in the child; named by DEVSYS_CHECKPOINT_FD */
+#define SWEEP_PERIOD_MS 20      /* between passes over what is left of an ended task */
+#define SWEEP_MAX_PASSES 250    /* 5 s: then the outcome is reported anyway (logged) */
 
 enum exec_stop { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL };
 
 /* What the child reports through the status pipe when it cannot exec. */
-enum child_stage { STAGE_SETUP = 1, STAGE_WORKDIR, STAGE_EXEC };
+enum child_stage { STAGE_SETUP = 1, STAGE_WORKDIR, STAGE_EXEC, STAGE_CGROUP };
 struct child_failure {
     int stage;
     int err;
@@ -37,7 +42,8 @@ struct child_failure {
 typedef struct exec_run {
     task_run_t *run;
     pid_t pid;               /* the leader; also the process group id */
-    struct exec_run *next;   /* registry chain */
+    struct exec_run *next;   /* registry chain, then the list of runs being swept */
+    contain_t *contain;      /* its cgroup and orphan marker */
     int out_fd;              /* read end of stdout+stderr */
     int cp_fd;               /* read end of the checkpoint pipe */
     struct event *out_ev;
@@ -53,11 +59,16 @@ typedef struct exec_run {
     int term_sent, kill_sent;
     int out_eof, cp_eof;
     int reaped;
+    int status;              /* the leader's wait status, once reaped */
+    struct event *sweep_ev;  /* after the leader: until nothing of the task is left */
+    int sweep_passes;
 } exec_run_t;
 
 static struct event_base *exec_base;
 static struct event *exec_sigchld_ev;
 static exec_run_t *exec_registry[REGISTRY_BUCKETS];
+static size_t exec_nleaders;        /* runs in the registry */
+static exec_run_t *exec_sweeping;   /* leader reaped, descendants still dying */
 
 /* ---- registry: leader pid -> run ---- */
 
@@ -71,6 +82,7 @@ static void registry_add(exec_run_t *er)
     size_t b = registry_slot(er->pid);
     er->next = exec_registry[b];
     exec_registry[b] = er;
+    exec_nleaders++;
 }
 
 static exec_run_t *registry_remove(pid_t pid)
@@ -81,10 +93,19 @@ static exec_run_t *registry_remove(pid_t pid)
             exec_run_t *er = *pp;
             *pp = er->next;
             er->next = NULL;
+            exec_nleaders--;
             return er;
         }
     }
     return NULL;
+}
+
+static int registry_has(pid_t pid)
+{
+    for (exec_run_t *er = exec_registry[registry_slot(pid)]; er; er = er->next)
+        if (er->pid == pid)
+            return 1;
+    return 0;
 }
 
 /* ---- small helpers ---- */
@@ -145,75 +166,6 @@ static void set_nonblocking(int fd)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-static const char *const our_env[] = {"DEVSYS_TASK_ID", "DEVSYS_ATTEMPT", "DEVSYS_CHECKPOINT",
-                                      "DEVSYS_CHECKPOINT_FD"};
-
-static int is_our_env(const char *name, size_t len)
-{
-    for (size_t i = 0; i < sizeof our_env / sizeof our_env[0]; i++)
-        if (strlen(our_env[i]) == len && memcmp(our_env[i], name, len) == 0)
-            return 1;
-    return 0;
-}
-
-/* The child's environment: the agent's own, minus what spec->env and the
- * DEVSYS_* task variables replace, plus those. Entries from *owned_from on
- * are malloc'd; the caller frees them and the array (env_free). Ours win
- * over spec->env: a spec cannot redirect the checkpoint fd. */
-static char **env_build(const task_run_t *run, size_t *owned_from)
-{
-    const spec_t *spec = run->spec;
-    json_t *senv = json_is_object(spec->env) ? spec->env : NULL;
-    size_t n_inherited = 0;
-    while (environ && environ[n_inherited])
-        n_inherited++;
-    size_t cap = n_inherited + (senv ? json_object_size(senv) : 0) + 5;
-    char **envp = xcalloc(cap, sizeof *envp);
-    size_t n = 0;
-
-    for (size_t i = 0; i < n_inherited; i++) {
-        const char *e = environ[i];
-        size_t len = strcspn(e, "=");
-        if (is_our_env(e, len) || (senv && json_object_getn(senv, e, len)))
-            continue;
-        envp[n++] = environ[i];
-    }
-    *owned_from = n;
-
-    const char *key;
-    json_t *val;
-    if (senv) {
-        json_object_foreach(senv, key, val) {
-            if (is_our_env(key, strlen(key))) {
-                log_warn("task %s: env %s skipped: set by the agent", run->id, key);
-                continue;
-            }
-            if (!json_is_string(val) || !key[0] || strchr(key, '=')) {
-                log_warn("task %s: env %s skipped: needs a string value and a name without '='",
-                         run->id, key);
-                continue;
-            }
-            envp[n++] = xasprintf("%s=%s", key, json_string_value(val));
-        }
-    }
-    envp[n++] = xasprintf("DEVSYS_TASK_ID=%s", run->id ? run->id : "");
-    envp[n++] = xasprintf("DEVSYS_ATTEMPT=%ld", run->attempt);
-    if (run->checkpoint)
-        envp[n++] = xasprintf("DEVSYS_CHECKPOINT=%s", run->checkpoint);
-    envp[n++] = xasprintf("DEVSYS_CHECKPOINT_FD=%d", EXEC_CHECKPOINT_FD);
-    envp[n] = NULL;
-    return envp;
-}
-
-static void env_free(char **envp, size_t owned_from)
-{
-    if (!envp)
-        return;
-    for (size_t i = owned_from; envp[i]; i++)
-        free(envp[i]);
-    free(envp);
-}
-
 /* ---- the child, between fork and exec ---- */
 
 /* Runs in the forked child: only plain system calls (no allocation). The
@@ -222,7 +174,7 @@ static void env_free(char **envp, size_t owned_from)
  * to default before unblocking, and ignored ones (SIGPIPE) too, because
  * SIG_IGN would otherwise survive exec and break the child's pipelines. */
 static void __attribute__((noreturn))
-exec_child(const spec_t *spec, char **envp, int devnull, int out_w, int cp_w, int st_w)
+exec_child(const spec_t *spec, char **envp, int cg_fd, int devnull, int out_w, int cp_w, int st_w)
 {
     struct child_failure cf = {STAGE_SETUP, 0};
     struct sigaction sa;
@@ -235,6 +187,11 @@ exec_child(const spec_t *spec, char **envp, int devnull, int out_w, int cp_w, in
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    /* first: the dup2s below may reuse cg_fd's number */
+    if (cg_fd >= 0 && contain_join(cg_fd) < 0) {
+        cf.stage = STAGE_CGROUP;
+        goto fail;
+    }
     if (setpgid(0, 0) < 0)
         goto fail;
     if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0)
@@ -287,7 +244,6 @@ static int exec_spawn(exec_run_t *er, handler_result_t *res)
     int out[2] = {-1, -1}, cp[2] = {-1, -1}, st[2] = {-1, -1};
     int devnull = -1;
     char **envp = NULL;
-    size_t owned_from = 0;
 
     if (exec_pipe(out) < 0 || exec_pipe(cp) < 0 || exec_pipe(st) < 0) {
         fail_with(res, 1, xasprintf("spawn: pipe: %s", strerror(errno)));
@@ -300,14 +256,15 @@ static int exec_spawn(exec_run_t *er, handler_result_t *res)
         fail_with(res, 1, xasprintf("spawn: /dev/null: %s", strerror(errno)));
         goto fail;
     }
-    envp = env_build(run, &owned_from);
+    envp = exec_env_build(run, EXEC_CHECKPOINT_FD);
+    er->contain = contain_new(run->id);
 
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
     pid_t pid = fork();
     if (pid == 0)
-        exec_child(spec, envp, devnull, out[1], cp[1], st[1]);
+        exec_child(spec, envp, contain_join_fd(er->contain), devnull, out[1], cp[1], st[1]);
     int fork_errno = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
@@ -318,7 +275,8 @@ static int exec_spawn(exec_run_t *er, handler_result_t *res)
     close_fd(&cp[1]);
     close_fd(&st[1]);
     close_fd(&devnull);
-    env_free(envp, owned_from);
+    contain_forked(er->contain);
+    exec_env_free(envp);
     envp = NULL;
 
     struct child_failure cf;
@@ -333,6 +291,8 @@ static int exec_spawn(exec_run_t *er, handler_result_t *res)
             ;
         if (cf.stage == STAGE_WORKDIR)
             fail_with(res, 0, xasprintf("workdir: %s: %s", spec->workdir, strerror(cf.err)));
+        else if (cf.stage == STAGE_CGROUP)
+            fail_with(res, 1, xasprintf("spawn: joining the task's cgroup: %s", strerror(cf.err)));
         else if (cf.stage == STAGE_EXEC)
             fail_with(res, exec_errno_transient(cf.err),
                       xasprintf("command: %s: %s", spec->argv[0], strerror(cf.err)));
@@ -358,7 +318,9 @@ fail:
     close_fd(&st[0]);
     close_fd(&st[1]);
     close_fd(&devnull);
-    env_free(envp, owned_from);
+    exec_env_free(envp);
+    contain_free(er->contain);
+    er->contain = NULL;
     return -1;
 }
 
@@ -411,9 +373,9 @@ static void exec_checkpoint_feed(exec_run_t *er, const char *p, size_t n)
         const char *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) : n;
         if (!er->cp_dropping) {
-            if (er->cp_len + take > CHECKPOINT_LINE_MAX) {
-                log_warn("task %s: checkpoint line over %d bytes dropped", er->run->id,
-                         CHECKPOINT_LINE_MAX);
+            if (er->cp_len + take > CHECKPOINT_MAX) {
+                log_warn("task %s: checkpoint line over %d bytes refused", er->run->id,
+                         CHECKPOINT_MAX);
                 er->cp_dropping = 1;
                 er->cp_len = 0;
             } else {
@@ -585,6 +547,9 @@ static void exec_release(exec_run_t *er)
     event_free(er->out_ev);
     event_free(er->cp_ev);
     event_free(er->timer);
+    if (er->sweep_ev)
+        event_free(er->sweep_ev);
+    contain_free(er->contain);
     close_fd(&er->out_fd);
     close_fd(&er->cp_fd);
     free(er->tail);
@@ -592,24 +557,90 @@ static void exec_release(exec_run_t *er)
     free(er);
 }
 
-/* The leader has been reaped (er is already out of the registry). Whatever
- * is left of its group (background jobs that may hold the pipes open) is
- * killed, the pipes are drained, and done() is called last. Runs from the
- * SIGCHLD callback, never from one of the run's own events. */
-static void exec_finish(exec_run_t *er, int status)
+/* Nothing of the task is left: the pipes are drained and done() is called
+ * last. Never from one of the run's own events (it frees them). */
+static void exec_complete(exec_run_t *er)
 {
     task_run_t *run = er->run;
-    er->reaped = 1;
-    if (kill(-er->pid, SIGKILL) == 0)
-        log_debug("task %s: killed what was left of process group %d", run->id, (int)er->pid);
     exec_read_output(er, DRAIN_MAX_READS);
     exec_read_checkpoints(er, DRAIN_MAX_READS);
-
     handler_result_t res;
-    exec_build_result(er, status, &res);
+    exec_build_result(er, er->status, &res);
     run->handler_data = NULL;
     exec_release(er);
     run->done(run, &res);
+}
+
+static void sweeping_remove(exec_run_t *er)
+{
+    for (exec_run_t **pp = &exec_sweeping; *pp; pp = &(*pp)->next) {
+        if (*pp == er) {
+            *pp = er->next;
+            er->next = NULL;
+            return;
+        }
+    }
+}
+
+/* One pass over what is left of the task; 1 when it is gone (or the passes
+ * are used up, logged: a process in uninterruptible sleep can outlast SIGKILL). */
+static int exec_sweep(exec_run_t *er)
+{
+    if (contain_sweep(er->contain, er->pid, exec_nleaders == 0, registry_has))
+        return 1;
+    if (++er->sweep_passes < SWEEP_MAX_PASSES)
+        return 0;
+    log_error("task %s: processes of the task still alive after %d s of SIGKILL; reporting it ended",
+              er->run->id, SWEEP_MAX_PASSES * SWEEP_PERIOD_MS / 1000);
+    return 1;
+}
+
+static void exec_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    exec_run_t *er = arg;
+    exec_read_output(er, READS_PER_WAKEUP);
+    exec_read_checkpoints(er, READS_PER_WAKEUP);
+    if (!exec_sweep(er)) {
+        struct timeval tv = {0, SWEEP_PERIOD_MS * 1000};
+        evtimer_add(er->sweep_ev, &tv);
+        return;
+    }
+    sweeping_remove(er);
+    /* done() frees er and its events: leave this callback through a fresh one */
+    event_free(er->sweep_ev);
+    er->sweep_ev = NULL;
+    exec_complete(er);
+}
+
+/* The leader has been reaped (er is already out of the registry). Whatever
+ * is left of the task — its process group, its cgroup, orphans marked with
+ * its id — is killed; the outcome is reported once none of it is left.
+ * Runs from the SIGCHLD callback (or shutdown), never from one of the run's
+ * own events. */
+static void exec_finish(exec_run_t *er, int status)
+{
+    er->reaped = 1;
+    er->status = status;
+    event_del(er->timer);
+    if (kill(-er->pid, SIGKILL) == 0)
+        log_debug("task %s: killed what was left of process group %d", er->run->id, (int)er->pid);
+    exec_read_output(er, DRAIN_MAX_READS);
+    exec_read_checkpoints(er, DRAIN_MAX_READS);
+    if (exec_sweep(er)) {
+        exec_complete(er);
+        return;
+    }
+    er->next = exec_sweeping;
+    exec_sweeping = er;
+    er->sweep_ev = evtimer_new(exec_base, exec_on_sweep, er);
+    if (!er->sweep_ev) {
+        log_error("task %s: out of libevent resources", er->run->id);
+        abort();
+    }
+    struct timeval tv = {0, SWEEP_PERIOD_MS * 1000};
+    evtimer_add(er->sweep_ev, &tv);
 }
 
 static void exec_on_sigchld(evutil_socket_t sig, short what, void *arg)
@@ -641,6 +672,13 @@ void exec_handler_init(struct event_base *base)
      * a PID 1 that may never reap them, and the SIGCHLD loop reaps them. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_warn("exec: PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+    /* Tasks run as the agent's user: not dumpable, the agent's memory and
+     * /proc/<agent>/environ (its credentials) are closed to them (to ptrace
+     * too). exec resets the flag, so the tasks themselves are unaffected. */
+    if (prctl(PR_SET_DUMPABLE, 0) < 0)
+        log_warn("exec: PR_SET_DUMPABLE: %s", strerror(errno));
+    exec_env_init();
+    contain_init();
     exec_sigchld_ev = evsignal_new(base, SIGCHLD, exec_on_sigchld, NULL);
     if (!exec_sigchld_ev || evsignal_add(exec_sigchld_ev, NULL) < 0) {
         log_error("exec: cannot watch SIGCHLD; exec tasks would never complete");
@@ -649,15 +687,28 @@ void exec_handler_init(struct event_base *base)
     exec_base = base;
 }
 
+/* Reaps children that are not task leaders (orphans being swept); the
+ * SIGCHLD callback does it while the loop runs. */
+static void reap_non_leaders(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        if (registry_has(pid))
+            log_error("exec: leader %d reaped outside its run", (int)pid);
+}
+
 void exec_handler_shutdown(void)
 {
     if (!exec_base)
         return;
+    for (size_t b = 0; b < REGISTRY_BUCKETS; b++)
+        for (exec_run_t *er = exec_registry[b]; er; er = er->next)
+            exec_signal_group(er, SIGKILL);
     for (size_t b = 0; b < REGISTRY_BUCKETS; b++) {
         exec_run_t *er;
         while ((er = exec_registry[b]) != NULL) {
             registry_remove(er->pid);
-            exec_signal_group(er, SIGKILL);
             int status = 0;
             while (waitpid(er->pid, &status, 0) < 0 && errno == EINTR)
                 ;
@@ -665,6 +716,22 @@ void exec_handler_shutdown(void)
             exec_finish(er, status);
         }
     }
+    /* The loop no longer runs: sweep here until every task is gone. */
+    while (exec_sweeping) {
+        struct timespec ts = {0, SWEEP_PERIOD_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        reap_non_leaders();
+        for (exec_run_t *er = exec_sweeping, *next; er; er = next) {
+            next = er->next;
+            if (exec_sweep(er)) {
+                sweeping_remove(er);
+                exec_complete(er);
+            }
+        }
+    }
+    reap_non_leaders();
+    contain_shutdown();
+    exec_env_shutdown();
     event_free(exec_sigchld_ev);
     exec_sigchld_ev = NULL;
     exec_base = NULL;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 static void usage_exit(const struct cfg_flag *flags, const char *usage, int status)
 {
     FILE *out = status ? stderr : stdout;
@@ -42,6 +44,10 @@ int cfg_flags(int argc, char **argv, const struct cfg_flag *flags, const char *u
             exit(2);
         }
         setenv(f->env, val, 1);
+        /* the flag overrides the credential file form too (cfg_secret) */
+        char file_env[128];
+        if (snprintf(file_env, sizeof file_env, "%s_FILE", f->env) < (int)sizeof file_env)
+            unsetenv(file_env);
     }
     return i;
 }
@@ -50,6 +56,49 @@ const char *cfg_str(const char *env, const char *def)
 {
     const char *v = getenv(env);
     return v && *v ? v : def;
+}
+
+#define SECRET_FILE_MAX (64 * 1024)
+
+/* Read values are kept for the process lifetime (callers hold the pointers). */
+static char *secrets[8];
+
+const char *cfg_secret(const char *env, const char *def)
+{
+    char file_env[128];
+    snprintf(file_env, sizeof file_env, "%s_FILE", env);
+    const char *v = getenv(env), *path = getenv(file_env);
+    if (v && *v && path && *path) {
+        fprintf(stderr, "%s and %s are both set: use one\n", env, file_env);
+        exit(2);
+    }
+    if (!path || !*path)
+        return v && *v ? v : def;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", file_env, path, strerror(errno));
+        exit(2);
+    }
+    char *buf = xmalloc(SECRET_FILE_MAX + 2);
+    size_t n = fread(buf, 1, SECRET_FILE_MAX + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    const char *why = failed ? "read error" : n > SECRET_FILE_MAX ? "over 64 KiB" : n == 0 ? "empty" : NULL;
+    if (why || memchr(buf, '\0', n)) {
+        fprintf(stderr, "%s: %s: %s\n", file_env, path, why ? why : "contains a NUL byte");
+        exit(2);
+    }
+    buf[n] = '\0';
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
+        if (!secrets[i]) {
+            secrets[i] = buf;
+            return buf;
+        }
+    }
+    fprintf(stderr, "cfg_secret: too many credentials\n");
+    abort();
 }
 
 long cfg_long(const char *env, long def, long min, long max)

@@ -17,6 +17,12 @@ struct cfg_flag {
 int cfg_flags(int argc, char **argv, const struct cfg_flag *flags, const char *usage);
 
 const char *cfg_str(const char *env, const char *def);
+/* A credential: the value of env, or the content of the file named by
+ * env_FILE (as Docker and Kubernetes secrets are mounted), trailing newlines
+ * removed, at most 64 KiB. Exits 2 naming the variables when both are set,
+ * or when the file cannot be read or is empty. The returned text lives until
+ * the process exits. A flag (--database ...) sets env and clears env_FILE. */
+const char *cfg_secret(const char *env, const char *def);
 /* Integer in [min, max]; exits 2 with "DEVSYS_X: must be an integer from min to max". */
 long cfg_long(const char *env, long def, long min, long max);
 double cfg_double(const char *env, double def, double min, double max);

@@ -21,7 +21,9 @@ static const char usage[] =
     "environment: DEVSYS_LISTEN (127.0.0.1:8080), DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL,\n"
     "  DEVSYS_ADMIN_TOKEN, DEVSYS_PREFIX (devsys), DEVSYS_MAX_BODY (bytes, 16 MiB),\n"
     "  DEVSYS_SHUTDOWN_GRACE_S (10), DEVSYS_RECONCILE_S (5; 0 = no reconciler),\n"
-    "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL)";
+    "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL);\n"
+    "  each credential (REDIS_URL, DATABASE_URL, ADMIN_TOKEN) may instead come from a file\n"
+    "  named by the same variable with _FILE appended";
 
 static const struct cfg_flag flags[] = {
     {"listen", "DEVSYS_LISTEN", "address to serve HTTP on (host:port)"},
@@ -74,12 +76,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static int serve(void)
 {
     struct manager m = {0};
-    const char *redis_url = cfg_str("DEVSYS_REDIS_URL", "redis://127.0.0.1:6379/0");
-    const char *db_url = cfg_str("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys");
+    const char *redis_url = cfg_secret("DEVSYS_REDIS_URL", "redis://127.0.0.1:6379/0");
+    const char *db_url = cfg_secret("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys");
     struct api_config ac = {
         .listen = cfg_str("DEVSYS_LISTEN", "127.0.0.1:8080"),
         .prefix = cfg_str("DEVSYS_PREFIX", "devsys"),
-        .admin_token = cfg_str("DEVSYS_ADMIN_TOKEN", NULL),
+        .admin_token = cfg_secret("DEVSYS_ADMIN_TOKEN", NULL),
         .max_body = (size_t)cfg_long("DEVSYS_MAX_BODY", 16L << 20, 1024, 1L << 30),
     };
     m.grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 10, 0, 3600);
@@ -136,7 +138,7 @@ int main(int argc, char **argv)
     const char *cmd = i < argc ? argv[i] : "serve";
     if (strcmp(cmd, "migrate") == 0) {
         char err[512];
-        int n = migrate_run(cfg_str("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys"), err,
+        int n = migrate_run(cfg_secret("DEVSYS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/devsys"), err,
                             sizeof err);
         if (n < 0) {
             fprintf(stderr, "devsys-manager migrate: %s\n", err);

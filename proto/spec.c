@@ -105,6 +105,40 @@ static int env_name_ok(const char *s, size_t len)
     return 1;
 }
 
+static int name_is(const char *name, size_t len, const char *word)
+{
+    return strlen(word) == len && memcmp(name, word, len) == 0;
+}
+
+static int name_starts(const char *name, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len >= n && memcmp(name, prefix, n) == 0;
+}
+
+const char *spec_env_refused(const char *name, size_t len)
+{
+    static const char *const loader[] = {"GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES",
+                                         "LOCALDOMAIN", "LOCPATH", "NIS_PATH", "NLSPATH",
+                                         "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR"};
+    static const char *const shell[] = {"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS"};
+    static const char *const agent[] = {"DEVSYS_ATTEMPT", "DEVSYS_CHECKPOINT", "DEVSYS_CHECKPOINT_FD"};
+    if (name_starts(name, len, "LD_") || name_starts(name, len, "MALLOC_"))
+        return "loader variables may not be set";
+    for (size_t i = 0; i < sizeof loader / sizeof *loader; i++)
+        if (name_is(name, len, loader[i]))
+            return "loader variables may not be set";
+    for (size_t i = 0; i < sizeof shell / sizeof *shell; i++)
+        if (name_is(name, len, shell[i]))
+            return "shell startup variables may not be set";
+    if (name_starts(name, len, "DEVSYS_TASK_"))
+        return "set by the agent";
+    for (size_t i = 0; i < sizeof agent / sizeof *agent; i++)
+        if (name_is(name, len, agent[i]))
+            return "set by the agent";
+    return NULL;
+}
+
 int spec_queue_name_ok(const char *s)
 {
     if (!s)
@@ -252,6 +286,12 @@ static int check_env(const json_t *v, const char *pre, char *err, size_t errlen)
         if (!str_ok(val, 0, SPEC_MAX_BYTES))
             return fail(err, errlen, pre, "env", "value of %s must be a string without NUL bytes",
                         printable(k, klen, buf));
+        const char *why = spec_env_refused(k, klen);
+        if (why) {
+            char field[80];
+            snprintf(field, sizeof field, "env.%s", printable(k, klen, buf));
+            return fail(err, errlen, pre, field, "%s", why);
+        }
     }
     return 0;
 }

@@ -69,6 +69,17 @@ void spec_free(spec_t *s);
  * the section validators (kind_*.c), whose messages follow spec's rules. */
 const char *spec_printable(const char *s, size_t len, char out[64]);
 
+/* Why a task may not set the environment variable name (len bytes), or NULL
+ * when it may. Refused: what the dynamic loader and libc read to load code or
+ * redirect files (LD_*, MALLOC_*, and glibc's list of variables it drops for
+ * setuid programs: GCONV_PATH, GETCONF_DIR, GLIBC_TUNABLES, HOSTALIASES,
+ * LOCALDOMAIN, LOCPATH, NIS_PATH, NLSPATH, RESOLV_HOST_CONF, RES_OPTIONS,
+ * TZDIR), what a shell runs at startup (BASH_ENV, ENV, SHELLOPTS, BASHOPTS),
+ * and the variables the agent sets itself (DEVSYS_TASK_*, DEVSYS_ATTEMPT,
+ * DEVSYS_CHECKPOINT, DEVSYS_CHECKPOINT_FD). */
+const char *spec_env_refused(const char *name, size_t len);
+
+
 /* Is s a valid queue name: 1..64 bytes of [A-Za-z0-9_.-]? (no braces, so the
  * hash tag {Q} stays intact) */
 int spec_queue_name_ok(const char *s);

@@ -1,5 +1,6 @@
 /* test_exec: the exec, noop and sleep handlers against real processes on a
  * real event_base. A fake agent (fake_run_t) records what done() reports. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
+#include "exec_contain.h"
 #include "handler.h"
 #include "xalloc.h"
 
@@ -402,31 +404,88 @@ static void test_workdir_missing(void **state)
     fake_free(fr);
 }
 
+/* A task's environment is an allow-list of the agent's, the spec's env and
+ * the task variables: none of the agent's credentials or other variables. */
 static void test_env(void **state)
 {
     (void)state;
     setenv("TEST_EXEC_INHERITED", "inh", 1);
-    setenv("TEST_EXEC_OVERRIDE", "old", 1);
+    setenv("DEVSYS_DATABASE_URL", "postgresql://secret@db/devsys", 1);
     setenv("DEVSYS_CHECKPOINT", "stale-from-agent", 1);
-    fake_run_t *fr = sh_new("echo \"$TEST_EXEC_INHERITED $TEST_EXEC_OVERRIDE $TEST_EXEC_NEW "
-                            "$DEVSYS_TASK_ID $DEVSYS_ATTEMPT ${DEVSYS_CHECKPOINT-unset} "
-                            "$DEVSYS_CHECKPOINT_FD\"");
-    fr->spec.env = json_pack("{s:s,s:s,s:s}", "TEST_EXEC_OVERRIDE", "new", "TEST_EXEC_NEW", "a b=c",
-                             "DEVSYS_CHECKPOINT_FD", "1");
+    setenv("TZ", "Europe/Paris", 1);
+    fake_run_t *fr = sh_new("echo \"${TEST_EXEC_INHERITED-unset} $TEST_EXEC_NEW $TZ "
+                            "${DEVSYS_DATABASE_URL-unset} $DEVSYS_TASK_ID $DEVSYS_TASK_ATTEMPT $DEVSYS_ATTEMPT "
+                            "${DEVSYS_CHECKPOINT-unset} $DEVSYS_CHECKPOINT_FD\"");
+    /* DEVSYS_CHECKPOINT_FD is refused at validation; the handler skips it too */
+    fr->spec.env = json_pack("{s:s,s:s}", "TEST_EXEC_NEW", "a b=c", "DEVSYS_CHECKPOINT_FD", "1");
     fr->run.attempt = 4;
     run_to_end(&handler_exec, fr, 5);
     unsetenv("TEST_EXEC_INHERITED");
-    unsetenv("TEST_EXEC_OVERRIDE");
+    unsetenv("DEVSYS_DATABASE_URL");
     unsetenv("DEVSYS_CHECKPOINT");
+    unsetenv("TZ");
     assert_true(fr->res.ok);
     char want[256];
-    int cp_fd = -1;
-    char got_id[64];
-    assert_int_equal(sscanf(fr->res.output, "inh new a b=c %63s 4 unset %d", got_id, &cp_fd), 2);
-    assert_string_equal(got_id, fr->id);
-    assert_int_equal(cp_fd, 3);
-    snprintf(want, sizeof want, "inh new a b=c %s 4 unset %d\n", fr->id, cp_fd);
+    snprintf(want, sizeof want, "unset a b=c Europe/Paris unset %s 4 4 unset 3\n", fr->id);
     assert_string_equal(fr->res.output, want);
+    fake_free(fr);
+}
+
+static int env_has(const char *out, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == '=')
+            return 1;
+    return 0;
+}
+
+/* What `env` prints in a task: the allow-list, the spec's env and ours, and
+ * none of the agent's secrets; an operator adds names with DEVSYS_TASK_ENV_ALLOW. */
+static void test_env_allow_list(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"DEVSYS_DATABASE_URL", "DEVSYS_REDIS_URL", "DEVSYS_ADMIN_TOKEN",
+                             "DEVSYS_DATABASE_URL_FILE", "TEST_EXEC_CANARY"};
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+        setenv(secrets[i], "canary-secret-value", 1);
+    setenv("TEST_EXEC_PASSED", "yes", 1);
+    exec_handler_shutdown();
+    setenv("DEVSYS_TASK_ENV_ALLOW", "TEST_EXEC_PASSED, TEST_EXEC_ABSENT", 1);
+    exec_handler_init(base);
+    fake_run_t *fr = fake_new("exec", "env", NULL);
+    fr->spec.env = json_pack("{s:s,s:s}", "SPEC_VAR", "from-spec", "PATH", "/usr/bin:/bin");
+    run_to_end(&handler_exec, fr, 5);
+    exec_handler_shutdown();
+    unsetenv("DEVSYS_TASK_ENV_ALLOW");
+    exec_handler_init(base);
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+        unsetenv(secrets[i]);
+    unsetenv("TEST_EXEC_PASSED");
+    assert_true(fr->res.ok);
+    assert_null(strstr(fr->res.output, "canary-secret-value"));
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+        assert_false(env_has(fr->res.output, secrets[i]));
+    assert_non_null(strstr(fr->res.output, "\nTEST_EXEC_PASSED=yes\n"));
+    assert_false(env_has(fr->res.output, "TEST_EXEC_ABSENT"));
+    assert_non_null(strstr(fr->res.output, "SPEC_VAR=from-spec\n"));
+    assert_non_null(strstr(fr->res.output, "PATH=/usr/bin:/bin\n"));
+    assert_true(env_has(fr->res.output, "DEVSYS_TASK_ID"));
+    assert_true(env_has(fr->res.output, "DEVSYS_CHECKPOINT_FD"));
+    fake_free(fr);
+}
+
+/* A spec env that names a loader variable never reaches the loader, even if
+ * a caller skipped validation. */
+static void test_env_loader_vars_skipped(void **state)
+{
+    (void)state;
+    fake_run_t *fr = sh_new("echo \"${LD_PRELOAD-unset} ${GLIBC_TUNABLES-unset} ${BASH_ENV-unset}\"");
+    fr->spec.env = json_pack("{s:s,s:s,s:s}", "LD_PRELOAD", "/nonexistent.so", "GLIBC_TUNABLES", "x",
+                             "BASH_ENV", "/tmp/x");
+    run_to_end(&handler_exec, fr, 5);
+    assert_true(fr->res.ok);
+    assert_string_equal(fr->res.output, "unset unset unset\n");
     fake_free(fr);
 }
 
@@ -574,6 +633,152 @@ static void test_cancel_during_timeout(void **state)
     assert_string_equal(fr->res.error, "cancelled");
     assert_false(fr->res.retryable);
     fake_free(fr);
+}
+
+/* ---- no descendant survives its task ---- */
+
+static pid_t read_pid_file(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return (pid_t)pid;
+}
+
+/* The pid is gone (not even a zombie: the loop reaps what comes to us). */
+static int pid_gone(pid_t pid, double limit_s)
+{
+    double deadline = now_s() + limit_s;
+    while (kill(pid, 0) == 0 || errno != ESRCH) {
+        if (now_s() > deadline)
+            return 0;
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    return 1;
+}
+
+static int cgroup_children(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        n += de->d_type == DT_DIR && de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* A task starts three `sleep 1000`s that leave its process group: under a
+ * setsid'd shell that stays, double-forked under setsid (re-parented to the
+ * agent at once), and one that also drops its environment (env -i). When the
+ * task ends — by exiting, or by its timeout — none of them is left. */
+static void run_daemonizer(int timeout)
+{
+    char dir[] = "/tmp/test_exec_daemon.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char script[1024];
+    snprintf(script, sizeof script,
+             "cd %s; cat /proc/self/cgroup > cg;"
+             "setsid sh -c 'sleep 1000 & echo $! > p1; wait' &"
+             "( setsid sh -c 'sleep 1000 & echo $! > p2' & );"
+             "( env -i setsid sh -c 'sleep 1000 & echo $! > p3' & );"
+             "while [ ! -s p1 ] || [ ! -s p2 ] || [ ! -s p3 ]; do sleep 0.01; done; %s",
+             dir, timeout ? "sleep 100" : "exit 0");
+    fake_run_t *fr = sh_new(script);
+    if (timeout)
+        fr->spec.timeout_s = 0.5;
+    run_to_end(&handler_exec, fr, 10);
+    assert_true(timeout ? !fr->res.ok && strcmp(fr->res.error, "timeout") == 0 : fr->res.ok);
+    const char *names[] = {"p1", "p2", "p3"};
+    for (int i = 0; i < 3; i++) {
+        pid_t pid = read_pid_file(dir, names[i]);
+        assert_true(pid > 1);
+        if (!pid_gone(pid, 3)) {
+            kill(pid, SIGKILL);
+            fail_msg("%s (%s, pid %d) outlived its task (%s)", names[i], contain_mechanism(), (int)pid,
+                     timeout ? "timeout" : "exit 0");
+        }
+    }
+    const char *mech = contain_mechanism();
+    char path[512];
+    snprintf(path, sizeof path, "%s/cg", dir);
+    FILE *f = fopen(path, "r");
+    char cg[2048] = "";
+    assert_non_null(f);
+    assert_true(fread(cg, 1, sizeof cg - 1, f) > 0);
+    fclose(f);
+    if (strncmp(mech, "cgroup ", 7) == 0) { /* the task ran in its own cgroup, now removed */
+        assert_non_null(strstr(cg, "/devsys-agent-"));
+        assert_int_equal(cgroup_children(mech + 7), 0);
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    fake_free(fr);
+}
+
+static void test_daemonized_children_die(void **state)
+{
+    (void)state;
+    run_daemonizer(0);
+    run_daemonizer(1);
+}
+
+/* The same with DEVSYS_CGROUP=off: the subreaper sweep alone. */
+static void test_daemonized_children_die_subreaper(void **state)
+{
+    (void)state;
+    exec_handler_shutdown();
+    setenv("DEVSYS_CGROUP", "off", 1);
+    exec_handler_init(base);
+    assert_string_equal(contain_mechanism(), "subreaper");
+    run_daemonizer(0);
+    run_daemonizer(1);
+    exec_handler_shutdown();
+    unsetenv("DEVSYS_CGROUP");
+    exec_handler_init(base);
+}
+
+/* A process that dropped its environment cannot be attributed: with another
+ * task still running, the subreaper sweep leaves it (the documented limit;
+ * a cgroup has no such gap); it dies once no task runs. */
+static void test_unmarked_orphan_waits_for_idle(void **state)
+{
+    (void)state;
+    exec_handler_shutdown();
+    setenv("DEVSYS_CGROUP", "off", 1);
+    exec_handler_init(base);
+    char dir[] = "/tmp/test_exec_daemon.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    fake_run_t *other = sh_new("sleep 1");
+    assert_int_equal(fake_start(&handler_exec, other), 0);
+    char script[512];
+    snprintf(script, sizeof script,
+             "cd %s; ( env -i setsid sh -c 'sleep 1000 & echo $! > p3' & );"
+             "while [ ! -s p3 ]; do sleep 0.01; done",
+             dir);
+    fake_run_t *fr = sh_new(script);
+    run_to_end(&handler_exec, fr, 10);
+    pid_t pid = read_pid_file(dir, "p3");
+    assert_true(pid > 1);
+    assert_int_equal(kill(pid, 0), 0);   /* unattributable while `other` runs */
+    wait_run(other, 5);
+    assert_true(pid_gone(pid, 3));       /* swept when `other` ended: no task runs */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    fake_free(fr);
+    fake_free(other);
+    exec_handler_shutdown();
+    unsetenv("DEVSYS_CGROUP");
+    exec_handler_init(base);
 }
 
 #define N_CONCURRENT 100
@@ -751,6 +956,8 @@ int main(void)
         cmocka_unit_test(test_workdir),
         cmocka_unit_test(test_workdir_missing),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_env_allow_list),
+        cmocka_unit_test(test_env_loader_vars_skipped),
         cmocka_unit_test(test_checkpoint_env_visible),
         cmocka_unit_test(test_checkpoint_lines),
         cmocka_unit_test(test_checkpoint_before_done),
@@ -758,6 +965,9 @@ int main(void)
         cmocka_unit_test(test_timeout_escalates_to_sigkill),
         cmocka_unit_test(test_leader_exit_kills_leftovers),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_daemonized_children_die),
+        cmocka_unit_test(test_daemonized_children_die_subreaper),
+        cmocka_unit_test(test_unmarked_orphan_waits_for_idle),
         cmocka_unit_test(test_cancel_during_timeout),
         cmocka_unit_test(test_concurrent_runs),
         cmocka_unit_test(test_noop),

@@ -363,6 +363,22 @@ static void test_env(void **state)
     expect_error(noop_with("env", "{\"\":\"a\"}"), "env: name \"\" must match [A-Za-z_][A-Za-z0-9_]*");
     expect_error(noop_with("env", "{\"A\":1}"), "env: value of A must be a string without NUL bytes");
 
+    /* what a task may not set: loader, shell startup, the agent's own */
+    expect_error(noop_with("env", "{\"A\":\"1\",\"LD_PRELOAD\":\"/tmp/x.so\"}"),
+                 "env.LD_PRELOAD: loader variables may not be set");
+    expect_error(noop_with("env", "{\"LD_LIBRARY_PATH\":\"/tmp\"}"),
+                 "env.LD_LIBRARY_PATH: loader variables may not be set");
+    expect_error(noop_with("env", "{\"GCONV_PATH\":\".\"}"), "env.GCONV_PATH: loader variables may not be set");
+    expect_error(noop_with("env", "{\"GLIBC_TUNABLES\":\"x\"}"),
+                 "env.GLIBC_TUNABLES: loader variables may not be set");
+    expect_error(noop_with("env", "{\"MALLOC_CHECK_\":\"3\"}"), "env.MALLOC_CHECK_: loader variables may not be set");
+    expect_error(noop_with("env", "{\"BASH_ENV\":\"/tmp/x\"}"), "env.BASH_ENV: shell startup variables may not be set");
+    expect_error(noop_with("env", "{\"ENV\":\"/tmp/x\"}"), "env.ENV: shell startup variables may not be set");
+    expect_error(noop_with("env", "{\"DEVSYS_TASK_ID\":\"x\"}"), "env.DEVSYS_TASK_ID: set by the agent");
+    expect_error(noop_with("env", "{\"DEVSYS_CHECKPOINT_FD\":\"1\"}"), "env.DEVSYS_CHECKPOINT_FD: set by the agent");
+    /* names that merely look alike are fine: ld.so reads exact, case-sensitive names */
+    expect_ok(noop_with("env", "{\"ld_preload\":\"x\",\"LDFLAGS\":\"-O2\",\"ENVIRONMENT\":\"prod\",\"TZ\":\"UTC\"}"));
+
     size_t cap = 1025 * 24 + 64;
     char *t = malloc(cap);
     for (int n = 1024; n <= 1025; n++) {
