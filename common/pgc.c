@@ -1,13 +1,12 @@
 /* pgc: async PostgreSQL client on the shared libevent loop (see pgc.h).
- * libpq in nonblocking pipeline mode: queries queue here, up to
- * PGC_MAX_IN_FLIGHT are sent, each followed by a sync; results are matched
- * to queries in order. Reconnects with exponential backoff. */
-#include "pgc.h"
+ * This file: the connection (connect, reconnect with exponential backoff),
+ * the query queue and its deadlines, and the public calls; the pipeline that
+ * sends queries and matches results is pgc_pipe.c, statements pgc_stmt.c. */
+#include "pgc_internal.h"
 
 #include "log.h"
 #include "xalloc.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,89 +21,6 @@
 #define PGC_CONNECT_TIMEOUT_MS 10000
 #endif
 #define PGC_MAX_QUEUED 100000
-#define PGC_MAX_IN_FLIGHT 1000
-/* Past this many distinct SQL texts on one connection, new ones run
- * unprepared (unnamed statement) instead of growing server memory forever. */
-#define PGC_MAX_STATEMENTS 4096
-/* Rounds of read-then-send per wakeup before yielding to other events. */
-#define PGC_IO_ROUNDS 64
-
-enum pgc_state {
-    PGC_WAITING,    /* no connection; retry_ev armed (unless freeing) */
-    PGC_CONNECTING, /* PQconnectPoll in progress */
-    PGC_READY,      /* pipeline mode, queries flow */
-};
-
-/* Which result a sent query waits for next. Results come in order: the
- * Parse's (only when the query carried the prepare), the Execute's, then
- * the sync's PGRES_PIPELINE_SYNC, which completes the query. */
-enum pgc_stage { STAGE_PREPARE, STAGE_EXECUTE, STAGE_SYNC };
-
-struct pgc_query {
-    struct pgc_query *next;
-    char *sql;
-    int nparams;
-    char **params;
-    pgc_result_fn *fn;
-    void *arg;
-    int stmt;             /* statement id on this connection, 0 = unnamed */
-    enum pgc_stage stage;
-    PGresult *res;        /* the result handed to fn */
-    long long deadline;   /* monotonic ms after which it fails; 0 = none */
-    char *err;            /* overrides res's message (another query's prepare failed) */
-};
-
-struct pgc_list {
-    struct pgc_query *head, *tail;
-    int n;
-};
-
-/* SQL text -> statement id ("s<id>") for the current connection. */
-struct pgc_stmt {
-    struct pgc_stmt *next;
-    char *sql;
-    uint32_t hash;
-    int id;
-};
-
-struct pgc_hook {
-    struct pgc_hook *next;
-    pgc_event_fn *fn;
-    void *arg;
-};
-
-struct pgc {
-    struct event_base *base;
-    char *conninfo;
-    char *options;       /* libpq "options" (session settings), may be NULL */
-    char *name;
-
-    PGconn *conn;
-    enum pgc_state state;
-    struct event *sock_ev;
-    short sock_what;
-    struct event *retry_ev, *timeout_ev, *kick_ev;
-    int backoff_ms;
-    int failures;
-
-    int timeout_ms;         /* per-query deadline, 0 = none (pgc_set_timeout) */
-    int down;               /* the last connect attempt failed */
-    char *down_why;         /* its reason, one line */
-    struct event *deadline_ev;
-    long long deadline_armed; /* when deadline_ev fires, if pending */
-
-    struct pgc_list unsent; /* waiting to be sent, in order */
-    struct pgc_list sent;   /* sent, results outstanding, in order */
-    int want_write;         /* PQflush left data in libpq's buffer */
-
-    struct pgc_stmt **buckets;
-    size_t nbuckets, nstmts;
-    int next_stmt;
-
-    struct pgc_hook *on_connect;
-    int depth;   /* > 0 while pgc code or a user callback is on the stack */
-    int freeing; /* pgc_free was called; destroyed when depth drops to 0 */
-};
 
 static void pgc_connect(pgc_t *pg);
 static void deadline_arm(pgc_t *pg);
@@ -124,9 +40,7 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Copies msg into a new string on one line (whitespace runs become one
- * space, none at the ends); caller frees. libpq messages span lines. */
-static char *one_line(const char *msg)
+char *pgc_one_line(const char *msg)
 {
     if (!msg || !*msg)
         msg = "unknown error";
@@ -145,8 +59,7 @@ static char *one_line(const char *msg)
     return s;
 }
 
-/* The server's primary message for an error result; caller frees. */
-static char *result_error(PGconn *conn, const PGresult *res)
+char *pgc_result_error(PGconn *conn, const PGresult *res)
 {
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (!msg && res)
@@ -157,10 +70,10 @@ static char *result_error(PGconn *conn, const PGresult *res)
         msg = "empty query";
     if ((!msg || !*msg) && conn)
         msg = PQerrorMessage(conn);
-    return one_line(msg);
+    return pgc_one_line(msg);
 }
 
-static void list_push(struct pgc_list *l, struct pgc_query *q)
+void pgc_list_push(struct pgc_list *l, struct pgc_query *q)
 {
     q->next = NULL;
     if (l->tail)
@@ -171,7 +84,7 @@ static void list_push(struct pgc_list *l, struct pgc_query *q)
     l->n++;
 }
 
-static void list_push_front(struct pgc_list *l, struct pgc_query *q)
+void pgc_list_push_front(struct pgc_list *l, struct pgc_query *q)
 {
     q->next = l->head;
     l->head = q;
@@ -180,7 +93,7 @@ static void list_push_front(struct pgc_list *l, struct pgc_query *q)
     l->n++;
 }
 
-static struct pgc_query *list_pop(struct pgc_list *l)
+struct pgc_query *pgc_list_pop(struct pgc_list *l)
 {
     struct pgc_query *q = l->head;
     if (!q)
@@ -204,8 +117,7 @@ static void query_free(struct pgc_query *q)
     free(q);
 }
 
-/* Calls q's callback (user code) and frees q. q must be off every list. */
-static void query_finish(pgc_t *pg, struct pgc_query *q, PGresult *res, const char *err)
+void pgc_query_finish(pgc_t *pg, struct pgc_query *q, PGresult *res, const char *err)
 {
     if (q->fn) {
         pg->depth++;
@@ -222,91 +134,8 @@ static void fail_list(pgc_t *pg, struct pgc_list *l, const char *err)
     struct pgc_list doomed = *l;
     memset(l, 0, sizeof *l);
     struct pgc_query *q;
-    while ((q = list_pop(&doomed)))
-        query_finish(pg, q, NULL, err);
-}
-
-/* ----------------------------------------------------- statement cache */
-
-static uint32_t fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
-static struct pgc_stmt *stmt_find(pgc_t *pg, const char *sql, uint32_t hash)
-{
-    if (!pg->nbuckets)
-        return NULL;
-    for (struct pgc_stmt *s = pg->buckets[hash & (pg->nbuckets - 1)]; s; s = s->next)
-        if (s->hash == hash && strcmp(s->sql, sql) == 0)
-            return s;
-    return NULL;
-}
-
-static struct pgc_stmt *stmt_add(pgc_t *pg, const char *sql, uint32_t hash)
-{
-    if (pg->nstmts >= pg->nbuckets) {
-        size_t nb = pg->nbuckets ? pg->nbuckets * 2 : 64;
-        struct pgc_stmt **b = xcalloc(nb, sizeof *b);
-        for (size_t i = 0; i < pg->nbuckets; i++) {
-            struct pgc_stmt *s = pg->buckets[i];
-            while (s) {
-                struct pgc_stmt *next = s->next;
-                s->next = b[s->hash & (nb - 1)];
-                b[s->hash & (nb - 1)] = s;
-                s = next;
-            }
-        }
-        free(pg->buckets);
-        pg->buckets = b;
-        pg->nbuckets = nb;
-    }
-    struct pgc_stmt *s = xcalloc(1, sizeof *s);
-    s->sql = xstrdup(sql);
-    s->hash = hash;
-    s->id = pg->next_stmt++;
-    s->next = pg->buckets[hash & (pg->nbuckets - 1)];
-    pg->buckets[hash & (pg->nbuckets - 1)] = s;
-    pg->nstmts++;
-    return s;
-}
-
-/* Forgets statement id (its prepare failed) so the next use prepares anew. */
-static void stmt_forget(pgc_t *pg, int id)
-{
-    for (size_t i = 0; i < pg->nbuckets; i++) {
-        for (struct pgc_stmt **sp = &pg->buckets[i]; *sp; sp = &(*sp)->next) {
-            if ((*sp)->id == id) {
-                struct pgc_stmt *s = *sp;
-                *sp = s->next;
-                free(s->sql);
-                free(s);
-                pg->nstmts--;
-                return;
-            }
-        }
-    }
-}
-
-/* A new session knows no statements. */
-static void stmt_clear(pgc_t *pg)
-{
-    for (size_t i = 0; i < pg->nbuckets; i++) {
-        struct pgc_stmt *s = pg->buckets[i];
-        while (s) {
-            struct pgc_stmt *next = s->next;
-            free(s->sql);
-            free(s);
-            s = next;
-        }
-    }
-    free(pg->buckets);
-    pg->buckets = NULL;
-    pg->nbuckets = pg->nstmts = 0;
-    pg->next_stmt = 1;
+    while ((q = pgc_list_pop(&doomed)))
+        pgc_query_finish(pg, q, NULL, err);
 }
 
 /* ------------------------------------------------------ socket, timers */
@@ -316,7 +145,7 @@ static void pgc_sock_cb(evutil_socket_t fd, short what, void *arg);
 /* (Re)registers the socket for what. During connect the fd may be closed
  * and a new socket may get the same number, which epoll would silently stop
  * reporting, so `force` recreates the event even when nothing seems changed. */
-static void pgc_watch(pgc_t *pg, short what, int force)
+void pgc_watch(pgc_t *pg, short what, int force)
 {
     if (pg->sock_ev && !force && pg->sock_what == what)
         return;
@@ -345,7 +174,7 @@ static void pgc_schedule_retry(pgc_t *pg)
 
 /* Wakes the io path from the loop: pgc_query only queues, so that a burst
  * of queries goes out in one pipeline and no send runs inside a callback. */
-static void pgc_kick(pgc_t *pg)
+void pgc_kick(pgc_t *pg)
 {
     if (pg->state == PGC_READY && !pg->freeing)
         event_active(pg->kick_ev, EV_TIMEOUT, 0);
@@ -364,12 +193,12 @@ static void pgc_close(pgc_t *pg)
     evtimer_del(pg->timeout_ev);
     pg->state = PGC_WAITING;
     pg->want_write = 0;
-    stmt_clear(pg);
+    pgc_stmt_clear(pg->stmts);
 }
 
 static void pgc_connect_failed(pgc_t *pg, const char *why)
 {
-    char *msg = one_line(why);
+    char *msg = pgc_one_line(why);
     pg->failures++;
     if (pg->failures <= 3 || pg->failures % 12 == 0)
         log_warn("postgres %s: connect failed (attempt %d): %s", pg->name, pg->failures, msg);
@@ -383,7 +212,7 @@ static void pgc_connect_failed(pgc_t *pg, const char *why)
 
 /* The connection broke: every sent query fails (it may or may not have run;
  * the caller decides whether repeating it is safe), unsent ones stay queued. */
-static void pgc_lost(pgc_t *pg, const char *why)
+void pgc_lost(pgc_t *pg, const char *why)
 {
     /* A server that ends the session (pg_terminate_backend, shutdown) says
      * why in a FATAL result just before the EOF; that beats libpq's generic
@@ -392,8 +221,8 @@ static void pgc_lost(pgc_t *pg, const char *why)
     const char *sev = head && head->res ? PQresultErrorField(head->res, PG_DIAG_SEVERITY_NONLOCALIZED)
                                         : NULL;
     char *reason = sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)
-                       ? result_error(pg->conn, head->res)
-                       : one_line(why);
+                       ? pgc_result_error(pg->conn, head->res)
+                       : pgc_one_line(why);
     char *err = xasprintf("connection lost: %s", reason);
     free(reason);
     log_warn("postgres %s: %s (%d sent queries failed, %d queued)", pg->name, err, pg->sent.n,
@@ -404,219 +233,12 @@ static void pgc_lost(pgc_t *pg, const char *why)
     free(err);
 }
 
-/* ------------------------------------------------------------- sending */
-
-/* Sends q: Parse (first use of its SQL on this connection), Bind/Execute,
- * Sync. Returns 0 when q went out as far as libpq is concerned; 1 when the
- * Execute could not be queued (q was never run, put it back); -1 when the
- * connection failed after the Execute was queued (q counts as sent). */
-static int pgc_send(pgc_t *pg, struct pgc_query *q)
-{
-    uint32_t hash = fnv1a(q->sql);
-    struct pgc_stmt *s = stmt_find(pg, q->sql, hash);
-    int prepare = 0;
-    if (!s && pg->nstmts < PGC_MAX_STATEMENTS) {
-        s = stmt_add(pg, q->sql, hash);
-        prepare = 1;
-    }
-    const char *const *params = (const char *const *)q->params;
-    if (s) {
-        char name[24];
-        snprintf(name, sizeof name, "s%d", s->id);
-        if (prepare && !PQsendPrepare(pg->conn, name, q->sql, 0, NULL)) {
-            stmt_forget(pg, s->id);
-            return 1;
-        }
-        if (!PQsendQueryPrepared(pg->conn, name, q->nparams, params, NULL, NULL, 0)) {
-            if (prepare)
-                stmt_forget(pg, s->id);
-            return 1;
-        }
-        q->stmt = s->id;
-    } else if (!PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, params, NULL, NULL, 0)) {
-        return 1;
-    }
-    q->stage = prepare ? STAGE_PREPARE : STAGE_EXECUTE;
-    return PQpipelineSync(pg->conn) ? 0 : -1;
-}
-
-/* Flushes libpq's output buffer and watches for writability while data is
- * left. Returns 0, or -1 after the connection was declared lost. */
-static int pgc_flush(pgc_t *pg)
-{
-    int rv = PQflush(pg->conn);
-    if (rv < 0) {
-        pgc_lost(pg, PQerrorMessage(pg->conn));
-        return -1;
-    }
-    pg->want_write = rv == 1;
-    pgc_watch(pg, pg->want_write ? EV_READ | EV_WRITE : EV_READ, 0);
-    return 0;
-}
-
-/* Sends queued queries up to the in-flight cap. Returns how many were sent. */
-static int pgc_pump(pgc_t *pg)
-{
-    int nsent = 0;
-    while (pg->state == PGC_READY && !pg->freeing && pg->unsent.head &&
-           pg->sent.n < PGC_MAX_IN_FLIGHT) {
-        struct pgc_query *q = list_pop(&pg->unsent);
-        int rv = pgc_send(pg, q);
-        if (rv > 0) {
-            list_push_front(&pg->unsent, q);
-            pgc_lost(pg, PQerrorMessage(pg->conn));
-            return nsent;
-        }
-        list_push(&pg->sent, q);
-        nsent++;
-        if (rv < 0) {
-            pgc_lost(pg, PQerrorMessage(pg->conn));
-            return nsent;
-        }
-    }
-    if ((nsent > 0 || pg->want_write) && pg->state == PGC_READY)
-        pgc_flush(pg);
-    return nsent;
-}
-
-/* ------------------------------------------------------------- reading */
-
-/* Completes the head of the sent list: the sync arrived. */
-static void pgc_complete_head(pgc_t *pg)
-{
-    struct pgc_query *q = list_pop(&pg->sent);
-    char *owned = NULL;
-    const char *err = "";
-    if (q->err) {
-        err = q->err;
-    } else if (!q->res) {
-        err = owned = one_line("no result for query");
-    } else {
-        ExecStatusType st = PQresultStatus(q->res);
-        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-            err = owned = result_error(pg->conn, q->res);
-    }
-    PGresult *res = q->res;
-    q->res = NULL; /* freed below, after the callback */
-    query_finish(pg, q, res, err);
-    PQclear(res);
-    free(owned);
-}
-
-/* A Parse failed: every already-sent query that meant to use the same
- * statement will fail with "prepared statement does not exist"; give them
- * the real reason instead, and forget the statement so later queries
- * prepare it again. */
-static void pgc_prepare_failed(pgc_t *pg, struct pgc_query *q)
-{
-    char *msg = result_error(pg->conn, q->res);
-    for (struct pgc_query *o = q->next; o; o = o->next)
-        if (o->stmt == q->stmt && !o->err)
-            o->err = xstrdup(msg);
-    free(msg);
-    stmt_forget(pg, q->stmt);
-}
-
-static void pgc_handle_result(pgc_t *pg, PGresult *r)
-{
-    struct pgc_query *q = pg->sent.head;
-    ExecStatusType st = PQresultStatus(r);
-    if (!q) {
-        log_warn("postgres %s: unexpected %s result with no query in flight", pg->name,
-                 PQresStatus(st));
-        PQclear(r);
-        return;
-    }
-    if (st == PGRES_PIPELINE_SYNC) {
-        PQclear(r);
-        pgc_complete_head(pg);
-        return;
-    }
-    switch (q->stage) {
-    case STAGE_PREPARE:
-        q->stage = STAGE_EXECUTE;
-        if (st == PGRES_COMMAND_OK) {
-            PQclear(r);
-        } else {
-            /* The prepare's error is the query's error; its Execute then
-             * comes back PGRES_PIPELINE_ABORTED and is dropped below. */
-            q->res = r;
-            pgc_prepare_failed(pg, q);
-        }
-        break;
-    case STAGE_EXECUTE:
-        q->stage = STAGE_SYNC;
-        if (q->res)
-            PQclear(r);
-        else
-            q->res = r;
-        break;
-    case STAGE_SYNC:
-        /* A second result for one statement (cannot happen with a single
-         * statement, but the sync must stay the only thing that advances). */
-        PQclear(r);
-        break;
-    }
-}
-
-/* Reads what the socket has and dispatches every complete result. Returns
- * the number of results handled, or -1 after the connection was lost. */
-static int pgc_read(pgc_t *pg)
-{
-    if (!PQconsumeInput(pg->conn)) {
-        pgc_lost(pg, PQerrorMessage(pg->conn));
-        return -1;
-    }
-    int handled = 0;
-    int nulls = 0;
-    while (pg->state == PGC_READY && !pg->freeing && !PQisBusy(pg->conn)) {
-        PGresult *r = PQgetResult(pg->conn);
-        if (!r) {
-            /* One NULL ends each statement's results; two in a row mean
-             * libpq has nothing more for us right now. */
-            if (!pg->sent.head || ++nulls >= 2)
-                break;
-            continue;
-        }
-        nulls = 0;
-        pgc_handle_result(pg, r);
-        handled++;
-    }
-    if (pg->state != PGC_READY || pg->freeing)
-        return handled;
-    PGnotify *n;
-    while ((n = PQnotifies(pg->conn)))
-        PQfreemem(n);
-    if (PQstatus(pg->conn) == CONNECTION_BAD) {
-        pgc_lost(pg, PQerrorMessage(pg->conn));
-        return -1;
-    }
-    return handled;
-}
-
-/* Alternates reading and sending until neither makes progress: result
- * callbacks may queue more queries, and a partial flush may have pulled
- * input into libpq's buffer where the socket no longer signals it. */
-static void pgc_io(pgc_t *pg)
-{
-    for (int round = 0; round < PGC_IO_ROUNDS; round++) {
-        if (pg->state != PGC_READY || pg->freeing)
-            return;
-        int nread = pgc_read(pg);
-        if (nread < 0)
-            return;
-        int nsent = pgc_pump(pg);
-        if (nread == 0 && nsent == 0)
-            return;
-    }
-    pgc_kick(pg); /* more to do: continue on the next loop iteration */
-}
-
 /* ------------------------------------------------------------ lifecycle */
 
 static void pgc_destroy(pgc_t *pg)
 {
     pgc_close(pg);
+    pgc_stmt_cache_free(pg->stmts);
     event_free(pg->retry_ev);
     event_free(pg->timeout_ev);
     event_free(pg->kick_ev);
@@ -654,7 +276,7 @@ static void pgc_notice(void *arg, const PGresult *res)
 {
     pgc_t *pg = arg;
     const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-    char *msg = one_line(PQresultErrorMessage(res));
+    char *msg = pgc_one_line(PQresultErrorMessage(res));
     if (sev && strcmp(sev, "WARNING") == 0)
         log_warn("postgres %s: %s", pg->name, msg);
     else
@@ -674,7 +296,7 @@ static void pgc_connected(pgc_t *pg)
     pg->backoff_ms = PGC_BACKOFF_MIN_MS;
     pg->failures = 0;
     pg->down = 0;
-    stmt_clear(pg);
+    pgc_stmt_clear(pg->stmts);
     pgc_watch(pg, EV_READ, 1);
     log_info("postgres %s: connected to %s:%s db %s (backend pid %d, %d queued)", pg->name,
              PQhost(pg->conn), PQport(pg->conn), PQdb(pg->conn), PQbackendPID(pg->conn),
@@ -788,12 +410,12 @@ static void pgc_deadline_cb(evutil_socket_t fd, short what, void *arg)
     if (h && h->deadline && h->deadline <= now) {
         /* No answer in time. Cancelling would block (PQcancel), so the
          * connection goes: the server rolls back what it has not committed. */
-        list_pop(&pg->sent);
+        pgc_list_pop(&pg->sent);
         char *why = xasprintf("closed after a query got no answer within %d ms", pg->timeout_ms);
         pgc_lost(pg, why);
         free(why);
         char *err = xasprintf("timeout: no answer within %d ms", pg->timeout_ms);
-        query_finish(pg, h, NULL, err);
+        pgc_query_finish(pg, h, NULL, err);
         free(err);
     }
     /* Detached first: a callback that queues again is served next round. */
@@ -801,7 +423,7 @@ static void pgc_deadline_cb(evutil_socket_t fd, short what, void *arg)
     struct pgc_query *q;
     while (!pg->freeing && (q = pg->unsent.head) &&
            (pg->down || (q->deadline && q->deadline <= now)))
-        list_push(&due, list_pop(&pg->unsent));
+        pgc_list_push(&due, pgc_list_pop(&pg->unsent));
     if (due.head) {
         char *err = pg->down ? xasprintf("not sent: postgres unavailable: %s", pg->down_why)
                     : pg->state == PGC_READY
@@ -849,7 +471,7 @@ pgc_t *pgc_new_opts(struct event_base *base, const char *conninfo, const char *n
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
     if (!opts) {
-        char *msg = one_line(errmsg ? errmsg : "out of memory");
+        char *msg = pgc_one_line(errmsg ? errmsg : "out of memory");
         log_error("postgres %s: cannot parse connection string: %s", nm, msg);
         free(msg);
         PQfreemem(errmsg);
@@ -863,7 +485,7 @@ pgc_t *pgc_new_opts(struct event_base *base, const char *conninfo, const char *n
     pg->options = options ? xstrdup(options) : NULL;
     pg->name = xstrdup(nm);
     pg->backoff_ms = PGC_BACKOFF_MIN_MS;
-    pg->next_stmt = 1;
+    pg->stmts = pgc_stmt_cache_new();
     pg->state = PGC_WAITING;
     pg->retry_ev = evtimer_new(base, pgc_retry_cb, pg);
     pg->timeout_ev = evtimer_new(base, pgc_timeout_cb, pg);
@@ -885,6 +507,7 @@ fail:
         event_free(pg->kick_ev);
     if (pg->deadline_ev)
         event_free(pg->deadline_ev);
+    pgc_stmt_cache_free(pg->stmts);
     free(pg->conninfo);
     free(pg->options);
     free(pg->name);
@@ -946,7 +569,7 @@ void pgc_query(pgc_t *pg, const char *sql, int nparams, const char *const *param
     q->arg = arg;
     if (pg->timeout_ms > 0)
         q->deadline = mono_ms() + pg->timeout_ms;
-    list_push(&pg->unsent, q);
+    pgc_list_push(&pg->unsent, q);
     deadline_arm(pg);
     pgc_kick(pg);
 }

@@ -1,22 +1,17 @@
-/* http_dlq: the dead-letter routes (/v1/dlq...), task cancel and the checkpoint
- * listing. All asynchronous: a handler chains pgc and rc callbacks through one
- * struct op, which dies with the reply. PostgreSQL is changed first, Redis after. */
+/* http_dlq: the dead-letter routes (/v1/dlq...): overview, list, show, purge,
+ * and the lookup of one dead letter that show, purge and replay (http_replay.c)
+ * share. Asynchronous; PostgreSQL is changed first, Redis after. */
 #include "http_internal.h"
 
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <hiredis/hiredis.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 #include "envelope.h"
-#include "log.h"
-#include "pgarr.h"
 #include "queue.h"
 #include "utf8.h"
 #include "xalloc.h"
@@ -24,82 +19,6 @@
 #define DLQ_LIST_DEFAULT 100
 #define DLQ_LIST_MAX 1000
 #define DLQ_SCAN_PAGE 1000 /* entries read per XRANGE when looking a task id up */
-#define REPLAY_BATCH 500   /* tasks moved per statement by "replay all" */
-#define REPLAY_FAILED_MAX 100 /* dead letters "replay all" could not replay, listed one by one */
-#define CHECKPOINTS_MAX 1000
-
-enum op_kind { OP_SHOW, OP_REPLAY, OP_PURGE };
-
-/* One request in progress. */
-struct op {
-    struct req *q;
-    enum op_kind kind;
-    char queue[72];
-    char key[320];   /* devsys:{Q}:dlq */
-    char task[40];   /* task id ("" while unknown) */
-    char entry[48];  /* DLQ entry id ("" when not in Redis) */
-    char state[16];  /* task state seen by the last statement */
-    char arg[64];    /* the ID as given in the path */
-    json_t *found;   /* the dead letter as JSON, NULL while not found */
-    int by_task;     /* the ID in the path was a task id */
-    /* lists and batches */
-    json_t *acc;
-    size_t pending;
-    long count, published, failed;
-    char cursor[40];
-    pgarr_t *ok_ids, *lost_ids;
-};
-
-static struct op *op_new(struct req *q, const char *queue)
-{
-    struct op *o = xcalloc(1, sizeof *o);
-    o->q = q;
-    if (queue) {
-        snprintf(o->queue, sizeof o->queue, "%s", queue);
-        queue_key(o->key, sizeof o->key, q->api->prefix, queue, "dlq");
-    }
-    return o;
-}
-
-static void op_free(struct op *o)
-{
-    json_decref(o->found);
-    json_decref(o->acc);
-    free(o->ok_ids ? pgarr_finish(o->ok_ids) : NULL);
-    free(o->lost_ids ? pgarr_finish(o->lost_ids) : NULL);
-    free(o);
-}
-
-/* Takes the reference to j; answers and frees o (and its request). */
-static void op_reply(struct op *o, int status, json_t *j)
-{
-    reply_json(o->q, status, j);
-    op_free(o);
-}
-
-static void op_error(struct op *o, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void op_error(struct op *o, int status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    reply_error(o->q, status, msg);
-    op_free(o);
-}
-
-static void op_db_error(struct op *o, const char *err)
-{
-    reply_db_unavailable(o->q, err, NULL);
-    op_free(o);
-}
-
-/* 409 with the task's current state next to the message. */
-static void op_conflict(struct op *o, const char *msg)
-{
-    op_reply(o, 409, json_pack("{s:s,s:s,s:s}", "error", msg, "id", o->task, "state", o->state));
-}
 
 /* One part of a stream id: 1..20 digits that fit in 64 bits. */
 static int id_part(const char *s, size_t n, unsigned long long *v)
@@ -153,151 +72,6 @@ static json_t *entry_json(const redisReply *e)
         free(vs);
     }
     return j;
-}
-
-static int redis_failed(const redisReply *r)
-{
-    return !r || r->type == REDIS_REPLY_ERROR;
-}
-
-static const char *redis_why(const redisReply *r)
-{
-    return r ? r->str : "redis unavailable";
-}
-
-/* ------------------------------------------------------------------ cancel */
-
-static void cancel_published(rc_t *rc, redisReply *r, void *arg)
-{
-    (void)rc;
-    struct op *o = arg;
-    int ok = !redis_failed(r);
-    if (!ok)
-        log_warn("cancel %s: control message failed (%s); the agent stops it at its next lease renewal",
-                 o->task, redis_why(r));
-    json_t *j = json_pack("{s:s,s:s,s:s,s:b}", "id", o->task, "state", "cancelled", "previous_state", "running",
-                          "signalled", ok);
-    if (!ok)
-        json_object_set_new(j, "note", json_string("redis unavailable: the agent running it stops it at its next"
-                                                   " lease renewal; the task stays cancelled in PostgreSQL"));
-    op_reply(o, 200, j);
-}
-
-static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    struct op *o = arg;
-    if (!res || err[0]) {
-        op_db_error(o, err);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        op_error(o, 404, "task not found");
-        return;
-    }
-    snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
-    if (strcmp(PQgetvalue(res, 0, 1), "1") != 0) {
-        op_conflict(o, "the task has already finished");
-        return;
-    }
-    audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
-    if (strcmp(o->state, "running") == 0) {
-        char chan[256];
-        queue_control_channel(chan, sizeof chan, o->q->api->prefix);
-        /* Agents follow the capped control stream with a blocking XREAD;
-         * each also finds cancelled tasks when it renews its leases. */
-        const char *xadd[8] = {"XADD", chan, "MAXLEN", "~", "1000", "*", "cancel", o->task};
-        if (rc_command_argv(o->q->api->rc, cancel_published, o, 8, xadd, NULL) != 0)
-            cancel_published(NULL, NULL, o);
-        return;
-    }
-    op_reply(o, 200, json_pack("{s:s,s:s,s:s,s:b}", "id", o->task, "state", "cancelled", "previous_state",
-                               o->state, "signalled", 0));
-}
-
-/* One statement: lock the row, cancel it if it has not finished, and return
- * the state it had, so the answer tells running (signal the agent) from
- * queued/retrying (the agent skips it on delivery) and 409 from 404. */
-static void handle_cancel(struct req *q, const char *id)
-{
-    if (!uuid_valid(id, strlen(id))) {
-        reply_error(q, 404, "task not found (not a task id)");
-        return;
-    }
-    struct op *o = op_new(q, NULL);
-    snprintf(o->task, sizeof o->task, "%s", id);
-    const char *params[1] = {o->task};
-    pgc_query(q->api->pg,
-              "WITH prev AS (SELECT id, state FROM tasks WHERE id = $1::uuid FOR UPDATE),"
-              " upd AS (UPDATE tasks t SET state = 'cancelled', finished_at = now(), next_attempt_at = NULL"
-              "   FROM prev WHERE t.id = prev.id AND prev.state IN ('queued', 'running', 'retrying')"
-              "   RETURNING t.id)"
-              " SELECT prev.state, (SELECT count(*) FROM upd) FROM prev",
-              1, params, cancel_done, o);
-}
-
-/* ------------------------------------------------------------- checkpoints */
-
-/* Parses ?limit= (1..max, default def) and ?after= into the buffers; returns
- * an error message or NULL. after_ok says whether a cursor is well formed. */
-static const char *parse_page(const char *query, long def, long max, char *limit, size_t limit_cap, char *after,
-                              size_t after_cap, int (*after_ok)(const char *))
-{
-    struct evkeyvalq args;
-    TAILQ_INIT(&args);
-    if (query && evhttp_parse_query_str(query, &args) < 0)
-        return "query string does not parse";
-    const char *bad = NULL;
-    const char *l = evhttp_find_header(&args, "limit"), *a = evhttp_find_header(&args, "after");
-    long n = def;
-    if (l) {
-        char *end;
-        n = strtol(l, &end, 10);
-        if (!*l || *end || n < 1 || n > max)
-            bad = max == DLQ_LIST_MAX ? "limit: must be an integer from 1 to 1000" : "limit: out of range";
-    }
-    snprintf(limit, limit_cap, "%ld", n);
-    after[0] = '\0';
-    if (a) {
-        if (strlen(a) >= after_cap || !after_ok(a))
-            bad = "after: not a cursor returned by this API";
-        else
-            snprintf(after, after_cap, "%s", a);
-    }
-    evhttp_clear_headers(&args);
-    return bad;
-}
-
-static int checkpoint_cursor_ok(const char *s)
-{
-    size_t n = strspn(s, "0123456789");
-    return n > 0 && n < 19 && s[n] == '\0';
-}
-
-static void handle_checkpoints(struct req *q, const char *id)
-{
-    if (!uuid_valid(id, strlen(id))) {
-        reply_error(q, 404, "task not found (not a task id)");
-        return;
-    }
-    char limit[16], after[24];
-    const char *bad = parse_page(q->query, CHECKPOINTS_MAX, CHECKPOINTS_MAX, limit, sizeof limit, after,
-                                 sizeof after, checkpoint_cursor_ok);
-    if (bad) {
-        reply_error(q, 400, bad);
-        return;
-    }
-    const char *params[3] = {id, after[0] ? after : "0", limit};
-    pgc_query(q->api->pg,
-              "WITH page AS (SELECT id, attempt, data, created_at FROM checkpoints"
-              "   WHERE task_id = $1::uuid AND id > $2::bigint ORDER BY id LIMIT $3::int)"
-              " SELECT jsonb_build_object('task_id', t.id, 'last', t.checkpoint,"
-              "   'checkpoints', coalesce((SELECT jsonb_agg(jsonb_build_object('id', p.id, 'attempt', p.attempt,"
-              "       'data', p.data, 'created_at', p.created_at) ORDER BY p.id) FROM page p), '[]'::jsonb),"
-              "   'next', CASE WHEN (SELECT count(*) FROM page) = $3::int"
-              "               THEN (SELECT max(id) FROM page)::text END)::text"
-              " FROM tasks t WHERE t.id = $1::uuid",
-              3, params, reply_task_row, q);
 }
 
 /* --------------------------------------------------------- DLQ: overview */
@@ -365,7 +139,7 @@ static void list_done(rc_t *rc, redisReply *r, void *arg)
 {
     (void)rc;
     struct op *o = arg;
-    if (redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
+    if (op_redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
         op_error(o, 503, "redis: %s", r && r->str ? r->str : "unavailable");
         return;
     }
@@ -385,13 +159,13 @@ static void list_done(rc_t *rc, redisReply *r, void *arg)
 
 static void handle_list(struct req *q, const char *queue)
 {
-    char limit[16], after[48], start[50];
-    const char *bad = parse_page(q->query, DLQ_LIST_DEFAULT, DLQ_LIST_MAX, limit, sizeof limit, after,
-                                 sizeof after, entry_id_valid);
-    if (bad) {
-        reply_error(q, 400, bad);
+    struct op_page pg;
+    if (op_parse_page(q->query, DLQ_LIST_DEFAULT, DLQ_LIST_MAX, entry_id_valid, &pg) != 0) {
+        reply_error(q, 400, pg.why);
         return;
     }
+    const char *limit = pg.limit, *after = pg.after;
+    char start[50];
     struct op *o = op_new(q, queue);
     o->count = strtol(limit, NULL, 10);
     unsigned long long ms, seq;
@@ -446,7 +220,7 @@ static void scan_page(rc_t *rc, redisReply *r, void *arg)
 {
     (void)rc;
     struct op *o = arg;
-    if (redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
+    if (op_redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
         find_without_redis(o, r);
         return;
     }
@@ -489,7 +263,7 @@ static void one_entry(rc_t *rc, redisReply *r, void *arg)
 {
     (void)rc;
     struct op *o = arg;
-    if (redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
+    if (op_redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
         find_without_redis(o, r);
         return;
     }
@@ -562,143 +336,14 @@ static void find_entry(struct req *q, enum op_kind kind, const char *queue, cons
     }
 }
 
-/* --------------------------------------------------- DLQ: replay one */
-
-static void mark_published(api_t *api, const char *ids_literal, int ok);
-
-static void replay_published(rc_t *rc, redisReply *r, void *arg)
-{
-    (void)rc;
-    struct op *o = arg;
-    int ok = !redis_failed(r) && r->type == REDIS_REPLY_STRING;
-    if (!ok)
-        log_warn("replay %s: publish failed (%s); the reconciler will publish it", o->task, redis_why(r));
-    pgarr_t *a = pgarr_new();
-    pgarr_add(a, o->task);
-    char *lit = pgarr_finish(a);
-    mark_published(o->q->api, lit, ok);
-    free(lit);
-    audit(o->q->api, o->q->actor, "dlq.replay", o->task,
-          json_pack("{s:s,s:s?,s:b}", "queue", o->queue, "entry_id", o->entry[0] ? o->entry : NULL, "published",
-                    ok));
-    json_t *j = json_pack("{s:s,s:s,s:s?,s:s,s:b}", "id", o->task, "queue", o->queue, "entry_id",
-                          o->entry[0] ? o->entry : NULL, "state", "queued", "published", ok);
-    if (ok)
-        json_object_set_new(j, "stream_entry", json_string(r->str));
-    else
-        json_object_set_new(j, "note", json_string("redis unavailable: the task is queued in PostgreSQL and the"
-                                                   " reconciler will publish it once redis is back"));
-    op_reply(o, 200, j);
-}
-
-static void replay_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    struct op *o = arg;
-    if (!res || err[0]) {
-        op_db_error(o, err);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        op_error(o, 404, "task %s of this dead letter is not in queue %s", o->task, o->queue);
-        return;
-    }
-    snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
-    if (PQgetisnull(res, 0, 1)) {
-        op_conflict(o, "only a dead task can be replayed");
-        return;
-    }
-    json_t *spec = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
-    if (!spec || queue_replay(o->q->api->rc, o->q->api->prefix, o->queue, o->entry[0] ? o->entry : NULL, o->task,
-                              PQgetvalue(res, 0, 1), spec, replay_published, o) != 0)
-        replay_published(NULL, NULL, o);
-    json_decref(spec);
-}
-
-/* Dead -> queued with a fresh budget of attempts, replays + 1; returns the
- * state it had so that 409 can name it. The attempt counter goes on rather
- * than restarting at 0: attempt numbers stay unique per task (task_attempts'
- * key, and the fencing token), and max_attempts moves up by the budget, the
- * spec's retry_policy.max_attempts as validated here ($2, one per id): the
- * spec is checked in C first, so one bad spec fails alone, not the batch. */
-static const char replay_sql[] =
-    "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS i(id, budget)),"
-    " prev AS (SELECT t.id, t.state, t.dlq_entry, i.budget FROM tasks t JOIN i ON t.id = i.id"
-    "   WHERE t.queue = $3 AND ($4::bool OR t.state = 'dead' AND t.dlq_purged_at IS NULL)"
-    "   ORDER BY t.id FOR UPDATE OF t),"
-    " upd AS (UPDATE tasks t SET state = 'queued', replays = t.replays + 1, dlq_entry = NULL,"
-    "     max_attempts = t.attempt + prev.budget,"
-    "     dlq_purged_at = NULL, finished_at = NULL, next_attempt_at = NULL, lease_owner = NULL,"
-    "     lease_expires_at = NULL"
-    "   FROM prev WHERE t.id = prev.id AND prev.state = 'dead' RETURNING t.id, t.kind, t.spec)"
-    " SELECT prev.state, upd.kind, upd.spec::text, prev.id, prev.dlq_entry"
-    " FROM prev LEFT JOIN upd ON upd.id = prev.id ORDER BY prev.id";
-
-/* Validates a stored spec as a submit would; returns its budget of attempts,
- * or 0 with the reason in err. */
-static int replay_budget(const char *spec_text, char *err, size_t errlen)
-{
-    spec_t *s = spec_parse(spec_text, strlen(spec_text), err, errlen);
-    if (!s)
-        return 0;
-    int budget = s->retry.max_attempts;
-    spec_free(s);
-    return budget;
-}
-
-static void replay_checked(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    struct op *o = arg;
-    if (!res || err[0]) {
-        op_db_error(o, err);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        op_error(o, 404, "task %s of this dead letter is not in queue %s", o->task, o->queue);
-        return;
-    }
-    snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
-    if (strcmp(o->state, "dead") != 0) {
-        op_conflict(o, "only a dead task can be replayed");
-        return;
-    }
-    char why[SPEC_ERR_MAX];
-    int budget = replay_budget(PQgetvalue(res, 0, 1), why, sizeof why);
-    if (!budget) {
-        op_reply(o, 422, json_pack("{s:s,s:s,s:s?,s:s}", "error", "the dead letter's spec is not valid: it stays in the DLQ",
-                                   "id", o->task, "entry_id", o->entry[0] ? o->entry : NULL, "reason", why));
-        return;
-    }
-    pgarr_t *a = pgarr_new(), *b = pgarr_new();
-    pgarr_add(a, o->task);
-    pgarr_add_long(b, budget);
-    char *ids = pgarr_finish(a), *budgets = pgarr_finish(b);
-    const char *params[4] = {ids, budgets, o->queue, "true"};
-    pgc_query(o->q->api->pg, replay_sql, 4, params, replay_updated, o);
-    free(ids);
-    free(budgets);
-}
-
-static void replay_one(struct op *o)
-{
-    if (!o->task[0]) {
-        op_error(o, 409, "dead letter %s carries no valid task id; purge it instead", o->entry);
-        return;
-    }
-    const char *params[2] = {o->task, o->queue};
-    pgc_query(o->q->api->pg, "SELECT state, spec::text FROM tasks WHERE id = $1::uuid AND queue = $2", 2, params,
-              replay_checked, o);
-}
-
 /* --------------------------------------------------- DLQ: purge one */
 
 static void purge_xdel(rc_t *rc, redisReply *r, void *arg)
 {
     (void)rc;
     struct op *o = arg;
-    if (redis_failed(r)) {
-        op_error(o, 503, "redis: %s (the task is marked purged in PostgreSQL; repeat the purge)", redis_why(r));
+    if (op_redis_failed(r)) {
+        op_error(o, 503, "redis: %s (the task is marked purged in PostgreSQL; repeat the purge)", op_redis_why(r));
         return;
     }
     audit(o->q->api, o->q->actor, "dlq.purge", o->task[0] ? o->task : o->entry,
@@ -786,176 +431,14 @@ static void op_found(struct op *o)
     }
 }
 
-/* --------------------------------------------------- DLQ: replay all */
-
-/* ok: the XADD happened (published_at = now). Otherwise published_at goes to
- * the epoch, which the reconciler reads as "entry gone": the task is then
- * published once Redis answers, whatever the stream holds. */
-static void mark_published(api_t *api, const char *ids_literal, int ok)
-{
-    const char *params[2] = {ids_literal, ok ? "true" : "false"};
-    pgc_query(api->pg,
-              "UPDATE tasks SET published_at = CASE WHEN $2::bool THEN now() ELSE 'epoch'::timestamptz END"
-              " WHERE id = ANY($1::uuid[])",
-              2, params, NULL, NULL);
-}
-
-struct replay_ctx {
-    struct op *o;
-    char id[40];
-};
-
-static void replay_all_batch(struct op *o);
-
-static void replay_all_sent(rc_t *rc, redisReply *r, void *arg)
-{
-    (void)rc;
-    struct replay_ctx *c = arg;
-    struct op *o = c->o;
-    if (c->id[0]) {
-        int ok = !redis_failed(r) && r->type == REDIS_REPLY_STRING;
-        pgarr_add(ok ? o->ok_ids : o->lost_ids, c->id);
-        o->published += ok;
-        o->count++;
-    }
-    free(c);
-    if (--o->pending > 0)
-        return;
-    char *ok_lit = pgarr_finish(o->ok_ids), *lost_lit = pgarr_finish(o->lost_ids);
-    o->ok_ids = o->lost_ids = NULL;
-    if (strcmp(ok_lit, "{}") != 0)
-        mark_published(o->q->api, ok_lit, 1);
-    if (strcmp(lost_lit, "{}") != 0)
-        mark_published(o->q->api, lost_lit, 0);
-    free(ok_lit);
-    free(lost_lit);
-    replay_all_batch(o);
-}
-
-static void replay_all_finish(struct op *o, const char *err)
-{
-    if (o->count || !err)
-        audit(o->q->api, o->q->actor, "dlq.replay", o->queue,
-              json_pack("{s:b,s:I,s:I,s:I}", "all", 1, "count", (json_int_t)o->count, "published",
-                        (json_int_t)o->published, "failed", (json_int_t)o->failed));
-    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:O}", "queue", o->queue, "replayed", (json_int_t)o->count,
-                          "published", (json_int_t)o->published, "failed_count", (json_int_t)o->failed, "failed",
-                          o->acc);
-    if (o->failed > REPLAY_FAILED_MAX)
-        json_object_set_new(j, "failed_truncated", json_true());
-    if (err) {
-        json_object_set_new(j, "error", json_sprintf("database unavailable after %ld tasks: %s", o->count, err));
-        evhttp_add_header(evhttp_request_get_output_headers(o->q->r), "Retry-After", DB_RETRY_AFTER_S);
-        op_reply(o, 503, j);
-        return;
-    }
-    if (o->published < o->count)
-        json_object_set_new(j, "note", json_string("redis unavailable for some tasks: they are queued in"
-                                                   " PostgreSQL and the reconciler will publish them"));
-    op_reply(o, 200, j);
-}
-
-static void replay_all_rows(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    struct op *o = arg;
-    if (!res || err[0]) {
-        replay_all_finish(o, err[0] ? err : "connection lost");
-        return;
-    }
-    int rows = PQntuples(res);
-    if (rows == 0) { /* all of them changed meanwhile */
-        replay_all_batch(o);
-        return;
-    }
-    o->ok_ids = pgarr_new();
-    o->lost_ids = pgarr_new();
-    o->pending = 1; /* held while queueing */
-    for (int i = 0; i < rows; i++) {
-        const char *id = PQgetvalue(res, i, 3);
-        if (PQgetisnull(res, i, 1))
-            continue;
-        struct replay_ctx *c = xcalloc(1, sizeof *c);
-        c->o = o;
-        snprintf(c->id, sizeof c->id, "%s", id);
-        o->pending++;
-        json_t *spec = json_loads(PQgetvalue(res, i, 2), 0, NULL);
-        if (!spec || queue_replay(o->q->api->rc, o->q->api->prefix, o->queue,
-                                  PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4), id, PQgetvalue(res, i, 1),
-                                  spec, replay_all_sent, c) != 0)
-            replay_all_sent(NULL, NULL, c);
-        json_decref(spec);
-    }
-    struct replay_ctx *hold = xcalloc(1, sizeof *hold);
-    hold->o = o;
-    replay_all_sent(NULL, NULL, hold);
-}
-
-/* One batch of dead tasks read: each spec is validated on its own; the bad
- * ones stay dead and are reported, the rest are replayed in one statement. */
-static void replay_all_checked(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    struct op *o = arg;
-    if (!res || err[0]) {
-        replay_all_finish(o, err[0] ? err : "connection lost");
-        return;
-    }
-    int rows = PQntuples(res);
-    if (rows == 0) {
-        replay_all_finish(o, NULL);
-        return;
-    }
-    pgarr_t *ids = pgarr_new(), *budgets = pgarr_new();
-    int good = 0;
-    for (int i = 0; i < rows; i++) {
-        const char *id = PQgetvalue(res, i, 0);
-        snprintf(o->cursor, sizeof o->cursor, "%s", id);
-        char why[SPEC_ERR_MAX];
-        int budget = replay_budget(PQgetvalue(res, i, 1), why, sizeof why);
-        if (budget) {
-            pgarr_add(ids, id);
-            pgarr_add_long(budgets, budget);
-            good++;
-        } else if (++o->failed <= REPLAY_FAILED_MAX) {
-            json_array_append_new(o->acc, json_pack("{s:s?,s:s,s:s}", "entry",
-                                                    PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),
-                                                    "task", id, "error", why));
-        }
-    }
-    char *p_ids = pgarr_finish(ids), *p_budgets = pgarr_finish(budgets);
-    if (good) {
-        const char *params[4] = {p_ids, p_budgets, o->queue, "false"};
-        pgc_query(o->q->api->pg, replay_sql, 4, params, replay_all_rows, o);
-    } else {
-        replay_all_batch(o);
-    }
-    free(p_ids);
-    free(p_budgets);
-}
-
-/* Batches in task-id order with a cursor, so a task that dies again while
- * this runs is not replayed twice by the same call, nor a bad one reported
- * twice; it stops on an empty batch. */
-static void replay_all_batch(struct op *o)
-{
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", REPLAY_BATCH);
-    const char *params[3] = {o->queue, o->cursor[0] ? o->cursor : NULL, lim};
-    pgc_query(o->q->api->pg,
-              "SELECT id, spec::text, dlq_entry FROM tasks WHERE queue = $1 AND state = 'dead'"
-              " AND dlq_purged_at IS NULL AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3::int",
-              3, params, replay_all_checked, o);
-}
-
 /* ---------------------------------------------------- DLQ: purge all */
 
 static void purge_all_trimmed(rc_t *rc, redisReply *r, void *arg)
 {
     (void)rc;
     struct op *o = arg;
-    if (redis_failed(r)) {
-        op_error(o, 503, "redis: %s (%ld tasks are marked purged in PostgreSQL; repeat the purge)", redis_why(r),
+    if (op_redis_failed(r)) {
+        op_error(o, 503, "redis: %s (%ld tasks are marked purged in PostgreSQL; repeat the purge)", op_redis_why(r),
                  o->count);
         return;
     }
@@ -1000,45 +483,6 @@ static void handle_purge_all(struct req *q, const char *queue)
 
 /* ------------------------------------------------------------------ routes */
 
-static int need(struct req *q, enum role role, const char *what)
-{
-    if (q->role >= role)
-        return 1;
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s needs the %s role", what, auth_role_name(role));
-    reply_error(q, 403, msg);
-    return 0;
-}
-
-static void method_not_allowed(struct req *q)
-{
-    reply_error(q, 405, "method not allowed");
-}
-
-static int route_task(struct req *q, const char *rest)
-{
-    const char *slash = strchr(rest, '/');
-    if (!slash || strchr(slash + 1, '/'))
-        return 0;
-    char id[64];
-    snprintf(id, sizeof id, "%.*s", (int)(slash - rest), rest);
-    if (strcmp(slash + 1, "cancel") == 0) {
-        if (q->method != EVHTTP_REQ_POST)
-            method_not_allowed(q);
-        else if (need(q, ROLE_OPERATOR, "cancelling a task"))
-            handle_cancel(q, id);
-        return 1;
-    }
-    if (strcmp(slash + 1, "checkpoints") == 0) {
-        if (q->method != EVHTTP_REQ_GET)
-            method_not_allowed(q);
-        else
-            handle_checkpoints(q, id);
-        return 1;
-    }
-    return 0;
-}
-
 /* /v1/dlq/Q, /v1/dlq/Q/replay, /v1/dlq/Q/ID, /v1/dlq/Q/ID/replay
  * (segments are percent-decoded; seg holds up to 3). */
 static int route_dlq(struct req *q, char seg[3][128], int n)
@@ -1056,23 +500,20 @@ static int route_dlq(struct req *q, char seg[3][128], int n)
         if (is_get)
             handle_list(q, queue);
         else if (!is_del)
-            method_not_allowed(q);
-        else if (need(q, ROLE_OPERATOR, "purging dead letters"))
+            op_method_not_allowed(q);
+        else if (op_need_role(q, ROLE_OPERATOR, "purging dead letters"))
             handle_purge_all(q, queue);
     } else if (n == 2 && strcmp(seg[1], "replay") == 0) {
         if (!is_post)
-            method_not_allowed(q);
-        else if (need(q, ROLE_OPERATOR, "replaying dead letters")) {
-            struct op *o = op_new(q, queue);
-            o->acc = json_array();
-            replay_all_batch(o);
-        }
+            op_method_not_allowed(q);
+        else if (op_need_role(q, ROLE_OPERATOR, "replaying dead letters"))
+            replay_all(q, queue);
     } else if (n == 2) {
         if (is_get)
             find_entry(q, OP_SHOW, queue, seg[1]);
         else if (!is_del)
-            method_not_allowed(q);
-        else if (need(q, ROLE_OPERATOR, "purging dead letters")) {
+            op_method_not_allowed(q);
+        else if (op_need_role(q, ROLE_OPERATOR, "purging dead letters")) {
             if (!rc_connected(q->api->rc))
                 reply_error(q, 503, "redis unavailable: nothing purged");
             else
@@ -1080,8 +521,8 @@ static int route_dlq(struct req *q, char seg[3][128], int n)
         }
     } else {
         if (!is_post)
-            method_not_allowed(q);
-        else if (need(q, ROLE_OPERATOR, "replaying dead letters"))
+            op_method_not_allowed(q);
+        else if (op_need_role(q, ROLE_OPERATOR, "replaying dead letters"))
             find_entry(q, OP_REPLAY, queue, seg[1]);
     }
     return 1;
@@ -1091,12 +532,12 @@ int dlq_route(struct req *q)
 {
     const char *p = q->path;
     if (strncmp(p, "/v1/tasks/", 10) == 0)
-        return route_task(q, p + 10);
+        return tasks_route(q, p + 10);
     if (strcmp(p, "/v1/dlq") == 0) {
         if (q->method == EVHTTP_REQ_GET)
             handle_queues(q);
         else
-            method_not_allowed(q);
+            op_method_not_allowed(q);
         return 1;
     }
     if (strncmp(p, "/v1/dlq/", 8) != 0)

@@ -1,15 +1,17 @@
-/* http_internal: what the manager's HTTP modules share (http_api.c serves the
- * task routes; http_dlq.c the dead-letter, cancel and checkpoint routes).
- * Not part of any public contract. */
+/* http_internal: what the manager's HTTP modules share (http_api.c: requests,
+ * replies, task submit/list/get; http_op.c: helpers of the route modules below;
+ * http_dlq.c, http_replay.c: /v1/dlq; http_tasks.c: cancel, checkpoints). Not public. */
 #ifndef DEVSYS_HTTP_INTERNAL_H
 #define DEVSYS_HTTP_INTERNAL_H
 
 #include <event2/http.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "auth.h"
 #include "http_api.h"
 #include "metrics.h"
+#include "pgarr.h"
 #include "spec.h"
 
 struct api {
@@ -61,8 +63,73 @@ void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg);
 /* Writes one audit_log row (async, fire and forget). Takes the reference to detail. */
 void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail);
 
-/* http_dlq.c: routes under /v1/dlq and /v1/tasks/{id}/cancel|checkpoints.
- * Returns 1 if it took the request (and will reply), 0 if the path is not its. */
+/* ------------------------------------------------------------- http_op.c */
+
+enum op_kind { OP_SHOW, OP_REPLAY, OP_PURGE };
+
+/* One request in progress: the handler's pgc and rc callbacks pass it along;
+ * it dies with the reply. */
+struct op {
+    struct req *q;
+    enum op_kind kind;
+    char queue[72];
+    char key[320];   /* devsys:{Q}:dlq */
+    char task[40];   /* task id ("" while unknown) */
+    char entry[48];  /* DLQ entry id ("" when not in Redis) */
+    char state[16];  /* task state seen by the last statement */
+    char arg[64];    /* the ID as given in the path */
+    json_t *found;   /* the dead letter as JSON, NULL while not found */
+    int by_task;     /* the ID in the path was a task id */
+    /* lists and batches */
+    json_t *acc;
+    size_t pending;
+    long count, published, failed;
+    char cursor[40];
+    pgarr_t *ok_ids, *lost_ids;
+};
+
+/* A new op for q; with a queue, o->queue and o->key (its DLQ) are set. */
+struct op *op_new(struct req *q, const char *queue);
+void op_free(struct op *o);
+/* Each of these answers the request and frees o (and its request).
+ * op_reply takes the reference to j; op_db_error is the 503 of reply_db_unavailable;
+ * op_conflict is a 409 with the task's current state next to msg. */
+void op_reply(struct op *o, int status, json_t *j);
+void op_error(struct op *o, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void op_db_error(struct op *o, const char *err);
+void op_conflict(struct op *o, const char *msg);
+/* Did a Redis command fail (no reply: not connected or lost)? And why, in words. */
+int op_redis_failed(const redisReply *r);
+const char *op_redis_why(const redisReply *r);
+
+/* ?limit= and ?after= of a paged GET. */
+struct op_page {
+    char limit[16]; /* the limit as text (def when not given) */
+    char after[48]; /* the cursor, "" when not given */
+    char why[80];   /* what is wrong, when op_parse_page returns -1 */
+};
+/* Parses query (may be NULL): limit 1..max, default def; after must satisfy
+ * after_ok. Returns 0, or -1 with the message for a 400 in p->why. */
+int op_parse_page(const char *query, long def, long max, int (*after_ok)(const char *), struct op_page *p);
+/* 1 if q's role is at least role; else answers 403 ("<what> needs the ... role") and returns 0. */
+int op_need_role(struct req *q, enum role role, const char *what);
+void op_method_not_allowed(struct req *q);
+
+/* ------------------------------------------------------------ route modules */
+
+/* http_dlq.c: routes under /v1/dlq, and (through tasks_route) those under
+ * /v1/tasks/{id}/. Returns 1 if it took the request (and will reply), 0 if
+ * the path is not its. */
 int dlq_route(struct req *q);
+
+/* http_tasks.c: POST /v1/tasks/{id}/cancel and GET /v1/tasks/{id}/checkpoints;
+ * rest is the path after "/v1/tasks/". Returns as dlq_route. */
+int tasks_route(struct req *q, const char *rest);
+
+/* http_replay.c. replay_one: o (kind OP_REPLAY) has found its dead letter
+ * (o->task, o->entry filled in); replays that task alone. replay_all: POST
+ * /v1/dlq/{queue}/replay, every dead task of the queue, entry by entry. Both answer q. */
+void replay_one(struct op *o);
+void replay_all(struct req *q, const char *queue);
 
 #endif

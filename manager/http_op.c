@@ -1,0 +1,121 @@
+/* http_op: what the manager's route modules (http_dlq.c, http_replay.c,
+ * http_tasks.c) share: the struct op a handler chains its pgc and rc callbacks
+ * through, its replies, and the checks every route makes (see http_internal.h). */
+#include "http_internal.h"
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "pgarr.h"
+#include "queue.h"
+#include "xalloc.h"
+
+struct op *op_new(struct req *q, const char *queue)
+{
+    struct op *o = xcalloc(1, sizeof *o);
+    o->q = q;
+    if (queue) {
+        snprintf(o->queue, sizeof o->queue, "%s", queue);
+        queue_key(o->key, sizeof o->key, q->api->prefix, queue, "dlq");
+    }
+    return o;
+}
+
+void op_free(struct op *o)
+{
+    json_decref(o->found);
+    json_decref(o->acc);
+    free(o->ok_ids ? pgarr_finish(o->ok_ids) : NULL);
+    free(o->lost_ids ? pgarr_finish(o->lost_ids) : NULL);
+    free(o);
+}
+
+/* Takes the reference to j; answers and frees o (and its request). */
+void op_reply(struct op *o, int status, json_t *j)
+{
+    reply_json(o->q, status, j);
+    op_free(o);
+}
+
+void op_error(struct op *o, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    reply_error(o->q, status, msg);
+    op_free(o);
+}
+
+void op_db_error(struct op *o, const char *err)
+{
+    reply_db_unavailable(o->q, err, NULL);
+    op_free(o);
+}
+
+/* 409 with the task's current state next to the message. */
+void op_conflict(struct op *o, const char *msg)
+{
+    op_reply(o, 409, json_pack("{s:s,s:s,s:s}", "error", msg, "id", o->task, "state", o->state));
+}
+
+int op_redis_failed(const redisReply *r)
+{
+    return !r || r->type == REDIS_REPLY_ERROR;
+}
+
+const char *op_redis_why(const redisReply *r)
+{
+    return r ? r->str : "redis unavailable";
+}
+
+int op_parse_page(const char *query, long def, long max, int (*after_ok)(const char *), struct op_page *p)
+{
+    p->why[0] = '\0';
+    struct evkeyvalq args;
+    TAILQ_INIT(&args);
+    if (query && evhttp_parse_query_str(query, &args) < 0) {
+        snprintf(p->why, sizeof p->why, "query string does not parse");
+        return -1;
+    }
+    const char *l = evhttp_find_header(&args, "limit"), *a = evhttp_find_header(&args, "after");
+    long n = def;
+    if (l) {
+        char *end;
+        n = strtol(l, &end, 10);
+        if (!*l || *end || n < 1 || n > max)
+            snprintf(p->why, sizeof p->why, "limit: must be an integer from 1 to %ld", max);
+    }
+    snprintf(p->limit, sizeof p->limit, "%ld", n);
+    p->after[0] = '\0';
+    if (a) {
+        if (strlen(a) >= sizeof p->after || !after_ok(a))
+            snprintf(p->why, sizeof p->why, "after: not a cursor returned by this API");
+        else
+            snprintf(p->after, sizeof p->after, "%s", a);
+    }
+    evhttp_clear_headers(&args);
+    return p->why[0] ? -1 : 0;
+}
+
+int op_need_role(struct req *q, enum role role, const char *what)
+{
+    if (q->role >= role)
+        return 1;
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s needs the %s role", what, auth_role_name(role));
+    reply_error(q, 403, msg);
+    return 0;
+}
+
+void op_method_not_allowed(struct req *q)
+{
+    reply_error(q, 405, "method not allowed");
+}
