@@ -95,10 +95,8 @@ int queue_trim(rc_t *rc, const char *prefix, const char *queue, rc_reply_fn *fn,
 
 /* ------------------------------------------------- retries and dead letters */
 
-/* The envelope as a msgpack array of field/value strings: what the promote
- * script unpacks (cmsgpack, built into Redis) and hands to XADD. */
-static char *pack_envelope(const char *id, const char *kind, long attempt, long long enqueued_at,
-                           const json_t *spec, size_t *len)
+char *queue_pack_envelope(const char *id, const char *kind, long attempt, long long enqueued_at,
+                          const json_t *spec, size_t *len)
 {
     const char *argv[2 * ENVELOPE_MAX_FIELDS];
     size_t lens[2 * ENVELOPE_MAX_FIELDS];
@@ -134,7 +132,7 @@ int queue_retry(rc_t *rc, const char *prefix, const char *queue, const char *ent
 {
     char stream[256], delayed[256], delay[24];
     size_t plen;
-    char *packed = pack_envelope(id, kind, attempt, 0, spec, &plen);
+    char *packed = queue_pack_envelope(id, kind, attempt, 0, spec, &plen);
     if (!packed)
         return -1;
     snprintf(delay, sizeof delay, "%lld", delay_ms);

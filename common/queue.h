@@ -36,6 +36,13 @@ int queue_trim(rc_t *rc, const char *prefix, const char *queue, rc_reply_fn *fn,
 
 /* ------------------------------------------------- retries and dead letters */
 
+/* The envelope as a msgpack array of field/value strings: the member of
+ * devsys:{Q}:delayed that the promote script unpacks (cmsgpack, built into
+ * Redis) and hands to XADD (entry_check_delayed states its rules). Returns a
+ * malloc'd buffer (caller frees) and its length, or NULL if spec is too deep. */
+char *queue_pack_envelope(const char *id, const char *kind, long attempt, long long enqueued_at,
+                          const json_t *spec, size_t *len);
+
 /* One Lua script: ZADD the task's envelope to devsys:{Q}:delayed, due in
  * delay_ms by Redis's clock, and XACK entry_id — atomically, so the retry is
  * never both lost and acked. The envelope (attempt = the next attempt) is

@@ -24,6 +24,7 @@
 #include "pgarr.h"
 #include "queue.h"
 #include "spec.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 #define SUBMIT_MAX_BATCH 10000
@@ -64,18 +65,28 @@ void reply_raw(struct req *q, int status, const char *body, size_t len)
     req_free(q);
 }
 
-/* Takes the reference to j. */
+/* Takes the reference to j. j NULL (a json_pack that failed) is answered 500
+ * rather than crashing on it. */
 void reply_json(struct req *q, int status, json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
+    if (!s) {
+        static const char fallback[] = "{\"error\":\"internal error: reply could not be encoded\"}";
+        reply_raw(q, 500, fallback, sizeof fallback - 1);
+        return;
+    }
     reply_raw(q, status, s, strlen(s));
     free(s);
 }
 
 void reply_error(struct req *q, int status, const char *msg)
 {
-    reply_json(q, status, json_pack("{s:s}", "error", msg));
+    /* msg may quote the client's bytes (a path segment); jansson refuses
+     * invalid UTF-8, which left json_pack NULL (found by fuzz_http). */
+    char *safe = utf8_sanitize(msg, strlen(msg));
+    reply_json(q, status, json_pack("{s:s}", "error", safe));
+    free(safe);
 }
 
 void reply_db_unavailable(struct req *q, const char *err, const char *note)

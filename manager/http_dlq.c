@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "entry_check.h"
 #include "envelope.h"
 #include "queue.h"
-#include "utf8.h"
 #include "xalloc.h"
 
 #define DLQ_LIST_DEFAULT 100
@@ -48,30 +48,6 @@ static int entry_id_valid(const char *s)
 {
     unsigned long long ms, seq;
     return entry_id_parse(s, &ms, &seq);
-}
-
-/* A stream entry reply [id, [f1, v1, ...]] as {"entry_id": id, f1: v1, ...}
- * (values as strings, as redis-cli shows them); NULL if malformed. */
-static json_t *entry_json(const redisReply *e)
-{
-    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[1]->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    char *id = utf8_sanitize(e->element[0]->str, e->element[0]->len);
-    json_t *j = json_pack("{s:s}", "entry_id", id);
-    free(id);
-    const redisReply *f = e->element[1];
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        const redisReply *k = f->element[i], *v = f->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        char *ks = utf8_sanitize(k->str, k->len), *vs = utf8_sanitize(v->str, v->len);
-        if (strcmp(ks, "entry_id") != 0)
-            json_object_set_new(j, ks, json_string(vs));
-        free(ks);
-        free(vs);
-    }
-    return j;
 }
 
 /* --------------------------------------------------------- DLQ: overview */
@@ -146,7 +122,7 @@ static void list_done(rc_t *rc, redisReply *r, void *arg)
     json_t *entries = json_array();
     const char *last = NULL;
     for (size_t i = 0; i < r->elements; i++) {
-        json_t *e = entry_json(r->element[i]);
+        json_t *e = entry_dlq_json(r->element[i]);
         if (!e)
             continue;
         last = r->element[i]->element[0]->str;
@@ -225,7 +201,7 @@ static void scan_page(rc_t *rc, redisReply *r, void *arg)
         return;
     }
     for (size_t i = 0; i < r->elements; i++) {
-        json_t *e = entry_json(r->element[i]);
+        json_t *e = entry_dlq_json(r->element[i]);
         const char *id = json_string_value(json_object_get(e, "id"));
         if (id && strcmp(id, o->task) == 0) {
             take_entry(o, e);
@@ -267,7 +243,7 @@ static void one_entry(rc_t *rc, redisReply *r, void *arg)
         find_without_redis(o, r);
         return;
     }
-    json_t *e = r->elements == 1 ? entry_json(r->element[0]) : NULL;
+    json_t *e = r->elements == 1 ? entry_dlq_json(r->element[0]) : NULL;
     if (e && o->by_task) {
         const char *id = json_string_value(json_object_get(e, "id"));
         if (!id || strcmp(id, o->task) != 0) {

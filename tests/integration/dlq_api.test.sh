@@ -53,6 +53,14 @@ is "$(call $V GET '/v1/dlq/exec?limit=0')" 400 "limit=0: 400"
 is "$(call $V GET '/v1/dlq/exec?after=bogus')" 400 "bad cursor: 400"
 is "$(call $V GET '/v1/dlq/bad%20queue')" 400 "invalid queue name: 400"
 is "$(call $V GET /v1/dlq/nothing-here)/$(jq -c .entries "$B")" "200/[]" "a queue without a DLQ lists nothing"
+# A DLQ id that is not UTF-8 (raw bytes in the request line) is quoted in the
+# 404; it used to make the error reply NULL and crash the manager (fuzz_http).
+hostport=${DEVSYS_URL#http://}
+exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"
+printf 'GET /v1/dlq/exec/01\xfe\xff HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n' "$V" >&3
+like "$(head -n 1 <&3)" '^HTTP/1.[01] 404' "a DLQ id that is not UTF-8: 404"
+exec 3<&-
+is "$(call $V GET /v1/dlq)" 200 "and the manager still answers"
 like "$(DEVSYS_TOKEN=$V ctl dlq ls exec)" "$e3 +$d3" "devsysctl dlq ls QUEUE"
 
 is "$(call $V GET "/v1/dlq/exec/$e2")/$(jq -r .id "$B")" "200/$d2" "show by entry id"
