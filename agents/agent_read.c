@@ -399,17 +399,17 @@ static void on_read_disconnect(rc_t *rc, void *arg)
 
 const char *agent_not_ready(const struct agent *ag, char *buf, size_t cap)
 {
+    buf[0] = '\0';
     if (ag->stopping)
         snprintf(buf, cap, "shutting down");
-    else if (!rc_connected(ag->rc) || !ag->rc_read || !rc_connected(ag->rc_read))
-        snprintf(buf, cap, "redis not connected");
-    else if (!pgc_ready(ag->pg))
-        snprintf(buf, cap, "postgresql not connected");
-    else
-        buf[0] = '\0';
+    /* the queue's reason first: it is the most precise (e.g. LOADING) */
     for (int i = 0; i < ag->nqueues && !buf[0]; i++)
         if (!ag->queues[i].group_ready)
             snprintf(buf, cap, "queue %s not readable: %s", ag->queues[i].name, ag->queues[i].group_error);
+    if (!buf[0] && (!rc_connected(ag->rc) || !ag->rc_read || !rc_connected(ag->rc_read)))
+        snprintf(buf, cap, "redis not connected");
+    if (!buf[0] && !pgc_ready(ag->pg))
+        snprintf(buf, cap, "postgresql not connected");
     return buf[0] ? buf : NULL;
 }
 
