@@ -583,7 +583,7 @@ int main(int argc, char **argv)
     char kinds_err[256], kinds[64];
     if (agent_kinds_init(ag, cfg_str("DEVSYS_KINDS", NULL), kinds_err, sizeof kinds_err) < 0) {
         fprintf(stderr, "%s\n", kinds_err);
-        return 2;
+        exit(2); /* as parse_queues does: the queues stay reachable for leak checkers */
     }
     log_init("agent", ag->name);
     ag->backlog_tail = &ag->backlog;
