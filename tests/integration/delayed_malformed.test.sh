@@ -8,7 +8,7 @@ it_setup
 # the reconciler would republish a stuck retry only after a minute
 DEVSYS_REPUBLISH_AFTER_S=60 it_start_manager || it_bail "start manager"
 mport=$(ds_free_port)
-it_start_agent a1 DEVSYS_QUEUES=sleep DEVSYS_METRICS_LISTEN=127.0.0.1:$mport
+it_start_agent a1 DEVSYS_QUEUES=sleep DEVSYS_METRICS_LISTEN="127.0.0.1:$mport"
 D='devsys:{sleep}:delayed'
 bad_id=11111111-2222-4333-8444-555555555555
 

@@ -19,7 +19,7 @@ it_start_manager || it_bail "start manager"
 declare -A mport
 for a in a1 a2; do
     mport[$a]=$(ds_free_port)
-    it_start_agent "$a" DEVSYS_QUEUES=noop,exec DEVSYS_METRICS_LISTEN=127.0.0.1:${mport[$a]}
+    it_start_agent "$a" DEVSYS_QUEUES=noop,exec DEVSYS_METRICS_LISTEN="127.0.0.1:${mport[$a]}"
 done
 readyz() { curl -s -w ' %{http_code}' "http://127.0.0.1:${mport[$1]}/readyz"; }
 metrics() { curl -s "http://127.0.0.1:${mport[$1]}/metrics"; }
