@@ -30,9 +30,11 @@ static const char usage[] =
     "  DEVSYS_CONCURRENCY (16), DEVSYS_AGENT_NAME (host-pid), DEVSYS_PREFIX (devsys),\n"
     "  DEVSYS_LEASE_S (15), DEVSYS_CLAIM_PERIOD_S (2), DEVSYS_KILL_GRACE_S (5),\n"
     "  DEVSYS_SHUTDOWN_GRACE_S (30), DEVSYS_RETRY_INITIAL_S (1), DEVSYS_RETRY_FACTOR (2),\n"
-    "  DEVSYS_RETRY_MAX_S (300), DEVSYS_RETRY_JITTER (1), DEVSYS_METRICS_LISTEN (off; host:port),\n"
-    "  DEVSYS_CGROUP (auto|off|<cgroup2 dir>), DEVSYS_TASK_ENV_ALLOW (extra names tasks inherit);\n"
-    "  DEVSYS_REDIS_URL_FILE, DEVSYS_DATABASE_URL_FILE: read the credential from a file";
+    "  DEVSYS_RETRY_MAX_S (300), DEVSYS_RETRY_JITTER (1), DEVSYS_METRICS_LISTEN (off; host:port:\n"
+    "  /metrics, /readyz), DEVSYS_KINDS (the kinds to run; default: the queue names that are\n"
+    "  kinds, or every kind when a queue name is not one), DEVSYS_CGROUP (auto|off|<cgroup2 dir>),\n"
+    "  DEVSYS_TASK_ENV_ALLOW (extra names tasks inherit); DEVSYS_REDIS_URL_FILE,\n"
+    "  DEVSYS_DATABASE_URL_FILE: read the credential from a file";
 
 static const struct cfg_flag flags[] = {
     {"redis", "DEVSYS_REDIS_URL", "redis://host:port/db"},
@@ -143,14 +145,9 @@ static void on_buried(rc_t *rc, redisReply *reply, void *arg)
 /* XADD the task's dead letter and XACK its entry, in one script. */
 static void bury(struct agent *ag, struct task *t)
 {
-    char attempts[24], failed_at[96];
+    char attempts[24], failed_at[32];
     snprintf(attempts, sizeof attempts, "%ld", t->attempt);
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    snprintf(failed_at, sizeof failed_at, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    queue_iso_now(failed_at, sizeof failed_at);
     char *spec = t->spec_text ? NULL : t->spec ? json_dumps(t->spec->json, JSON_COMPACT) : NULL;
     const char *error = t->reject[0] ? t->reject : t->res.error ? t->res.error : "failed";
     struct dead_letter dl = {
@@ -481,7 +478,20 @@ static void on_metrics(struct evhttp_request *r, void *arg)
     evbuffer_free(b);
 }
 
-/* Serves /metrics on DEVSYS_METRICS_LISTEN (host:port) when it is set. */
+/* 200 "ready", or 503 with the reason while the agent cannot take work
+ * (Redis or PostgreSQL not connected, a queue's consumer group not ready). */
+static void on_readyz(struct evhttp_request *r, void *arg)
+{
+    char why[256];
+    const char *reason = agent_not_ready(arg, why, sizeof why);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "%s%s\n", reason ? "not ready: " : "ready", reason ? reason : "");
+    evhttp_add_header(evhttp_request_get_output_headers(r), "Content-Type", "text/plain");
+    evhttp_send_reply(r, reason ? 503 : 200, reason ? "Service Unavailable" : "OK", b);
+    evbuffer_free(b);
+}
+
+/* Serves /metrics (any path) and /readyz on DEVSYS_METRICS_LISTEN (host:port) when it is set. */
 static struct evhttp *metrics_listen(struct agent *ag)
 {
     const char *listen = cfg_str("DEVSYS_METRICS_LISTEN", NULL);
@@ -497,6 +507,7 @@ static struct evhttp *metrics_listen(struct agent *ag)
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
     struct evhttp *http = evhttp_new(ag->base);
     evhttp_set_gencb(http, on_metrics, ag);
+    evhttp_set_cb(http, "/readyz", on_readyz, ag);
     if (evhttp_bind_socket(http, host, (ev_uint16_t)port) < 0) {
         fprintf(stderr, "DEVSYS_METRICS_LISTEN: cannot listen on %s\n", listen);
         exit(1);
@@ -563,6 +574,11 @@ int main(int argc, char **argv)
     };
     snprintf(ag->ctl_last, sizeof ag->ctl_last, "$");
     parse_queues(ag, cfg_str("DEVSYS_QUEUES", "exec,coding,noop,sleep"));
+    char kinds_err[256], kinds[64];
+    if (agent_kinds_init(ag, cfg_str("DEVSYS_KINDS", NULL), kinds_err, sizeof kinds_err) < 0) {
+        fprintf(stderr, "%s\n", kinds_err);
+        exit(2); /* as parse_queues does: the queues stay reachable for leak checkers */
+    }
     log_init("agent", ag->name);
     ag->backlog_tail = &ag->backlog;
 
@@ -598,7 +614,8 @@ int main(int argc, char **argv)
     ag->ev_sigint = evsignal_new(ag->base, SIGINT, on_signal, ag);
     event_add(ag->ev_sigterm, NULL);
     event_add(ag->ev_sigint, NULL);
-    log_info("agent %s consuming %d queue(s) with concurrency %d", ag->name, ag->nqueues, ag->concurrency);
+    log_info("agent %s consuming %d queue(s) with concurrency %d, running kinds %s", ag->name, ag->nqueues,
+             ag->concurrency, agent_kinds_text(ag, kinds, sizeof kinds));
 
     event_base_dispatch(ag->base);
 
@@ -623,7 +640,7 @@ int main(int argc, char **argv)
     event_base_loop(ag->base, EVLOOP_NONBLOCK);
     struct event *evs[] = {ag->ev_read_retry, ag->ev_flush, ag->ev_claim_retry, ag->ev_trim,
                            ag->ev_lease, ag->ev_sigterm, ag->ev_sigint, ag->ev_stop_check,
-                           ag->ev_promote, ag->ev_autoclaim};
+                           ag->ev_promote, ag->ev_autoclaim, ag->ev_groups_retry};
     for (size_t k = 0; k < sizeof evs / sizeof *evs; k++)
         if (evs[k])
             event_free(evs[k]);

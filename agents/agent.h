@@ -14,11 +14,17 @@
 
 struct event;
 struct agent;
+struct metric;
 
 struct queue_state {
     char *name;
     char stream_key[256];
-    int group_ready;
+    int group_ready;             /* its consumer group exists: reads may start */
+    char group_error[160];       /* why it is not ready (last XGROUP CREATE error) */
+    struct metric *m_readable;   /* devsys_agent_queue_readable{queue=...} */
+    struct metric *m_group_errors; /* devsys_agent_group_create_errors_total{queue=...} */
+    struct metric *m_set_aside;  /* devsys_agent_delayed_set_aside_total{queue=...} */
+    long long promote_err_at;    /* when a promote error was last logged (s) */
     char pel_cursor[48];         /* while re-reading our own pending entries at start */
     char autoclaim_cursor[48];
     int autoclaiming;
@@ -95,6 +101,9 @@ struct agent {
     int claim_period_s;
     struct event *ev_read_retry, *ev_flush, *ev_trim, *ev_lease, *ev_claim_retry;
     struct event *ev_promote, *ev_autoclaim;
+    struct event *ev_groups_retry;
+    int groups_backoff_ms;       /* next wait before creating the groups again */
+    unsigned kinds;              /* bit i: this agent runs kind_at(i) of the registry (DEVSYS_KINDS) */
     struct event *ev_sigterm, *ev_sigint, *ev_stop_check;
     int abandoning;              /* past the shutdown grace: outcomes are not recorded */
     struct timeval stop_at;
@@ -135,6 +144,15 @@ void outcome_bound(struct task *t);
 
 /* agent_read.c: set up the reading side (hooks, timers) before the loop runs. */
 void agent_read_start(struct agent *ag);
+/* Sets ag->kinds from DEVSYS_KINDS (list: comma-separated handler kinds; NULL:
+ * the queue names that are handler kinds, plus every handler kind when some
+ * queue name is not a kind, since such a queue may carry any kind).
+ * Returns 0, or -1 with the reason in err. */
+int agent_kinds_init(struct agent *ag, const char *list, char *err, size_t errlen);
+/* The kinds this agent runs, comma-separated, into buf; returns buf. */
+char *agent_kinds_text(const struct agent *ag, char *buf, size_t cap);
+/* Why the agent cannot take work now (into buf), or NULL when it can. */
+const char *agent_not_ready(const struct agent *ag, char *buf, size_t cap);
 /* Ask for more entries if there are free slots and no read is waiting. */
 void read_more(struct agent *ag);
 

@@ -8,15 +8,89 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent.h"
+#include "kind.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 #include "utf8.h"
 #include "xalloc.h"
 
 #define READ_BLOCK_MS 2000
 #define TRIM_PERIOD_S 5
+#define GROUPS_BACKOFF_MIN_MS 100
+#define GROUPS_BACKOFF_MAX_MS 5000
+
+/* ------------------------------------------------------------------- kinds */
+
+/* DEVSYS_KINDS: bit i of ag->kinds is the registry's kind_at(i). */
+static int nkinds(void)
+{
+    int n = 0;
+    while (kind_at((size_t)n))
+        n++;
+    return n;
+}
+
+static int kind_index(const char *name, size_t len)
+{
+    const kind_def_t *k;
+    for (int i = 0; (k = kind_at((size_t)i)) != NULL; i++)
+        if (strlen(k->name) == len && memcmp(k->name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+int agent_kinds_init(struct agent *ag, const char *list, char *err, size_t errlen)
+{
+    ag->kinds = 0;
+    if (!list) {
+        for (int q = 0; q < ag->nqueues; q++) {
+            int k = kind_index(ag->queues[q].name, strlen(ag->queues[q].name));
+            ag->kinds |= k < 0 ? (1u << nkinds()) - 1 : 1u << k;
+        }
+        return 0;
+    }
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ", ");
+        if (len) {
+            int k = kind_index(p, len);
+            if (k < 0) {
+                char names[256];
+                snprintf(err, errlen, "DEVSYS_KINDS: \"%.*s\" is not a kind this agent has a handler for (%s)",
+                         (int)(len > 64 ? 64 : len), p, kind_names(names, sizeof names));
+                return -1;
+            }
+            ag->kinds |= 1u << k;
+        }
+        p += len;
+        p += strspn(p, ", ");
+    }
+    if (!ag->kinds) {
+        snprintf(err, errlen, "DEVSYS_KINDS: no kind named");
+        return -1;
+    }
+    return 0;
+}
+
+char *agent_kinds_text(const struct agent *ag, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    const kind_def_t *k;
+    for (int i = 0; (k = kind_at((size_t)i)) != NULL && n < cap; i++)
+        if (ag->kinds & (1u << i))
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "", k->name);
+    return buf;
+}
+
+static int kind_allowed(const struct agent *ag, const char *kind)
+{
+    int k = kind_index(kind, strlen(kind));
+    return k >= 0 && (ag->kinds & (1u << k));
+}
 
 /* ------------------------------------------------------------------ decode */
 
@@ -82,6 +156,14 @@ static struct task *task_from_entry(struct agent *ag, struct queue_state *q, con
     t->ops = handler_find(t->spec->kind);
     if (!t->ops) {
         snprintf(t->reject, sizeof t->reject, "kind %s: this agent has no handler for it", t->spec->kind);
+        t->phase = PHASE_REJECTING;
+    } else if (!kind_allowed(ag, t->spec->kind)) {
+        char kinds[64];
+        snprintf(t->reject, sizeof t->reject,
+                 "kind %s: this agent (%s) runs only %s; set DEVSYS_KINDS or route the task to a queue "
+                 "served by %s %s agent",
+                 t->spec->kind, ag->name, agent_kinds_text(ag, kinds, sizeof kinds),
+                 strchr("aeiou", t->spec->kind[0]) ? "an" : "a", t->spec->kind);
         t->phase = PHASE_REJECTING;
     }
     if (t->env.hand_pushed || t->phase == PHASE_REJECTING)
@@ -215,41 +297,86 @@ void read_more(struct agent *ag)
         ag->reading = 1;
 }
 
+/* ---------------------------------------------------------- consumer groups */
+
+/* Whether the queue can be read, as the gauge and /readyz show it. */
+static void group_state(struct queue_state *q, int ready, const char *why)
+{
+    q->group_ready = ready;
+    snprintf(q->group_error, sizeof q->group_error, "%s", ready ? "" : why);
+    metric_set(q->m_readable, ready);
+}
+
 static void on_group(rc_t *rc, redisReply *reply, void *arg)
 {
     (void)rc;
     struct queue_state *q = arg;
-    if (reply && (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0))
-        q->group_ready = 1;
-    else
-        log_error("cannot create consumer group on %s: %s", q->stream_key,
-                  reply ? reply->str : "disconnected");
+    if (!reply) { /* disconnected: the connect hook creates the groups again */
+        group_state(q, 0, "redis disconnected");
+    } else if (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0) {
+        group_state(q, 1, NULL);
+    } else {
+        /* e.g. LOADING while Redis reads its AOF after a restart: retried
+         * with backoff until it works (on_groups_done), never given up on */
+        metric_add(q->m_group_errors, 1);
+        group_state(q, 0, reply->str);
+        log_warn("queue %s: cannot create consumer group on %s: %s; retrying", q->name, q->stream_key,
+                 reply->str);
+    }
 }
 
 static void on_groups_done(rc_t *rc, redisReply *reply, void *arg)
 {
     (void)rc;
-    (void)reply;
     struct agent *ag = arg;
+    if (!reply) /* disconnected: on_read_connect starts again */
+        return;
     int all = 1;
     for (int i = 0; i < ag->nqueues; i++)
         all &= ag->queues[i].group_ready;
     if (all) {
+        if (ag->groups_backoff_ms) /* after at least one failed round */
+            log_info("consumer groups ready on every queue: reading again");
+        ag->groups_backoff_ms = 0;
         read_more(ag);
-    } else {
-        struct timeval tv = {1, 0};
-        evtimer_add(ag->ev_read_retry, &tv);
+        return;
     }
+    ag->groups_backoff_ms = ag->groups_backoff_ms ? ag->groups_backoff_ms * 2 : GROUPS_BACKOFF_MIN_MS;
+    if (ag->groups_backoff_ms > GROUPS_BACKOFF_MAX_MS)
+        ag->groups_backoff_ms = GROUPS_BACKOFF_MAX_MS;
+    struct timeval tv = {ag->groups_backoff_ms / 1000, (ag->groups_backoff_ms % 1000) * 1000};
+    evtimer_add(ag->ev_groups_retry, &tv);
 }
 
-/* On the read connection itself, so the groups exist before its first read. */
-static void ensure_groups(struct agent *ag)
+/* XGROUP CREATE for every queue whose group is not known to exist (all = 1:
+ * every queue), then a PING whose reply tells that all answers are in. On
+ * the read connection itself, so the groups exist before its first read. */
+static void create_groups(struct agent *ag, int all)
 {
+    if (ag->stopping || !ag->rc_read || !rc_connected(ag->rc_read))
+        return; /* on_read_connect calls again */
+    evtimer_del(ag->ev_groups_retry);
     for (int i = 0; i < ag->nqueues; i++) {
-        ag->queues[i].group_ready = 0;
-        queue_ensure_group(ag->rc_read, ag->prefix, ag->queues[i].name, on_group, &ag->queues[i]);
+        struct queue_state *q = &ag->queues[i];
+        if (!all && q->group_ready)
+            continue;
+        if (all)
+            group_state(q, 0, "consumer group being created");
+        queue_ensure_group(ag->rc_read, ag->prefix, q->name, on_group, q);
     }
     rc_command(ag->rc_read, on_groups_done, ag, "PING");
+}
+
+static void ensure_groups(struct agent *ag)
+{
+    create_groups(ag, 1);
+}
+
+static void groups_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    create_groups(arg, 0);
 }
 
 static void on_read_connect(rc_t *rc, void *arg)
@@ -258,6 +385,30 @@ static void on_read_connect(rc_t *rc, void *arg)
     struct agent *ag = arg;
     ag->reading = 0;
     ensure_groups(ag);
+}
+
+static void on_read_disconnect(rc_t *rc, void *arg)
+{
+    (void)rc;
+    struct agent *ag = arg;
+    for (int i = 0; i < ag->nqueues; i++)
+        group_state(&ag->queues[i], 0, "redis disconnected");
+}
+
+const char *agent_not_ready(const struct agent *ag, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (ag->stopping)
+        snprintf(buf, cap, "shutting down");
+    /* the queue's reason first: it is the most precise (e.g. LOADING) */
+    for (int i = 0; i < ag->nqueues && !buf[0]; i++)
+        if (!ag->queues[i].group_ready)
+            snprintf(buf, cap, "queue %s not readable: %s", ag->queues[i].name, ag->queues[i].group_error);
+    if (!buf[0] && (!rc_connected(ag->rc) || !ag->rc_read || !rc_connected(ag->rc_read)))
+        snprintf(buf, cap, "redis not connected");
+    if (!buf[0] && !pgc_ready(ag->pg))
+        snprintf(buf, cap, "postgresql not connected");
+    return buf[0] ? buf : NULL;
 }
 
 /* --------------------------------------------------------- periodic chores */
@@ -296,6 +447,32 @@ static void lease_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The promote script answers {moved, set_aside, reason...}: each reason is
+ * that of one malformed member it moved to the DLQ instead of the stream. */
+static void on_promote(rc_t *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct queue_state *q = arg;
+    if (!reply)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* not one member's fault (those are set aside): say so, at most once a minute */
+        time_t now = time(NULL);
+        if (now - q->promote_err_at >= 60) {
+            q->promote_err_at = now;
+            log_error("queue %s: promoting due retries failed: %s", q->name, reply->str);
+        }
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[1]->integer == 0)
+        return;
+    metric_add(q->m_set_aside, (double)reply->element[1]->integer);
+    for (size_t i = 2; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            log_warn("queue %s: a malformed member of %s:{%s}:delayed was moved to its DLQ: %s", q->name,
+                     q->agent->prefix, q->name, reply->element[i]->str);
+}
+
 static void promote_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -304,7 +481,7 @@ static void promote_cb(evutil_socket_t fd, short what, void *arg)
     if (ag->stopping)
         return;
     for (int i = 0; i < ag->nqueues; i++)
-        queue_promote(ag->rc, ag->prefix, ag->queues[i].name, 1000, NULL, NULL);
+        queue_promote(ag->rc, ag->prefix, ag->queues[i].name, 1000, ag->name, on_promote, &ag->queues[i]);
 }
 
 static void on_autoclaim(rc_t *rc, redisReply *reply, void *arg)
@@ -393,7 +570,21 @@ static void on_control_connect(rc_t *rc, void *arg)
 
 void agent_read_start(struct agent *ag)
 {
+    for (int i = 0; i < ag->nqueues; i++) {
+        struct queue_state *q = &ag->queues[i];
+        char labels[128];
+        snprintf(labels, sizeof labels, "queue=\"%s\"", q->name);
+        q->m_readable = metric_gauge("devsys_agent_queue_readable", labels,
+                                     "1 while the agent can read the queue (its consumer group exists)");
+        q->m_group_errors = metric_counter("devsys_agent_group_create_errors_total", labels,
+                                           "XGROUP CREATE errors (e.g. LOADING after a Redis restart); retried");
+        q->m_set_aside = metric_counter("devsys_agent_delayed_set_aside_total", labels,
+                                        "Malformed retry envelopes moved from delayed to the DLQ");
+        group_state(q, 0, "not connected to redis yet");
+    }
+    ag->ev_groups_retry = evtimer_new(ag->base, groups_retry_cb, ag);
     rc_on_connect(ag->rc_read, on_read_connect, ag);
+    rc_on_disconnect(ag->rc_read, on_read_disconnect, ag);
     rc_on_connect(ag->rc_ctl, on_control_connect, ag);
     ag->ev_read_retry = evtimer_new(ag->base, read_retry_cb, ag);
     ag->ev_trim = event_new(ag->base, -1, EV_PERSIST, trim_cb, ag);

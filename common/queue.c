@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "envelope.h"
 #include "xalloc.h"
@@ -148,26 +149,78 @@ int queue_retry(rc_t *rc, const char *prefix, const char *queue, const char *ent
     return rv;
 }
 
+/* A member is promoted only if it is an envelope XADD can take: one msgpack
+ * array (nothing after it) of 2..64 strings, field/value pairs with an `id`
+ * and a `spec`. Anything else is moved aside to the DLQ with the reason,
+ * never left in place: an XADD error would abort the script on the same
+ * member every time and stop the queue's retries for good. */
 static const char promote_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))\n"
+    "local function check(m)\n"
+    "  local ok, off, f = pcall(cmsgpack.unpack_one, m)\n"
+    "  if not ok then return 'not msgpack (' .. tostring(off) .. ')', {} end\n"
+    "  if type(f) ~= 'table' then return 'a msgpack ' .. type(f) .. ', not an array of fields', {} end\n"
+    "  local n, have = #f, {}\n"
+    "  if n > 64 then return 'more than 64 fields and values (' .. n .. ')', have end\n"
+    "  for i = 2, n, 2 do\n"
+    "    if type(f[i - 1]) == 'string' and type(f[i]) == 'string' then have[f[i - 1]] = f[i] end\n"
+    "  end\n"
+    "  for i = 1, n do\n"
+    "    if type(f[i]) ~= 'string' then return 'element ' .. i .. ' is a ' .. type(f[i]) .. ', not a string', have end\n"
+    "  end\n"
+    "  if n < 2 or n % 2 ~= 0 then return 'expected an even number (2 to 64) of fields and values, got ' .. n, have end\n"
+    "  if off ~= -1 then return 'bytes left after the msgpack array', have end\n"
+    "  if not have['id'] then return 'no id field', have end\n"
+    "  if not have['spec'] then return 'no spec field', have end\n"
+    "  return nil, have, f\n"
+    "end\n"
+    "local function hex(s)\n"
+    "  return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))\n"
+    "end\n"
+    "local moved, aside = 0, {}\n"
     "for _, m in ipairs(due) do\n"
-    "  local ok, fields = pcall(cmsgpack.unpack, m)\n"
-    "  if ok and type(fields) == 'table' and #fields >= 2 then\n"
+    "  local why, have, fields = check(m)\n"
+    "  if why then\n"
+    "    local spec = cjson.encode({unreadable_member = hex(string.sub(m, 1, 96)), bytes = #m})\n"
+    "    if have['spec'] then\n"
+    "      local ok, j = pcall(function() return cjson.encode(cmsgpack.unpack(have['spec'])) end)\n"
+    "      if ok then spec = j end\n"
+    "    end\n"
+    "    redis.call('XADD', KEYS[3], '*', 'id', have['id'] or '', 'kind', have['kind'] or 'unknown',\n"
+    "               'queue', ARGV[2], 'attempts', have['attempt'] or '', 'error', 'delayed member: ' .. why,\n"
+    "               'failed_at', ARGV[3], 'agent', ARGV[4], 'source', 'delayed', 'spec', spec)\n"
+    "    aside[#aside + 1] = why .. ' (id ' .. (have['id'] or 'unknown') .. ')'\n"
+    "  else\n"
     "    redis.call('XADD', KEYS[1], '*', unpack(fields))\n"
+    "    moved = moved + 1\n"
     "  end\n"
     "  redis.call('ZREM', KEYS[2], m)\n"
     "end\n"
-    "return #due\n";
+    "return {moved, #aside, unpack(aside)}\n";
 
-int queue_promote(rc_t *rc, const char *prefix, const char *queue, int limit, rc_reply_fn *fn, void *arg)
+int queue_promote(rc_t *rc, const char *prefix, const char *queue, int limit, const char *agent,
+                  rc_reply_fn *fn, void *arg)
 {
-    char stream[256], delayed[256], lim[16];
+    char stream[256], delayed[256], dlq[256], lim[16], failed_at[32];
     snprintf(lim, sizeof lim, "%d", limit);
-    const char *argv[] = {"EVAL", promote_lua, "2", queue_key(stream, sizeof stream, prefix, queue, "stream"),
-                          queue_key(delayed, sizeof delayed, prefix, queue, "delayed"), lim};
-    return rc_command_argv(rc, fn, arg, 6, argv, NULL);
+    const char *argv[] = {"EVAL", promote_lua, "3", queue_key(stream, sizeof stream, prefix, queue, "stream"),
+                          queue_key(delayed, sizeof delayed, prefix, queue, "delayed"),
+                          queue_key(dlq, sizeof dlq, prefix, queue, "dlq"), lim, queue,
+                          queue_iso_now(failed_at, sizeof failed_at), agent};
+    return rc_command_argv(rc, fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
+}
+
+char *queue_iso_now(char *buf, size_t cap)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    return buf;
 }
 
 static const char bury_lua[] =

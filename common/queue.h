@@ -53,8 +53,15 @@ int queue_retry(rc_t *rc, const char *prefix, const char *queue, const char *ent
 
 /* One Lua script: move up to limit due envelopes from delayed to the stream
  * (ZRANGEBYSCORE + XADD + ZREM). Safe when several agents run it at once.
- * Replies with the number moved. */
-int queue_promote(rc_t *rc, const char *prefix, const char *queue, int limit, rc_reply_fn *fn, void *arg);
+ * A malformed member (not a msgpack array of field/value strings with id and
+ * spec) is moved to the DLQ instead, with error "delayed member: <why>",
+ * source "delayed" and agent = agent. Replies with an array: the number
+ * moved, the number set aside, then one "<why> (id <id>)" per member set aside. */
+int queue_promote(rc_t *rc, const char *prefix, const char *queue, int limit, const char *agent,
+                  rc_reply_fn *fn, void *arg);
+
+/* Now as ISO 8601 UTC with milliseconds (2026-01-31T12:00:00.123Z) into buf; returns buf. */
+char *queue_iso_now(char *buf, size_t cap);
 
 /* A dead letter's readable fields (all NUL-terminated strings). */
 struct dead_letter {

@@ -130,16 +130,21 @@ ds_spawn() {
 # ds_start_redis DIR PORT [extra redis-server args...]
 # Starts redis-server on 127.0.0.1:PORT with no persistence (extra args may
 # override, e.g. --appendonly yes), files in DIR. Waits for PING. Sets REDIS_PID.
+# DS_REDIS_ACCEPT_LOADING=1: returns once it answers at all, even -LOADING
+# (still reading its AOF/RDB).
 ds_start_redis() {
-    local dir=$1 port=$2 deadline
+    local dir=$1 port=$2 deadline up=PONG
     shift 2
+    [[ ${DS_REDIS_ACCEPT_LOADING:-0} == 1 ]] && up='@(PONG|LOADING*)'
+
     mkdir -p "$dir" || return 1
     ds_spawn "$dir/redis.log" redis-server --bind 127.0.0.1 --port "$port" \
         --save '' --appendonly no --daemonize no \
         --dir "$dir" --pidfile "$dir/redis.pid" "$@"
     REDIS_PID=$DS_BG_PID
     deadline=$(( $(ds_now_ms) + 10000 ))
-    while [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) != PONG ]]; do
+    # shellcheck disable=SC2053 # $up is a pattern
+    while [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) != $up ]]; do
         if ! ds_pid_alive "$REDIS_PID" || (( $(ds_now_ms) >= deadline )); then
             ds_log "ds_start_redis: redis-server on port $port did not start; log:"
             tail -n 20 "$dir/redis.log" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The chaos run (tests/chaos/run) at CI size, as TAP: kill -9s of agents, a
-# Redis restart without persistence and a PostgreSQL restart while mixed tasks
-# flow; every task must end in its one final state, none succeeds twice, and
+# The chaos run (tests/chaos/run) at CI size, as TAP: kill -9s of agents,
+# Redis restarts with AOF (3 M filler keys: seconds of LOADING) and without
+# persistence, a FLUSHALL and a PostgreSQL restart while mixed tasks flow; every task must end in its one final state, none succeeds twice, and
 # the DLQ holds exactly the always-failing tasks. Size: CHAOS_TASKS (2000).
 # tests/chaos/run starts its own servers; the runner's shared ones are not used.
 set -u
