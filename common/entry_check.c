@@ -88,6 +88,15 @@ int entry_check_delayed(const char *buf, size_t len, envelope_field_t *fields, s
     }
     if (off != len)
         return fail(err, errlen, "delayed member: %zu trailing bytes after the array", len - off);
+    int have_id = 0, have_spec = 0;
+    for (size_t i = 0; i < n / 2; i++) {
+        have_id |= fields[i].name_len == 2 && memcmp(fields[i].name, "id", 2) == 0;
+        have_spec |= fields[i].name_len == 4 && memcmp(fields[i].name, "spec", 4) == 0;
+    }
+    if (!have_id)
+        return fail(err, errlen, "delayed member: no id field");
+    if (!have_spec)
+        return fail(err, errlen, "delayed member: no spec field");
     *nfields = n / 2;
     return 0;
 }

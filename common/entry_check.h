@@ -12,14 +12,16 @@
 
 struct redisReply;
 
-/* Strings in one delayed member: 64 field/value pairs, envelope_decode's limit. */
-#define ENTRY_MAX_STRINGS 128
+/* Strings in one delayed member: 32 field/value pairs, as the promote script
+ * in queue.c allows (an envelope has 6). */
+#define ENTRY_MAX_STRINGS 64
 
 /* Checks a delayed member the way the promote script must before its XADD,
  * and documents those rules (keep the two in step): exactly one msgpack array
  * filling buf (no trailing bytes), of an even number from 2 to
  * ENTRY_MAX_STRINGS of strings (msgpack str or bin, both Lua strings; a
- * number, nil, boolean or table would make XADD fail or be converted). Every
+ * number, nil, boolean or table would make XADD fail or be converted), with
+ * an "id" and a "spec" field, as promote_lua in queue.c checks. Every
  * declared length is checked against the bytes left. On success fills
  * fields[0..*nfields) (name/value pointing into buf; fields has room for
  * ENTRY_MAX_STRINGS / 2) and returns 0; else -1 with a reason in err,

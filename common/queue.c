@@ -163,6 +163,7 @@ static const char promote_lua[] =
     "  if not ok then return 'not msgpack (' .. tostring(off) .. ')', {} end\n"
     "  if type(f) ~= 'table' then return 'a msgpack ' .. type(f) .. ', not an array of fields', {} end\n"
     "  local n, have = #f, {}\n"
+    "  -- keep in step with entry_check_delayed (entry_check.c)\n"
     "  if n > 64 then return 'more than 64 fields and values (' .. n .. ')', have end\n"
     "  for i = 2, n, 2 do\n"
     "    if type(f[i - 1]) == 'string' and type(f[i]) == 'string' then have[f[i - 1]] = f[i] end\n"
