@@ -63,6 +63,7 @@ struct conn {
     int auth_pending, auth_sync, auth_done;
     struct auth_result auth;
     int has_verdict;
+    int flushing; /* conn_writable is running the output filter */
     struct guard_verdict verdict;
 };
 
@@ -181,6 +182,17 @@ static size_t src_len(struct evbuffer *b)
     return evbuffer_get_length(b);
 }
 
+/* Has evhttp freed the connection? Its bufferevents then live on until their
+ * finalizers run (conn_free), and touching them would count their references
+ * up and down and free them a second time. bufferevent_free clears the
+ * callbacks, and a live socket bufferevent always has the filter's. */
+static int conn_closed(const struct conn *c)
+{
+    bufferevent_event_cb eventcb = NULL;
+    bufferevent_getcb(c->under, NULL, NULL, &eventcb, NULL);
+    return eventcb == NULL;
+}
+
 /* Cut the connection: evhttp sees EOF and frees it. Used when a request is
  * already partly passed on (no clean answer possible) or a deadline passed. */
 static void conn_kill(struct conn *c)
@@ -199,6 +211,8 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct conn *c = arg;
+    if (conn_closed(c))
+        return;
     if (c->g)
         metric_add(c->g->m_timeouts, 1);
     conn_kill(c);
@@ -354,7 +368,7 @@ static void conn_auth_done(const struct auth_result *res, void *arg)
     c->auth.actor = NULL; /* not kept: the handler authenticates again from the cache */
     c->auth_done = 1;
     c->auth_pending = 0;
-    if (!c->auth_sync) /* the filter returned; run it again on the held bytes */
+    if (!c->auth_sync && !conn_closed(c)) /* the filter returned; run it again on the held bytes */
         bufferevent_trigger(c->under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
@@ -589,7 +603,11 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
 /* The output side writes straight to the socket and reports a response sent
  * only once the kernel has all of it. Through the socket bufferevent instead,
  * evhttp would see the filter's buffer empty, close a "Connection: close"
- * connection and lose what the socket bufferevent still held. */
+ * connection and lose what the socket bufferevent still held. It writes only
+ * from conn_writable (bufferevent_flush holds a reference on the filter):
+ * run from the socket's write callback, which holds none, evhttp may free the
+ * connection inside it and libevent 2.1.12 then re-arms the freed filter's
+ * write timeout. */
 static enum bufferevent_filter_result conn_out_filter(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
                                                       enum bufferevent_flush_mode mode, void *ctx)
 {
@@ -597,6 +615,8 @@ static enum bufferevent_filter_result conn_out_filter(struct evbuffer *src, stru
     (void)limit;
     (void)mode;
     struct conn *c = ctx;
+    if (!c->flushing)
+        return BEV_NEED_MORE;
     evutil_socket_t fd = bufferevent_getfd(c->under);
     while (src_len(src) > 0) {
         int n = evbuffer_write(src, fd);
@@ -617,8 +637,12 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct conn *c = arg;
-    bufferevent_flush(c->bev, EV_WRITE, BEV_NORMAL);
-    if (src_len(bufferevent_get_output(c->bev)) == 0)
+    if (!conn_closed(c)) {
+        c->flushing = 1;
+        bufferevent_flush(c->bev, EV_WRITE, BEV_NORMAL);
+        c->flushing = 0;
+    }
+    if (conn_closed(c) || src_len(bufferevent_get_output(c->bev)) == 0)
         event_del(c->writable);
 }
 
