@@ -10,6 +10,8 @@
   slowone HOST PORT MAX_S         one client trickling a head (a byte per 0.25 s):
                                   prints the seconds until the server closed, or "never"
   raw HOST PORT                   send stdin as is, print the response's status line
+  tokens HOST PORT N [TOKEN]      N requests GET /v1/tasks, each with a fresh random
+                                  token (or TOKEN every time): prints "STATUS COUNT" lines
 """
 import socket
 import sys
@@ -152,8 +154,24 @@ def raw(host, port):
     print(data.split(b"\r\n")[0].decode(errors="replace") or "no answer")
 
 
+def tokens(host, port, n, token=None):
+    import secrets
+    seen = {}
+    for _ in range(int(n)):
+        tok = token or secrets.token_hex(16)
+        s = connect(host, port)
+        s.sendall(b"GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Authorization: Bearer " + tok.encode() + b"\r\n\r\n")
+        line = s.makefile("rb").readline().split(b" ")
+        status = line[1].decode() if len(line) > 1 else "none"
+        seen[status] = seen.get(status, 0) + 1
+        s.close()
+    for status, count in sorted(seen.items()):
+        print(status, count)
+
+
 if __name__ == "__main__":
-    modes = {"flood": flood, "slow": slow, "hold": hold, "slowone": slowone, "raw": raw}
+    modes = {"flood": flood, "slow": slow, "hold": hold, "slowone": slowone, "raw": raw, "tokens": tokens}
     if len(sys.argv) < 2 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     modes[sys.argv[1]](*sys.argv[2:])
