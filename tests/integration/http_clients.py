@@ -10,6 +10,7 @@
   slowone HOST PORT MAX_S         one client trickling a head (a byte per 0.25 s):
                                   prints the seconds until the server closed, or "never"
   raw HOST PORT                   send stdin as is, print the response's status line
+  pipeline HOST PORT TOKEN        three GETs in one write; prints the status codes answered
   tokens HOST PORT N [TOKEN]      N requests GET /v1/tasks, each with a fresh random
                                   token (or TOKEN every time): prints "STATUS COUNT" lines
 """
@@ -154,6 +155,23 @@ def raw(host, port):
     print(data.split(b"\r\n")[0].decode(errors="replace") or "no answer")
 
 
+def pipeline(host, port, token):
+    req = b"GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n"
+    s = connect(host, port)
+    s.sendall(req * 3)
+    s.settimeout(3)
+    data = b""
+    try:
+        while data.count(b"HTTP/1.1 ") < 3:
+            got = s.recv(65536)
+            if not got:
+                break
+            data += got
+    except OSError:
+        pass
+    print(" ".join(part[:3].decode() for part in data.split(b"HTTP/1.1 ")[1:]) or "none")
+
+
 def tokens(host, port, n, token=None):
     import secrets
     seen = {}
@@ -171,7 +189,8 @@ def tokens(host, port, n, token=None):
 
 
 if __name__ == "__main__":
-    modes = {"flood": flood, "slow": slow, "hold": hold, "slowone": slowone, "raw": raw, "tokens": tokens}
+    modes = {"flood": flood, "slow": slow, "hold": hold, "slowone": slowone, "raw": raw, "tokens": tokens,
+             "pipeline": pipeline}
     if len(sys.argv) < 2 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     modes[sys.argv[1]](*sys.argv[2:])

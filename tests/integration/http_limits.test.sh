@@ -60,6 +60,7 @@ is "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $T" -H 'T
 is "$(curl -s -o /dev/null -o /dev/null -w '%{http_code}/%{num_connects} ' -H "Authorization: Bearer $T" \
     "$DEVSYS_URL/v1/tasks?limit=1" "$DEVSYS_URL/v1/tasks?limit=2")" "200/1 200/0 " \
     "keep-alive: a second request on the same connection"
+is "$(python3 "$CLIENTS" pipeline 127.0.0.1 "$port" "$T")" "200 200 200" "three pipelined requests are all answered"
 
 # --- a head trickled in is cut after DEVSYS_HTTP_HEADER_TIMEOUT_S (2 s here)
 t=$(python3 "$CLIENTS" slowone 127.0.0.1 "$port" 8)
