@@ -301,6 +301,10 @@ void auth_check(auth_t *a, const char *header, auth_fn *fn, void *arg)
         answer(fn, arg, e->kind == KIND_VALID ? AUTH_OK : AUTH_INVALID, e->role, e->actor);
         return;
     }
+    if (!pgc_ready(a->pg)) { /* fail fast: queued, the lookup would wait for the reconnect */
+        answer(fn, arg, AUTH_UNAVAILABLE, ROLE_NONE, NULL);
+        return;
+    }
     struct waiter *w = xcalloc(1, sizeof *w);
     w->fn = fn;
     w->arg = arg;
