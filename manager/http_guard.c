@@ -25,6 +25,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "http_head.h"
 #include "log.h"
 #include "metrics.h"
 #include "xalloc.h"
@@ -32,7 +33,6 @@
 #define GUARD_REJECT_PATH "/.devsys-guard-rejected"
 #define GUARD_READ_WM (64 * 1024)  /* socket bytes buffered per connection at most (plus one head) */
 #define GUARD_CHUNK_LINE_MAX 1024  /* chunk-size line */
-#define GUARD_AUTH_MAX 1024        /* Authorization header value */
 #define GUARD_LOG_EVERY_MS 10000   /* accept errors / cap: one log line per this */
 #define GUARD_BACKOFF_MAX_MS 1000
 
@@ -267,89 +267,6 @@ static ssize_t find_eol(struct evbuffer *b, size_t from, size_t *eol_len)
     return e.pos;
 }
 
-static int name_is(const char *line, size_t namelen, const char *name)
-{
-    return strlen(name) == namelen && strncasecmp(line, name, namelen) == 0;
-}
-
-/* What the head says about its request. */
-struct head {
-    char path[128];
-    int n_content_length, n_transfer_encoding, n_authorization;
-    int bad_content_length, chunked, folded, no_colon;
-    unsigned long long content_length;
-    char authorization[GUARD_AUTH_MAX + 1];
-    int auth_too_long;
-};
-
-static void head_parse(const char *h, size_t len, struct head *out)
-{
-    memset(out, 0, sizeof *out);
-    const char *end = h + len, *line = h;
-    int first = 1;
-    while (line < end) {
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        const char *le = nl ? nl : end;
-        size_t ll = (size_t)(le - line);
-        if (ll > 0 && line[ll - 1] == '\r')
-            ll--;
-        if (first) { /* METHOD SP target SP version: keep the path of target */
-            first = 0;
-            const char *sp = memchr(line, ' ', ll);
-            const char *t = sp ? sp + 1 : line + ll;
-            const char *te = t;
-            while (te < line + ll && *te != ' ' && *te != '?')
-                te++;
-            size_t skip = te - t > 8 && strncasecmp(t, "https://", 8) == 0 ? 8
-                        : te - t > 7 && strncasecmp(t, "http://", 7) == 0 ? 7 : 0;
-            if (skip) { /* absolute-form: the path starts after the authority */
-                const char *slash = memchr(t + skip, '/', (size_t)(te - t) - skip);
-                t = slash ? slash : te;
-            }
-            snprintf(out->path, sizeof out->path, "%.*s", (int)(te - t), t);
-        } else if (ll > 0) {
-            if (line[0] == ' ' || line[0] == '\t') {
-                out->folded = 1;
-            } else {
-                const char *colon = memchr(line, ':', ll);
-                if (!colon) {
-                    out->no_colon = 1;
-                } else {
-                    size_t nlen = (size_t)(colon - line);
-                    const char *v = colon + 1, *ve = line + ll;
-                    while (v < ve && (*v == ' ' || *v == '\t'))
-                        v++;
-                    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-                        ve--;
-                    size_t vlen = (size_t)(ve - v);
-                    if (name_is(line, nlen, "Content-Length")) {
-                        out->n_content_length++;
-                        unsigned long long n = 0;
-                        int ok = vlen > 0 && vlen <= 18;
-                        for (size_t i = 0; ok && i < vlen; i++)
-                            if (v[i] >= '0' && v[i] <= '9')
-                                n = n * 10 + (unsigned long long)(v[i] - '0');
-                            else
-                                ok = 0;
-                        out->bad_content_length |= !ok;
-                        out->content_length = n;
-                    } else if (name_is(line, nlen, "Transfer-Encoding")) {
-                        out->n_transfer_encoding++;
-                        out->chunked = vlen == 7 && strncasecmp(v, "chunked", 7) == 0;
-                    } else if (name_is(line, nlen, "Authorization")) {
-                        out->n_authorization++;
-                        if (vlen > GUARD_AUTH_MAX)
-                            out->auth_too_long = 1;
-                        else
-                            snprintf(out->authorization, sizeof out->authorization, "%.*s", (int)vlen, v);
-                    }
-                }
-            }
-        }
-        line = nl ? nl + 1 : end;
-    }
-}
-
 static int path_is_public(const guard_t *g, const char *path)
 {
     size_t n = strlen(path);
@@ -446,8 +363,8 @@ static enum bufferevent_filter_result conn_head(struct conn *c, struct evbuffer 
     if (head_len == 0)
         return BEV_NEED_MORE;
 
-    struct head h;
-    head_parse((const char *)evbuffer_pullup(src, (ev_ssize_t)head_len), head_len, &h);
+    struct http_head h;
+    http_head_parse((const char *)evbuffer_pullup(src, (ev_ssize_t)head_len), head_len, &h);
     snprintf(c->verdict.path, sizeof c->verdict.path, "%s", h.path);
     if (h.n_content_length > 1)
         return conn_refuse(c, src, dst, 400, "bad_framing", "more than one Content-Length header");
