@@ -74,7 +74,7 @@ void reply_raw(struct req *q, int status, const char *body, size_t len)
                        : status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
                        : status == 404 ? "Not Found" : status == 409 ? "Conflict"
                        : status == 413 ? "Payload Too Large" : status == 503 ? "Service Unavailable"
-                       : status == 408 ? "Request Timeout" : status == 429 ? "Too Many Requests"
+                       : status == 429 ? "Too Many Requests"
                        : status == 431 ? "Request Header Fields Too Large"
                        : "Error";
     if (status == 403)
@@ -489,8 +489,9 @@ void audit(api_t *api, const char *actor, const char *action, const char *target
 
 /* ------------------------------------------------------------------ routes */
 
-/* Answers a request the token check refused (see auth_outcome). */
-static void reply_unauthenticated(struct req *q, int status, const char *reason, const char *msg)
+/* Answers a request refused by the token check (see auth_outcome) or by the
+ * HTTP guard (a verdict: 400, 401, 413, 429, 431, 503). */
+static void reply_refused(struct req *q, int status, const char *reason, const char *msg)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
     if (status == 401) {
@@ -514,14 +515,14 @@ static void route(const struct auth_result *res, void *arg)
     case AUTH_OK:
         break;
     case AUTH_LIMITED:
-        reply_unauthenticated(q, 429, auth_outcome_name(res->outcome),
+        reply_refused(q, 429, auth_outcome_name(res->outcome),
                               "too many requests with unknown tokens; retry in a second");
         return;
     case AUTH_UNAVAILABLE:
-        reply_unauthenticated(q, 503, auth_outcome_name(res->outcome), "cannot check the token: database unavailable");
+        reply_refused(q, 503, auth_outcome_name(res->outcome), "cannot check the token: database unavailable");
         return;
     default:
-        reply_unauthenticated(q, 401, auth_outcome_name(res->outcome), "missing or invalid bearer token");
+        reply_refused(q, 401, auth_outcome_name(res->outcome), "missing or invalid bearer token");
         return;
     }
     const char *p = q->path;
@@ -566,7 +567,7 @@ static void on_request(struct evhttp_request *r, void *arg)
     const struct guard_verdict *v = guard_request(api->guard, r);
     if (v) { /* refused by the guard before its body was read */
         snprintf(q->path, sizeof q->path, "%s", v->path[0] ? v->path : "/");
-        reply_unauthenticated(q, v->status, v->reason, v->message);
+        reply_refused(q, v->status, v->reason, v->message);
         return;
     }
 

@@ -28,7 +28,7 @@ struct guard_limits {
 /* A request the guard stopped; evhttp hands it to the handler as usual, which
  * must answer status with message (and close: the request says so). */
 struct guard_verdict {
-    int status;          /* 400, 401, 408, 413, 429, 431, 503 */
+    int status;          /* 400, 401, 413, 429, 431, 503 */
     const char *reason;  /* static: auth outcome name or limit name, for metrics */
     char message[200];
     char path[128];      /* the path the client asked for (for the audit row) */
