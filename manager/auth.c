@@ -1,63 +1,200 @@
-/* auth: bearer tokens and roles (see auth.h). */
+/* auth: bearer tokens and roles (see auth.h). The cache is a hash table keyed
+ * by SHA-256(token) with one LRU list per kind of answer (valid, unknown). */
 #include "auth.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "envelope.h"
+#include "metrics.h"
 #include "xalloc.h"
 
-#define AUTH_CACHE_TTL_S 30
-#define AUTH_CACHE_MAX 1024
+#define AUTH_TOKEN_MAX 512
+#define AUTH_BUCKETS 8192          /* power of two */
+#define AUTH_VALID_MAX 1024        /* cached valid tokens (LRU) */
+#define AUTH_UNKNOWN_MAX 4096      /* cached unknown tokens (LRU) */
+#define AUTH_UNKNOWN_TTL_MS 5000   /* a token created after a failed try works within this */
+#define AUTH_SAMPLE_SLOTS 1024     /* remote addresses remembered for audit sampling */
+#define AUTH_SAMPLE_MAX_PER_MIN 120
 
-struct cached {
-    char *token;
-    char *actor;
+enum kind { KIND_VALID, KIND_UNKNOWN };
+
+struct entry {
+    unsigned char hash[32];
+    enum kind kind;
     enum role role;
-    time_t expires;
-    struct cached *next;
+    char actor[160];
+    long long expires_ms;
+    struct entry *chain;               /* same bucket */
+    struct entry *newer, *older;       /* LRU list of its kind */
+};
+
+struct lru {
+    struct entry *newest, *oldest;
+    int n;
+};
+
+struct waiter {
+    auth_fn *fn;
+    void *arg;
+    struct waiter *next;
+};
+
+/* One PostgreSQL lookup in flight; requests for the same token wait on it. */
+struct lookup {
+    auth_t *auth; /* NULL once auth_free ran */
+    unsigned char hash[32];
+    struct waiter *waiters;
+    struct lookup *next;
 };
 
 struct auth {
     pgc_t *pg;
-    char *admin_token;
-    struct cached *cache;
-    int ncache;
+    int has_admin;
+    unsigned char admin_hash[32];
+    long cache_ms;
+    double rate, tokens;
+    long long refill_ms;
+    struct entry *buckets[AUTH_BUCKETS];
+    struct lru lru[2];
+    struct lookup *lookups;
+    struct {
+        uint64_t key;
+        long long minute;
+    } sample[AUTH_SAMPLE_SLOTS];
+    long long sample_minute;
+    int sampled;
+    metric_t *m_queries, *m_limited;
 };
 
-struct lookup {
-    auth_t *auth;
-    char *token;
-    auth_fn *fn;
-    void *arg;
-};
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
-auth_t *auth_new(pgc_t *pg, const char *admin_token)
+/* Constant time in the contents, so response timing does not leak how much of
+ * a stored hash a guess matched. */
+static int hash_equal(const unsigned char *a, const unsigned char *b)
+{
+    unsigned char diff = 0;
+    for (int i = 0; i < 32; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+static unsigned bucket_of(const unsigned char *hash)
+{
+    return ((unsigned)hash[0] << 8 | hash[1]) & (AUTH_BUCKETS - 1);
+}
+
+auth_t *auth_new(pgc_t *pg, const struct auth_config *cfg)
 {
     auth_t *a = xcalloc(1, sizeof *a);
     a->pg = pg;
-    a->admin_token = admin_token && *admin_token ? xstrdup(admin_token) : NULL;
+    if (cfg->admin_token && *cfg->admin_token) {
+        a->has_admin = 1;
+        envelope_sha256(cfg->admin_token, strlen(cfg->admin_token), a->admin_hash);
+    }
+    a->cache_ms = cfg->cache_ms;
+    a->rate = cfg->lookups_per_s;
+    a->tokens = a->rate < 1 ? 1 : a->rate;
+    a->refill_ms = now_ms();
+    a->sample_minute = -1;
+    a->m_queries = metric_counter("devsys_auth_lookups_total", NULL,
+                                  "Token lookups sent to PostgreSQL (cache misses)");
+    a->m_limited = metric_counter("devsys_auth_lookups_limited_total", NULL,
+                                  "Unknown tokens refused without a lookup (lookup rate limit)");
     return a;
 }
 
-static void cache_clear(auth_t *a)
+static void lru_unlink(struct lru *l, struct entry *e)
 {
-    while (a->cache) {
-        struct cached *c = a->cache;
-        a->cache = c->next;
-        free(c->token);
-        free(c->actor);
-        free(c);
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        l->newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        l->oldest = e->newer;
+    e->newer = e->older = NULL;
+    l->n--;
+}
+
+static void lru_push(struct lru *l, struct entry *e)
+{
+    e->older = l->newest;
+    e->newer = NULL;
+    if (l->newest)
+        l->newest->newer = e;
+    l->newest = e;
+    if (!l->oldest)
+        l->oldest = e;
+    l->n++;
+}
+
+static struct entry *entry_find(auth_t *a, const unsigned char *hash)
+{
+    for (struct entry *e = a->buckets[bucket_of(hash)]; e; e = e->chain)
+        if (hash_equal(e->hash, hash))
+            return e;
+    return NULL;
+}
+
+static void entry_remove(auth_t *a, struct entry *e)
+{
+    struct entry **p = &a->buckets[bucket_of(e->hash)];
+    while (*p != e)
+        p = &(*p)->chain;
+    *p = e->chain;
+    lru_unlink(&a->lru[e->kind], e);
+    free(e);
+}
+
+/* Records an answer, evicting the least recently used entry of its kind when full. */
+static void entry_put(auth_t *a, const unsigned char *hash, enum kind kind, enum role role, const char *actor,
+                      long long expires_ms)
+{
+    struct entry *e = entry_find(a, hash);
+    if (e && e->kind != kind) {
+        entry_remove(a, e);
+        e = NULL;
     }
-    a->ncache = 0;
+    if (!e) {
+        int cap = kind == KIND_VALID ? AUTH_VALID_MAX : AUTH_UNKNOWN_MAX;
+        if (a->lru[kind].n >= cap)
+            entry_remove(a, a->lru[kind].oldest);
+        e = xcalloc(1, sizeof *e);
+        memcpy(e->hash, hash, 32);
+        e->kind = kind;
+        unsigned b = bucket_of(hash);
+        e->chain = a->buckets[b];
+        a->buckets[b] = e;
+    } else {
+        lru_unlink(&a->lru[kind], e);
+    }
+    lru_push(&a->lru[kind], e);
+    e->role = role;
+    snprintf(e->actor, sizeof e->actor, "%s", actor);
+    e->expires_ms = expires_ms;
 }
 
 void auth_free(auth_t *a)
 {
     if (!a)
         return;
-    cache_clear(a);
-    free(a->admin_token);
+    for (int k = 0; k < 2; k++)
+        while (a->lru[k].oldest)
+            entry_remove(a, a->lru[k].oldest);
+    /* pgc still owns these and calls lookup_done later (or at pgc_free) */
+    for (struct lookup *l = a->lookups; l; l = l->next)
+        l->auth = NULL;
     free(a);
 }
 
@@ -67,14 +204,35 @@ const char *auth_role_name(enum role r)
     return names[r];
 }
 
-/* Constant-time comparison, so response timing does not leak the admin token. */
-static int token_equal(const char *a, const char *b)
+const char *auth_outcome_name(enum auth_outcome o)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = (unsigned char)(la != lb);
-    for (size_t i = 0; i < la; i++)
-        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
-    return diff == 0;
+    static const char *const names[] = {"ok", "missing", "invalid", "rate_limited", "unavailable"};
+    return names[o];
+}
+
+static void answer(auth_fn *fn, void *arg, enum auth_outcome o, enum role role, const char *actor)
+{
+    struct auth_result res = {o, o == AUTH_OK ? role : ROLE_NONE, o == AUTH_OK ? actor : "anonymous"};
+    fn(&res, arg);
+}
+
+/* Token bucket for lookups of tokens not known to be valid. */
+static int lookup_allowed(auth_t *a, long long now)
+{
+    double burst = a->rate < 1 ? 1 : a->rate;
+    a->tokens += (double)(now - a->refill_ms) * a->rate / 1000.0;
+    a->refill_ms = now;
+    if (a->tokens > burst)
+        a->tokens = burst;
+    if (a->tokens < 1)
+        return 0;
+    a->tokens -= 1;
+    return 1;
+}
+
+static enum role role_parse(const char *r)
+{
+    return strcmp(r, "admin") == 0 ? ROLE_ADMIN : strcmp(r, "operator") == 0 ? ROLE_OPERATOR : ROLE_VIEWER;
 }
 
 static void lookup_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -82,64 +240,136 @@ static void lookup_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct lookup *l = arg;
     auth_t *a = l->auth;
+    enum auth_outcome o = AUTH_UNAVAILABLE;
     enum role role = ROLE_NONE;
     char actor[160] = "anonymous";
-    if (res && !err[0] && PQntuples(res) == 1) {
-        const char *r = PQgetvalue(res, 0, 0);
-        role = strcmp(r, "admin") == 0 ? ROLE_ADMIN : strcmp(r, "operator") == 0 ? ROLE_OPERATOR
-                                                                                 : ROLE_VIEWER;
-        snprintf(actor, sizeof actor, "token:%s", PQgetvalue(res, 0, 1));
+    if (a && res && !err[0]) {
+        long long now = now_ms();
+        if (PQntuples(res) == 1) {
+            o = AUTH_OK;
+            role = role_parse(PQgetvalue(res, 0, 0));
+            snprintf(actor, sizeof actor, "token:%s", PQgetvalue(res, 0, 1));
+            entry_put(a, l->hash, KIND_VALID, role, actor, now + a->cache_ms);
+        } else {
+            o = AUTH_INVALID;
+            entry_put(a, l->hash, KIND_UNKNOWN, ROLE_NONE, actor, now + AUTH_UNKNOWN_TTL_MS);
+        }
     }
-    if (res && !err[0]) { /* cache answers, including "no such token"; not store errors */
-        if (a->ncache >= AUTH_CACHE_MAX)
-            cache_clear(a);
-        struct cached *c = xcalloc(1, sizeof *c);
-        c->token = l->token;
-        l->token = NULL;
-        c->actor = xstrdup(actor);
-        c->role = role;
-        c->expires = time(NULL) + AUTH_CACHE_TTL_S;
-        c->next = a->cache;
-        a->cache = c;
-        a->ncache++;
+    if (a) { /* off the list first: a waiter may call auth_check again */
+        struct lookup **p = &a->lookups;
+        while (*p != l)
+            p = &(*p)->next;
+        *p = l->next;
     }
-    l->fn(role, actor, l->arg);
-    free(l->token);
+    while (l->waiters) {
+        struct waiter *w = l->waiters;
+        l->waiters = w->next;
+        if (a)
+            answer(w->fn, w->arg, o, role, actor);
+        free(w);
+    }
     free(l);
 }
 
 void auth_check(auth_t *a, const char *header, auth_fn *fn, void *arg)
 {
     if (!header || strncasecmp(header, "Bearer ", 7) != 0) {
-        fn(ROLE_NONE, "anonymous", arg);
+        answer(fn, arg, AUTH_MISSING, ROLE_NONE, NULL);
         return;
     }
     const char *token = header + 7;
     while (*token == ' ')
         token++;
-    if (!*token || strlen(token) > 512) {
-        fn(ROLE_NONE, "anonymous", arg);
+    size_t len = strlen(token);
+    while (len > 0 && (token[len - 1] == ' ' || token[len - 1] == '\t'))
+        len--;
+    if (len == 0 || len > AUTH_TOKEN_MAX) {
+        answer(fn, arg, AUTH_INVALID, ROLE_NONE, NULL);
         return;
     }
-    if (a->admin_token && token_equal(token, a->admin_token)) {
-        fn(ROLE_ADMIN, "admin", arg);
+    unsigned char hash[32];
+    envelope_sha256(token, len, hash);
+    if (a->has_admin && hash_equal(hash, a->admin_hash)) {
+        answer(fn, arg, AUTH_OK, ROLE_ADMIN, "admin");
         return;
     }
-    time_t now = time(NULL);
-    for (struct cached *c = a->cache; c; c = c->next) {
-        if (c->expires > now && strcmp(c->token, token) == 0) {
-            fn(c->role, c->actor, arg);
+    long long now = now_ms();
+    struct entry *e = entry_find(a, hash);
+    if (e && e->expires_ms > now) {
+        lru_unlink(&a->lru[e->kind], e);
+        lru_push(&a->lru[e->kind], e);
+        answer(fn, arg, e->kind == KIND_VALID ? AUTH_OK : AUTH_INVALID, e->role, e->actor);
+        return;
+    }
+    if (!pgc_ready(a->pg)) { /* fail fast: queued, the lookup would wait for the reconnect */
+        answer(fn, arg, AUTH_UNAVAILABLE, ROLE_NONE, NULL);
+        return;
+    }
+    struct waiter *w = xcalloc(1, sizeof *w);
+    w->fn = fn;
+    w->arg = arg;
+    for (struct lookup *l = a->lookups; l; l = l->next)
+        if (hash_equal(l->hash, hash)) {
+            w->next = l->waiters;
+            l->waiters = w;
             return;
         }
+    /* A token that was valid is re-checked without limit (their number is
+     * bounded by the cache); anything else spends the lookup budget. */
+    if (!(e && e->kind == KIND_VALID) && !lookup_allowed(a, now)) {
+        free(w);
+        metric_add(a->m_limited, 1);
+        answer(fn, arg, AUTH_LIMITED, ROLE_NONE, NULL);
+        return;
     }
     struct lookup *l = xcalloc(1, sizeof *l);
     l->auth = a;
-    l->token = xstrdup(token);
-    l->fn = fn;
-    l->arg = arg;
-    const char *params[1] = {token};
-    pgc_query(a->pg,
-              "SELECT role, name FROM api_tokens WHERE token_hash = "
-              "encode(sha256(convert_to($1, 'UTF8')), 'hex') AND revoked_at IS NULL",
-              1, params, lookup_done, l);
+    memcpy(l->hash, hash, 32);
+    l->waiters = w;
+    l->next = a->lookups;
+    a->lookups = l;
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+    const char *params[1] = {hex};
+    metric_add(a->m_queries, 1);
+    pgc_query(a->pg, "SELECT role, name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL", 1, params,
+              lookup_done, l);
+}
+
+void auth_cancel(auth_t *a, void *arg)
+{
+    for (struct lookup *l = a->lookups; l; l = l->next) {
+        struct waiter **p = &l->waiters;
+        while (*p) {
+            if ((*p)->arg == arg) {
+                struct waiter *w = *p;
+                *p = w->next;
+                free(w);
+            } else {
+                p = &(*p)->next;
+            }
+        }
+    }
+}
+
+int auth_sample_failure(auth_t *a, const char *remote)
+{
+    long long minute = now_ms() / 60000;
+    if (minute != a->sample_minute) {
+        a->sample_minute = minute;
+        a->sampled = 0;
+    }
+    uint64_t k = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *s = remote ? remote : ""; *s; s++)
+        k = (k ^ (unsigned char)*s) * 1099511628211ULL;
+    unsigned slot = (unsigned)(k & (AUTH_SAMPLE_SLOTS - 1));
+    if (a->sample[slot].key == k && a->sample[slot].minute == minute)
+        return 0;
+    a->sample[slot].key = k;
+    a->sample[slot].minute = minute;
+    if (a->sampled >= AUTH_SAMPLE_MAX_PER_MIN)
+        return 0;
+    a->sampled++;
+    return 1;
 }

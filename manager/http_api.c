@@ -32,6 +32,25 @@
 
 /* ---------------------------------------------------------------- replies */
 
+/* A 401/403/429: counted per reason, and an audit row for the first one per
+ * remote address per minute (sampled, so a flood cannot flood the table). */
+static void auth_denied(struct req *q, const char *reason)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    metric_add(metric_counter("devsys_http_auth_failures_total", labels,
+                              "Requests refused for a missing, invalid or insufficient token"),
+               1);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(q->r);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (evcon)
+        evhttp_connection_get_peer(evcon, &addr, &port);
+    if (auth_sample_failure(q->api->auth, addr))
+        audit(q->api, q->actor[0] ? q->actor : "anonymous", "auth.denied", q->path,
+              json_pack("{s:s,s:s}", "reason", reason, "remote", addr ? addr : ""));
+}
+
 void req_free(struct req *q)
 {
     for (size_t i = 0; q->specs && i < q->n; i++)
@@ -56,7 +75,11 @@ void reply_raw(struct req *q, int status, const char *body, size_t len)
                        : status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
                        : status == 404 ? "Not Found" : status == 409 ? "Conflict"
                        : status == 413 ? "Payload Too Large" : status == 503 ? "Service Unavailable"
+                       : status == 429 ? "Too Many Requests"
+                       : status == 431 ? "Request Header Fields Too Large"
                        : "Error";
+    if (status == 403)
+        auth_denied(q, "forbidden");
     evhttp_send_reply(r, status, reason, b);
     evbuffer_free(b);
     if (status >= 500)
@@ -507,15 +530,40 @@ void audit(api_t *api, const char *actor, const char *action, const char *target
 
 /* ------------------------------------------------------------------ routes */
 
-static void route(enum role role, const char *actor, void *arg)
+/* Answers a request refused by the token check (see auth_outcome) or by the
+ * HTTP guard (a verdict: 400, 401, 413, 429, 431, 503). */
+static void reply_refused(struct req *q, int status, const char *reason, const char *msg)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
+    if (status == 401) {
+        evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"devsys\"");
+        auth_denied(q, reason);
+    } else if (status == 429) {
+        evhttp_add_header(h, "Retry-After", "1");
+        auth_denied(q, reason);
+    } else if (status == 503) {
+        evhttp_add_header(h, "Retry-After", "1");
+    }
+    reply_error(q, status, msg);
+}
+
+static void route(const struct auth_result *res, void *arg)
 {
     struct req *q = arg;
-    q->role = role;
-    snprintf(q->actor, sizeof q->actor, "%s", actor);
-    if (role == ROLE_NONE) {
-        struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
-        evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"devsys\"");
-        reply_error(q, 401, "missing or invalid bearer token");
+    q->role = res->role;
+    snprintf(q->actor, sizeof q->actor, "%s", res->actor);
+    switch (res->outcome) {
+    case AUTH_OK:
+        break;
+    case AUTH_LIMITED:
+        reply_refused(q, 429, auth_outcome_name(res->outcome),
+                              "too many requests with unknown tokens; retry in a second");
+        return;
+    case AUTH_UNAVAILABLE:
+        reply_refused(q, 503, auth_outcome_name(res->outcome), "cannot check the token: database unavailable");
+        return;
+    default:
+        reply_refused(q, 401, auth_outcome_name(res->outcome), "missing or invalid bearer token");
         return;
     }
     const char *p = q->path;
@@ -557,6 +605,12 @@ static void on_request(struct evhttp_request *r, void *arg)
     size_t plen = strlen(q->path);
     if (plen > 1 && q->path[plen - 1] == '/')
         q->path[plen - 1] = '\0';
+    const struct guard_verdict *v = guard_request(api->guard, r);
+    if (v) { /* refused by the guard before its body was read */
+        snprintf(q->path, sizeof q->path, "%s", v->path[0] ? v->path : "/");
+        reply_refused(q, v->status, v->reason, v->message);
+        return;
+    }
 
     if (strcmp(q->path, "/healthz") == 0 || strcmp(q->path, "/readyz") == 0) {
         pgc_query(api->pg, "SELECT 1", 0, NULL, health_done, q);
@@ -588,15 +642,18 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
     api->pg = pg;
     api->prefix = xstrdup(cfg->prefix);
     api->max_body = cfg->max_body;
-    api->auth = auth_new(pg, cfg->admin_token);
+    struct auth_config authc = {cfg->admin_token, cfg->auth_cache_ms, cfg->auth_lookups_per_s};
+    api->auth = auth_new(pg, &authc);
     api->http = evhttp_new(base);
     /* libevent answers 413 itself past this; our own check gives JSON below it */
     evhttp_set_max_body_size(api->http, (ev_ssize_t)cfg->max_body + 1);
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(api->http, on_request, api);
-    api->sock = evhttp_bind_socket_with_handle(api->http, host, (ev_uint16_t)port);
-    if (!api->sock) {
-        snprintf(err, errlen, "cannot listen on %s", cfg->listen);
+    static const char *const public_paths[] = {"/healthz", "/readyz", "/metrics", NULL};
+    struct guard_limits lim = cfg->edge;
+    lim.max_body = cfg->max_body;
+    api->guard = guard_new(base, api->http, api->auth, &lim, public_paths, host, port, err, errlen);
+    if (!api->guard) {
         api_free(api);
         return NULL;
     }
@@ -608,10 +665,7 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
 
 void api_stop_accepting(api_t *api)
 {
-    if (api->sock) {
-        evhttp_del_accept_socket(api->http, api->sock);
-        api->sock = NULL;
-    }
+    guard_stop_accepting(api->guard);
 }
 
 int api_inflight(const api_t *api)
@@ -623,6 +677,7 @@ void api_free(api_t *api)
 {
     if (!api)
         return;
+    guard_free(api->guard); /* before evhttp_free: it lets go of the listener and connections */
     if (api->http)
         evhttp_free(api->http);
     auth_free(api->auth);

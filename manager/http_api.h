@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "http_guard.h"
 #include "pgc.h"
 #include "rc.h"
 
@@ -16,6 +17,9 @@ struct api_config {
     const char *prefix;       /* Redis key prefix */
     const char *admin_token;  /* may be NULL */
     size_t max_body;          /* bytes; larger bodies get 413 */
+    struct guard_limits edge; /* connection cap, header cap, timeouts (max_body is copied in) */
+    long auth_cache_ms;       /* a valid token's answer is reused this long (revocation delay) */
+    double auth_lookups_per_s; /* PostgreSQL lookups/s for tokens not known valid */
 };
 
 /* Binds and starts serving. Returns NULL with a message in err. */

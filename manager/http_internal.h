@@ -10,6 +10,7 @@
 
 #include "auth.h"
 #include "http_api.h"
+#include "http_guard.h"
 #include "metrics.h"
 #include "pgarr.h"
 #include "spec.h"
@@ -17,7 +18,6 @@
 struct api {
     struct event_base *base;
     struct evhttp *http;
-    struct evhttp_bound_socket *sock;
     rc_t *rc;
     pgc_t *pg;
     auth_t *auth;
@@ -25,6 +25,7 @@ struct api {
     size_t max_body;
     int inflight;
     metric_t *m_requests, *m_submitted, *m_errors;
+    guard_t *guard; /* the HTTP edge: connection cap, head checks before bodies */
 };
 
 /* One request being served. Freed by reply(). */

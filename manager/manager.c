@@ -21,9 +21,11 @@ static const char usage[] =
     "environment: DEVSYS_LISTEN (127.0.0.1:8080), DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL,\n"
     "  DEVSYS_ADMIN_TOKEN, DEVSYS_PREFIX (devsys), DEVSYS_MAX_BODY (bytes, 16 MiB),\n"
     "  DEVSYS_SHUTDOWN_GRACE_S (10), DEVSYS_RECONCILE_S (5; 0 = no reconciler),\n"
-    "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL);\n"
-    "  each credential (REDIS_URL, DATABASE_URL, ADMIN_TOKEN) may instead come from a file\n"
-    "  named by the same variable with _FILE appended";
+    "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL),\n"
+    "  DEVSYS_HTTP_MAX_CONNS (512), DEVSYS_HTTP_MAX_HEADER_BYTES (16384),\n"
+    "  DEVSYS_HTTP_HEADER_TIMEOUT_S (10), DEVSYS_HTTP_REQUEST_TIMEOUT_S (60), DEVSYS_HTTP_IDLE_TIMEOUT_S (60),\n"
+    "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20); each credential (REDIS_URL,\n"
+    "  DATABASE_URL, ADMIN_TOKEN) may instead come from a file named by the same variable with _FILE appended";
 
 static const struct cfg_flag flags[] = {
     {"listen", "DEVSYS_LISTEN", "address to serve HTTP on (host:port)"},
@@ -83,6 +85,15 @@ static int serve(void)
         .prefix = cfg_str("DEVSYS_PREFIX", "devsys"),
         .admin_token = cfg_secret("DEVSYS_ADMIN_TOKEN", NULL),
         .max_body = (size_t)cfg_long("DEVSYS_MAX_BODY", 16L << 20, 1024, 1L << 30),
+        .edge = {
+            .max_conns = (int)cfg_long("DEVSYS_HTTP_MAX_CONNS", 512, 1, 1000000),
+            .max_header = (size_t)cfg_long("DEVSYS_HTTP_MAX_HEADER_BYTES", 16384, 1024, 1L << 20),
+            .header_timeout_s = cfg_double("DEVSYS_HTTP_HEADER_TIMEOUT_S", 10, 0.1, 3600),
+            .request_timeout_s = cfg_double("DEVSYS_HTTP_REQUEST_TIMEOUT_S", 60, 0.1, 86400),
+            .idle_timeout_s = cfg_double("DEVSYS_HTTP_IDLE_TIMEOUT_S", 60, 0.1, 86400),
+        },
+        .auth_cache_ms = cfg_long("DEVSYS_AUTH_CACHE_MS", 900, 0, 60000),
+        .auth_lookups_per_s = cfg_double("DEVSYS_AUTH_LOOKUPS_PER_S", 20, 0.1, 1e6),
     };
     m.grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 10, 0, 3600);
     if (!ac.admin_token)

@@ -178,6 +178,15 @@ static void sha256_final(struct sha256 *c, unsigned char out[32])
     }
 }
 
+/* SHA-256 of n bytes, for other modules (the manager keys its token cache by it). */
+void envelope_sha256(const void *data, size_t n, unsigned char out[32])
+{
+    struct sha256 c;
+    sha256_init(&c);
+    sha256_update(&c, data, n);
+    sha256_final(&c, out);
+}
+
 /* id = first 128 bits of SHA-256("devsys-entry-v1\0" queue "\0" entry_id),
  * with version 8 and the RFC 4122 variant. The NUL separators make the
  * (queue, entry id) split unambiguous. Reproducible from a shell:

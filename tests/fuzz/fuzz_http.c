@@ -114,7 +114,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     pgc_t *pg = pgc_new(base, "host=127.0.0.1 port=1 connect_timeout=1", "fuzz");
     struct api_config cfg = {.listen = "127.0.0.1:0", .prefix = "devsys", .admin_token = FUZZ_ADMIN_TOKEN,
-                             .max_body = FUZZ_MAX_BODY};
+                             .max_body = FUZZ_MAX_BODY,
+                             .edge = {.max_conns = 64, .max_header = 16384, .header_timeout_s = 10,
+                                      .request_timeout_s = 60, .idle_timeout_s = 60},
+                             .auth_cache_ms = 900, .auth_lookups_per_s = 1000};
     char err[256];
     api_t *api = api_new(base, rc, pg, &cfg, err, sizeof err);
     if (!api)
@@ -124,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * the accept path is the one the manager serves. */
     struct sockaddr_in addr;
     socklen_t alen = sizeof addr;
-    int lfd = evhttp_bound_socket_get_fd(api->sock);
+    int lfd = guard_listen_fd(api->guard);
     int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (cfd < 0 || getsockname(lfd, (struct sockaddr *)&addr, &alen) < 0 ||
         (connect(cfd, (struct sockaddr *)&addr, alen) < 0 && errno != EINPROGRESS))
