@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sodium.h>
 #include <time.h>
 
-#include "envelope.h"
 #include "metrics.h"
 #include "xalloc.h"
 
@@ -99,7 +99,7 @@ auth_t *auth_new(pgc_t *pg, const struct auth_config *cfg)
     a->pg = pg;
     if (cfg->admin_token && *cfg->admin_token) {
         a->has_admin = 1;
-        envelope_sha256(cfg->admin_token, strlen(cfg->admin_token), a->admin_hash);
+        crypto_hash_sha256(a->admin_hash, (const unsigned char *)cfg->admin_token, strlen(cfg->admin_token));
     }
     a->cache_ms = cfg->cache_ms;
     a->rate = cfg->lookups_per_s;
@@ -288,7 +288,7 @@ void auth_check(auth_t *a, const char *header, auth_fn *fn, void *arg)
         return;
     }
     unsigned char hash[32];
-    envelope_sha256(token, len, hash);
+    crypto_hash_sha256(hash, (const unsigned char *)token, len);
     if (a->has_admin && hash_equal(hash, a->admin_hash)) {
         answer(fn, arg, AUTH_OK, ROLE_ADMIN, "admin");
         return;

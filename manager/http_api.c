@@ -19,6 +19,7 @@
 
 #include "auth.h"
 #include "envelope.h"
+#include "uuid.h"
 #include "log.h"
 #include "metrics.h"
 #include "pgarr.h"

@@ -13,6 +13,7 @@
 
 #include "entry_check.h"
 #include "envelope.h"
+#include "uuid.h"
 #include "queue.h"
 #include "xalloc.h"
 

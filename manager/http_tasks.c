@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "uuid.h"
 #include "log.h"
 #include "queue.h"
 

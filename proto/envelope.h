@@ -53,12 +53,4 @@ int envelope_encode(const char *id, const char *kind, long attempt, long long en
 /* Derive a task UUID from queue + stream entry id (deterministic, version 8). */
 void envelope_derive_id(const char *queue, const char *entry_id, char out[37]);
 
-/* SHA-256 (FIPS 180-4) of n bytes into out. */
-void envelope_sha256(const void *data, size_t n, unsigned char out[32]);
-
-/* Fill out with a new random time-ordered UUIDv7 (ms timestamp + random). */
-void uuid_v7(char out[37]);
-/* Is s a canonical UUID (36 chars, hex and dashes)? */
-int uuid_valid(const char *s, size_t len);
-
 #endif

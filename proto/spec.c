@@ -3,7 +3,7 @@
  * name the field path ("next[2].retry_policy.factor") and the rule. */
 #include "spec.h"
 
-#include "envelope.h" /* uuid_valid */
+#include "uuid.h"
 #include "kind.h"
 #include "mpack.h"
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "uuid.h"
 #include "spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "envelope.h"
+#include "uuid.h"
 #include "mpack.h"
 #include "spec.h"
 
