@@ -80,9 +80,14 @@ static pgarr_t **row(taskdb_rows_t *r, enum rows_kind kind, int ncols)
     return r->col;
 }
 
-/* Finishes r's columns into p[0..ncols-1] (caller frees each) and frees r. */
-static void rows_take(taskdb_rows_t *r, char **p)
+/* Finishes r's columns into p[0..ncols-1] (caller frees each) and frees r.
+ * Rows of another statement, or none, are a bug of the caller's. */
+static void rows_take(taskdb_rows_t *r, enum rows_kind want, char **p)
 {
+    if (r->kind != want || r->n == 0) {
+        log_error("taskdb: a statement sent with %s", r->n ? "another statement's rows" : "no rows");
+        abort();
+    }
     for (int i = 0; i < r->ncols; i++)
         p[i] = pgarr_finish(r->col[i]);
     free(r);
@@ -92,6 +97,26 @@ static void params_free(char **p, int n)
 {
     for (int i = 0; i < n; i++)
         free(p[i]);
+}
+
+/* Sends sql with r's columns as its parameters $1..$n; frees r. */
+static void rows_send(pgc_t *pg, const char *sql, taskdb_rows_t *r, enum rows_kind want, pgc_result_fn *fn,
+                      void *arg)
+{
+    int n = r->ncols;
+    char *p[ROWS_MAX_COLS] = {0};
+    rows_take(r, want, p);
+    pgc_query(pg, sql, n, (const char *const *)p, fn, arg);
+    params_free(p, n);
+}
+
+/* The first columns of every statement that may insert a task row. */
+static void add_task(pgarr_t **c, const char *id, const char *queue, const char *kind, const char *spec_json)
+{
+    pgarr_add(c[0], id);
+    pgarr_add(c[1], queue);
+    pgarr_add(c[2], kind);
+    pgarr_add(c[3], spec_json);
 }
 
 /* ------------------------------------------------------------------ claim */
@@ -176,10 +201,7 @@ void taskdb_claim_add_new(taskdb_rows_t *r, const char *id, const char *queue, c
                           const char *source)
 {
     pgarr_t **c = row(r, ROWS_CLAIM_NEW, 8);
-    pgarr_add(c[0], id);
-    pgarr_add(c[1], queue);
-    pgarr_add(c[2], kind);
-    pgarr_add(c[3], spec_json);
+    add_task(c, id, queue, kind, spec_json);
     pgarr_add_long(c[4], max_attempts);
     pgarr_add_long(c[5], priority);
     pgarr_add_long(c[6], created_ms);
@@ -192,7 +214,7 @@ void taskdb_claim(pgc_t *pg, taskdb_rows_t *r, const char *owner, int lease_s, i
     int is_new = r->kind == ROWS_CLAIM_NEW, ncols = r->ncols;
     char lease[16], *cols[ROWS_MAX_COLS];
     snprintf(lease, sizeof lease, "%d", lease_s);
-    rows_take(r, cols);
+    rows_take(r, is_new ? ROWS_CLAIM_NEW : ROWS_CLAIM, cols);
     const char *p[10] = {cols[0], owner, lease};
     for (int i = 1; i < ncols; i++)
         p[i + 2] = cols[i];
@@ -246,7 +268,7 @@ void taskdb_outcome_add(taskdb_rows_t *r, const char *id, long attempt, const ch
 void taskdb_complete(pgc_t *pg, taskdb_rows_t *r, const char *owner, pgc_result_fn *fn, void *arg)
 {
     char *c[8];
-    rows_take(r, c);
+    rows_take(r, ROWS_OUTCOME, c);
     const char *p[9] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], owner};
     pgc_query(pg, complete_sql, 9, p, fn, arg);
     params_free(c, 8);
@@ -270,10 +292,7 @@ void taskdb_reject_add(taskdb_rows_t *r, const char *id, const char *queue, cons
                        const char *spec_json, const char *error, long long created_ms, const char *source)
 {
     pgarr_t **c = row(r, ROWS_REJECT, 7);
-    pgarr_add(c[0], id);
-    pgarr_add(c[1], queue);
-    pgarr_add(c[2], kind);
-    pgarr_add(c[3], spec_json);
+    add_task(c, id, queue, kind, spec_json);
     pgarr_add(c[4], error);
     pgarr_add_long(c[5], created_ms);
     pgarr_add(c[6], source);
@@ -281,10 +300,7 @@ void taskdb_reject_add(taskdb_rows_t *r, const char *id, const char *queue, cons
 
 void taskdb_reject(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg)
 {
-    char *p[7];
-    rows_take(r, p);
-    pgc_query(pg, reject_sql, 7, (const char *const *)p, fn, arg);
-    params_free(p, 7);
+    rows_send(pg, reject_sql, r, ROWS_REJECT, fn, arg);
 }
 
 /* Only while the task is still cancelled at that attempt (rare: one
@@ -319,7 +335,7 @@ void taskdb_lease_renew(pgc_t *pg, taskdb_rows_t *r, const char *owner, int leas
 {
     char lease[16], *c[2];
     snprintf(lease, sizeof lease, "%d", lease_s);
-    rows_take(r, c);
+    rows_take(r, ROWS_LEASE, c);
     const char *p[4] = {c[0], c[1], lease, owner};
     pgc_query(pg,
               "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS i(id, attempt)),"
@@ -368,15 +384,12 @@ void taskdb_dlq_entry_add(taskdb_rows_t *r, const char *id, const char *entry)
 
 void taskdb_dlq_entries(pgc_t *pg, taskdb_rows_t *r, int only_if_unset, pgc_result_fn *fn, void *arg)
 {
-    char *p[2];
-    rows_take(r, p);
-    pgc_query(pg,
+    rows_send(pg,
               only_if_unset ? "UPDATE tasks t SET dlq_entry = u.e FROM unnest($1::uuid[], $2::text[]) AS u(id, e)"
                               " WHERE t.id = u.id AND t.state = 'dead' AND t.dlq_entry IS NULL"
                             : "UPDATE tasks t SET dlq_entry = u.e FROM unnest($1::uuid[], $2::text[]) AS u(id, e)"
                               " WHERE t.id = u.id AND t.state = 'dead'",
-              2, (const char *const *)p, fn, arg);
-    params_free(p, 2);
+              r, ROWS_DLQ_ENTRY, fn, arg);
 }
 
 /* ----------------------------------------------------------------- submit */
@@ -401,10 +414,7 @@ void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, cons
                        const char *spec_json, long max_attempts, long priority, const char *idempotency_key)
 {
     pgarr_t **c = row(r, ROWS_SUBMIT, 7);
-    pgarr_add(c[0], id);
-    pgarr_add(c[1], queue);
-    pgarr_add(c[2], kind);
-    pgarr_add(c[3], spec_json);
+    add_task(c, id, queue, kind, spec_json);
     pgarr_add_long(c[4], max_attempts);
     pgarr_add_long(c[5], priority);
     pgarr_add(c[6], idempotency_key);
@@ -412,10 +422,7 @@ void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, cons
 
 void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg)
 {
-    char *p[7];
-    rows_take(r, p);
-    pgc_query(pg, submit_sql, 7, (const char *const *)p, fn, arg);
-    params_free(p, 7);
+    rows_send(pg, submit_sql, r, ROWS_SUBMIT, fn, arg);
 }
 
 /* Only while still queued: a task an agent already claimed has its entry. */
@@ -464,7 +471,7 @@ void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget)
 void taskdb_replay(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, pgc_result_fn *fn, void *arg)
 {
     char *c[2];
-    rows_take(r, c);
+    rows_take(r, ROWS_REPLAY, c);
     const char *p[4] = {c[0], c[1], queue, any_state ? "true" : "false"};
     pgc_query(pg, replay_sql, 4, p, fn, arg);
     params_free(c, 2);
