@@ -566,11 +566,11 @@ int main(int argc, char **argv)
     ag->shutdown_grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 30, 0, 86400);
     ag->claim_period_s = (int)cfg_long("DEVSYS_CLAIM_PERIOD_S", 2, 1, 3600);
     ag->retry_defaults = (struct spec_retry){
-        .max_attempts = 3,
-        .initial_s = cfg_double("DEVSYS_RETRY_INITIAL_S", 1, 0, 86400),
-        .factor = cfg_double("DEVSYS_RETRY_FACTOR", 2, 1, 100),
-        .max_s = cfg_double("DEVSYS_RETRY_MAX_S", 300, 0, 604800),
-        .jitter = (int)cfg_long("DEVSYS_RETRY_JITTER", 1, 0, 1),
+        .max_attempts = SPEC_DEFAULT_MAX_ATTEMPTS,
+        .initial_s = cfg_double("DEVSYS_RETRY_INITIAL_S", SPEC_DEFAULT_INITIAL_S, 0, 86400),
+        .factor = cfg_double("DEVSYS_RETRY_FACTOR", SPEC_DEFAULT_FACTOR, 1, 100),
+        .max_s = cfg_double("DEVSYS_RETRY_MAX_S", SPEC_DEFAULT_MAX_S, 0, 604800),
+        .jitter = (int)cfg_long("DEVSYS_RETRY_JITTER", SPEC_DEFAULT_JITTER, 0, 1),
     };
     snprintf(ag->ctl_last, sizeof ag->ctl_last, "$");
     parse_queues(ag, cfg_str("DEVSYS_QUEUES", "exec,coding,noop,sleep"));

@@ -1,6 +1,6 @@
 /* agent: the consumer runtime's shared state, split between agent.c (the loop:
- * read, dispatch, ack, trim, shutdown) and agent_claim.c (the batched
- * PostgreSQL statements: claim, complete, reject, lease, checkpoint). */
+ * read, dispatch, ack, trim, shutdown) and agent_claim.c (batches of claims,
+ * outcomes, rejects, leases and checkpoints, sent through common/taskdb). */
 #ifndef DEVSYS_AGENT_H
 #define DEVSYS_AGENT_H
 

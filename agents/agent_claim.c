@@ -1,7 +1,8 @@
-/* agent_claim: the agent's PostgreSQL statements, each batched across tasks
- * (one statement per batch, arrays expanded with unnest) because PostgreSQL
- * CPU per task is the system's bottleneck. A batch that PostgreSQL rejects as
- * a whole is split into single tasks, so one bad row never blocks a queue. */
+/* agent_claim: the agent's side of the task state machine (the statements
+ * are common/taskdb.c's): batches across tasks, because PostgreSQL CPU per
+ * task is the system's bottleneck, and what each answer means for the stream
+ * entry. A batch that PostgreSQL rejects as a whole is split into single
+ * tasks, so one bad row never blocks a queue. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,7 @@
 #include "agent.h"
 #include "kind.h"
 #include "log.h"
-#include "pgarr.h"
+#include "taskdb.h"
 #include "utf8.h"
 #include "xalloc.h"
 
@@ -115,76 +116,6 @@ static void split_batch(struct agent *ag, struct task *list, void (*fn)(struct a
 
 /* ------------------------------------------------------------------- claim */
 
-/* The conditional UPDATE is the de-duplication of execution: a row changes
- * only for a task that is queued, due for its retry, or running on an expired
- * lease. Re-claiming an expired lease records the vanished attempt as 'lost';
- * if that attempt was the last one allowed, the task is poison: it goes dead
- * instead of running again. */
-#define CLAIMABLE                                                                      \
-    "(t.state = 'queued' OR (t.state = 'retrying' AND (t.next_attempt_at IS NULL"     \
-    " OR t.next_attempt_at <= now() + interval '1 second'))"                          \
-    " OR (t.state = 'running' AND t.lease_expires_at < now()))"
-#define POISON "(t.state = 'running' AND t.attempt >= t.max_attempts)"
-#define POISON_SET                                                                      \
-    " attempt = CASE WHEN " POISON " THEN t.attempt ELSE t.attempt + 1 END,"            \
-    " started_at = now(), next_attempt_at = NULL,"                                      \
-    " last_error = CASE WHEN " POISON " THEN 'poison: delivered ' || t.attempt ||"      \
-    "   ' times without a recorded outcome (its agent died or was lost each time)'"     \
-    "   ELSE t.last_error END"
-#define CLAIM_SET                                                                       \
-    " state = CASE WHEN " POISON " THEN 'dead' ELSE 'running' END,"                     \
-    " lease_owner = CASE WHEN " POISON " THEN NULL ELSE $2 END,"                        \
-    " lease_expires_at = CASE WHEN " POISON " THEN NULL"                                \
-    "   ELSE now() + $3::int * interval '1 second' END,"                                \
-    " finished_at = CASE WHEN " POISON " THEN now() END," POISON_SET
-/* Instant kinds (a plain noop) have nothing to run: the claim records the
- * success itself, one transaction from queued to succeeded, attempt row included. */
-#define DONE_SET                                                                        \
-    " state = CASE WHEN " POISON " THEN 'dead' ELSE 'succeeded' END,"                   \
-    " lease_owner = NULL, lease_expires_at = CASE WHEN $3::int IS NULL THEN NULL::timestamptz END,"  \
-    " finished_at = now(), result = NULL,"                                              \
-    POISON_SET
-#define CLAIM_TAIL                                                                      \
-    " lost AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)" \
-    "  SELECT o.id, o.attempt, o.lease_owner, coalesce(o.started_at, now()), 'lost',"   \
-    "   'lease expired: agent ' || o.lease_owner || ' stopped renewing it'"            \
-    "  FROM old o JOIN u ON u.id = o.id WHERE o.state = 'running' AND o.attempt > 0"    \
-    "  AND o.lease_owner IS NOT NULL ON CONFLICT DO NOTHING),"                          \
-    " done AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome)" \
-    "  SELECT u.id, u.attempt, $2, now(), 'succeeded' FROM u WHERE u.state = 'succeeded')" \
-    " SELECT i.id, u.state, u.attempt, u.checkpoint, o.state, u.last_error, u.max_attempts" \
-    " FROM i LEFT JOIN u ON u.id = i.id LEFT JOIN old o ON o.id = i.id"
-
-#define UPDATE_SQL(SET)                                                                 \
-    "WITH i AS (SELECT DISTINCT id FROM unnest($1::uuid[]) AS i(id)),"                  \
-    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id))," \
-    " u AS (UPDATE tasks t SET" SET " FROM i WHERE t.id = i.id AND " CLAIMABLE          \
-    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error, t.max_attempts),"          \
-    CLAIM_TAIL
-
-/* Entries pushed by hand have no row yet: insert it already claimed (or
- * done), or claim the existing one (a redelivery of the same entry is the
- * same task). */
-#define UPSERT_SQL(STATE, OWNER, LEASE, FINISHED, SET)                                  \
-    "WITH i AS (SELECT * FROM unnest($1::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::int[]," \
-    "  $8::int[], $9::bigint[], $10::text[]) AS i(id, queue, kind, spec, max_attempts, priority, ms, source))," \
-    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id))," \
-    " u AS (INSERT INTO tasks AS t (id, queue, kind, spec, max_attempts, priority, created_at, source," \
-    "  state, attempt, lease_owner, lease_expires_at, started_at, finished_at)"          \
-    "  SELECT i.id, i.queue, i.kind, i.spec, i.max_attempts, i.priority,"                \
-    "   'epoch'::timestamptz + i.ms * interval '1 millisecond', i.source, " STATE ", 1, " \
-    OWNER ", " LEASE ", now(), " FINISHED " FROM i"                                      \
-    "  ON CONFLICT (id) DO UPDATE SET" SET " WHERE " CLAIMABLE                          \
-    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error, t.max_attempts),"          \
-    CLAIM_TAIL
-
-static const char *const claim_sql[2][2] = {
-    /* [hand_pushed][instant] */
-    {UPDATE_SQL(CLAIM_SET), UPDATE_SQL(DONE_SET)},
-    {UPSERT_SQL("'running'", "$2", "now() + $3::int * interval '1 second'", "NULL", CLAIM_SET),
-     UPSERT_SQL("'succeeded'", "NULL", "NULL::timestamptz", "now()", DONE_SET)},
-};
-
 /* An instant kind (a plain noop) has nothing to run, so its claim records its
  * success; asked to fail (its "sleep" section), it runs like any other. */
 static int is_instant(const struct task *t)
@@ -240,78 +171,56 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         t->after = AFTER_ACK;
     struct idmap map;
     idmap_of_list(&map, list);
+    int c_id = taskdb_col(res, "id"), c_state = taskdb_col(res, "state"), c_was = taskdb_col(res, "was"),
+        c_attempt = taskdb_col(res, "attempt"), c_max = taskdb_col(res, "max_attempts"),
+        c_error = taskdb_col(res, "last_error"), c_checkpoint = taskdb_col(res, "checkpoint");
     for (int i = 0; i < PQntuples(res); i++) {
-        struct task *t = idmap_get(&map, PQgetvalue(res, i, 0));
+        struct task *t = idmap_get(&map, PQgetvalue(res, i, c_id));
         if (!t)
             continue;
-        if (PQgetisnull(res, i, 1)) { /* not claimed */
-            if (PQgetisnull(res, i, 4)) { /* no row at all: the manager never recorded it */
+        if (PQgetisnull(res, i, c_state)) { /* not claimed */
+            if (PQgetisnull(res, i, c_was)) { /* no row at all: the manager never recorded it */
                 snprintf(t->reject, sizeof t->reject, "unknown task %s: no row in PostgreSQL", t->env.id);
                 t->phase = PHASE_REJECTING;
             } else {
-                t->after = unclaimed_after(PQgetvalue(res, i, 4));
+                t->after = unclaimed_after(PQgetvalue(res, i, c_was));
             }
             continue;
         }
-        t->attempt = strtol(PQgetvalue(res, i, 2), NULL, 10);
-        t->max_attempts = strtol(PQgetvalue(res, i, 6), NULL, 10);
-        if (strcmp(PQgetvalue(res, i, 1), "succeeded") == 0) { /* an instant kind, done */
+        const char *state = PQgetvalue(res, i, c_state);
+        t->attempt = strtol(PQgetvalue(res, i, c_attempt), NULL, 10);
+        t->max_attempts = strtol(PQgetvalue(res, i, c_max), NULL, 10);
+        if (strcmp(state, "succeeded") == 0) { /* an instant kind, done */
             t->final_state = "succeeded";
             t->after = AFTER_ACK;
             continue;
         }
-        if (strcmp(PQgetvalue(res, i, 1), "dead") == 0) { /* poison */
+        if (strcmp(state, "dead") == 0) { /* poison */
             t->final_state = "dead";
             t->after = AFTER_BURY;
-            t->res.error = xstrdup(PQgetvalue(res, i, 5));
+            t->res.error = xstrdup(PQgetvalue(res, i, c_error));
             continue;
         }
         t->after = AFTER_NONE;
-        if (!PQgetisnull(res, i, 3))
-            t->checkpoint = xstrdup(PQgetvalue(res, i, 3));
+        if (!PQgetisnull(res, i, c_checkpoint))
+            t->checkpoint = xstrdup(PQgetvalue(res, i, c_checkpoint));
     }
     free(map.slot);
     agent_claimed(ag, list, 1);
 }
 
+/* Entries pushed by hand have no row yet: the claim inserts it. */
 static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed, int instant)
 {
-    char lease[16];
-    snprintf(lease, sizeof lease, "%d", ag->lease_s);
-    struct batch_op *op = op_new(ag, list);
-    if (!hand_pushed) {
-        pgarr_t *ids = pgarr_new();
-        for (struct task *t = list; t; t = t->next)
-            pgarr_add(ids, t->env.id);
-        char *p1 = pgarr_finish(ids);
-        const char *params[3] = {p1, ag->name, lease};
-        pgc_query(ag->pg, claim_sql[0][instant], 3, params, claim_done, op);
-        free(p1);
-        return;
-    }
-    pgarr_t *a[8];
-    for (int i = 0; i < 8; i++)
-        a[i] = pgarr_new();
+    taskdb_rows_t *rows = taskdb_rows_new();
     for (struct task *t = list; t; t = t->next) {
-        pgarr_add(a[0], t->env.id);
-        pgarr_add(a[1], t->q->name);
-        pgarr_add(a[2], t->spec->kind);
-        pgarr_add(a[3], t->spec_text);
-        pgarr_add_long(a[4], t->spec->retry.max_attempts);
-        pgarr_add_long(a[5], t->spec->priority);
-        pgarr_add_long(a[6], t->entry_ms);
-        pgarr_add(a[7], t->entry_id);
+        if (hand_pushed)
+            taskdb_claim_add_new(rows, t->env.id, t->q->name, t->spec->kind, t->spec_text,
+                                 t->spec->retry.max_attempts, t->spec->priority, t->entry_ms, t->entry_id);
+        else
+            taskdb_claim_add(rows, t->env.id);
     }
-    char *p[10];
-    p[0] = pgarr_finish(a[0]);
-    p[1] = ag->name;
-    p[2] = lease;
-    for (int i = 1; i < 8; i++)
-        p[i + 2] = pgarr_finish(a[i]);
-    pgc_query(ag->pg, claim_sql[1][instant], 10, (const char *const *)p, claim_done, op);
-    free(p[0]);
-    for (int i = 3; i < 10; i++)
-        free(p[i]);
+    taskdb_claim(ag->pg, rows, ag->name, ag->lease_s, instant, claim_done, op_new(ag, list));
 }
 
 void claim_batch(struct agent *ag, struct task *batch)
@@ -343,48 +252,14 @@ void claim_batch(struct agent *ag, struct task *batch)
 
 /* ---------------------------------------------------------------- complete */
 
-/* Guarded by attempt and lease owner (the fencing token): an agent whose
- * lease expired and was taken over cannot overwrite the newer outcome. The
- * attempt row is written in the same statement, once. The last columns tell,
- * for a row that did not change, what state the task is in, so the agent
- * knows whether its entry is done with (final, or our own earlier commit
- * whose answer was lost) or belongs to whoever runs the task now. */
-static const char complete_sql[] =
-    "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[],"
-    "  $6::text[], $7::bigint[], $8::bigint[])"
-    "  AS r(id, attempt, state, err, result, output, started_us, retry_ms)),"
-    " u AS (UPDATE tasks t SET state = r.state,"
-    "  finished_at = CASE WHEN r.state = 'retrying' THEN NULL ELSE now() END,"
-    "  next_attempt_at = CASE WHEN r.state = 'retrying'"
-    "   THEN now() + r.retry_ms * interval '1 millisecond' END,"
-    "  last_error = r.err, result = r.result, output_tail = r.output,"
-    "  lease_owner = NULL, lease_expires_at = NULL"
-    "  FROM r WHERE t.id = r.id AND t.attempt = r.attempt AND t.lease_owner = $9"
-    "  AND t.state = 'running' RETURNING t.id),"
-    " a AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)"
-    "  SELECT r.id, r.attempt, $9, 'epoch'::timestamptz + r.started_us * interval '1 microsecond',"
-    "  CASE WHEN r.state = 'retrying' THEN 'failed' ELSE r.state END, r.err"
-    "  FROM r WHERE r.id IN (SELECT id FROM u))"
-    /* CASE: the row is looked up again only where the update did not take */
-    " SELECT r.id, u.id IS NOT NULL, CASE WHEN u.id IS NULL THEN"
-    "  (SELECT t.state || ' ' || t.attempt FROM tasks t WHERE t.id = r.id) END"
-    " FROM r LEFT JOIN u ON u.id = r.id";
-
 static void log_error_result(pgc_t *pg, PGresult *res, const char *err, void *arg);
 
-/* The attempt a cancel stopped still gets its row (rare: one statement each). */
+/* The attempt a cancel stopped still gets its row. */
 static void cancelled_attempt_write(struct agent *ag, struct task *t)
 {
-    char attempt[24], started[32];
-    snprintf(attempt, sizeof attempt, "%ld", t->attempt);
-    snprintf(started, sizeof started, "%lld", tv_us(&t->started));
-    const char *p[5] = {t->env.id, attempt, ag->name, started, t->res.error ? t->res.error : "cancelled"};
-    pgc_query(ag->pg,
-              "INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)"
-              " SELECT $1::uuid, $2::int, $3, 'epoch'::timestamptz + $4::bigint * interval '1 microsecond',"
-              "  'cancelled', $5 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1::uuid AND state = 'cancelled'"
-              "  AND attempt = $2::int) ON CONFLICT DO NOTHING",
-              5, p, log_error_result, "recording a cancelled attempt failed");
+    taskdb_attempt_cancelled(ag->pg, t->env.id, t->attempt, ag->name, tv_us(&t->started),
+                             t->res.error ? t->res.error : "cancelled", log_error_result,
+                             "recording a cancelled attempt failed");
 }
 
 static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -429,14 +304,16 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         t->after = AFTER_NONE;
     struct idmap map;
     idmap_of_list(&map, list);
+    int c_id = taskdb_col(res, "id"), c_recorded = taskdb_col(res, "recorded"),
+        c_now = taskdb_col(res, "state_attempt");
     for (int i = 0; i < PQntuples(res); i++) {
-        struct task *t = idmap_get(&map, PQgetvalue(res, i, 0));
+        struct task *t = idmap_get(&map, PQgetvalue(res, i, c_id));
         if (!t)
             continue;
         char now[16] = "";
         long now_attempt = -1;
-        sscanf(PQgetvalue(res, i, 2), "%15s %ld", now, &now_attempt);
-        int recorded = PQgetvalue(res, i, 1)[0] == 't' ||
+        sscanf(PQgetvalue(res, i, c_now), "%15s %ld", now, &now_attempt);
+        int recorded = PQgetvalue(res, i, c_recorded)[0] == 't' ||
                        /* our own commit whose answer was lost with the connection */
                        (now_attempt == t->attempt && strcmp(now, t->final_state) == 0);
         if (recorded) {
@@ -459,53 +336,21 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 
 void complete_batch(struct agent *ag, struct task *list)
 {
-    pgarr_t *a[8];
-    for (int i = 0; i < 8; i++)
-        a[i] = pgarr_new();
+    taskdb_rows_t *rows = taskdb_rows_new();
     for (struct task *t = list; t; t = t->next) {
-        pgarr_add(a[0], t->env.id);
-        pgarr_add_long(a[1], t->attempt);
-        pgarr_add(a[2], t->final_state);
-        pgarr_add(a[3], t->res.error);
         char *result = t->res.result ? json_dumps(t->res.result, JSON_COMPACT) : NULL;
-        pgarr_add(a[4], result);
+        char *output = t->res.output ? utf8_sanitize(t->res.output, t->res.output_len) : NULL;
+        taskdb_outcome_add(rows, t->env.id, t->attempt, t->final_state, t->res.error, result, output,
+                           tv_us(&t->started), t->retry_ms);
         free(result);
-        if (t->res.output) {
-            char *clean = utf8_sanitize(t->res.output, t->res.output_len);
-            pgarr_add(a[5], clean);
-            free(clean);
-        } else {
-            pgarr_add(a[5], NULL);
-        }
-        pgarr_add_long(a[6], tv_us(&t->started));
-        pgarr_add_long(a[7], t->retry_ms);
+        free(output);
     }
-    char *p[9];
-    for (int i = 0; i < 8; i++)
-        p[i] = pgarr_finish(a[i]);
-    p[8] = ag->name;
     struct batch_op *op = op_new(ag, list);
     op->split = list->next == NULL;
-    pgc_query(ag->pg, complete_sql, 9, (const char *const *)p, complete_done, op);
-    for (int i = 0; i < 8; i++)
-        free(p[i]);
+    taskdb_complete(ag->pg, rows, ag->name, complete_done, op);
 }
 
 /* ------------------------------------------------------------------ reject */
-
-/* An entry that cannot run becomes a dead task (and a dead letter). A task
- * that had already ended keeps its outcome: that delivery was a duplicate. */
-static const char reject_sql[] =
-    "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[],"
-    "  $6::bigint[], $7::text[]) AS i(id, queue, kind, spec, err, ms, source)),"
-    " u AS (INSERT INTO tasks AS t (id, queue, kind, spec, state, attempt, created_at, finished_at,"
-    "  last_error, source)"
-    "  SELECT i.id, i.queue, i.kind, i.spec, 'dead', 0,"
-    "   'epoch'::timestamptz + i.ms * interval '1 millisecond', now(), i.err, i.source FROM i"
-    "  ON CONFLICT (id) DO UPDATE SET state = 'dead', finished_at = now(),"
-    "   last_error = EXCLUDED.last_error, lease_owner = NULL, lease_expires_at = NULL"
-    "  WHERE t.state IN ('queued', 'retrying', 'running') RETURNING t.id)"
-    " SELECT id FROM u";
 
 static void reject_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
@@ -539,33 +384,22 @@ static void reject_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     if (err[0])
         log_error("entry %s of queue %s could not be recorded in PostgreSQL (%s): %s", list->entry_id,
                   list->q->name, err, list->reject);
+    int c_id = err[0] ? -1 : taskdb_col(res, "id");
     for (int i = 0; !err[0] && i < PQntuples(res); i++)
         for (struct task *t = list; t; t = t->next)
-            if (strcmp(t->env.id, PQgetvalue(res, i, 0)) == 0)
+            if (strcmp(t->env.id, PQgetvalue(res, i, c_id)) == 0)
                 t->after = AFTER_BURY;
     agent_rejected(ag, list, 1);
 }
 
+/* An entry that cannot run becomes a dead task (and a dead letter). */
 void reject_batch(struct agent *ag, struct task *list)
 {
-    pgarr_t *a[7];
-    for (int i = 0; i < 7; i++)
-        a[i] = pgarr_new();
-    for (struct task *t = list; t; t = t->next) {
-        pgarr_add(a[0], t->env.id);
-        pgarr_add(a[1], t->q->name);
-        pgarr_add(a[2], t->env.kind[0] ? t->env.kind : "unknown");
-        pgarr_add(a[3], t->spec_text ? t->spec_text : "{}");
-        pgarr_add(a[4], t->reject);
-        pgarr_add_long(a[5], t->entry_ms);
-        pgarr_add(a[6], t->entry_id);
-    }
-    char *p[7];
-    for (int i = 0; i < 7; i++)
-        p[i] = pgarr_finish(a[i]);
-    pgc_query(ag->pg, reject_sql, 7, (const char *const *)p, reject_done, op_new(ag, list));
-    for (int i = 0; i < 7; i++)
-        free(p[i]);
+    taskdb_rows_t *rows = taskdb_rows_new();
+    for (struct task *t = list; t; t = t->next)
+        taskdb_reject_add(rows, t->env.id, t->q->name, t->env.kind[0] ? t->env.kind : "unknown",
+                          t->spec_text ? t->spec_text : "{}", t->reject, t->entry_ms, t->entry_id);
+    taskdb_reject(ag->pg, rows, reject_done, op_new(ag, list));
 }
 
 /* ------------------------------------------------------- lease, checkpoint */
@@ -586,70 +420,39 @@ static void lease_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         log_warn("lease renewal failed: %s", err);
         return;
     }
+    int c_id = res ? taskdb_col(res, "id") : -1;
     for (int i = 0; res && i < PQntuples(res); i++)
-        agent_cancelled(ag, PQgetvalue(res, i, 0));
+        agent_cancelled(ag, PQgetvalue(res, i, c_id));
 }
 
 void lease_renew(struct agent *ag)
 {
-    pgarr_t *ids = pgarr_new(), *attempts = pgarr_new();
-    int n = 0;
-    for (struct task *t = ag->held; t; t = t->hnext) {
-        if (t->attempt <= 0 || (t->phase != PHASE_RUNNING && t->phase != PHASE_COMPLETING))
-            continue;
-        pgarr_add(ids, t->env.id);
-        pgarr_add_long(attempts, t->attempt);
-        n++;
-    }
-    char lease[16];
-    snprintf(lease, sizeof lease, "%d", ag->lease_s);
-    char *p[4] = {pgarr_finish(ids), pgarr_finish(attempts), lease, ag->name};
-    /* The answer lists the tasks cancelled meanwhile: a backstop for a lost
-     * cancel message on the control stream. */
-    if (n)
-        pgc_query(ag->pg,
-                  "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS i(id, attempt)),"
-                  " u AS (UPDATE tasks t SET lease_expires_at = now() + $3::int * interval '1 second'"
-                  "  FROM i WHERE t.id = i.id AND t.attempt = i.attempt AND t.lease_owner = $4"
-                  "  AND t.state = 'running' RETURNING t.id)"
-                  " SELECT t.id FROM tasks t JOIN i ON t.id = i.id WHERE t.state = 'cancelled'",
-                  4, (const char *const *)p, lease_done, ag);
-    free(p[0]);
-    free(p[1]);
+    taskdb_rows_t *rows = taskdb_rows_new();
+    for (struct task *t = ag->held; t; t = t->hnext)
+        if (t->attempt > 0 && (t->phase == PHASE_RUNNING || t->phase == PHASE_COMPLETING))
+            taskdb_lease_add(rows, t->env.id, t->attempt);
+    if (taskdb_rows_count(rows))
+        taskdb_lease_renew(ag->pg, rows, ag->name, ag->lease_s, lease_done, ag);
+    else
+        taskdb_rows_free(rows);
 }
 
 void lease_release_previous(struct agent *ag)
 {
-    const char *p[1] = {ag->name};
-    pgc_query(ag->pg,
-              "UPDATE tasks SET lease_expires_at = now() - interval '1 millisecond'"
-              " WHERE lease_owner = $1 AND state = 'running'",
-              1, p, log_error_result, "releasing the previous incarnation's leases failed");
+    taskdb_lease_release(ag->pg, ag->name, log_error_result, "releasing the previous incarnation's leases failed");
 }
 
 void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entry)
 {
-    const char *p[2] = {task_id, dlq_entry};
-    pgc_query(ag->pg, "UPDATE tasks SET dlq_entry = $2 WHERE id = $1::uuid AND state = 'dead'", 2, p,
-              log_error_result, "recording the DLQ entry failed");
+    taskdb_rows_t *rows = taskdb_rows_new();
+    taskdb_dlq_entry_add(rows, task_id, dlq_entry);
+    taskdb_dlq_entries(ag->pg, rows, 0, log_error_result, "recording the DLQ entry failed");
 }
 
-/* The newest `keep` rows of the task stay: the DELETE sees the rows from
- * before this INSERT, so keep-1 of them plus the new one. */
 void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len, int keep)
 {
-    char attempt[24], offset[24];
-    snprintf(attempt, sizeof attempt, "%ld", t->attempt);
-    snprintf(offset, sizeof offset, "%d", keep - 1);
     char *data = utf8_sanitize(json, len);
-    const char *p[5] = {t->env.id, attempt, data, ag->name, offset};
-    pgc_query(ag->pg,
-              "WITH u AS (UPDATE tasks SET checkpoint = $3::jsonb WHERE id = $1::uuid"
-              " AND attempt = $2::int AND lease_owner = $4 AND state = 'running' RETURNING id),"
-              " i AS (INSERT INTO checkpoints (task_id, attempt, data) SELECT id, $2::int, $3::jsonb FROM u)"
-              " DELETE FROM checkpoints c WHERE c.task_id = $1::uuid AND EXISTS (SELECT 1 FROM u)"
-              " AND c.id <= (SELECT id FROM checkpoints WHERE task_id = $1::uuid"
-              "  ORDER BY id DESC OFFSET $5::int LIMIT 1)",
-              5, p, log_error_result, "checkpoint write failed");
+    taskdb_checkpoint(ag->pg, t->env.id, t->attempt, ag->name, data, keep, log_error_result,
+                      "checkpoint write failed");
     free(data);
 }

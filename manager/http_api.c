@@ -22,9 +22,9 @@
 #include "uuid.h"
 #include "log.h"
 #include "metrics.h"
-#include "pgarr.h"
 #include "queue.h"
 #include "spec.h"
+#include "taskdb.h"
 #include "utf8.h"
 #include "xalloc.h"
 
@@ -132,13 +132,10 @@ static void mark_unpublished_done(pgc_t *pg, PGresult *res, const char *err, voi
         log_error("could not mark tasks unpublished: %s", err);
 }
 
-/* A publish that failed: published_at goes to the epoch so the reconciler
- * republishes the task whatever the stream still holds. */
+/* A publish that failed: the reconciler republishes the task. */
 static void mark_unpublished(api_t *api, const char *id)
 {
-    const char *p[1] = {id};
-    pgc_query(api->pg, "UPDATE tasks SET published_at = 'epoch' WHERE id = $1::uuid AND state = 'queued'", 1, p,
-              mark_unpublished_done, NULL);
+    taskdb_mark_unpublished(api->pg, id, mark_unpublished_done, NULL);
 }
 
 struct publish_ctx {
@@ -191,17 +188,19 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         return;
     }
     int rows = PQntuples(res);
+    int c_ord = taskdb_col(res, "ord"), c_id = taskdb_col(res, "id"), c_created = taskdb_col(res, "created"),
+        c_state = taskdb_col(res, "state");
     for (int i = 0; i < rows; i++) {
-        long ord = strtol(PQgetvalue(res, i, 0), NULL, 10) - 1;
+        long ord = strtol(PQgetvalue(res, i, c_ord), NULL, 10) - 1;
         if (ord < 0 || (size_t)ord >= q->n)
             continue;
-        if (PQgetisnull(res, i, 1)) {
+        if (PQgetisnull(res, i, c_id)) {
             reply_error(q, 409, "a task with the same idempotency_key is being submitted concurrently; retry");
             return;
         }
-        snprintf(q->ids[ord], sizeof q->ids[ord], "%s", PQgetvalue(res, i, 1));
-        q->created[ord] = PQgetvalue(res, i, 2)[0] == 't';
-        snprintf(q->states[ord], sizeof q->states[ord], "%s", PQgetvalue(res, i, 3));
+        snprintf(q->ids[ord], sizeof q->ids[ord], "%s", PQgetvalue(res, i, c_id));
+        q->created[ord] = PQgetvalue(res, i, c_created)[0] == 't';
+        snprintf(q->states[ord], sizeof q->states[ord], "%s", PQgetvalue(res, i, c_state));
     }
     /* later duplicates of a key inside the batch share the first one's task */
     for (size_t i = 0; i < q->n; i++) {
@@ -248,21 +247,6 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     publish_settled(q);
 }
 
-static const char insert_sql[] =
-    "WITH input AS ("
-    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[],"
-    "                       $7::text[]) WITH ORDINALITY"
-    "    AS t(id, queue, kind, spec, max_attempts, priority, ikey, ord)),"
-    " ins AS ("
-    "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key, published_at)"
-    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey, now() FROM input ORDER BY ord"
-    "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id)"
-    " SELECT i.ord, COALESCE(ins.id, t.id), ins.id IS NOT NULL, COALESCE(t.state, 'queued')"
-    " FROM input i LEFT JOIN ins ON ins.id = i.id"
-    " LEFT JOIN tasks t ON ins.id IS NULL AND t.idempotency_key = i.ikey"
-    " WHERE i.ikey IS NULL OR i.ord = (SELECT min(i2.ord) FROM input i2 WHERE i2.ikey = i.ikey)"
-    " ORDER BY i.ord";
-
 static void handle_submit(struct req *q)
 {
     if (q->role < ROLE_OPERATOR) {
@@ -298,8 +282,7 @@ static void handle_submit(struct req *q)
     q->states = xcalloc(n, sizeof *q->states);
     json_t *errors = json_array();
     int too_large = 0;
-    pgarr_t *a_id = pgarr_new(), *a_queue = pgarr_new(), *a_kind = pgarr_new(), *a_spec = pgarr_new(),
-            *a_max = pgarr_new(), *a_prio = pgarr_new(), *a_key = pgarr_new();
+    taskdb_rows_t *rows = taskdb_rows_new();
     for (size_t i = 0; i < n; i++) {
         json_t *j = json_is_array(body) ? json_array_get(body, i) : body;
         char err[SPEC_ERR_MAX];
@@ -311,13 +294,8 @@ static void handle_submit(struct req *q)
         } else if ((q->specs[i] = spec_from_json(j, err, sizeof err))) {
             const spec_t *s = q->specs[i];
             uuid_v7(q->ids[i]);
-            pgarr_add(a_id, q->ids[i]);
-            pgarr_add(a_queue, s->queue);
-            pgarr_add(a_kind, s->kind);
-            pgarr_add(a_spec, text);
-            pgarr_add_long(a_max, s->retry.max_attempts);
-            pgarr_add_long(a_prio, s->priority);
-            pgarr_add(a_key, s->idempotency_key);
+            taskdb_submit_add(rows, q->ids[i], s->queue, s->kind, text, s->retry.max_attempts, s->priority,
+                              s->idempotency_key);
             q->ids[i][0] = '\0'; /* filled from the insert's answer */
             free(text);
             continue;
@@ -329,19 +307,16 @@ static void handle_submit(struct req *q)
                                                 err));
     }
     json_decref(body);
-    char *p[7] = {pgarr_finish(a_id),   pgarr_finish(a_queue), pgarr_finish(a_kind), pgarr_finish(a_spec),
-                  pgarr_finish(a_max), pgarr_finish(a_prio),  pgarr_finish(a_key)};
     if (json_array_size(errors)) {
+        taskdb_rows_free(rows);
         reply_json(q, too_large ? 413 : 400,
                    json_pack("{s:s,s:o}", "error", too_large ? "spec too large" : "invalid spec", "errors",
                              errors));
     } else {
         json_decref(errors);
-        /* ids are generated here, so the unnest order maps back by ordinality */
-        pgc_query(q->api->pg, insert_sql, 7, (const char *const *)p, insert_done, q);
+        /* ids are generated here, so the rows map back by ordinality */
+        taskdb_submit(q->api->pg, rows, insert_done, q);
     }
-    for (int i = 0; i < 7; i++)
-        free(p[i]);
 }
 
 /* ------------------------------------------------------------------- reads */

@@ -15,6 +15,7 @@
 #include "envelope.h"
 #include "uuid.h"
 #include "queue.h"
+#include "taskdb.h"
 #include "xalloc.h"
 
 #define DLQ_LIST_DEFAULT 100
@@ -207,10 +208,9 @@ static void scan_page(rc_t *rc, redisReply *r, void *arg)
         if (id && strcmp(id, o->task) == 0) {
             take_entry(o, e);
             /* remember it, so the next lookup (and "replay all") is direct */
-            const char *params[2] = {o->task, o->entry};
-            pgc_query(o->q->api->pg,
-                      "UPDATE tasks SET dlq_entry = $2 WHERE id = $1::uuid AND state = 'dead' AND dlq_entry IS NULL",
-                      2, params, NULL, NULL);
+            taskdb_rows_t *rows = taskdb_rows_new();
+            taskdb_dlq_entry_add(rows, o->task, o->entry);
+            taskdb_dlq_entries(o->q->api->pg, rows, 1, NULL, NULL);
             op_found(o);
             return;
         }
@@ -345,9 +345,9 @@ static void purge_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
         op_db_error(o, err);
         return;
     }
-    int marked = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 1), "1") == 0;
+    int marked = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, taskdb_col(res, "purged")), "1") == 0;
     if (PQntuples(res) > 0)
-        snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
+        snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, taskdb_col(res, "was")));
     if (!o->entry[0]) {
         /* nothing in Redis: only the row could change */
         if (marked)
@@ -373,13 +373,7 @@ static void purge_one(struct op *o)
         purge_redis(o);
         return;
     }
-    const char *params[2] = {o->task, o->queue};
-    pgc_query(o->q->api->pg,
-              "WITH prev AS (SELECT id, state FROM tasks WHERE id = $1::uuid AND queue = $2 FOR UPDATE),"
-              " upd AS (UPDATE tasks t SET dlq_purged_at = now() FROM prev"
-              "   WHERE t.id = prev.id AND prev.state = 'dead' AND t.dlq_purged_at IS NULL RETURNING t.id)"
-              " SELECT prev.state, (SELECT count(*) FROM upd) FROM prev",
-              2, params, purge_updated, o);
+    taskdb_purge(o->q->api->pg, o->task, o->queue, purge_updated, o);
 }
 
 static void op_found(struct op *o)
@@ -434,7 +428,7 @@ static void purge_all_updated(pgc_t *pg, PGresult *res, const char *err, void *a
         op_db_error(o, err);
         return;
     }
-    o->count = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    o->count = strtol(PQgetvalue(res, 0, taskdb_col(res, "purged")), NULL, 10);
     /* XTRIM, not DEL: the stream keeps its last id, so new ids stay above
      * every purged one. A letter buried between the UPDATE and the trim is
      * removed too, but its row is not purged: the reconciler restores it. */
@@ -450,12 +444,7 @@ static void handle_purge_all(struct req *q, const char *queue)
         return;
     }
     struct op *o = op_new(q, queue);
-    const char *params[1] = {o->queue};
-    pgc_query(q->api->pg,
-              "WITH u AS (UPDATE tasks SET dlq_purged_at = now()"
-              "   WHERE queue = $1 AND state = 'dead' AND dlq_purged_at IS NULL RETURNING 1)"
-              " SELECT count(*) FROM u",
-              1, params, purge_all_updated, o);
+    taskdb_purge_queue(q->api->pg, o->queue, purge_all_updated, o);
 }
 
 /* ------------------------------------------------------------------ routes */

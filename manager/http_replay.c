@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "queue.h"
+#include "taskdb.h"
 #include "xalloc.h"
 
 #define REPLAY_BATCH 500   /* tasks moved per statement by "replay all" */
@@ -57,36 +58,18 @@ static void replay_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
         op_error(o, 404, "task %s of this dead letter is not in queue %s", o->task, o->queue);
         return;
     }
-    snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
-    if (PQgetisnull(res, 0, 1)) {
+    int c_kind = taskdb_col(res, "kind");
+    snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, taskdb_col(res, "was")));
+    if (PQgetisnull(res, 0, c_kind)) {
         op_conflict(o, "only a dead task can be replayed");
         return;
     }
-    json_t *spec = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+    json_t *spec = json_loads(PQgetvalue(res, 0, taskdb_col(res, "spec")), 0, NULL);
     if (!spec || queue_replay(o->q->api->rc, o->q->api->prefix, o->queue, o->entry[0] ? o->entry : NULL, o->task,
-                              PQgetvalue(res, 0, 1), spec, replay_published, o) != 0)
+                              PQgetvalue(res, 0, c_kind), spec, replay_published, o) != 0)
         replay_published(NULL, NULL, o);
     json_decref(spec);
 }
-
-/* Dead -> queued with a fresh budget of attempts, replays + 1; returns the
- * state it had so that 409 can name it. The attempt counter goes on rather
- * than restarting at 0: attempt numbers stay unique per task (task_attempts'
- * key, and the fencing token), and max_attempts moves up by the budget, the
- * spec's retry_policy.max_attempts as validated here ($2, one per id): the
- * spec is checked in C first, so one bad spec fails alone, not the batch. */
-static const char replay_sql[] =
-    "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS i(id, budget)),"
-    " prev AS (SELECT t.id, t.state, t.dlq_entry, i.budget FROM tasks t JOIN i ON t.id = i.id"
-    "   WHERE t.queue = $3 AND ($4::bool OR t.state = 'dead' AND t.dlq_purged_at IS NULL)"
-    "   ORDER BY t.id FOR UPDATE OF t),"
-    " upd AS (UPDATE tasks t SET state = 'queued', replays = t.replays + 1, dlq_entry = NULL,"
-    "     max_attempts = t.attempt + prev.budget,"
-    "     dlq_purged_at = NULL, finished_at = NULL, next_attempt_at = NULL, lease_owner = NULL,"
-    "     lease_expires_at = NULL"
-    "   FROM prev WHERE t.id = prev.id AND prev.state = 'dead' RETURNING t.id, t.kind, t.spec)"
-    " SELECT prev.state, upd.kind, upd.spec::text, prev.id, prev.dlq_entry"
-    " FROM prev LEFT JOIN upd ON upd.id = prev.id ORDER BY prev.id";
 
 /* Validates a stored spec as a submit would; returns its budget of attempts,
  * or 0 with the reason in err. */
@@ -124,14 +107,10 @@ static void replay_checked(pgc_t *pg, PGresult *res, const char *err, void *arg)
                                    "id", o->task, "entry_id", o->entry[0] ? o->entry : NULL, "reason", why));
         return;
     }
-    pgarr_t *a = pgarr_new(), *b = pgarr_new();
-    pgarr_add(a, o->task);
-    pgarr_add_long(b, budget);
-    char *ids = pgarr_finish(a), *budgets = pgarr_finish(b);
-    const char *params[4] = {ids, budgets, o->queue, "true"};
-    pgc_query(o->q->api->pg, replay_sql, 4, params, replay_updated, o);
-    free(ids);
-    free(budgets);
+    /* any state: the answer tells 409 (not dead any more) from 404 */
+    taskdb_rows_t *rows = taskdb_rows_new();
+    taskdb_replay_add(rows, o->task, budget);
+    taskdb_replay(o->q->api->pg, rows, o->queue, 1, replay_updated, o);
 }
 
 void replay_one(struct op *o)
@@ -147,16 +126,11 @@ void replay_one(struct op *o)
 
 /* -------------------------------------------------------------- replay all */
 
-/* ok: the XADD happened (published_at = now). Otherwise published_at goes to
- * the epoch, which the reconciler reads as "entry gone": the task is then
- * published once Redis answers, whatever the stream holds. */
+/* ok: the XADD happened. Otherwise the reconciler publishes the task once
+ * Redis answers, whatever the stream holds. */
 static void mark_published(api_t *api, const char *ids_literal, int ok)
 {
-    const char *params[2] = {ids_literal, ok ? "true" : "false"};
-    pgc_query(api->pg,
-              "UPDATE tasks SET published_at = CASE WHEN $2::bool THEN now() ELSE 'epoch'::timestamptz END"
-              " WHERE id = ANY($1::uuid[])",
-              2, params, NULL, NULL);
+    taskdb_mark_published(api->pg, ids_literal, ok, NULL, NULL);
 }
 
 struct replay_ctx {
@@ -230,18 +204,20 @@ static void replay_all_rows(pgc_t *pg, PGresult *res, const char *err, void *arg
     o->ok_ids = pgarr_new();
     o->lost_ids = pgarr_new();
     o->pending = 1; /* held while queueing */
+    int c_id = taskdb_col(res, "id"), c_kind = taskdb_col(res, "kind"), c_spec = taskdb_col(res, "spec"),
+        c_entry = taskdb_col(res, "dlq_entry");
     for (int i = 0; i < rows; i++) {
-        const char *id = PQgetvalue(res, i, 3);
-        if (PQgetisnull(res, i, 1))
+        const char *id = PQgetvalue(res, i, c_id);
+        if (PQgetisnull(res, i, c_kind))
             continue;
         struct replay_ctx *c = xcalloc(1, sizeof *c);
         c->o = o;
         snprintf(c->id, sizeof c->id, "%s", id);
         o->pending++;
-        json_t *spec = json_loads(PQgetvalue(res, i, 2), 0, NULL);
+        json_t *spec = json_loads(PQgetvalue(res, i, c_spec), 0, NULL);
         if (!spec || queue_replay(o->q->api->rc, o->q->api->prefix, o->queue,
-                                  PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4), id, PQgetvalue(res, i, 1),
-                                  spec, replay_all_sent, c) != 0)
+                                  PQgetisnull(res, i, c_entry) ? NULL : PQgetvalue(res, i, c_entry), id,
+                                  PQgetvalue(res, i, c_kind), spec, replay_all_sent, c) != 0)
             replay_all_sent(NULL, NULL, c);
         json_decref(spec);
     }
@@ -265,32 +241,26 @@ static void replay_all_checked(pgc_t *pg, PGresult *res, const char *err, void *
         replay_all_finish(o, NULL);
         return;
     }
-    pgarr_t *ids = pgarr_new(), *budgets = pgarr_new();
-    int good = 0;
+    taskdb_rows_t *good = taskdb_rows_new();
     for (int i = 0; i < rows; i++) {
         const char *id = PQgetvalue(res, i, 0);
         snprintf(o->cursor, sizeof o->cursor, "%s", id);
         char why[SPEC_ERR_MAX];
         int budget = replay_budget(PQgetvalue(res, i, 1), why, sizeof why);
         if (budget) {
-            pgarr_add(ids, id);
-            pgarr_add_long(budgets, budget);
-            good++;
+            taskdb_replay_add(good, id, budget);
         } else if (++o->failed <= REPLAY_FAILED_MAX) {
             json_array_append_new(o->acc, json_pack("{s:s?,s:s,s:s}", "entry",
                                                     PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),
                                                     "task", id, "error", why));
         }
     }
-    char *p_ids = pgarr_finish(ids), *p_budgets = pgarr_finish(budgets);
-    if (good) {
-        const char *params[4] = {p_ids, p_budgets, o->queue, "false"};
-        pgc_query(o->q->api->pg, replay_sql, 4, params, replay_all_rows, o);
+    if (taskdb_rows_count(good)) {
+        taskdb_replay(o->q->api->pg, good, o->queue, 0, replay_all_rows, o);
     } else {
+        taskdb_rows_free(good);
         replay_all_batch(o);
     }
-    free(p_ids);
-    free(p_budgets);
 }
 
 /* Batches in task-id order with a cursor, so a task that dies again while

@@ -12,6 +12,7 @@
 #include "uuid.h"
 #include "log.h"
 #include "queue.h"
+#include "taskdb.h"
 
 #define CHECKPOINTS_MAX 1000
 
@@ -45,8 +46,8 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         op_error(o, 404, "task not found");
         return;
     }
-    snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
-    if (strcmp(PQgetvalue(res, 0, 1), "1") != 0) {
+    snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, taskdb_col(res, "was")));
+    if (strcmp(PQgetvalue(res, 0, taskdb_col(res, "cancelled")), "1") != 0) {
         op_conflict(o, "the task has already finished");
         return;
     }
@@ -65,9 +66,8 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
                                o->state, "signalled", 0));
 }
 
-/* One statement: lock the row, cancel it if it has not finished, and return
- * the state it had, so the answer tells running (signal the agent) from
- * queued/retrying (the agent skips it on delivery) and 409 from 404. */
+/* The state the task had tells running (signal the agent) from
+ * queued/retrying (the agent skips it on delivery), and 409 from 404. */
 static void handle_cancel(struct req *q, const char *id)
 {
     if (!uuid_valid(id, strlen(id))) {
@@ -76,14 +76,7 @@ static void handle_cancel(struct req *q, const char *id)
     }
     struct op *o = op_new(q, NULL);
     snprintf(o->task, sizeof o->task, "%s", id);
-    const char *params[1] = {o->task};
-    pgc_query(q->api->pg,
-              "WITH prev AS (SELECT id, state FROM tasks WHERE id = $1::uuid FOR UPDATE),"
-              " upd AS (UPDATE tasks t SET state = 'cancelled', finished_at = now(), next_attempt_at = NULL"
-              "   FROM prev WHERE t.id = prev.id AND prev.state IN ('queued', 'running', 'retrying')"
-              "   RETURNING t.id)"
-              " SELECT prev.state, (SELECT count(*) FROM upd) FROM prev",
-              1, params, cancel_done, o);
+    taskdb_cancel(q->api->pg, o->task, cancel_done, o);
 }
 
 /* ------------------------------------------------------------- checkpoints */

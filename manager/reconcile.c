@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "pgarr.h"
 #include "queue.h"
+#include "taskdb.h"
 #include "xalloc.h"
 
 #define RECONCILE_BATCH 1000
@@ -21,7 +22,9 @@
  * stream's first entry is not taken as lost. */
 #define CLOCK_SLACK_MS 2000
 
-enum rule { RULE_QUEUED, RULE_RETRYING, RULE_RUNNING, RULE_N };
+/* The rules, their SQL and their reasons: taskdb.h (taskdb_republish_claim). */
+enum rule { RULE_QUEUED = TASKDB_REPUBLISH_QUEUED, RULE_RETRYING = TASKDB_REPUBLISH_RETRYING,
+            RULE_RUNNING = TASKDB_REPUBLISH_RUNNING, RULE_N = TASKDB_REPUBLISH_N };
 static const char *const rule_name[RULE_N] = {"queued", "retrying", "running"};
 
 struct dlq_cursor {
@@ -61,7 +64,7 @@ struct qwork {
     long long first_ms;  /* ms of the stream's first entry */
     int failed;
     long dead;           /* dead, not purged tasks of this queue */
-    pgarr_t *ids, *entries;
+    taskdb_rows_t *restored; /* task id, new DLQ entry id */
     size_t nbury;
 };
 
@@ -147,8 +150,7 @@ static struct qwork *qwork_new(struct pass *p, const char *queue, const char *su
 
 static void qwork_free(struct qwork *w)
 {
-    free(w->ids ? pgarr_finish(w->ids) : NULL);
-    free(w->entries ? pgarr_finish(w->entries) : NULL);
+    taskdb_rows_free(w->restored);
     pass_unref(w->p);
     free(w);
 }
@@ -167,57 +169,25 @@ static void publish_done(rc_t *rc, redisReply *reply, void *arg)
     free(s);
 }
 
-/* Rows: id, queue, kind, attempt, spec (text). published_at was set by the
- * statement that returned them, so no other manager publishes them too. */
+/* published_at was set by the statement that returned the rows, so no
+ * other manager publishes them too. */
 static void publish_rows(struct pass *p, enum rule rule, PGresult *res)
 {
+    int c_id = taskdb_col(res, "id"), c_queue = taskdb_col(res, "queue"), c_kind = taskdb_col(res, "kind"),
+        c_attempt = taskdb_col(res, "attempt"), c_spec = taskdb_col(res, "spec");
     for (int i = 0; i < PQntuples(res) && pass_live(p); i++) {
         struct sent *s = xcalloc(1, sizeof *s);
         s->p = pass_ref(p);
         s->rule = rule;
-        snprintf(s->id, sizeof s->id, "%s", PQgetvalue(res, i, 0));
-        json_t *spec = json_loads(PQgetvalue(res, i, 4), 0, NULL);
-        if (!spec || queue_publish(p->r->rc, p->r->prefix, PQgetvalue(res, i, 1), s->id, PQgetvalue(res, i, 2),
-                                   strtol(PQgetvalue(res, i, 3), NULL, 10), 0, spec, publish_done, s) != 0)
+        snprintf(s->id, sizeof s->id, "%s", PQgetvalue(res, i, c_id));
+        json_t *spec = json_loads(PQgetvalue(res, i, c_spec), 0, NULL);
+        if (!spec || queue_publish(p->r->rc, p->r->prefix, PQgetvalue(res, i, c_queue), s->id,
+                                   PQgetvalue(res, i, c_kind), strtol(PQgetvalue(res, i, c_attempt), NULL, 10), 0,
+                                   spec, publish_done, s) != 0)
             publish_done(NULL, NULL, s);
         json_decref(spec);
     }
 }
-
-#define CLAIM_RETURNING " RETURNING t.id, t.queue, t.kind, t.attempt, t.spec::text"
-
-/* Every rule works on one queue after its stream was probed. $1: the interval
- * (s); $2: the queue; $3: the stream's first entry in ms minus the slack, NULL
- * when the stream is missing or empty (then every entry of it is lost).
- *   queued: the task's last publish (the submit's, or ours) is older than
- *     the first entry, so its entry is gone.
- *   retrying: overdue by more than the interval (its delayed envelope was
- *     lost, or no agent promotes it); running: lease expired that long ago
- *     (the entry was lost with its agent). Their envelopes were written by
- *     agents, which do not record it, so the first republish happens blind;
- *     a later one only if that republish is gone from the stream too, so a
- *     queue without agents does not collect a copy per interval. */
-#define STALE(col) "coalesce(" col ", created_at) < now() - $1::float8 * interval '1 second'"
-#define GONE(col) "($3::float8 IS NULL OR " col " < to_timestamp($3::float8 / 1000))"
-static const char *const claim_sql[RULE_N] = {
-    [RULE_QUEUED] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2"
-        "   AND " STALE("published_at") " AND " GONE("coalesce(published_at, created_at)")
-        "   ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
-    [RULE_RETRYING] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'retrying' AND queue = $2"
-        "   AND next_attempt_at < now() - $1::float8 * interval '1 second'"
-        "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
-        "   ORDER BY next_attempt_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
-    [RULE_RUNNING] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'running' AND queue = $2"
-        "   AND lease_expires_at < now() - $1::float8 * interval '1 second'"
-        "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
-        "   ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" CLAIM_RETURNING,
-};
 
 struct claim_ctx {
     struct pass *p;
@@ -238,8 +208,7 @@ static void claim(struct pass *p, enum rule rule, const char *queue, const char 
 {
     struct claim_ctx *c = xmalloc(sizeof *c);
     *c = (struct claim_ctx){pass_ref(p), rule};
-    const char *params[3] = {p->r->after_s, queue, first_ms};
-    pgc_query(p->r->pg, claim_sql[rule], 3, params, claimed, c);
+    taskdb_republish_claim(p->r->pg, (enum taskdb_republish)rule, p->r->after_s, queue, first_ms, claimed, c);
 }
 
 /* ------------------------------------------- probe: is a task's entry gone?
@@ -284,8 +253,9 @@ static void due_queues(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct pass *p = arg;
     if (!sql_failed(p, res, err, "queues with due tasks") && pass_live(p)) {
+        int c_queue = taskdb_col(res, "queue");
         for (int i = 0; i < PQntuples(res); i++) {
-            struct qwork *w = qwork_new(p, PQgetvalue(res, i, 0), "stream");
+            struct qwork *w = qwork_new(p, PQgetvalue(res, i, c_queue), "stream");
             const char *first[6] = {"XRANGE", w->key, "-", "+", "COUNT", "1"};
             if (rc_command_argv(p->r->rc, probe_first, w, 6, first, NULL) != 0)
                 probe_first(NULL, NULL, w);
@@ -322,8 +292,7 @@ static void bury_done(rc_t *rc, redisReply *reply, void *arg)
     struct sent *s = arg;
     struct qwork *w = s->w;
     if (reply && reply->type == REDIS_REPLY_STRING) {
-        pgarr_add(w->ids, s->id);
-        pgarr_add(w->entries, reply->str);
+        taskdb_dlq_entry_add(w->restored, s->id, reply->str);
         s->p->restored++;
     } else if (s->id[0]) {
         s->p->unsent++;
@@ -332,21 +301,13 @@ static void bury_done(rc_t *rc, redisReply *reply, void *arg)
     free(s);
     if (--w->nbury > 0)
         return;
-    char *ids = pgarr_finish(w->ids), *entries = pgarr_finish(w->entries);
-    w->ids = w->entries = NULL;
-    if (strcmp(ids, "{}") != 0 && pass_live(w->p)) {
-        const char *params[2] = {ids, entries};
-        pgc_query(w->p->r->pg,
-                  "UPDATE tasks t SET dlq_entry = u.e FROM unnest($1::uuid[], $2::text[]) AS u(id, e)"
-                  " WHERE t.id = u.id AND t.state = 'dead'",
-                  2, params, restored_recorded, pass_ref(w->p));
+    if (taskdb_rows_count(w->restored) && pass_live(w->p)) {
+        taskdb_dlq_entries(w->p->r->pg, w->restored, 0, restored_recorded, pass_ref(w->p));
+        w->restored = NULL;
     }
-    free(ids);
-    free(entries);
     qwork_free(w);
 }
 
-/* Rows: id, kind, queue, attempts, error, failed_at, agent, source, spec. */
 static void dead_claimed(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
@@ -355,18 +316,28 @@ static void dead_claimed(pgc_t *pg, PGresult *res, const char *err, void *arg)
         qwork_free(w);
         return;
     }
-    w->ids = pgarr_new();
-    w->entries = pgarr_new();
+    w->restored = taskdb_rows_new();
     w->nbury = 1; /* held while queueing */
+    int c_id = taskdb_col(res, "id"), c_kind = taskdb_col(res, "kind"), c_queue = taskdb_col(res, "queue"),
+        c_attempts = taskdb_col(res, "attempts"), c_error = taskdb_col(res, "error"),
+        c_failed_at = taskdb_col(res, "failed_at"), c_agent = taskdb_col(res, "agent"),
+        c_source = taskdb_col(res, "source"), c_spec = taskdb_col(res, "spec");
     for (int i = 0; i < PQntuples(res); i++) {
         /* the DLQ holds compact JSON, as the agents write it */
-        json_t *spec = json_loads(PQgetvalue(res, i, 8), 0, NULL);
-        char *text = spec ? json_dumps(spec, JSON_COMPACT) : xstrdup(PQgetvalue(res, i, 8));
+        const char *stored = PQgetvalue(res, i, c_spec);
+        json_t *spec = json_loads(stored, 0, NULL);
+        char *text = spec ? json_dumps(spec, JSON_COMPACT) : xstrdup(stored);
         json_decref(spec);
         struct dead_letter dl = {
-            .id = PQgetvalue(res, i, 0),        .kind = PQgetvalue(res, i, 1),  .queue = PQgetvalue(res, i, 2),
-            .attempts = PQgetvalue(res, i, 3),  .error = PQgetvalue(res, i, 4), .failed_at = PQgetvalue(res, i, 5),
-            .agent = PQgetvalue(res, i, 6),     .source = PQgetvalue(res, i, 7), .spec = text,
+            .id = PQgetvalue(res, i, c_id),
+            .kind = PQgetvalue(res, i, c_kind),
+            .queue = PQgetvalue(res, i, c_queue),
+            .attempts = PQgetvalue(res, i, c_attempts),
+            .error = PQgetvalue(res, i, c_error),
+            .failed_at = PQgetvalue(res, i, c_failed_at),
+            .agent = PQgetvalue(res, i, c_agent),
+            .source = PQgetvalue(res, i, c_source),
+            .spec = text,
         };
         struct sent *s = xcalloc(1, sizeof *s);
         s->w = w;
@@ -407,19 +378,7 @@ static void dead_absent(rc_t *rc, redisReply *reply, void *arg)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
             pgarr_add(a, reply->element[i]->str);
     char *ids = pgarr_finish(a);
-    const char *params[2] = {ids, w->p->r->after_s};
-    pgc_query(w->p->r->pg,
-              "WITH c AS (SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND state = 'dead'"
-              "   AND dlq_purged_at IS NULL"
-              "   AND coalesce(published_at, created_at) < now() - $2::float8 * interval '1 second'"
-              "   FOR UPDATE SKIP LOCKED)"
-              " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id"
-              " RETURNING t.id, t.kind, t.queue, t.attempt::text, coalesce(t.last_error, 'unknown error'),"
-              "   to_char(coalesce(t.finished_at, now()) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-              "   coalesce((SELECT a.agent FROM task_attempts a WHERE a.task_id = t.id"
-              "             ORDER BY a.attempt DESC LIMIT 1), t.lease_owner, ''),"
-              "   coalesce(t.source, ''), t.spec::text",
-              2, params, dead_claimed, w);
+    taskdb_dead_claim(w->p->r->pg, ids, w->p->r->after_s, dead_claimed, w);
     free(ids);
 }
 
@@ -512,12 +471,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     p->r = r;
     p->refs = 1;
     r->pass = p;
-    const char *params[1] = {r->after_s};
-    pgc_query(r->pg,
-              "SELECT DISTINCT queue FROM tasks WHERE " STALE("published_at") " AND (state = 'queued'"
-              "   OR state = 'retrying' AND next_attempt_at < now() - $1::float8 * interval '1 second'"
-              "   OR state = 'running' AND lease_expires_at < now() - $1::float8 * interval '1 second')",
-              1, params, due_queues, pass_ref(p));
+    taskdb_republish_queues(r->pg, r->after_s, due_queues, pass_ref(p));
     pgc_query(r->pg,
               "SELECT queue, count(*) FROM tasks WHERE state = 'dead' AND dlq_purged_at IS NULL GROUP BY queue",
               0, NULL, dead_queues, pass_ref(p));

@@ -12,7 +12,7 @@ CREATE TABLE tasks (
                      CHECK (state IN ('queued', 'running', 'retrying', 'succeeded',
                                       'failed', 'dead', 'cancelled')),
     attempt          integer NOT NULL DEFAULT 0,
-    max_attempts     integer NOT NULL DEFAULT 3,
+    max_attempts     integer NOT NULL DEFAULT 3,  -- SPEC_DEFAULT_MAX_ATTEMPTS (proto/spec.h)
     priority         integer NOT NULL DEFAULT 0,
     idempotency_key  text,
     lease_owner      text,

@@ -428,8 +428,9 @@ static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, c
                       size_t errlen)
 {
     memset(s, 0, sizeof *s);
-    s->retry = (struct spec_retry){.max_attempts = 3, .initial_s = 1, .factor = 2, .max_s = 300,
-                                   .jitter = 1};
+    s->retry = (struct spec_retry){.max_attempts = SPEC_DEFAULT_MAX_ATTEMPTS, .initial_s = SPEC_DEFAULT_INITIAL_S,
+                                   .factor = SPEC_DEFAULT_FACTOR, .max_s = SPEC_DEFAULT_MAX_S,
+                                   .jitter = SPEC_DEFAULT_JITTER};
     if (!json_is_object(o))
         return fail(err, errlen, "", self, "must be a JSON object");
 

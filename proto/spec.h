@@ -12,12 +12,22 @@
 #define SPEC_MAX_DEPTH 32              /* nesting of objects/arrays */
 #define SPEC_ERR_MAX 256
 
+/* The one home of a task's retry defaults: a spec without retry_policy gets
+ * them, and so does the agent without DEVSYS_RETRY_*. A row inserted without
+ * max_attempts gets SPEC_DEFAULT_MAX_ATTEMPTS from the column default of
+ * migrations/001_init.sql (tests/integration/layout.test.sh checks they agree). */
+#define SPEC_DEFAULT_MAX_ATTEMPTS 3
+#define SPEC_DEFAULT_INITIAL_S 1.0
+#define SPEC_DEFAULT_FACTOR 2.0
+#define SPEC_DEFAULT_MAX_S 300.0
+#define SPEC_DEFAULT_JITTER 1
+
 struct spec_retry {
-    int max_attempts;   /* 1..1000, default 3 */
-    double initial_s;   /* 0..86400, default 1 */
-    double factor;      /* 1..100, default 2 */
-    double max_s;       /* 0..604800, default 300 */
-    int jitter;         /* bool, default 1 (full jitter) */
+    int max_attempts;   /* 1..1000 */
+    double initial_s;   /* 0..86400 */
+    double factor;      /* 1..100 */
+    double max_s;       /* 0..604800 */
+    int jitter;         /* bool (1: full jitter) */
     /* permanent_exit_codes: exit statuses that mean "do not retry" (bitmap) */
     unsigned char permanent_exit[32];
 };

@@ -1,0 +1,587 @@
+/* taskdb: every statement that writes tasks, grouped by who runs it (see
+ * taskdb.h). Hot statements (claim, complete, submit) take a batch as arrays
+ * and do their work in one round trip: PostgreSQL CPU per task is the
+ * system's bottleneck, so each change here is measured with ./dev bench. */
+#include "taskdb.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "pgarr.h"
+#include "spec.h"
+#include "xalloc.h"
+
+#define XSTR(x) STR(x)
+#define STR(x) #x
+
+/* published_at = the epoch marks a task whose stream entry is lost (its
+ * XADD failed). The reconciler takes an entry as gone when the task was
+ * published before the stream's first entry, which the epoch always is, so
+ * the task is republished at its next pass past DEVSYS_REPUBLISH_AFTER_S,
+ * whatever the stream holds. */
+#define PUBLISH_LOST "'epoch'::timestamptz"
+
+int taskdb_col(const PGresult *res, const char *name)
+{
+    int c = PQfnumber(res, name);
+    if (c < 0) {
+        log_error("taskdb: the statement returned no column \"%s\"", name);
+        abort();
+    }
+    return c;
+}
+
+/* ------------------------------------------------------------------ rows */
+
+#define ROWS_MAX_COLS 8
+
+enum rows_kind { ROWS_EMPTY, ROWS_CLAIM, ROWS_CLAIM_NEW, ROWS_OUTCOME, ROWS_REJECT, ROWS_LEASE, ROWS_DLQ_ENTRY,
+                 ROWS_SUBMIT, ROWS_REPLAY };
+
+struct taskdb_rows {
+    enum rows_kind kind;
+    int ncols, n;
+    pgarr_t *col[ROWS_MAX_COLS];
+};
+
+taskdb_rows_t *taskdb_rows_new(void)
+{
+    return xcalloc(1, sizeof(taskdb_rows_t));
+}
+
+void taskdb_rows_free(taskdb_rows_t *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->ncols; i++)
+        free(pgarr_finish(r->col[i]));
+    free(r);
+}
+
+int taskdb_rows_count(const taskdb_rows_t *r)
+{
+    return r->n;
+}
+
+/* Starts a row of kind; returns the columns to fill, in statement order. */
+static pgarr_t **row(taskdb_rows_t *r, enum rows_kind kind, int ncols)
+{
+    if (r->kind == ROWS_EMPTY) {
+        r->kind = kind;
+        r->ncols = ncols;
+        for (int i = 0; i < ncols; i++)
+            r->col[i] = pgarr_new();
+    } else if (r->kind != kind) {
+        log_error("taskdb: rows of two statements mixed in one batch");
+        abort();
+    }
+    r->n++;
+    return r->col;
+}
+
+/* Finishes r's columns into p[0..ncols-1] (caller frees each) and frees r.
+ * Rows of another statement, or none, are a bug of the caller's. */
+static void rows_take(taskdb_rows_t *r, enum rows_kind want, char **p)
+{
+    if (r->kind != want || r->n == 0) {
+        log_error("taskdb: a statement sent with %s", r->n ? "another statement's rows" : "no rows");
+        abort();
+    }
+    for (int i = 0; i < r->ncols; i++)
+        p[i] = pgarr_finish(r->col[i]);
+    free(r);
+}
+
+static void params_free(char **p, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(p[i]);
+}
+
+/* Sends sql with r's columns as its parameters $1..$n; frees r. */
+static void rows_send(pgc_t *pg, const char *sql, taskdb_rows_t *r, enum rows_kind want, pgc_result_fn *fn,
+                      void *arg)
+{
+    int n = r->ncols;
+    char *p[ROWS_MAX_COLS] = {0};
+    rows_take(r, want, p);
+    pgc_query(pg, sql, n, (const char *const *)p, fn, arg);
+    params_free(p, n);
+}
+
+/* The first columns of every statement that may insert a task row. */
+static void add_task(pgarr_t **c, const char *id, const char *queue, const char *kind, const char *spec_json)
+{
+    pgarr_add(c[0], id);
+    pgarr_add(c[1], queue);
+    pgarr_add(c[2], kind);
+    pgarr_add(c[3], spec_json);
+}
+
+/* ------------------------------------------------------------------ claim */
+
+/* The conditional UPDATE is the de-duplication of execution: a row changes
+ * only for a task that is queued, due for its retry, or running on an expired
+ * lease. Re-claiming an expired lease records the vanished attempt as 'lost';
+ * if that attempt was the last one allowed, the task is poison: it goes dead
+ * instead of running again. $1 ids, $2 owner, $3 lease (s). */
+#define CLAIMABLE                                                                      \
+    "(t.state = 'queued' OR (t.state = 'retrying' AND (t.next_attempt_at IS NULL"     \
+    " OR t.next_attempt_at <= now() + interval '1 second'))"                          \
+    " OR (t.state = 'running' AND t.lease_expires_at < now()))"
+#define POISON "(t.state = 'running' AND t.attempt >= t.max_attempts)"
+#define POISON_SET                                                                      \
+    " attempt = CASE WHEN " POISON " THEN t.attempt ELSE t.attempt + 1 END,"            \
+    " started_at = now(), next_attempt_at = NULL,"                                      \
+    " last_error = CASE WHEN " POISON " THEN 'poison: delivered ' || t.attempt ||"      \
+    "   ' times without a recorded outcome (its agent died or was lost each time)'"     \
+    "   ELSE t.last_error END"
+#define CLAIM_SET                                                                       \
+    " state = CASE WHEN " POISON " THEN 'dead' ELSE 'running' END,"                     \
+    " lease_owner = CASE WHEN " POISON " THEN NULL ELSE $2 END,"                        \
+    " lease_expires_at = CASE WHEN " POISON " THEN NULL"                                \
+    "   ELSE now() + $3::int * interval '1 second' END,"                                \
+    " finished_at = CASE WHEN " POISON " THEN now() END," POISON_SET
+/* Instant kinds (a plain noop) have nothing to run: the claim records the
+ * success itself, one transaction from queued to succeeded, attempt row included. */
+#define DONE_SET                                                                        \
+    " state = CASE WHEN " POISON " THEN 'dead' ELSE 'succeeded' END,"                   \
+    " lease_owner = NULL, lease_expires_at = CASE WHEN $3::int IS NULL THEN NULL::timestamptz END,"  \
+    " finished_at = now(), result = NULL,"                                              \
+    POISON_SET
+#define CLAIM_TAIL                                                                      \
+    " lost AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)" \
+    "  SELECT o.id, o.attempt, o.lease_owner, coalesce(o.started_at, now()), 'lost',"   \
+    "   'lease expired: agent ' || o.lease_owner || ' stopped renewing it'"            \
+    "  FROM old o JOIN u ON u.id = o.id WHERE o.state = 'running' AND o.attempt > 0"    \
+    "  AND o.lease_owner IS NOT NULL ON CONFLICT DO NOTHING),"                          \
+    " done AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome)" \
+    "  SELECT u.id, u.attempt, $2, now(), 'succeeded' FROM u WHERE u.state = 'succeeded')" \
+    " SELECT i.id, u.state, u.attempt, u.checkpoint, o.state AS was, u.last_error, u.max_attempts" \
+    " FROM i LEFT JOIN u ON u.id = i.id LEFT JOIN old o ON o.id = i.id"
+
+#define UPDATE_SQL(SET)                                                                 \
+    "WITH i AS (SELECT DISTINCT id FROM unnest($1::uuid[]) AS i(id)),"                  \
+    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id))," \
+    " u AS (UPDATE tasks t SET" SET " FROM i WHERE t.id = i.id AND " CLAIMABLE          \
+    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error, t.max_attempts),"          \
+    CLAIM_TAIL
+
+/* Entries pushed by hand have no row yet: insert it already claimed (or
+ * done), or claim the existing one (a redelivery of the same entry is the
+ * same task). $4.. the new rows' columns, as taskdb_claim_add_new. */
+#define UPSERT_SQL(STATE, OWNER, LEASE, FINISHED, SET)                                  \
+    "WITH i AS (SELECT * FROM unnest($1::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::int[]," \
+    "  $8::int[], $9::bigint[], $10::text[]) AS i(id, queue, kind, spec, max_attempts, priority, ms, source))," \
+    " old AS (SELECT t.id, t.state, t.attempt, t.lease_owner, t.started_at FROM tasks t JOIN i USING (id))," \
+    " u AS (INSERT INTO tasks AS t (id, queue, kind, spec, max_attempts, priority, created_at, source," \
+    "  state, attempt, lease_owner, lease_expires_at, started_at, finished_at)"          \
+    "  SELECT i.id, i.queue, i.kind, i.spec, i.max_attempts, i.priority,"                \
+    "   'epoch'::timestamptz + i.ms * interval '1 millisecond', i.source, " STATE ", 1, " \
+    OWNER ", " LEASE ", now(), " FINISHED " FROM i"                                      \
+    "  ON CONFLICT (id) DO UPDATE SET" SET " WHERE " CLAIMABLE                          \
+    "  RETURNING t.id, t.state, t.attempt, t.checkpoint::text, t.last_error, t.max_attempts),"          \
+    CLAIM_TAIL
+
+static const char *const claim_sql[2][2] = {
+    /* [new rows][instant] */
+    {UPDATE_SQL(CLAIM_SET), UPDATE_SQL(DONE_SET)},
+    {UPSERT_SQL("'running'", "$2", "now() + $3::int * interval '1 second'", "NULL", CLAIM_SET),
+     UPSERT_SQL("'succeeded'", "NULL", "NULL::timestamptz", "now()", DONE_SET)},
+};
+
+void taskdb_claim_add(taskdb_rows_t *r, const char *id)
+{
+    pgarr_add(row(r, ROWS_CLAIM, 1)[0], id);
+}
+
+void taskdb_claim_add_new(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
+                          const char *spec_json, long max_attempts, long priority, long long created_ms,
+                          const char *source)
+{
+    pgarr_t **c = row(r, ROWS_CLAIM_NEW, 8);
+    add_task(c, id, queue, kind, spec_json);
+    pgarr_add_long(c[4], max_attempts);
+    pgarr_add_long(c[5], priority);
+    pgarr_add_long(c[6], created_ms);
+    pgarr_add(c[7], source);
+}
+
+void taskdb_claim(pgc_t *pg, taskdb_rows_t *r, const char *owner, int lease_s, int instant, pgc_result_fn *fn,
+                  void *arg)
+{
+    int is_new = r->kind == ROWS_CLAIM_NEW, ncols = r->ncols;
+    char lease[16], *cols[ROWS_MAX_COLS];
+    snprintf(lease, sizeof lease, "%d", lease_s);
+    rows_take(r, is_new ? ROWS_CLAIM_NEW : ROWS_CLAIM, cols);
+    const char *p[10] = {cols[0], owner, lease};
+    for (int i = 1; i < ncols; i++)
+        p[i + 2] = cols[i];
+    pgc_query(pg, claim_sql[is_new][instant ? 1 : 0], ncols + 2, p, fn, arg);
+    params_free(cols, ncols);
+}
+
+/* --------------------------------------------------------------- outcomes */
+
+/* Guarded by attempt and lease owner (the fencing token): an agent whose
+ * lease expired and was taken over cannot overwrite the newer outcome. The
+ * attempt row is written in the same statement, once. state_attempt tells,
+ * for a row that did not change, what state the task is in, so the agent
+ * knows whether its entry is done with (final, or our own earlier commit
+ * whose answer was lost) or belongs to whoever runs the task now. $9 owner. */
+static const char complete_sql[] =
+    "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[],"
+    "  $6::text[], $7::bigint[], $8::bigint[])"
+    "  AS r(id, attempt, state, err, result, output, started_us, retry_ms)),"
+    " u AS (UPDATE tasks t SET state = r.state,"
+    "  finished_at = CASE WHEN r.state = 'retrying' THEN NULL ELSE now() END,"
+    "  next_attempt_at = CASE WHEN r.state = 'retrying'"
+    "   THEN now() + r.retry_ms * interval '1 millisecond' END,"
+    "  last_error = r.err, result = r.result, output_tail = r.output,"
+    "  lease_owner = NULL, lease_expires_at = NULL"
+    "  FROM r WHERE t.id = r.id AND t.attempt = r.attempt AND t.lease_owner = $9"
+    "  AND t.state = 'running' RETURNING t.id),"
+    " a AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)"
+    "  SELECT r.id, r.attempt, $9, 'epoch'::timestamptz + r.started_us * interval '1 microsecond',"
+    "  CASE WHEN r.state = 'retrying' THEN 'failed' ELSE r.state END, r.err"
+    "  FROM r WHERE r.id IN (SELECT id FROM u))"
+    /* CASE: the row is looked up again only where the update did not take */
+    " SELECT r.id, u.id IS NOT NULL AS recorded, CASE WHEN u.id IS NULL THEN"
+    "  (SELECT t.state || ' ' || t.attempt FROM tasks t WHERE t.id = r.id) END AS state_attempt"
+    " FROM r LEFT JOIN u ON u.id = r.id";
+
+void taskdb_outcome_add(taskdb_rows_t *r, const char *id, long attempt, const char *state, const char *error,
+                        const char *result_json, const char *output, long long started_us, long long retry_ms)
+{
+    pgarr_t **c = row(r, ROWS_OUTCOME, 8);
+    pgarr_add(c[0], id);
+    pgarr_add_long(c[1], attempt);
+    pgarr_add(c[2], state);
+    pgarr_add(c[3], error);
+    pgarr_add(c[4], result_json);
+    pgarr_add(c[5], output);
+    pgarr_add_long(c[6], started_us);
+    pgarr_add_long(c[7], retry_ms);
+}
+
+void taskdb_complete(pgc_t *pg, taskdb_rows_t *r, const char *owner, pgc_result_fn *fn, void *arg)
+{
+    char *c[8];
+    rows_take(r, ROWS_OUTCOME, c);
+    const char *p[9] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], owner};
+    pgc_query(pg, complete_sql, 9, p, fn, arg);
+    params_free(c, 8);
+}
+
+/* A task that ended keeps its outcome: that delivery was a duplicate. A new
+ * row gets the default max_attempts (it never runs). */
+static const char reject_sql[] =
+    "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[],"
+    "  $6::bigint[], $7::text[]) AS i(id, queue, kind, spec, err, ms, source)),"
+    " u AS (INSERT INTO tasks AS t (id, queue, kind, spec, state, attempt, max_attempts, created_at,"
+    "  finished_at, last_error, source)"
+    "  SELECT i.id, i.queue, i.kind, i.spec, 'dead', 0, " XSTR(SPEC_DEFAULT_MAX_ATTEMPTS) ","
+    "   'epoch'::timestamptz + i.ms * interval '1 millisecond', now(), i.err, i.source FROM i"
+    "  ON CONFLICT (id) DO UPDATE SET state = 'dead', finished_at = now(),"
+    "   last_error = EXCLUDED.last_error, lease_owner = NULL, lease_expires_at = NULL"
+    "  WHERE t.state IN ('queued', 'retrying', 'running') RETURNING t.id)"
+    " SELECT id FROM u";
+
+void taskdb_reject_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
+                       const char *spec_json, const char *error, long long created_ms, const char *source)
+{
+    pgarr_t **c = row(r, ROWS_REJECT, 7);
+    add_task(c, id, queue, kind, spec_json);
+    pgarr_add(c[4], error);
+    pgarr_add_long(c[5], created_ms);
+    pgarr_add(c[6], source);
+}
+
+void taskdb_reject(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg)
+{
+    rows_send(pg, reject_sql, r, ROWS_REJECT, fn, arg);
+}
+
+/* Only while the task is still cancelled at that attempt (rare: one
+ * statement per task). */
+void taskdb_attempt_cancelled(pgc_t *pg, const char *id, long attempt, const char *agent, long long started_us,
+                              const char *error, pgc_result_fn *fn, void *arg)
+{
+    char a[24], started[32];
+    snprintf(a, sizeof a, "%ld", attempt);
+    snprintf(started, sizeof started, "%lld", started_us);
+    const char *p[5] = {id, a, agent, started, error};
+    pgc_query(pg,
+              "INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)"
+              " SELECT $1::uuid, $2::int, $3, 'epoch'::timestamptz + $4::bigint * interval '1 microsecond',"
+              "  'cancelled', $5 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1::uuid AND state = 'cancelled'"
+              "  AND attempt = $2::int) ON CONFLICT DO NOTHING",
+              5, p, fn, arg);
+}
+
+/* ------------------------------------------------------ lease, checkpoint */
+
+void taskdb_lease_add(taskdb_rows_t *r, const char *id, long attempt)
+{
+    pgarr_t **c = row(r, ROWS_LEASE, 2);
+    pgarr_add(c[0], id);
+    pgarr_add_long(c[1], attempt);
+}
+
+/* The answer lists the tasks cancelled meanwhile: a backstop for a lost
+ * cancel message on the control stream. */
+void taskdb_lease_renew(pgc_t *pg, taskdb_rows_t *r, const char *owner, int lease_s, pgc_result_fn *fn, void *arg)
+{
+    char lease[16], *c[2];
+    snprintf(lease, sizeof lease, "%d", lease_s);
+    rows_take(r, ROWS_LEASE, c);
+    const char *p[4] = {c[0], c[1], lease, owner};
+    pgc_query(pg,
+              "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS i(id, attempt)),"
+              " u AS (UPDATE tasks t SET lease_expires_at = now() + $3::int * interval '1 second'"
+              "  FROM i WHERE t.id = i.id AND t.attempt = i.attempt AND t.lease_owner = $4"
+              "  AND t.state = 'running' RETURNING t.id)"
+              " SELECT t.id FROM tasks t JOIN i ON t.id = i.id WHERE t.state = 'cancelled'",
+              4, p, fn, arg);
+    params_free(c, 2);
+}
+
+void taskdb_lease_release(pgc_t *pg, const char *owner, pgc_result_fn *fn, void *arg)
+{
+    const char *p[1] = {owner};
+    pgc_query(pg,
+              "UPDATE tasks SET lease_expires_at = now() - interval '1 millisecond'"
+              " WHERE lease_owner = $1 AND state = 'running'",
+              1, p, fn, arg);
+}
+
+/* The newest `keep` rows of the task stay: the DELETE sees the rows from
+ * before this INSERT, so keep-1 of them plus the new one. */
+void taskdb_checkpoint(pgc_t *pg, const char *id, long attempt, const char *owner, const char *json, int keep,
+                       pgc_result_fn *fn, void *arg)
+{
+    char a[24], offset[24];
+    snprintf(a, sizeof a, "%ld", attempt);
+    snprintf(offset, sizeof offset, "%d", keep - 1);
+    const char *p[5] = {id, a, json, owner, offset};
+    pgc_query(pg,
+              "WITH u AS (UPDATE tasks SET checkpoint = $3::jsonb WHERE id = $1::uuid"
+              " AND attempt = $2::int AND lease_owner = $4 AND state = 'running' RETURNING id),"
+              " i AS (INSERT INTO checkpoints (task_id, attempt, data) SELECT id, $2::int, $3::jsonb FROM u)"
+              " DELETE FROM checkpoints c WHERE c.task_id = $1::uuid AND EXISTS (SELECT 1 FROM u)"
+              " AND c.id <= (SELECT id FROM checkpoints WHERE task_id = $1::uuid"
+              "  ORDER BY id DESC OFFSET $5::int LIMIT 1)",
+              5, p, fn, arg);
+}
+
+void taskdb_dlq_entry_add(taskdb_rows_t *r, const char *id, const char *entry)
+{
+    pgarr_t **c = row(r, ROWS_DLQ_ENTRY, 2);
+    pgarr_add(c[0], id);
+    pgarr_add(c[1], entry);
+}
+
+void taskdb_dlq_entries(pgc_t *pg, taskdb_rows_t *r, int only_if_unset, pgc_result_fn *fn, void *arg)
+{
+    rows_send(pg,
+              only_if_unset ? "UPDATE tasks t SET dlq_entry = u.e FROM unnest($1::uuid[], $2::text[]) AS u(id, e)"
+                              " WHERE t.id = u.id AND t.state = 'dead' AND t.dlq_entry IS NULL"
+                            : "UPDATE tasks t SET dlq_entry = u.e FROM unnest($1::uuid[], $2::text[]) AS u(id, e)"
+                              " WHERE t.id = u.id AND t.state = 'dead'",
+              r, ROWS_DLQ_ENTRY, fn, arg);
+}
+
+/* ----------------------------------------------------------------- submit */
+
+static const char submit_sql[] =
+    "WITH input AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[],"
+    "                       $7::text[]) WITH ORDINALITY"
+    "    AS t(id, queue, kind, spec, max_attempts, priority, ikey, ord)),"
+    " ins AS ("
+    "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key, published_at)"
+    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey, now() FROM input ORDER BY ord"
+    "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id)"
+    " SELECT i.ord, COALESCE(ins.id, t.id) AS id, ins.id IS NOT NULL AS created,"
+    "  COALESCE(t.state, 'queued') AS state"
+    " FROM input i LEFT JOIN ins ON ins.id = i.id"
+    " LEFT JOIN tasks t ON ins.id IS NULL AND t.idempotency_key = i.ikey"
+    " WHERE i.ikey IS NULL OR i.ord = (SELECT min(i2.ord) FROM input i2 WHERE i2.ikey = i.ikey)"
+    " ORDER BY i.ord";
+
+void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
+                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key)
+{
+    pgarr_t **c = row(r, ROWS_SUBMIT, 7);
+    add_task(c, id, queue, kind, spec_json);
+    pgarr_add_long(c[4], max_attempts);
+    pgarr_add_long(c[5], priority);
+    pgarr_add(c[6], idempotency_key);
+}
+
+void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg)
+{
+    rows_send(pg, submit_sql, r, ROWS_SUBMIT, fn, arg);
+}
+
+/* Only while still queued: a task an agent already claimed has its entry. */
+void taskdb_mark_unpublished(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
+{
+    const char *p[1] = {id};
+    pgc_query(pg, "UPDATE tasks SET published_at = " PUBLISH_LOST " WHERE id = $1::uuid AND state = 'queued'", 1,
+              p, fn, arg);
+}
+
+void taskdb_mark_published(pgc_t *pg, const char *ids, int ok, pgc_result_fn *fn, void *arg)
+{
+    const char *p[2] = {ids, ok ? "true" : "false"};
+    pgc_query(pg,
+              "UPDATE tasks SET published_at = CASE WHEN $2::bool THEN now() ELSE " PUBLISH_LOST " END"
+              " WHERE id = ANY($1::uuid[])",
+              2, p, fn, arg);
+}
+
+/* ---------------------------------------------------- replay, cancel, purge */
+
+/* The attempt counter goes on rather than restarting at 0: attempt numbers
+ * stay unique per task (task_attempts' key, and the fencing token), and
+ * max_attempts moves up by the budget ($2, one per id, from each spec as the
+ * caller validated it, so one bad spec fails alone, not the batch). */
+static const char replay_sql[] =
+    "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS i(id, budget)),"
+    " prev AS (SELECT t.id, t.state, t.dlq_entry, i.budget FROM tasks t JOIN i ON t.id = i.id"
+    "   WHERE t.queue = $3 AND ($4::bool OR t.state = 'dead' AND t.dlq_purged_at IS NULL)"
+    "   ORDER BY t.id FOR UPDATE OF t),"
+    " upd AS (UPDATE tasks t SET state = 'queued', replays = t.replays + 1, dlq_entry = NULL,"
+    "     max_attempts = t.attempt + prev.budget,"
+    "     dlq_purged_at = NULL, finished_at = NULL, next_attempt_at = NULL, lease_owner = NULL,"
+    "     lease_expires_at = NULL"
+    "   FROM prev WHERE t.id = prev.id AND prev.state = 'dead' RETURNING t.id, t.kind, t.spec)"
+    " SELECT prev.state AS was, upd.kind, upd.spec::text AS spec, prev.id, prev.dlq_entry"
+    " FROM prev LEFT JOIN upd ON upd.id = prev.id ORDER BY prev.id";
+
+void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget)
+{
+    pgarr_t **c = row(r, ROWS_REPLAY, 2);
+    pgarr_add(c[0], id);
+    pgarr_add_long(c[1], budget);
+}
+
+void taskdb_replay(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, pgc_result_fn *fn, void *arg)
+{
+    char *c[2];
+    rows_take(r, ROWS_REPLAY, c);
+    const char *p[4] = {c[0], c[1], queue, any_state ? "true" : "false"};
+    pgc_query(pg, replay_sql, 4, p, fn, arg);
+    params_free(c, 2);
+}
+
+/* One statement: lock the row, cancel it if it has not finished, and return
+ * the state it had (running: signal the agent; queued/retrying: the agent
+ * skips it on delivery). */
+void taskdb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
+{
+    const char *p[1] = {id};
+    pgc_query(pg,
+              "WITH prev AS (SELECT id, state FROM tasks WHERE id = $1::uuid FOR UPDATE),"
+              " upd AS (UPDATE tasks t SET state = 'cancelled', finished_at = now(), next_attempt_at = NULL"
+              "   FROM prev WHERE t.id = prev.id AND prev.state IN ('queued', 'running', 'retrying')"
+              "   RETURNING t.id)"
+              " SELECT prev.state AS was, (SELECT count(*) FROM upd) AS cancelled FROM prev",
+              1, p, fn, arg);
+}
+
+void taskdb_purge(pgc_t *pg, const char *id, const char *queue, pgc_result_fn *fn, void *arg)
+{
+    const char *p[2] = {id, queue};
+    pgc_query(pg,
+              "WITH prev AS (SELECT id, state FROM tasks WHERE id = $1::uuid AND queue = $2 FOR UPDATE),"
+              " upd AS (UPDATE tasks t SET dlq_purged_at = now() FROM prev"
+              "   WHERE t.id = prev.id AND prev.state = 'dead' AND t.dlq_purged_at IS NULL RETURNING t.id)"
+              " SELECT prev.state AS was, (SELECT count(*) FROM upd) AS purged FROM prev",
+              2, p, fn, arg);
+}
+
+void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *arg)
+{
+    const char *p[1] = {queue};
+    pgc_query(pg,
+              "WITH u AS (UPDATE tasks SET dlq_purged_at = now()"
+              "   WHERE queue = $1 AND state = 'dead' AND dlq_purged_at IS NULL RETURNING 1)"
+              " SELECT count(*) AS purged FROM u",
+              1, p, fn, arg);
+}
+
+/* ------------------------------------------------------------- reconciler */
+
+#define REPUBLISH_RETURNING " RETURNING t.id, t.queue, t.kind, t.attempt, t.spec::text AS spec"
+
+/* Every rule works on one queue after its stream was probed. $1: the interval
+ * (s); $2: the queue; $3: the stream's first entry in ms minus the slack, NULL
+ * when the stream is missing or empty (then every entry of it is lost).
+ *   queued: the task's last publish (the submit's, or ours) is older than
+ *     the first entry, so its entry is gone (PUBLISH_LOST always is).
+ *   retrying: overdue by more than the interval (its delayed envelope was
+ *     lost, or no agent promotes it); running: lease expired that long ago
+ *     (the entry was lost with its agent). Their envelopes were written by
+ *     agents, which do not record it, so the first republish happens blind;
+ *     a later one only if that republish is gone from the stream too, so a
+ *     queue without agents does not collect a copy per interval. */
+#define STALE(col) "coalesce(" col ", created_at) < now() - $1::float8 * interval '1 second'"
+#define GONE(col) "($3::float8 IS NULL OR " col " < to_timestamp($3::float8 / 1000))"
+static const char *const republish_sql[TASKDB_REPUBLISH_N] = {
+    [TASKDB_REPUBLISH_QUEUED] =
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2"
+        "   AND " STALE("published_at") " AND " GONE("coalesce(published_at, created_at)")
+        "   ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" REPUBLISH_RETURNING,
+    [TASKDB_REPUBLISH_RETRYING] =
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'retrying' AND queue = $2"
+        "   AND next_attempt_at < now() - $1::float8 * interval '1 second'"
+        "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
+        "   ORDER BY next_attempt_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" REPUBLISH_RETURNING,
+    [TASKDB_REPUBLISH_RUNNING] =
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'running' AND queue = $2"
+        "   AND lease_expires_at < now() - $1::float8 * interval '1 second'"
+        "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
+        "   ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+        " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" REPUBLISH_RETURNING,
+};
+
+void taskdb_republish_queues(pgc_t *pg, const char *after_s, pgc_result_fn *fn, void *arg)
+{
+    const char *p[1] = {after_s};
+    pgc_query(pg,
+              "SELECT DISTINCT queue FROM tasks WHERE " STALE("published_at") " AND (state = 'queued'"
+              "   OR state = 'retrying' AND next_attempt_at < now() - $1::float8 * interval '1 second'"
+              "   OR state = 'running' AND lease_expires_at < now() - $1::float8 * interval '1 second')",
+              1, p, fn, arg);
+}
+
+void taskdb_republish_claim(pgc_t *pg, enum taskdb_republish rule, const char *after_s, const char *queue,
+                            const char *first_ms, pgc_result_fn *fn, void *arg)
+{
+    const char *p[3] = {after_s, queue, first_ms};
+    pgc_query(pg, republish_sql[rule], 3, p, fn, arg);
+}
+
+void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_result_fn *fn, void *arg)
+{
+    const char *p[2] = {ids, after_s};
+    pgc_query(pg,
+              "WITH c AS (SELECT id FROM tasks WHERE id = ANY($1::uuid[]) AND state = 'dead'"
+              "   AND dlq_purged_at IS NULL"
+              "   AND coalesce(published_at, created_at) < now() - $2::float8 * interval '1 second'"
+              "   FOR UPDATE SKIP LOCKED)"
+              " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id"
+              " RETURNING t.id, t.kind, t.queue, t.attempt::text AS attempts,"
+              "   coalesce(t.last_error, 'unknown error') AS error,"
+              "   to_char(coalesce(t.finished_at, now()) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+              "     AS failed_at,"
+              "   coalesce((SELECT a.agent FROM task_attempts a WHERE a.task_id = t.id"
+              "             ORDER BY a.attempt DESC LIMIT 1), t.lease_owner, '') AS agent,"
+              "   coalesce(t.source, '') AS source, t.spec::text AS spec",
+              2, p, fn, arg);
+}

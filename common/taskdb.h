@@ -1,0 +1,143 @@
+/* taskdb: the task state machine in PostgreSQL. Every statement that writes
+ * `tasks` (with the task_attempts and checkpoints rows that go with a
+ * transition) lives in taskdb.c, each with the transition it performs and its
+ * guard; callers batch, send and read results by column name through this. */
+#ifndef DEVSYS_TASKDB_H
+#define DEVSYS_TASKDB_H
+
+#include "pgc.h"
+
+/* States: queued -> running -> succeeded | retrying -> queued (by its retry
+ * falling due) | dead; cancelled from any non-final state; dead -> queued by
+ * a replay. Defaults of a task (max attempts...) are in proto/spec.h. */
+
+/* The index of result column `name`, looked up once per result:
+ *   int c_attempt = taskdb_col(res, "attempt");  ... PQgetvalue(res, i, c_attempt)
+ * The columns of each statement are listed below. A name the statement does
+ * not return is a bug of ours: logged, then abort(). */
+int taskdb_col(const PGresult *res, const char *name);
+
+/* ------------------------------------------------------------------ rows
+ * A batched statement takes its rows as arrays (one per column, expanded
+ * with unnest server-side). Build them with the statement's taskdb_*_add
+ * function; one rows object feeds one statement (mixing aborts). The
+ * statement that sends it takes ownership; an unsent one is freed with
+ * taskdb_rows_free. */
+typedef struct taskdb_rows taskdb_rows_t;
+
+taskdb_rows_t *taskdb_rows_new(void);
+void taskdb_rows_free(taskdb_rows_t *r);
+int taskdb_rows_count(const taskdb_rows_t *r);
+
+/* ----------------------------------------------------------------- agents */
+
+/* Claim a batch of deliveries: queued, retrying and due, or running on an
+ * expired lease -> running (lease to owner for lease_s), attempt + 1; with
+ * instant, -> succeeded with its attempt row in the same statement. A task
+ * whose expired lease was its last allowed attempt -> dead ("poison"); the
+ * vanished attempt gets a 'lost' attempt row. Rows: taskdb_claim_add for
+ * tasks with a row, or taskdb_claim_add_new for entries pushed by hand (the
+ * row is inserted, already claimed; a batch holds one or the other).
+ * Result, one row per distinct id: id; state, attempt, checkpoint,
+ * last_error, max_attempts (all NULL when not claimed); was (the state
+ * before, NULL when there was no row). */
+void taskdb_claim_add(taskdb_rows_t *r, const char *id);
+void taskdb_claim_add_new(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
+                          const char *spec_json, long max_attempts, long priority, long long created_ms,
+                          const char *source);
+void taskdb_claim(pgc_t *pg, taskdb_rows_t *r, const char *owner, int lease_s, int instant, pgc_result_fn *fn,
+                  void *arg);
+
+/* Record outcomes: running -> state (succeeded | retrying, due after
+ * retry_ms | dead), guarded by attempt and lease owner (the fencing token),
+ * with the attempt row. output must be valid UTF-8; result is JSON text.
+ * Result, one row per task: id; recorded (t/f); state_attempt ("<state>
+ * <attempt>" of the row now, only where not recorded). */
+void taskdb_outcome_add(taskdb_rows_t *r, const char *id, long attempt, const char *state, const char *error,
+                        const char *result_json, const char *output, long long started_us, long long retry_ms);
+void taskdb_complete(pgc_t *pg, taskdb_rows_t *r, const char *owner, pgc_result_fn *fn, void *arg);
+
+/* An entry that cannot run: no row, or queued | retrying | running -> dead
+ * with error as last_error; a task already final keeps its outcome.
+ * Result: id of each task that went dead. */
+void taskdb_reject_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
+                       const char *spec_json, const char *error, long long created_ms, const char *source);
+void taskdb_reject(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg);
+
+/* The attempt row of an attempt a cancel stopped (the task is cancelled at
+ * that attempt); no result. */
+void taskdb_attempt_cancelled(pgc_t *pg, const char *id, long attempt, const char *agent, long long started_us,
+                              const char *error, pgc_result_fn *fn, void *arg);
+
+/* Extend the lease of running tasks this owner holds at these attempts.
+ * Result: id of each of them found cancelled meanwhile. */
+void taskdb_lease_add(taskdb_rows_t *r, const char *id, long attempt);
+void taskdb_lease_renew(pgc_t *pg, taskdb_rows_t *r, const char *owner, int lease_s, pgc_result_fn *fn, void *arg);
+/* Expire every lease owner holds (a restarted agent of the same name). */
+void taskdb_lease_release(pgc_t *pg, const char *owner, pgc_result_fn *fn, void *arg);
+
+/* Save a running task's checkpoint (guarded like an outcome) and keep its
+ * newest `keep` checkpoint rows. json must be valid UTF-8. */
+void taskdb_checkpoint(pgc_t *pg, const char *id, long attempt, const char *owner, const char *json, int keep,
+                       pgc_result_fn *fn, void *arg);
+
+/* Remember where a dead task's letter is (tasks.dlq_entry) for dead tasks;
+ * with only_if_unset, only where none is recorded. No result. */
+void taskdb_dlq_entry_add(taskdb_rows_t *r, const char *id, const char *entry);
+void taskdb_dlq_entries(pgc_t *pg, taskdb_rows_t *r, int only_if_unset, pgc_result_fn *fn, void *arg);
+
+/* ---------------------------------------------------------------- manager */
+
+/* Submit: insert queued tasks (published now), in the order added; a task
+ * whose idempotency_key exists is not inserted, the existing one answers.
+ * Result, by ord (1-based position of the row added; a key repeated in the
+ * batch answers once, at its first position): ord; id (NULL while another
+ * submit of that key is in flight); created (t/f); state. */
+void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
+                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key);
+void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg);
+
+/* A submit's publish failed: mark the queued task's entry lost, so the
+ * reconciler republishes it. No result. */
+void taskdb_mark_unpublished(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
+/* After replaying ids (a PostgreSQL array literal): published now (ok), or
+ * the entry is lost (not ok), as above. No result. */
+void taskdb_mark_published(pgc_t *pg, const char *ids, int ok, pgc_result_fn *fn, void *arg);
+
+/* Replay: dead -> queued with a fresh budget of attempts (max_attempts =
+ * attempt + budget), replays + 1, dlq_entry cleared, for tasks of queue.
+ * any_state: also return tasks in other states (unchanged), so one call can
+ * tell 409 from 404. Result, by id: was (the state before); kind, spec (NULL
+ * when not replayed); id; dlq_entry (before). */
+void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget);
+void taskdb_replay(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, pgc_result_fn *fn, void *arg);
+
+/* Cancel: queued | running | retrying -> cancelled. Result: no row when the
+ * task does not exist; else was (the state before), cancelled ("1" or "0"). */
+void taskdb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
+
+/* Purge a dead task's letter (dlq_purged_at = now; the row stays dead).
+ * One task of queue: no row when absent; else was, purged ("1" or "0").
+ * Whole queue: purged (count). */
+void taskdb_purge(pgc_t *pg, const char *id, const char *queue, pgc_result_fn *fn, void *arg);
+void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *arg);
+
+/* ------------------------------------------------------------- reconciler
+ * after_s: seconds a task must be overdue (DEVSYS_REPUBLISH_AFTER_S). */
+enum taskdb_republish { TASKDB_REPUBLISH_QUEUED, TASKDB_REPUBLISH_RETRYING, TASKDB_REPUBLISH_RUNNING,
+                        TASKDB_REPUBLISH_N };
+/* Queues holding tasks some rule may republish. Result: queue. */
+void taskdb_republish_queues(pgc_t *pg, const char *after_s, pgc_result_fn *fn, void *arg);
+/* Take up to 1000 tasks of queue the rule finds lost (published_at = now,
+ * so no other manager takes them too). first_ms: the stream's first entry
+ * in ms minus a slack, NULL when the stream is missing or empty.
+ * Result: id, queue, kind, attempt, spec. */
+void taskdb_republish_claim(pgc_t *pg, enum taskdb_republish rule, const char *after_s, const char *queue,
+                            const char *first_ms, pgc_result_fn *fn, void *arg);
+/* Take the dead tasks among ids (an array literal) whose letter is missing
+ * from the DLQ, to bury them again (published_at = now). Result, the dead
+ * letter's fields: id, kind, queue, attempts, error, failed_at, agent,
+ * source, spec. */
+void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_result_fn *fn, void *arg);
+
+#endif
