@@ -16,25 +16,12 @@ int queue_dlq_len(rc_t *rc, const char *prefix, const char *queue, queue_count_f
     return queue_send(rc, queue_count_reply, (queue_fn *)fn, arg, 2, argv, NULL);
 }
 
-static void range_reply(rc_t *rc, redisReply *r, void *arg)
-{
-    (void)rc;
-    struct queue_call c = queue_call_take(arg);
-    const char *err = queue_reply_err(r);
-    if (!err[0] && r->type != REDIS_REPLY_ARRAY)
-        err = "unexpected reply from redis (not an array of entries)";
-    size_t n = 0;
-    queue_entry_t *e = err[0] ? NULL : queue_decode_entries(r, NULL, &n);
-    ((queue_entries_fn *)c.fn)(c.arg, err, e, n);
-    free(e);
-}
-
 static int xrange(rc_t *rc, const char *prefix, const char *queue, const char *start, const char *end,
                   const char *count, queue_entries_fn *fn, void *arg)
 {
     char key[256];
     const char *argv[] = {"XRANGE", queue_key(key, sizeof key, prefix, queue, "dlq"), start, end, "COUNT", count};
-    return queue_send(rc, range_reply, (queue_fn *)fn, arg, count ? 6 : 4, argv, NULL);
+    return queue_send(rc, queue_range_reply, (queue_fn *)fn, arg, count ? 6 : 4, argv, NULL);
 }
 
 int queue_dlq_range(rc_t *rc, const char *prefix, const char *queue, const char *after, long count,

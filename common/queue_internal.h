@@ -37,6 +37,9 @@ void queue_id_reply(rc_t *rc, redisReply *r, void *arg);
 void queue_count_reply(rc_t *rc, redisReply *r, void *arg);
 void queue_strings_reply(rc_t *rc, redisReply *r, void *arg);
 
+/* Adapter of an XRANGE reply to a queue_entries_fn (queue_read.c). */
+void queue_range_reply(rc_t *rc, redisReply *r, void *arg);
+
 /* The one stream-entry decoder. entries: an array of entries [id, [f1, v1,
  * ...]] as XRANGE, XAUTOCLAIM and each stream of XREAD(GROUP) return it;
  * stream: the key to put in each entry. An element that is not [string,

@@ -154,15 +154,34 @@ int queue_autoclaim(rc_t *rc, const char *prefix, const char *queue, const char 
     return queue_send(rc, autoclaim_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
 }
 
+/* The entries of an XRANGE reply; NULL (and *err set) when it is not one. */
+static queue_entry_t *range_entries(const redisReply *r, const char **err, size_t *n)
+{
+    *err = queue_reply_err(r);
+    if (!(*err)[0] && r->type != REDIS_REPLY_ARRAY)
+        *err = "unexpected reply from redis (not an array of entries)";
+    *n = 0;
+    return (*err)[0] ? NULL : queue_decode_entries(r, NULL, n);
+}
+
+void queue_range_reply(rc_t *rc, redisReply *r, void *arg)
+{
+    (void)rc;
+    struct queue_call c = queue_call_take(arg);
+    const char *err;
+    size_t n;
+    queue_entry_t *e = range_entries(r, &err, &n);
+    ((queue_entries_fn *)c.fn)(c.arg, err, e, n);
+    free(e);
+}
+
 static void first_reply(rc_t *rc, redisReply *r, void *arg)
 {
     (void)rc;
     struct queue_call c = queue_call_take(arg);
-    const char *err = queue_reply_err(r);
-    if (!err[0] && r->type != REDIS_REPLY_ARRAY)
-        err = "unexpected reply from redis (not an array of entries)";
-    size_t n = 0;
-    queue_entry_t *e = err[0] ? NULL : queue_decode_entries(r, NULL, &n);
+    const char *err;
+    size_t n;
+    queue_entry_t *e = range_entries(r, &err, &n);
     ((queue_id_fn *)c.fn)(c.arg, err, n ? e[0].id : NULL);
     free(e);
 }
