@@ -7,7 +7,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,15 +129,14 @@ struct bury_ctx {
     char task_id[37];
 };
 
-static void on_buried(rc_t *rc, redisReply *reply, void *arg)
+static void on_buried(void *arg, const char *err, const char *dlq_entry)
 {
-    (void)rc;
     struct bury_ctx *b = arg;
-    if (reply && reply->type == REDIS_REPLY_STRING)
-        dlq_entry_write(b->ag, b->task_id, reply->str);
+    if (!err[0])
+        dlq_entry_write(b->ag, b->task_id, dlq_entry);
     else
         log_warn("task %s: dead letter not written (%s); the reconciler rebuilds it from PostgreSQL",
-                 b->task_id, reply ? reply->str : "redis disconnected");
+                 b->task_id, err);
     free(b);
 }
 

@@ -4,7 +4,6 @@
  * entries and leases alive, promotes due retries, trims the streams, and
  * follows the control stream for cancels. */
 #include <event2/event.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,29 +95,19 @@ static int kind_allowed(const struct agent *ag, const char *kind)
 
 /* Builds a task from one stream entry. A task that cannot run gets phase
  * PHASE_REJECTING and a reason; it is recorded, not dropped. */
-static struct task *task_from_entry(struct agent *ag, struct queue_state *q, const redisReply *e)
+static struct task *task_from_entry(struct agent *ag, struct queue_state *q, const queue_entry_t *e)
 {
     struct task *t = xcalloc(1, sizeof *t);
     t->ag = ag;
     t->q = q;
     t->phase = PHASE_CLAIMING;
-    const redisReply *id = e->element[0], *fields = e->element[1];
-    snprintf(t->entry_id, sizeof t->entry_id, "%.*s", (int)id->len, id->str);
+    snprintf(t->entry_id, sizeof t->entry_id, "%.*s", (int)e->id_len, e->id);
     t->entry_ms = strtoll(t->entry_id, NULL, 10);
 
-    envelope_field_t f[64];
-    size_t nf = 0;
-    int too_many = 0;
-    if (fields && fields->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-            if (nf == sizeof f / sizeof *f) {
-                too_many = 1;
-                break;
-            }
-            f[nf++] = (envelope_field_t){fields->element[i]->str, fields->element[i]->len,
-                                         fields->element[i + 1]->str, fields->element[i + 1]->len};
-        }
-    }
+    /* the fields point into the reply: envelope_decode copies what it keeps */
+    const envelope_field_t *f = e->fields;
+    int too_many = e->nfields > 64;
+    size_t nf = too_many ? 64 : e->nfields;
     char err[SPEC_ERR_MAX];
     if (envelope_decode(q->name, t->entry_id, f, nf, &t->env, err, sizeof err) < 0 || too_many) {
         if (too_many)
@@ -186,13 +175,13 @@ static void ensure_groups(struct agent *ag);
 /* Takes on the entries of one stream (from XREADGROUP or XAUTOCLAIM): every
  * one holds a slot until its outcome is settled; the batch is claimed (or
  * rejected) in PostgreSQL with one statement. */
-static void accept_entries(struct agent *ag, struct queue_state *q, const redisReply *entries)
+static void accept_entries(struct agent *ag, struct queue_state *q, const queue_entry_t *entries, size_t n)
 {
     struct task *claims = NULL, *rejects = NULL;
-    for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
-        const redisReply *e = entries->element[i];
-        /* a nil field list is an entry deleted while pending: nothing to run */
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+    for (size_t i = 0; i < n; i++) {
+        const queue_entry_t *e = &entries[i];
+        /* an entry deleted while pending has no fields: nothing to run */
+        if (e->deleted)
             continue;
         struct task *t = task_from_entry(ag, q, e);
         held_add(ag, t);
@@ -209,15 +198,11 @@ static void accept_entries(struct agent *ag, struct queue_state *q, const redisR
 /* Our own pending entries that were deleted from the stream come back with
  * no fields: nothing to run from them (the reconciler finds their tasks in
  * PostgreSQL), so they leave the pending list. */
-static void ack_deleted(struct agent *ag, struct queue_state *q, const redisReply *entries)
+static void ack_deleted(struct agent *ag, struct queue_state *q, const queue_entry_t *entries, size_t n)
 {
-    for (size_t i = 0; i < entries->elements; i++) {
-        const redisReply *e = entries->element[i];
-        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[1]->type != REDIS_REPLY_ARRAY) {
-            const char *id = e->element[0]->str;
-            queue_ack(ag->rc, ag->prefix, q->name, &id, 1, NULL, NULL);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].deleted)
+            queue_ack(ag->rc, ag->prefix, q->name, &entries[i].id, 1, NULL, NULL);
 }
 
 static void read_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -227,40 +212,37 @@ static void read_retry_cb(evutil_socket_t fd, short what, void *arg)
     read_more(arg);
 }
 
-static void on_read(rc_t *rc, redisReply *reply, void *arg)
+/* The entries of every stream read, those of one stream adjacent. */
+static void on_read(void *arg, const char *err, const queue_entry_t *entries, size_t n)
 {
-    (void)rc;
     struct agent *ag = arg;
     ag->reading = 0;
-    if (!reply) /* disconnected: reading resumes on reconnect */
+    if (queue_disconnected(err)) /* reading resumes on reconnect */
         return;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        if (strncmp(reply->str, "NOGROUP", 7) == 0) {
-            log_warn("consumer group missing (%s); creating it again", reply->str);
+    if (err[0]) {
+        if (strncmp(err, "NOGROUP", 7) == 0) {
+            log_warn("consumer group missing (%s); creating it again", err);
             ensure_groups(ag);
         } else {
-            log_error("XREADGROUP failed: %s", reply->str);
+            log_error("XREADGROUP failed: %s", err);
             struct timeval tv = {1, 0};
             evtimer_add(ag->ev_read_retry, &tv);
         }
         return;
     }
     size_t got = 0;
-    for (size_t s = 0; reply->type == REDIS_REPLY_ARRAY && s < reply->elements; s++) {
-        redisReply *st = reply->element[s];
-        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+    for (size_t i = 0, k; i < n; i = k) {
+        for (k = i + 1; k < n && strcmp(entries[k].stream, entries[i].stream) == 0; k++)
+            ;
+        struct queue_state *q = queue_by_key(ag, entries[i].stream, strlen(entries[i].stream));
+        if (!q)
             continue;
-        struct queue_state *q = queue_by_key(ag, st->element[0]->str, st->element[0]->len);
-        redisReply *entries = st->element[1];
-        if (!q || entries->type != REDIS_REPLY_ARRAY)
-            continue;
-        got += entries->elements;
-        if (!ag->pel_done && entries->elements) {
-            redisReply *last = entries->element[entries->elements - 1];
-            snprintf(q->pel_cursor, sizeof q->pel_cursor, "%s", last->element[0]->str);
-            ack_deleted(ag, q, entries);
+        got += k - i;
+        if (!ag->pel_done) {
+            snprintf(q->pel_cursor, sizeof q->pel_cursor, "%s", entries[k - 1].id);
+            ack_deleted(ag, q, entries + i, k - i);
         }
-        accept_entries(ag, q, entries);
+        accept_entries(ag, q, entries + i, k - i);
     }
     if (!ag->pel_done && got == 0) {
         ag->pel_done = 1;
@@ -279,21 +261,15 @@ void read_more(struct agent *ag)
     for (int i = 0; i < ag->nqueues; i++)
         if (!ag->queues[i].group_ready)
             return;
-    int argc = 0;
-    const char *argv[16 + 2 * 64];
-    char count[16], block[16];
-    snprintf(count, sizeof count, "%d", free_slots);
-    snprintf(block, sizeof block, "%d", READ_BLOCK_MS);
-    const char *head[] = {"XREADGROUP", "GROUP", QUEUE_GROUP, ag->name, "COUNT", count, "BLOCK", block, "STREAMS"};
-    for (size_t i = 0; i < sizeof head / sizeof *head; i++)
-        argv[argc++] = head[i];
-    for (int i = 0; i < ag->nqueues; i++)
-        argv[argc++] = ag->queues[i].stream_key;
+    const char *names[64], *from[64];
     /* First our own pending entries (left by a previous process with this
      * name: Redis keeps them under the consumer name), then new ones. */
-    for (int i = 0; i < ag->nqueues; i++)
-        argv[argc++] = ag->pel_done ? ">" : ag->queues[i].pel_cursor;
-    if (rc_command_argv(ag->rc_read, on_read, ag, argc, argv, NULL) == 0)
+    for (int i = 0; i < ag->nqueues; i++) {
+        names[i] = ag->queues[i].name;
+        from[i] = ag->pel_done ? ">" : ag->queues[i].pel_cursor;
+    }
+    if (queue_read_group(ag->rc_read, ag->prefix, names, from, (size_t)ag->nqueues, ag->name, free_slots,
+                         READ_BLOCK_MS, on_read, ag) == 0)
         ag->reading = 1;
 }
 
@@ -307,29 +283,26 @@ static void group_state(struct queue_state *q, int ready, const char *why)
     metric_set(q->m_readable, ready);
 }
 
-static void on_group(rc_t *rc, redisReply *reply, void *arg)
+static void on_group(void *arg, const char *err)
 {
-    (void)rc;
     struct queue_state *q = arg;
-    if (!reply) { /* disconnected: the connect hook creates the groups again */
+    if (queue_disconnected(err)) { /* the connect hook creates the groups again */
         group_state(q, 0, "redis disconnected");
-    } else if (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0) {
+    } else if (!err[0]) { /* created, or BUSYGROUP: it exists */
         group_state(q, 1, NULL);
     } else {
         /* e.g. LOADING while Redis reads its AOF after a restart: retried
          * with backoff until it works (on_groups_done), never given up on */
         metric_add(q->m_group_errors, 1);
-        group_state(q, 0, reply->str);
-        log_warn("queue %s: cannot create consumer group on %s: %s; retrying", q->name, q->stream_key,
-                 reply->str);
+        group_state(q, 0, err);
+        log_warn("queue %s: cannot create consumer group on %s: %s; retrying", q->name, q->stream_key, err);
     }
 }
 
-static void on_groups_done(rc_t *rc, redisReply *reply, void *arg)
+static void on_groups_done(void *arg, const char *err)
 {
-    (void)rc;
     struct agent *ag = arg;
-    if (!reply) /* disconnected: on_read_connect starts again */
+    if (queue_disconnected(err)) /* on_read_connect starts again */
         return;
     int all = 1;
     for (int i = 0; i < ag->nqueues; i++)
@@ -364,7 +337,7 @@ static void create_groups(struct agent *ag, int all)
             group_state(q, 0, "consumer group being created");
         queue_ensure_group(ag->rc_read, ag->prefix, q->name, on_group, q);
     }
-    rc_command(ag->rc_read, on_groups_done, ag, "PING");
+    queue_ping(ag->rc_read, on_groups_done, ag);
 }
 
 static void ensure_groups(struct agent *ag)
@@ -449,28 +422,28 @@ static void lease_cb(evutil_socket_t fd, short what, void *arg)
 
 /* The promote script answers {moved, set_aside, reason...}: each reason is
  * that of one malformed member it moved to the DLQ instead of the stream. */
-static void on_promote(rc_t *rc, redisReply *reply, void *arg)
+static void on_promote(void *arg, const char *err, long long moved, long long set_aside, const char *const *why,
+                       size_t nwhy)
 {
-    (void)rc;
+    (void)moved;
     struct queue_state *q = arg;
-    if (!reply)
+    if (queue_disconnected(err))
         return;
-    if (reply->type == REDIS_REPLY_ERROR) {
+    if (err[0]) {
         /* not one member's fault (those are set aside): say so, at most once a minute */
         time_t now = time(NULL);
         if (now - q->promote_err_at >= 60) {
             q->promote_err_at = now;
-            log_error("queue %s: promoting due retries failed: %s", q->name, reply->str);
+            log_error("queue %s: promoting due retries failed: %s", q->name, err);
         }
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[1]->integer == 0)
+    if (set_aside == 0)
         return;
-    metric_add(q->m_set_aside, (double)reply->element[1]->integer);
-    for (size_t i = 2; i < reply->elements; i++)
-        if (reply->element[i]->type == REDIS_REPLY_STRING)
-            log_warn("queue %s: a malformed member of %s:{%s}:delayed was moved to its DLQ: %s", q->name,
-                     q->agent->prefix, q->name, reply->element[i]->str);
+    metric_add(q->m_set_aside, (double)set_aside);
+    for (size_t i = 0; i < nwhy; i++)
+        log_warn("queue %s: a malformed member of %s:{%s}:delayed was moved to its DLQ: %s", q->name,
+                 q->agent->prefix, q->name, why[i]);
 }
 
 static void promote_cb(evutil_socket_t fd, short what, void *arg)
@@ -484,27 +457,26 @@ static void promote_cb(evutil_socket_t fd, short what, void *arg)
         queue_promote(ag->rc, ag->prefix, ag->queues[i].name, 1000, ag->name, on_promote, &ag->queues[i]);
 }
 
-static void on_autoclaim(rc_t *rc, redisReply *reply, void *arg)
+static void on_autoclaim(void *arg, const char *err, const char *cursor, const queue_entry_t *entries, size_t n,
+                         size_t ndeleted)
 {
-    (void)rc;
     struct queue_state *q = arg;
     struct agent *ag = q->agent;
     q->autoclaiming = 0;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
-        if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0)
-            log_warn("XAUTOCLAIM on %s: %s", q->stream_key, reply->str);
+    if (err[0]) {
+        if (!queue_disconnected(err) && strncmp(err, "NOGROUP", 7) != 0)
+            log_warn("XAUTOCLAIM on %s: %s", q->stream_key, err);
         return;
     }
-    snprintf(q->autoclaim_cursor, sizeof q->autoclaim_cursor, "%s", reply->element[0]->str);
-    if (reply->element[1]->elements)
-        log_info("recovered %zu entries of %s idle past the lease", reply->element[1]->elements, q->name);
-    if (reply->elements > 2 && reply->element[2]->type == REDIS_REPLY_ARRAY && reply->element[2]->elements)
+    snprintf(q->autoclaim_cursor, sizeof q->autoclaim_cursor, "%s", cursor);
+    if (n)
+        log_info("recovered %zu entries of %s idle past the lease", n, q->name);
+    if (ndeleted)
         /* Gone from the stream while pending: their tasks are in PostgreSQL,
          * where the reconciler finds them by their expired lease. */
-        log_warn("%zu pending entries of %s were deleted from the stream", reply->element[2]->elements,
-                 q->name);
+        log_warn("%zu pending entries of %s were deleted from the stream", ndeleted, q->name);
     if (!ag->stopping)
-        accept_entries(ag, q, reply->element[1]);
+        accept_entries(ag, q, entries, n);
 }
 
 static void autoclaim_cb(evutil_socket_t fd, short what, void *arg)
@@ -527,24 +499,16 @@ static void autoclaim_cb(evutil_socket_t fd, short what, void *arg)
  * on a connection of its own, from the newest entry on. */
 static void read_control(struct agent *ag);
 
-static void on_control(rc_t *rc, redisReply *reply, void *arg)
+static void on_control(void *arg, const char *err, const char *last_id, const char *const *task_ids, size_t n)
 {
-    (void)rc;
     struct agent *ag = arg;
     ag->ctl_reading = 0;
-    if (!reply)
+    if (queue_disconnected(err))
         return;
-    for (size_t s = 0; reply->type == REDIS_REPLY_ARRAY && s < reply->elements; s++) {
-        redisReply *entries = reply->element[s]->element[1];
-        for (size_t i = 0; i < entries->elements; i++) {
-            redisReply *e = entries->element[i];
-            snprintf(ag->ctl_last, sizeof ag->ctl_last, "%s", e->element[0]->str);
-            redisReply *f = e->element[1];
-            for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2)
-                if (strcmp(f->element[k]->str, "cancel") == 0)
-                    agent_cancelled(ag, f->element[k + 1]->str);
-        }
-    }
+    if (last_id)
+        snprintf(ag->ctl_last, sizeof ag->ctl_last, "%s", last_id);
+    for (size_t i = 0; i < n; i++)
+        agent_cancelled(ag, task_ids[i]);
     read_control(ag);
 }
 
@@ -552,9 +516,7 @@ static void read_control(struct agent *ag)
 {
     if (ag->ctl_reading || !ag->rc_ctl || !rc_connected(ag->rc_ctl))
         return;
-    char chan[256];
-    if (rc_command(ag->rc_ctl, on_control, ag, "XREAD BLOCK 5000 STREAMS %s %s",
-                   queue_control_channel(chan, sizeof chan, ag->prefix), ag->ctl_last) == 0)
+    if (queue_control_read(ag->rc_ctl, ag->prefix, ag->ctl_last, 5000, on_control, ag) == 0)
         ag->ctl_reading = 1;
 }
 

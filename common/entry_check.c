@@ -1,7 +1,6 @@
 /* entry_check: delayed members and dead letters (see entry_check.h). */
 #include "entry_check.h"
 
-#include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -101,20 +100,16 @@ int entry_check_delayed(const char *buf, size_t len, envelope_field_t *fields, s
     return 0;
 }
 
-json_t *entry_dlq_json(const redisReply *e)
+json_t *entry_dlq_json(const queue_entry_t *e)
 {
-    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[1]->type != REDIS_REPLY_ARRAY)
+    if (!e || e->deleted)
         return NULL;
-    char *id = utf8_sanitize(e->element[0]->str, e->element[0]->len);
+    char *id = utf8_sanitize(e->id, e->id_len);
     json_t *j = json_pack("{s:s}", "entry_id", id);
     free(id);
-    const redisReply *f = e->element[1];
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        const redisReply *k = f->element[i], *v = f->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        char *ks = utf8_sanitize(k->str, k->len), *vs = utf8_sanitize(v->str, v->len);
+    for (size_t i = 0; i < e->nfields; i++) {
+        const envelope_field_t *f = &e->fields[i];
+        char *ks = utf8_sanitize(f->name, f->name_len), *vs = utf8_sanitize(f->val, f->val_len);
         if (strcmp(ks, "entry_id") != 0)
             json_object_set_new(j, ks, json_string(vs));
         free(ks);

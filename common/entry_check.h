@@ -9,8 +9,7 @@
 #include <stddef.h>
 
 #include "envelope.h"
-
-struct redisReply;
+#include "queue.h"
 
 /* Strings in one delayed member: 32 field/value pairs, as the promote script
  * in queue.c allows (an envelope has 6). */
@@ -29,10 +28,10 @@ struct redisReply;
 int entry_check_delayed(const char *buf, size_t len, envelope_field_t *fields, size_t *nfields, char *err,
                         size_t errlen);
 
-/* A stream entry reply [id, [f1, v1, ...]] (XRANGE of devsys:{Q}:dlq) as
- * {"entry_id": id, f1: v1, ...}: values as strings (invalid UTF-8 and NUL
- * replaced, as redis-cli shows them), non-string fields and a field named
- * "entry_id" skipped. New reference; NULL if the reply is not an entry. */
-json_t *entry_dlq_json(const struct redisReply *e);
+/* A dead letter (an entry of devsys:{Q}:dlq as queue_dlq_range decodes it)
+ * as {"entry_id": id, f1: v1, ...}: values as strings (invalid UTF-8 and NUL
+ * replaced, as redis-cli shows them), a field named "entry_id" skipped.
+ * New reference; NULL for a deleted entry (no fields). */
+json_t *entry_dlq_json(const queue_entry_t *e);
 
 #endif

@@ -1,40 +1,89 @@
-/* queue: the Redis side of a devsys queue — key names, publish, consumer group,
- * ack, and the trim that keeps streams small without breaking the group's lag.
- * Every key of one queue shares the hash tag {Q}, so its scripts touch one slot. */
+/* queue: the Redis side of devsys queues. Every Redis command the agents and
+ * the manager send is a named operation here with a typed callback; callers
+ * neither build commands nor read replies (rc.h stays the low-level client).
+ * Every key of one queue shares the hash tag {Q}, so its scripts touch one slot.
+ *   queue.c        key names, publish, consumer group, ack, trim, ping
+ *   queue_retry.c  the Lua scripts of a task's life: retry, promote, bury, replay, keep-alive
+ *   queue_read.c   XREADGROUP, XAUTOCLAIM, first entry, and the one stream-entry decoder
+ *   queue_dlq.c    dead-letter streams: length, range, delete, clear, absent check
+ *   queue_ctl.c    the control stream (cancel messages) */
 #ifndef DEVSYS_QUEUE_H
 #define DEVSYS_QUEUE_H
 
 #include <jansson.h>
 #include <stddef.h>
 
+#include "envelope.h"
 #include "rc.h"
 
 #define QUEUE_GROUP "agents"
 
+/* ------------------------------------------------------------- callbacks
+ * Every operation returns 0 when the command was sent: its callback (if not
+ * NULL) is then called exactly once. It returns -1 when nothing was sent
+ * (Redis not connected, or an envelope that cannot be encoded): the callback
+ * is then NOT called. err is "" on success; otherwise the Redis error reply
+ * (e.g. "NOGROUP No such key ..."), QUEUE_DISCONNECTED when the connection
+ * was lost before the reply, or "unexpected reply from redis ...". Strings
+ * and entries handed to a callback point into the reply: valid only during
+ * the callback (copy what you keep). */
+#define QUEUE_DISCONNECTED "redis disconnected"
+
+/* Is err the QUEUE_DISCONNECTED of a lost connection (not an error reply)? */
+int queue_disconnected(const char *err);
+
+typedef void queue_done_fn(void *arg, const char *err);
+/* id: the entry id the command wrote; NULL when err is not "". */
+typedef void queue_id_fn(void *arg, const char *err, const char *id);
+typedef void queue_count_fn(void *arg, const char *err, long long n);
+typedef void queue_strings_fn(void *arg, const char *err, const char *const *s, size_t n);
+
+/* One stream entry as the decoder in queue_read.c reads it from a reply
+ * [id, [f1, v1, ...]]. Names and values are NUL-terminated (hiredis keeps
+ * them so) and may also hold NUL bytes (use the lengths). A field pair
+ * that is not two strings is left out. */
+typedef struct queue_entry {
+    const char *stream;             /* key of the stream it was read from (XREAD(GROUP); else NULL) */
+    const char *id;                 /* "ms-seq" */
+    size_t id_len;
+    const envelope_field_t *fields; /* nfields name/value pairs */
+    size_t nfields;
+    int deleted;                    /* a pending entry deleted from the stream: no fields */
+} queue_entry_t;
+
+typedef void queue_entries_fn(void *arg, const char *err, const queue_entry_t *entries, size_t n);
+
+/* ------------------------------------------------------------ queue.c */
+
 /* "<prefix>:{<queue>}:<suffix>" into buf; returns buf. suffix: stream, delayed, dlq. */
 char *queue_key(char *buf, size_t cap, const char *prefix, const char *queue, const char *suffix);
 
-/* XADD the v1 envelope of a task to its queue's stream. fn gets the entry id
- * (or an error / NULL reply). Returns -1 when Redis is not connected. */
+/* XADD the v1 envelope of a task to its queue's stream. fn gets the entry id. */
 int queue_publish(rc_t *rc, const char *prefix, const char *queue, const char *id, const char *kind,
-                  long attempt, long long enqueued_at, const json_t *spec, rc_reply_fn *fn, void *arg);
+                  long attempt, long long enqueued_at, const json_t *spec, queue_id_fn *fn, void *arg);
 
 /* XGROUP CREATE <stream> agents 0 MKSTREAM: starting at 0 so that entries pushed
- * before any agent existed are delivered. BUSYGROUP is success. */
-int queue_ensure_group(rc_t *rc, const char *prefix, const char *queue, rc_reply_fn *fn, void *arg);
+ * before any agent existed are delivered. BUSYGROUP is success (err ""). */
+int queue_ensure_group(rc_t *rc, const char *prefix, const char *queue, queue_done_fn *fn, void *arg);
+
+/* PING: answered after every command sent before it on this connection, so
+ * its callback says that all their callbacks have run. */
+int queue_ping(rc_t *rc, queue_done_fn *fn, void *arg);
 
 /* XACK many ids at once. */
 int queue_ack(rc_t *rc, const char *prefix, const char *queue, const char *const *ids, size_t n,
-              rc_reply_fn *fn, void *arg);
+              queue_done_fn *fn, void *arg);
 
 /* One Lua script: XTRIM MINID at the oldest id still pending in any group, or
  * just past the last delivered id when nothing is pending. Entries never
  * delivered are never removed; no XDEL, so XINFO GROUPS lag stays exact.
- * Replies with the number of entries removed. */
-int queue_trim(rc_t *rc, const char *prefix, const char *queue, rc_reply_fn *fn, void *arg);
+ * fn gets the number of entries removed. */
+int queue_trim(rc_t *rc, const char *prefix, const char *queue, queue_count_fn *fn, void *arg);
 
+/* Now as ISO 8601 UTC with milliseconds (2026-01-31T12:00:00.123Z) into buf; returns buf. */
+char *queue_iso_now(char *buf, size_t cap);
 
-/* ------------------------------------------------- retries and dead letters */
+/* ------------------------------------ queue_retry.c: retries and dead letters */
 
 /* The envelope as a msgpack array of field/value strings: the member of
  * devsys:{Q}:delayed that the promote script unpacks (cmsgpack, built into
@@ -48,20 +97,21 @@ char *queue_pack_envelope(const char *id, const char *kind, long attempt, long l
  * never both lost and acked. The envelope (attempt = the next attempt) is
  * stored msgpack-packed as the member. */
 int queue_retry(rc_t *rc, const char *prefix, const char *queue, const char *entry_id, long long delay_ms,
-                const char *id, const char *kind, long attempt, const json_t *spec, rc_reply_fn *fn,
+                const char *id, const char *kind, long attempt, const json_t *spec, queue_done_fn *fn,
                 void *arg);
+
+/* moved: envelopes moved to the stream; set_aside: malformed members moved to
+ * the DLQ instead, why[0..nwhy) one "<why> (id <id>)" each. */
+typedef void queue_promote_fn(void *arg, const char *err, long long moved, long long set_aside,
+                              const char *const *why, size_t nwhy);
 
 /* One Lua script: move up to limit due envelopes from delayed to the stream
  * (ZRANGEBYSCORE + XADD + ZREM). Safe when several agents run it at once.
  * A malformed member (not a msgpack array of field/value strings with id and
  * spec) is moved to the DLQ instead, with error "delayed member: <why>",
- * source "delayed" and agent = agent. Replies with an array: the number
- * moved, the number set aside, then one "<why> (id <id>)" per member set aside. */
+ * source "delayed" and agent = agent. */
 int queue_promote(rc_t *rc, const char *prefix, const char *queue, int limit, const char *agent,
-                  rc_reply_fn *fn, void *arg);
-
-/* Now as ISO 8601 UTC with milliseconds (2026-01-31T12:00:00.123Z) into buf; returns buf. */
-char *queue_iso_now(char *buf, size_t cap);
+                  queue_promote_fn *fn, void *arg);
 
 /* A dead letter's readable fields (all NUL-terminated strings). */
 struct dead_letter {
@@ -69,28 +119,89 @@ struct dead_letter {
 };
 
 /* One Lua script: XADD the dead letter to devsys:{Q}:dlq and XACK entry_id
- * (entry_id NULL: only the XADD). Replies with the DLQ entry id. */
+ * (entry_id NULL: only the XADD). fn gets the DLQ entry id. */
 int queue_bury(rc_t *rc, const char *prefix, const char *queue, const char *entry_id,
-               const struct dead_letter *dl, rc_reply_fn *fn, void *arg);
+               const struct dead_letter *dl, queue_id_fn *fn, void *arg);
 
 /* One Lua script: XADD a fresh envelope to the stream and XDEL the DLQ entry
- * (dlq_entry NULL: only the XADD). Replies with the new stream entry id. */
+ * (dlq_entry NULL: only the XADD). fn gets the new stream entry id. */
 int queue_replay(rc_t *rc, const char *prefix, const char *queue, const char *dlq_entry, const char *id,
-                 const char *kind, const json_t *spec, rc_reply_fn *fn, void *arg);
-
-/* --------------------------------------------------------- leases in Redis */
+                 const char *kind, const json_t *spec, queue_id_fn *fn, void *arg);
 
 /* One Lua script: XCLAIM ... 0 JUSTID only the ids that XPENDING still shows
  * for this consumer, resetting their idle time without counting a delivery
  * and without taking back an entry another agent already recovered. */
 int queue_keepalive(rc_t *rc, const char *prefix, const char *queue, const char *consumer,
-                    const char *const *ids, size_t n, rc_reply_fn *fn, void *arg);
+                    const char *const *ids, size_t n, queue_done_fn *fn, void *arg);
+
+/* --------------------------------------------------------- queue_read.c */
+
+/* XREADGROUP GROUP agents <consumer> COUNT <count> BLOCK <block_ms> STREAMS
+ * of the n queues, reading each from from[i] (">" for new entries, or an id
+ * to re-read this consumer's pending entries after it). fn gets the entries
+ * of every stream in one array (those of one stream are adjacent; their
+ * .stream is its key); none when the block timed out. The field bytes are
+ * not copied: they point into the reply. */
+int queue_read_group(rc_t *rc, const char *prefix, const char *const *queues, const char *const *from,
+                     size_t n, const char *consumer, int count, int block_ms, queue_entries_fn *fn,
+                     void *arg);
+
+/* cursor: where the next call starts; entries: those taken over; ndeleted:
+ * pending ids that were gone from the stream (Redis 7 lists them apart). */
+typedef void queue_claimed_fn(void *arg, const char *err, const char *cursor, const queue_entry_t *entries,
+                              size_t n, size_t ndeleted);
 
 /* XAUTOCLAIM <stream> agents <consumer> <min_idle_ms> <start> COUNT <count>. */
 int queue_autoclaim(rc_t *rc, const char *prefix, const char *queue, const char *consumer, long long min_idle_ms,
-                    const char *start, int count, rc_reply_fn *fn, void *arg);
+                    const char *start, int count, queue_claimed_fn *fn, void *arg);
 
-/* Control channel "<prefix>:control": messages "cancel <task-id>". */
+/* XRANGE <stream> - + COUNT 1: fn gets the id of the stream's first entry,
+ * NULL (with err "") when the stream is missing or empty. */
+int queue_stream_first(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg);
+
+/* ---------------------------------------------------------- queue_dlq.c */
+
+/* XLEN of devsys:{Q}:dlq. */
+int queue_dlq_len(rc_t *rc, const char *prefix, const char *queue, queue_count_fn *fn, void *arg);
+
+/* Up to count dead letters, oldest first, after the entry id `after` (NULL
+ * or "": from the start). */
+int queue_dlq_range(rc_t *rc, const char *prefix, const char *queue, const char *after, long count,
+                    queue_entries_fn *fn, void *arg);
+
+/* The dead letter with this entry id: fn gets it, or none. */
+int queue_dlq_entry(rc_t *rc, const char *prefix, const char *queue, const char *entry_id, queue_entries_fn *fn,
+                    void *arg);
+
+/* XDEL one dead letter; fn gets the number removed (0 or 1). */
+int queue_dlq_delete(rc_t *rc, const char *prefix, const char *queue, const char *entry_id, queue_count_fn *fn,
+                     void *arg);
+
+/* XTRIM MAXLEN 0, not DEL: the stream keeps its last id, so new ids stay
+ * above every removed one. fn gets the number removed. */
+int queue_dlq_clear(rc_t *rc, const char *prefix, const char *queue, queue_count_fn *fn, void *arg);
+
+/* One Lua script. pairs: npairs (task id, DLQ entry id) pairs; fn gets the
+ * task ids whose entry is not in the DLQ (an empty entry id never is). */
+int queue_dlq_absent(rc_t *rc, const char *prefix, const char *queue, const char *const *pairs, size_t npairs,
+                     queue_strings_fn *fn, void *arg);
+
+/* ---------------------------------------------------------- queue_ctl.c */
+
+/* The control stream "<prefix>:control" carries "cancel <task-id>" entries,
+ * capped near 1000 entries. */
 char *queue_control_channel(char *buf, size_t cap, const char *prefix);
+
+/* XADD a "cancel <task_id>" message; fn gets its entry id. */
+int queue_control_cancel(rc_t *rc, const char *prefix, const char *task_id, queue_id_fn *fn, void *arg);
+
+/* last_id: the newest entry read (NULL when none: the block timed out);
+ * task_ids: the tasks those entries cancel. */
+typedef void queue_control_fn(void *arg, const char *err, const char *last_id, const char *const *task_ids,
+                              size_t n);
+
+/* XREAD BLOCK <block_ms> of the control stream after entry id `after`. */
+int queue_control_read(rc_t *rc, const char *prefix, const char *after, int block_ms, queue_control_fn *fn,
+                       void *arg);
 
 #endif

@@ -11,7 +11,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,13 +144,12 @@ struct publish_ctx {
 
 static void publish_settled(struct req *q);
 
-static void publish_one_done(rc_t *rc, redisReply *reply, void *arg)
+static void publish_one_done(void *arg, const char *err, const char *entry)
 {
-    (void)rc;
+    (void)entry;
     struct publish_ctx *pc = arg;
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        log_warn("publish of %s failed (%s); the reconciler will republish it from PostgreSQL", pc->id,
-                 reply ? reply->str : "redis disconnected");
+    if (err[0]) {
+        log_warn("publish of %s failed (%s); the reconciler will republish it from PostgreSQL", pc->id, err);
         mark_unpublished(pc->q->api, pc->id);
     }
     struct req *q = pc->q;

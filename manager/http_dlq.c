@@ -4,7 +4,6 @@
 #include "http_internal.h"
 
 #include <event2/http.h>
-#include <hiredis/hiredis.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -59,13 +58,12 @@ struct xlen_ctx {
     size_t idx;
 };
 
-static void queues_xlen(rc_t *rc, redisReply *r, void *arg)
+static void queues_xlen(void *arg, const char *err, long long len)
 {
-    (void)rc;
     struct xlen_ctx *c = arg;
     struct op *o = c->o;
-    if (r && r->type == REDIS_REPLY_INTEGER)
-        json_object_set_new(json_array_get(o->acc, c->idx), "length", json_integer(r->integer));
+    if (!err[0])
+        json_object_set_new(json_array_get(o->acc, c->idx), "length", json_integer(len));
     free(c);
     if (--o->pending == 0) {
         json_t *j = json_pack("{s:O}", "queues", o->acc);
@@ -87,18 +85,16 @@ static void queues_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         const char *queue = PQgetvalue(res, i, 0);
         json_array_append_new(o->acc, json_pack("{s:s,s:n,s:I}", "queue", queue, "length", "dead",
                                                 (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10)));
-        char key[320];
         struct xlen_ctx *c = xmalloc(sizeof *c);
         *c = (struct xlen_ctx){o, (size_t)i};
-        const char *argv[2] = {"XLEN", queue_key(key, sizeof key, o->q->api->prefix, queue, "dlq")};
-        if (rc_command_argv(o->q->api->rc, queues_xlen, c, 2, argv, NULL) == 0)
+        if (queue_dlq_len(o->q->api->rc, o->q->api->prefix, queue, queues_xlen, c) == 0)
             o->pending++;
         else
             free(c); /* length stays null: Redis is not connected */
     }
     struct xlen_ctx *c = xmalloc(sizeof *c);
     *c = (struct xlen_ctx){o, 0};
-    queues_xlen(NULL, NULL, c);
+    queues_xlen(c, QUEUE_DISCONNECTED, 0);
 }
 
 /* The queues come from PostgreSQL (the truth); "length" is what Redis holds
@@ -113,25 +109,30 @@ static void handle_queues(struct req *q)
 
 /* ------------------------------------------------------------ DLQ: list */
 
-static void list_done(rc_t *rc, redisReply *r, void *arg)
+/* "redis: <why>" of a 503. */
+static const char *redis_why(const char *err)
 {
-    (void)rc;
+    return queue_disconnected(err) ? "unavailable" : err;
+}
+
+static void list_done(void *arg, const char *err, const queue_entry_t *letters, size_t n)
+{
     struct op *o = arg;
-    if (op_redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
-        op_error(o, 503, "redis: %s", r && r->str ? r->str : "unavailable");
+    if (err[0]) {
+        op_error(o, 503, "redis: %s", redis_why(err));
         return;
     }
     json_t *entries = json_array();
     const char *last = NULL;
-    for (size_t i = 0; i < r->elements; i++) {
-        json_t *e = entry_dlq_json(r->element[i]);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = entry_dlq_json(&letters[i]);
         if (!e)
             continue;
-        last = r->element[i]->element[0]->str;
+        last = letters[i].id;
         json_array_append_new(entries, e);
     }
     json_t *j = json_pack("{s:s,s:o}", "queue", o->queue, "entries", entries);
-    json_object_set_new(j, "next", (long)r->elements == o->count && last ? json_string(last) : json_null());
+    json_object_set_new(j, "next", (long)n == o->count && last ? json_string(last) : json_null());
     op_reply(o, 200, j);
 }
 
@@ -143,7 +144,6 @@ static void handle_list(struct req *q, const char *queue)
         return;
     }
     const char *limit = pg.limit, *after = pg.after;
-    char start[50];
     struct op *o = op_new(q, queue);
     o->count = strtol(limit, NULL, 10);
     unsigned long long ms, seq;
@@ -152,9 +152,7 @@ static void handle_list(struct req *q, const char *queue)
         op_reply(o, 200, json_pack("{s:s,s:[],s:n}", "queue", o->queue, "entries", "next"));
         return;
     }
-    snprintf(start, sizeof start, "%s%s", after[0] ? "(" : "", after[0] ? after : "-");
-    const char *argv[6] = {"XRANGE", o->key, start, "+", "COUNT", limit};
-    if (rc_command_argv(q->api->rc, list_done, o, 6, argv, NULL) != 0)
+    if (queue_dlq_range(q->api->rc, q->api->prefix, o->queue, after, o->count, list_done, o) != 0)
         op_error(o, 503, "redis unavailable");
 }
 
@@ -165,13 +163,13 @@ static void op_found(struct op *o);
 /* Redis cannot be asked where the dead letter is. A replay by task id goes
  * on without it (PostgreSQL decides; the reconciler publishes later and the
  * old entry, if Redis kept it, is left for a purge); the rest cannot. */
-static void find_without_redis(struct op *o, const redisReply *r)
+static void find_without_redis(struct op *o, const char *err)
 {
-    if (o->kind == OP_REPLAY && o->by_task && (!r || !rc_connected(o->q->api->rc))) {
+    if (o->kind == OP_REPLAY && o->by_task && (queue_disconnected(err) || !rc_connected(o->q->api->rc))) {
         op_found(o);
         return;
     }
-    op_error(o, 503, "redis: %s", r && r->str ? r->str : "unavailable");
+    op_error(o, 503, "redis: %s", redis_why(err));
 }
 
 static void take_entry(struct op *o, json_t *e)
@@ -184,26 +182,25 @@ static void take_entry(struct op *o, json_t *e)
     }
 }
 
-static void scan_page(rc_t *rc, redisReply *r, void *arg);
+static void scan_page(void *arg, const char *err, const queue_entry_t *letters, size_t n);
 
-static int scan_from(struct op *o, const char *start)
+/* after NULL: from the start */
+static int scan_from(struct op *o, const char *after)
 {
-    const char *argv[6] = {"XRANGE", o->key, start, "+", "COUNT", "1000"};
-    return rc_command_argv(o->q->api->rc, scan_page, o, 6, argv, NULL);
+    return queue_dlq_range(o->q->api->rc, o->q->api->prefix, o->queue, after, DLQ_SCAN_PAGE, scan_page, o);
 }
 
 /* A dead letter whose id PostgreSQL does not know (an agent that died between
  * the bury and recording it): read the DLQ page by page for its task id. */
-static void scan_page(rc_t *rc, redisReply *r, void *arg)
+static void scan_page(void *arg, const char *err, const queue_entry_t *letters, size_t n)
 {
-    (void)rc;
     struct op *o = arg;
-    if (op_redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
-        find_without_redis(o, r);
+    if (err[0]) {
+        find_without_redis(o, err);
         return;
     }
-    for (size_t i = 0; i < r->elements; i++) {
-        json_t *e = entry_dlq_json(r->element[i]);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = entry_dlq_json(&letters[i]);
         const char *id = json_string_value(json_object_get(e, "id"));
         if (id && strcmp(id, o->task) == 0) {
             take_entry(o, e);
@@ -216,14 +213,12 @@ static void scan_page(rc_t *rc, redisReply *r, void *arg)
         }
         json_decref(e);
     }
-    if (r->elements < DLQ_SCAN_PAGE) {
+    if (n < DLQ_SCAN_PAGE) {
         op_found(o);
         return;
     }
-    char start[64];
-    snprintf(start, sizeof start, "(%s", r->element[r->elements - 1]->element[0]->str);
-    if (scan_from(o, start) != 0)
-        find_without_redis(o, NULL);
+    if (scan_from(o, letters[n - 1].id) != 0)
+        find_without_redis(o, QUEUE_DISCONNECTED);
 }
 
 /* Whether a lookup by task id may read the whole DLQ for the task's letter:
@@ -236,15 +231,14 @@ static int may_scan(const struct op *o)
     return o->by_task && o->kind != OP_SHOW && strcmp(o->state, "dead") == 0;
 }
 
-static void one_entry(rc_t *rc, redisReply *r, void *arg)
+static void one_entry(void *arg, const char *err, const queue_entry_t *letters, size_t n)
 {
-    (void)rc;
     struct op *o = arg;
-    if (op_redis_failed(r) || r->type != REDIS_REPLY_ARRAY) {
-        find_without_redis(o, r);
+    if (err[0]) {
+        find_without_redis(o, err);
         return;
     }
-    json_t *e = r->elements == 1 ? entry_dlq_json(r->element[0]) : NULL;
+    json_t *e = n == 1 ? entry_dlq_json(&letters[0]) : NULL;
     if (e && o->by_task) {
         const char *id = json_string_value(json_object_get(e, "id"));
         if (!id || strcmp(id, o->task) != 0) {
@@ -256,8 +250,8 @@ static void one_entry(rc_t *rc, redisReply *r, void *arg)
         take_entry(o, e);
         op_found(o);
     } else if (may_scan(o)) {
-        if (scan_from(o, "-") != 0)
-            find_without_redis(o, NULL);
+        if (scan_from(o, NULL) != 0)
+            find_without_redis(o, QUEUE_DISCONNECTED);
     } else {
         op_found(o);
     }
@@ -265,8 +259,7 @@ static void one_entry(rc_t *rc, redisReply *r, void *arg)
 
 static int fetch_entry(struct op *o, const char *entry)
 {
-    const char *argv[4] = {"XRANGE", o->key, entry, entry};
-    return rc_command_argv(o->q->api->rc, one_entry, o, 4, argv, NULL);
+    return queue_dlq_entry(o->q->api->rc, o->q->api->prefix, o->queue, entry, one_entry, o);
 }
 
 static void task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -286,9 +279,9 @@ static void task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
         op_found(o);
         return;
     }
-    int rv = PQgetisnull(res, 0, 1) ? scan_from(o, "-") : fetch_entry(o, PQgetvalue(res, 0, 1));
+    int rv = PQgetisnull(res, 0, 1) ? scan_from(o, NULL) : fetch_entry(o, PQgetvalue(res, 0, 1));
     if (rv != 0)
-        find_without_redis(o, NULL);
+        find_without_redis(o, QUEUE_DISCONNECTED);
 }
 
 /* Finds the dead letter named by id (a DLQ entry id, or a task id looked up
@@ -315,12 +308,12 @@ static void find_entry(struct req *q, enum op_kind kind, const char *queue, cons
 
 /* --------------------------------------------------- DLQ: purge one */
 
-static void purge_xdel(rc_t *rc, redisReply *r, void *arg)
+static void purge_xdel(void *arg, const char *err, long long removed)
 {
-    (void)rc;
+    (void)removed;
     struct op *o = arg;
-    if (op_redis_failed(r)) {
-        op_error(o, 503, "redis: %s (the task is marked purged in PostgreSQL; repeat the purge)", op_redis_why(r));
+    if (err[0]) {
+        op_error(o, 503, "redis: %s (the task is marked purged in PostgreSQL; repeat the purge)", op_redis_why(err));
         return;
     }
     audit(o->q->api, o->q->actor, "dlq.purge", o->task[0] ? o->task : o->entry,
@@ -332,9 +325,8 @@ static void purge_xdel(rc_t *rc, redisReply *r, void *arg)
 
 static void purge_redis(struct op *o)
 {
-    const char *argv[3] = {"XDEL", o->key, o->entry};
-    if (rc_command_argv(o->q->api->rc, purge_xdel, o, 3, argv, NULL) != 0)
-        purge_xdel(NULL, NULL, o);
+    if (queue_dlq_delete(o->q->api->rc, o->q->api->prefix, o->queue, o->entry, purge_xdel, o) != 0)
+        purge_xdel(o, QUEUE_DISCONNECTED, 0);
 }
 
 static void purge_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -351,7 +343,7 @@ static void purge_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
     if (!o->entry[0]) {
         /* nothing in Redis: only the row could change */
         if (marked)
-            purge_xdel(NULL, &(redisReply){.type = REDIS_REPLY_INTEGER}, o);
+            purge_xdel(o, "", 0);
         else if (PQntuples(res) > 0 && strcmp(o->state, "dead") != 0)
             op_conflict(o, "only a dead task can be purged");
         else
@@ -404,16 +396,14 @@ static void op_found(struct op *o)
 
 /* ---------------------------------------------------- DLQ: purge all */
 
-static void purge_all_trimmed(rc_t *rc, redisReply *r, void *arg)
+static void purge_all_trimmed(void *arg, const char *err, long long removed)
 {
-    (void)rc;
     struct op *o = arg;
-    if (op_redis_failed(r)) {
-        op_error(o, 503, "redis: %s (%ld tasks are marked purged in PostgreSQL; repeat the purge)", op_redis_why(r),
+    if (err[0]) {
+        op_error(o, 503, "redis: %s (%ld tasks are marked purged in PostgreSQL; repeat the purge)", op_redis_why(err),
                  o->count);
         return;
     }
-    long long removed = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
     audit(o->q->api, o->q->actor, "dlq.purge", o->queue,
           json_pack("{s:b,s:I,s:I}", "all", 1, "tasks", (json_int_t)o->count, "entries", (json_int_t)removed));
     op_reply(o, 200, json_pack("{s:s,s:I,s:I}", "queue", o->queue, "purged", (json_int_t)o->count,
@@ -432,9 +422,8 @@ static void purge_all_updated(pgc_t *pg, PGresult *res, const char *err, void *a
     /* XTRIM, not DEL: the stream keeps its last id, so new ids stay above
      * every purged one. A letter buried between the UPDATE and the trim is
      * removed too, but its row is not purged: the reconciler restores it. */
-    const char *argv[4] = {"XTRIM", o->key, "MAXLEN", "0"};
-    if (rc_command_argv(o->q->api->rc, purge_all_trimmed, o, 4, argv, NULL) != 0)
-        purge_all_trimmed(NULL, NULL, o);
+    if (queue_dlq_clear(o->q->api->rc, o->q->api->prefix, o->queue, purge_all_trimmed, o) != 0)
+        purge_all_trimmed(o, QUEUE_DISCONNECTED, 0);
 }
 
 static void handle_purge_all(struct req *q, const char *queue)

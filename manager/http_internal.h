@@ -5,7 +5,6 @@
 #define DEVSYS_HTTP_INTERNAL_H
 
 #include <event2/http.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "auth.h"
@@ -74,7 +73,6 @@ struct op {
     struct req *q;
     enum op_kind kind;
     char queue[72];
-    char key[320];   /* devsys:{Q}:dlq */
     char task[40];   /* task id ("" while unknown) */
     char entry[48];  /* DLQ entry id ("" when not in Redis) */
     char state[16];  /* task state seen by the last statement */
@@ -89,7 +87,7 @@ struct op {
     pgarr_t *ok_ids, *lost_ids;
 };
 
-/* A new op for q; with a queue, o->queue and o->key (its DLQ) are set. */
+/* A new op for q; with a queue, o->queue is set. */
 struct op *op_new(struct req *q, const char *queue);
 void op_free(struct op *o);
 /* Each of these answers the request and frees o (and its request).
@@ -99,9 +97,8 @@ void op_reply(struct op *o, int status, json_t *j);
 void op_error(struct op *o, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void op_db_error(struct op *o, const char *err);
 void op_conflict(struct op *o, const char *msg);
-/* Did a Redis command fail (no reply: not connected or lost)? And why, in words. */
-int op_redis_failed(const redisReply *r);
-const char *op_redis_why(const redisReply *r);
+/* Why a queue operation failed, in words (err as given to its callback). */
+const char *op_redis_why(const char *err);
 
 /* ?limit= and ?after= of a paged GET. */
 struct op_page {

@@ -5,7 +5,6 @@
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +19,8 @@ struct op *op_new(struct req *q, const char *queue)
 {
     struct op *o = xcalloc(1, sizeof *o);
     o->q = q;
-    if (queue) {
+    if (queue)
         snprintf(o->queue, sizeof o->queue, "%s", queue);
-        queue_key(o->key, sizeof o->key, q->api->prefix, queue, "dlq");
-    }
     return o;
 }
 
@@ -66,14 +63,9 @@ void op_conflict(struct op *o, const char *msg)
     op_reply(o, 409, json_pack("{s:s,s:s,s:s}", "error", msg, "id", o->task, "state", o->state));
 }
 
-int op_redis_failed(const redisReply *r)
+const char *op_redis_why(const char *err)
 {
-    return !r || r->type == REDIS_REPLY_ERROR;
-}
-
-const char *op_redis_why(const redisReply *r)
-{
-    return r ? r->str : "redis unavailable";
+    return queue_disconnected(err) ? "redis unavailable" : err;
 }
 
 int op_parse_page(const char *query, long def, long max, int (*after_ok)(const char *), struct op_page *p)

@@ -4,7 +4,6 @@
 #include "http_internal.h"
 
 #include <event2/http.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +20,12 @@
 
 static void mark_published(api_t *api, const char *ids_literal, int ok);
 
-static void replay_published(rc_t *rc, redisReply *r, void *arg)
+static void replay_published(void *arg, const char *err, const char *stream_entry)
 {
-    (void)rc;
     struct op *o = arg;
-    int ok = !op_redis_failed(r) && r->type == REDIS_REPLY_STRING;
+    int ok = !err[0];
     if (!ok)
-        log_warn("replay %s: publish failed (%s); the reconciler will publish it", o->task, op_redis_why(r));
+        log_warn("replay %s: publish failed (%s); the reconciler will publish it", o->task, op_redis_why(err));
     pgarr_t *a = pgarr_new();
     pgarr_add(a, o->task);
     char *lit = pgarr_finish(a);
@@ -39,7 +37,7 @@ static void replay_published(rc_t *rc, redisReply *r, void *arg)
     json_t *j = json_pack("{s:s,s:s,s:s?,s:s,s:b}", "id", o->task, "queue", o->queue, "entry_id",
                           o->entry[0] ? o->entry : NULL, "state", "queued", "published", ok);
     if (ok)
-        json_object_set_new(j, "stream_entry", json_string(r->str));
+        json_object_set_new(j, "stream_entry", json_string(stream_entry));
     else
         json_object_set_new(j, "note", json_string("redis unavailable: the task is queued in PostgreSQL and the"
                                                    " reconciler will publish it once redis is back"));
@@ -67,7 +65,7 @@ static void replay_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
     json_t *spec = json_loads(PQgetvalue(res, 0, taskdb_col(res, "spec")), 0, NULL);
     if (!spec || queue_replay(o->q->api->rc, o->q->api->prefix, o->queue, o->entry[0] ? o->entry : NULL, o->task,
                               PQgetvalue(res, 0, c_kind), spec, replay_published, o) != 0)
-        replay_published(NULL, NULL, o);
+        replay_published(o, QUEUE_DISCONNECTED, NULL);
     json_decref(spec);
 }
 
@@ -140,13 +138,13 @@ struct replay_ctx {
 
 static void replay_all_batch(struct op *o);
 
-static void replay_all_sent(rc_t *rc, redisReply *r, void *arg)
+static void replay_all_sent(void *arg, const char *err, const char *stream_entry)
 {
-    (void)rc;
+    (void)stream_entry;
     struct replay_ctx *c = arg;
     struct op *o = c->o;
     if (c->id[0]) {
-        int ok = !op_redis_failed(r) && r->type == REDIS_REPLY_STRING;
+        int ok = !err[0];
         pgarr_add(ok ? o->ok_ids : o->lost_ids, c->id);
         o->published += ok;
         o->count++;
@@ -218,12 +216,12 @@ static void replay_all_rows(pgc_t *pg, PGresult *res, const char *err, void *arg
         if (!spec || queue_replay(o->q->api->rc, o->q->api->prefix, o->queue,
                                   PQgetisnull(res, i, c_entry) ? NULL : PQgetvalue(res, i, c_entry), id,
                                   PQgetvalue(res, i, c_kind), spec, replay_all_sent, c) != 0)
-            replay_all_sent(NULL, NULL, c);
+            replay_all_sent(c, QUEUE_DISCONNECTED, NULL);
         json_decref(spec);
     }
     struct replay_ctx *hold = xcalloc(1, sizeof *hold);
     hold->o = o;
-    replay_all_sent(NULL, NULL, hold);
+    replay_all_sent(hold, QUEUE_DISCONNECTED, NULL);
 }
 
 /* One batch of dead tasks read: each spec is validated on its own; the bad

@@ -4,7 +4,6 @@
 #include "http_internal.h"
 
 #include <event2/http.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,14 +17,14 @@
 
 /* ------------------------------------------------------------------ cancel */
 
-static void cancel_published(rc_t *rc, redisReply *r, void *arg)
+static void cancel_published(void *arg, const char *err, const char *entry)
 {
-    (void)rc;
+    (void)entry;
     struct op *o = arg;
-    int ok = !op_redis_failed(r);
+    int ok = !err[0];
     if (!ok)
         log_warn("cancel %s: control message failed (%s); the agent stops it at its next lease renewal",
-                 o->task, op_redis_why(r));
+                 o->task, op_redis_why(err));
     json_t *j = json_pack("{s:s,s:s,s:s,s:b}", "id", o->task, "state", "cancelled", "previous_state", "running",
                           "signalled", ok);
     if (!ok)
@@ -53,13 +52,10 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     }
     audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
     if (strcmp(o->state, "running") == 0) {
-        char chan[256];
-        queue_control_channel(chan, sizeof chan, o->q->api->prefix);
         /* Agents follow the capped control stream with a blocking XREAD;
          * each also finds cancelled tasks when it renews its leases. */
-        const char *xadd[8] = {"XADD", chan, "MAXLEN", "~", "1000", "*", "cancel", o->task};
-        if (rc_command_argv(o->q->api->rc, cancel_published, o, 8, xadd, NULL) != 0)
-            cancel_published(NULL, NULL, o);
+        if (queue_control_cancel(o->q->api->rc, o->q->api->prefix, o->task, cancel_published, o) != 0)
+            cancel_published(o, QUEUE_DISCONNECTED, NULL);
         return;
     }
     op_reply(o, 200, json_pack("{s:s,s:s,s:s,s:b}", "id", o->task, "state", "cancelled", "previous_state",

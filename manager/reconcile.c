@@ -4,7 +4,6 @@
 #include "reconcile.h"
 
 #include <event2/event.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +58,6 @@ struct pass {
 struct qwork {
     struct pass *p;
     char queue[72];
-    char key[320];
     int gone;            /* stream missing or empty */
     long long first_ms;  /* ms of the stream's first entry */
     int failed;
@@ -128,23 +126,23 @@ static int sql_failed(struct pass *p, PGresult *res, const char *err, const char
     return 1;
 }
 
-static int redis_failed(struct pass *p, const redisReply *reply, const char *what)
+/* err as a queue operation's callback gets it. */
+static int redis_failed(struct pass *p, const char *err, const char *what)
 {
-    if (reply && reply->type != REDIS_REPLY_ERROR)
+    if (!err[0])
         return 0;
     if (pass_live(p)) {
         p->errors++;
-        log_warn("reconciler: %s: %s", what, reply ? reply->str : "redis connection lost");
+        log_warn("reconciler: %s: %s", what, queue_disconnected(err) ? "redis connection lost" : err);
     }
     return 1;
 }
 
-static struct qwork *qwork_new(struct pass *p, const char *queue, const char *suffix)
+static struct qwork *qwork_new(struct pass *p, const char *queue)
 {
     struct qwork *w = xcalloc(1, sizeof *w);
     w->p = pass_ref(p);
     snprintf(w->queue, sizeof w->queue, "%s", queue);
-    queue_key(w->key, sizeof w->key, p->r->prefix, queue, suffix);
     return w;
 }
 
@@ -157,11 +155,11 @@ static void qwork_free(struct qwork *w)
 
 /* -------------------------------------------------------------- republish */
 
-static void publish_done(rc_t *rc, redisReply *reply, void *arg)
+static void publish_done(void *arg, const char *err, const char *entry)
 {
-    (void)rc;
+    (void)entry;
     struct sent *s = arg;
-    if (reply && reply->type == REDIS_REPLY_STRING)
+    if (!err[0])
         s->p->republished[s->rule]++;
     else
         s->p->unsent++;
@@ -184,7 +182,7 @@ static void publish_rows(struct pass *p, enum rule rule, PGresult *res)
         if (!spec || queue_publish(p->r->rc, p->r->prefix, PQgetvalue(res, i, c_queue), s->id,
                                    PQgetvalue(res, i, c_kind), strtol(PQgetvalue(res, i, c_attempt), NULL, 10), 0,
                                    spec, publish_done, s) != 0)
-            publish_done(NULL, NULL, s);
+            publish_done(s, QUEUE_DISCONNECTED, NULL);
         json_decref(spec);
     }
 }
@@ -230,21 +228,16 @@ static void probe_decide(struct qwork *w)
     qwork_free(w);
 }
 
-static void probe_first(rc_t *rc, redisReply *reply, void *arg)
+/* first: the stream's first entry id, NULL when it is missing or empty. */
+static void probe_first(void *arg, const char *err, const char *first)
 {
-    (void)rc;
     struct qwork *w = arg;
-    if (redis_failed(w->p, reply, "XRANGE") || reply->type != REDIS_REPLY_ARRAY) {
+    if (redis_failed(w->p, err, "XRANGE"))
         w->failed = 1;
-    } else if (reply->elements == 0) {
+    else if (!first)
         w->gone = 1;
-    } else {
-        const redisReply *e = reply->element[0];
-        if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 && e->element[0]->type == REDIS_REPLY_STRING)
-            w->first_ms = strtoll(e->element[0]->str, NULL, 10);
-        else
-            w->failed = 1;
-    }
+    else
+        w->first_ms = strtoll(first, NULL, 10);
     probe_decide(w);
 }
 
@@ -255,10 +248,9 @@ static void due_queues(pgc_t *pg, PGresult *res, const char *err, void *arg)
     if (!sql_failed(p, res, err, "queues with due tasks") && pass_live(p)) {
         int c_queue = taskdb_col(res, "queue");
         for (int i = 0; i < PQntuples(res); i++) {
-            struct qwork *w = qwork_new(p, PQgetvalue(res, i, c_queue), "stream");
-            const char *first[6] = {"XRANGE", w->key, "-", "+", "COUNT", "1"};
-            if (rc_command_argv(p->r->rc, probe_first, w, 6, first, NULL) != 0)
-                probe_first(NULL, NULL, w);
+            struct qwork *w = qwork_new(p, PQgetvalue(res, i, c_queue));
+            if (queue_stream_first(p->r->rc, p->r->prefix, w->queue, probe_first, w) != 0)
+                probe_first(w, QUEUE_DISCONNECTED, NULL);
         }
     }
     pass_unref(p);
@@ -286,13 +278,15 @@ static void restored_recorded(pgc_t *pg, PGresult *res, const char *err, void *a
     pass_unref(p);
 }
 
-static void bury_done(rc_t *rc, redisReply *reply, void *arg)
+/* dlq_entry: the letter's entry id, NULL when it was not written (or for
+ * the hold of dead_claimed, whose id is ""). */
+static void bury_done(void *arg, const char *err, const char *dlq_entry)
 {
-    (void)rc;
+    (void)err;
     struct sent *s = arg;
     struct qwork *w = s->w;
-    if (reply && reply->type == REDIS_REPLY_STRING) {
-        taskdb_dlq_entry_add(w->restored, s->id, reply->str);
+    if (dlq_entry) {
+        taskdb_dlq_entry_add(w->restored, s->id, dlq_entry);
         s->p->restored++;
     } else if (s->id[0]) {
         s->p->unsent++;
@@ -345,38 +339,26 @@ static void dead_claimed(pgc_t *pg, PGresult *res, const char *err, void *arg)
         snprintf(s->id, sizeof s->id, "%s", dl.id);
         w->nbury++;
         if (queue_bury(w->p->r->rc, w->p->r->prefix, w->queue, NULL, &dl, bury_done, s) != 0)
-            bury_done(NULL, NULL, s);
+            bury_done(s, QUEUE_DISCONNECTED, NULL);
         free(text);
     }
     struct sent *hold = xcalloc(1, sizeof *hold);
     hold->w = w;
     hold->p = pass_ref(w->p);
-    bury_done(NULL, &(redisReply){.type = REDIS_REPLY_NIL}, hold);
+    bury_done(hold, "", NULL);
 }
 
-/* ARGV: task id, entry id pairs; returns the task ids whose entry is not in
- * the DLQ (an empty entry id is never there). */
-static const char absent_lua[] =
-    "local out = {}\n"
-    "for i = 1, #ARGV, 2 do\n"
-    "  local e = ARGV[i + 1]\n"
-    "  if e == '' or #redis.call('XRANGE', KEYS[1], e, e) == 0 then out[#out + 1] = ARGV[i] end\n"
-    "end\n"
-    "return out\n";
-
-static void dead_absent(rc_t *rc, redisReply *reply, void *arg)
+/* ids: the tasks whose recorded entry is not in the DLQ. */
+static void dead_absent(void *arg, const char *err, const char *const *ids_absent, size_t n)
 {
-    (void)rc;
     struct qwork *w = arg;
-    if (redis_failed(w->p, reply, "DLQ check") || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 ||
-        !pass_live(w->p)) {
+    if (redis_failed(w->p, err, "DLQ check") || n == 0 || !pass_live(w->p)) {
         qwork_free(w);
         return;
     }
     pgarr_t *a = pgarr_new();
-    for (size_t i = 0; i < reply->elements; i++)
-        if (reply->element[i]->type == REDIS_REPLY_STRING)
-            pgarr_add(a, reply->element[i]->str);
+    for (size_t i = 0; i < n; i++)
+        pgarr_add(a, ids_absent[i]);
     char *ids = pgarr_finish(a);
     taskdb_dead_claim(w->p->r->pg, ids, w->p->r->after_s, dead_claimed, w);
     free(ids);
@@ -398,26 +380,20 @@ static void dead_candidates(pgc_t *pg, PGresult *res, const char *err, void *arg
         qwork_free(w);
         return;
     }
-    const char **argv = xmalloc((size_t)(4 + 2 * rows) * sizeof *argv);
-    argv[0] = "EVAL";
-    argv[1] = absent_lua;
-    argv[2] = "1";
-    argv[3] = w->key;
+    const char **pairs = xmalloc((size_t)(2 * rows) * sizeof *pairs);
     for (int i = 0; i < rows; i++) {
-        argv[4 + 2 * i] = PQgetvalue(res, i, 0);
-        argv[5 + 2 * i] = PQgetvalue(res, i, 1);
+        pairs[2 * i] = PQgetvalue(res, i, 0);
+        pairs[2 * i + 1] = PQgetvalue(res, i, 1);
     }
-    if (rc_command_argv(w->p->r->rc, dead_absent, w, 4 + 2 * rows, argv, NULL) != 0)
-        dead_absent(NULL, NULL, w);
-    free(argv);
+    if (queue_dlq_absent(w->p->r->rc, w->p->r->prefix, w->queue, pairs, (size_t)rows, dead_absent, w) != 0)
+        dead_absent(w, QUEUE_DISCONNECTED, NULL, 0);
+    free(pairs);
 }
 
-static void dlq_length(rc_t *rc, redisReply *reply, void *arg)
+static void dlq_length(void *arg, const char *err, long long len)
 {
-    (void)rc;
     struct qwork *w = arg;
-    if (redis_failed(w->p, reply, "XLEN") || reply->type != REDIS_REPLY_INTEGER || !pass_live(w->p) ||
-        reply->integer >= w->dead) {
+    if (redis_failed(w->p, err, "XLEN") || !pass_live(w->p) || len >= w->dead) {
         qwork_free(w);
         return;
     }
@@ -442,11 +418,10 @@ static void dead_queues(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct pass *p = arg;
     if (!sql_failed(p, res, err, "dead tasks per queue") && pass_live(p)) {
         for (int i = 0; i < PQntuples(res); i++) {
-            struct qwork *w = qwork_new(p, PQgetvalue(res, i, 0), "dlq");
+            struct qwork *w = qwork_new(p, PQgetvalue(res, i, 0));
             w->dead = strtol(PQgetvalue(res, i, 1), NULL, 10);
-            const char *argv[2] = {"XLEN", w->key};
-            if (rc_command_argv(p->r->rc, dlq_length, w, 2, argv, NULL) != 0)
-                dlq_length(NULL, NULL, w);
+            if (queue_dlq_len(p->r->rc, p->r->prefix, w->queue, dlq_length, w) != 0)
+                dlq_length(w, QUEUE_DISCONNECTED, 0);
         }
     }
     pass_unref(p);

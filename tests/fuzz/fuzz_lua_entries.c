@@ -5,8 +5,10 @@
  *   1  arbitrary bytes as a devsys:{Q}:delayed member: what entry_check_delayed
  *      accepts, msgpack-c must read as the same strings, and the envelope an
  *      agent decodes from it must survive a second round trip;
- *   2  a RESP reply (as XRANGE of a dead-letter stream returns it) read by
- *      hiredis and turned into the JSON the manager shows and replays from. */
+ *   2  a RESP reply (one entry, as XRANGE of a dead-letter stream returns it)
+ *      read by hiredis, decoded by the one stream-entry decoder
+ *      (queue_decode_entries) and turned into the JSON the manager shows and
+ *      replays from. */
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
 #include <msgpack.h>
@@ -19,6 +21,7 @@
 #include "entry_check.h"
 #include "envelope.h"
 #include "queue.h"
+#include "queue_internal.h"
 #include "spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -131,8 +134,15 @@ static void fuzz_dead_letter(const uint8_t *data, size_t size)
     redisReaderFeed(r, (const char *)data, size);
     void *reply = NULL;
     if (redisReaderGetReply(r, &reply) == REDIS_OK && reply) {
-        const redisReply *e = reply;
-        json_t *j = entry_dlq_json(e);
+        redisReply *e = reply;
+        /* the entry as one element of an XRANGE reply */
+        redisReply *elements[1] = {e};
+        redisReply range = {.type = REDIS_REPLY_ARRAY, .elements = 1, .element = elements};
+        size_t n;
+        queue_entry_t *decoded = queue_decode_entries(&range, NULL, &n);
+        if (n > 1)
+            abort();
+        json_t *j = n ? entry_dlq_json(&decoded[0]) : NULL;
         if (j) {
             const char *k;
             json_t *v;
@@ -152,6 +162,7 @@ static void fuzz_dead_letter(const uint8_t *data, size_t size)
                    e->element[1]->type == REDIS_REPLY_ARRAY) {
             abort(); /* an entry-shaped reply must be read */
         }
+        free(decoded);
         freeReplyObject(reply);
     }
     redisReaderFree(r);

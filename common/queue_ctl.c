@@ -1,0 +1,57 @@
+/* queue_ctl: the control stream "<prefix>:control" (see queue.h): the
+ * manager appends "cancel <task-id>" entries, agents follow it with a
+ * blocking XREAD on a connection of their own. */
+#include "queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue_internal.h"
+#include "xalloc.h"
+
+char *queue_control_channel(char *buf, size_t cap, const char *prefix)
+{
+    snprintf(buf, cap, "%s:control", prefix);
+    return buf;
+}
+
+/* Capped: agents read it live, and each also finds cancelled tasks when it
+ * renews its leases, so old messages are worth nothing. */
+int queue_control_cancel(rc_t *rc, const char *prefix, const char *task_id, queue_id_fn *fn, void *arg)
+{
+    char chan[256];
+    const char *argv[] = {"XADD",   queue_control_channel(chan, sizeof chan, prefix), "MAXLEN", "~", "1000", "*",
+                          "cancel", task_id};
+    return queue_send(rc, queue_id_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
+}
+
+static void control_reply(rc_t *rc, redisReply *r, void *arg)
+{
+    (void)rc;
+    struct queue_call c = queue_call_take(arg);
+    const char *err = queue_reply_err(r);
+    size_t n = 0, ncancel = 0;
+    queue_entry_t *e = err[0] ? NULL : queue_decode_streams(r, &n);
+    size_t nfields = 0;
+    for (size_t i = 0; i < n; i++)
+        nfields += e[i].nfields;
+    const char **ids = xmalloc((nfields + 1) * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < e[i].nfields; k++)
+            if (strcmp(e[i].fields[k].name, "cancel") == 0)
+                ids[ncancel++] = e[i].fields[k].val;
+    ((queue_control_fn *)c.fn)(c.arg, err, n ? e[n - 1].id : NULL, ids, ncancel);
+    free(ids);
+    free(e);
+}
+
+int queue_control_read(rc_t *rc, const char *prefix, const char *after, int block_ms, queue_control_fn *fn,
+                       void *arg)
+{
+    char chan[256], block[16];
+    snprintf(block, sizeof block, "%d", block_ms);
+    const char *argv[] = {"XREAD", "BLOCK", block, "STREAMS", queue_control_channel(chan, sizeof chan, prefix),
+                          after};
+    return queue_send(rc, control_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
+}
