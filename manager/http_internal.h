@@ -56,6 +56,10 @@ void reply_error(struct req *q, int status, const char *msg);
  * Retry-After and an optional note on what became of the request. */
 #define DB_RETRY_AFTER_S "2"
 void reply_db_unavailable(struct req *q, const char *err, const char *note);
+/* A request refused by the token check or by the HTTP guard (a verdict: 400,
+ * 401, 413, 429, 431, 503): with WWW-Authenticate or Retry-After as fits, and
+ * counted as an auth failure under reason when it is one. */
+void reply_refused(struct req *q, int status, const char *reason, const char *msg);
 void req_free(struct req *q);
 /* pgc callback (arg: the req) for a query about one task that returns its
  * answer as one JSON text column: 200 with it, 404 when no row, 503 when
@@ -122,6 +126,15 @@ void op_method_not_allowed(struct req *q);
  * /v1/tasks/{id}/. Returns 1 if it took the request (and will reply), 0 if
  * the path is not its. */
 int dlq_route(struct req *q);
+
+/* http_tasks.c: POST /v1/tasks (submit), GET /v1/tasks (list), GET /v1/tasks/{id}. */
+void tasks_submit(struct req *q);
+void tasks_list(struct req *q);
+void tasks_get(struct req *q, const char *id);
+
+/* http_health.c: GET /healthz and /readyz, GET /metrics. */
+void health_check(struct req *q);
+void health_metrics(struct req *q);
 
 /* http_tasks.c: POST /v1/tasks/{id}/cancel and GET /v1/tasks/{id}/checkpoints;
  * rest is the path after "/v1/tasks/". Returns as dlq_route. */
