@@ -13,9 +13,9 @@
 #include "metrics.h"
 #include "xalloc.h"
 
-/* ------------------------------------------------------------------ routes */
+/* ---------------------------------------------------------------- requests */
 
-static void route(const struct auth_result *res, void *arg)
+static void on_authenticated(const struct auth_result *res, void *arg)
 {
     struct req *q = arg;
     q->role = res->role;
@@ -34,26 +34,7 @@ static void route(const struct auth_result *res, void *arg)
         reply_refused(q, 401, auth_outcome_name(res->outcome), "missing or invalid bearer token");
         return;
     }
-    const char *p = q->path;
-    if (strcmp(p, "/v1/tasks") == 0) {
-        if (q->method == EVHTTP_REQ_POST)
-            tasks_submit(q);
-        else if (q->method == EVHTTP_REQ_GET)
-            tasks_list(q);
-        else
-            reply_error(q, 405, "method not allowed");
-        return;
-    }
-    if (strncmp(p, "/v1/tasks/", 10) == 0 && !strchr(p + 10, '/')) {
-        if (q->method == EVHTTP_REQ_GET)
-            tasks_get(q, p + 10);
-        else
-            reply_error(q, 405, "method not allowed");
-        return;
-    }
-    if (dlq_route(q))
-        return;
-    reply_error(q, 404, "no such endpoint");
+    route_dispatch(q);
 }
 
 static void on_request(struct evhttp_request *r, void *arg)
@@ -80,16 +61,12 @@ static void on_request(struct evhttp_request *r, void *arg)
         return;
     }
 
-    if (strcmp(q->path, "/healthz") == 0 || strcmp(q->path, "/readyz") == 0) {
-        health_check(q);
-        return;
-    }
-    if (strcmp(q->path, "/metrics") == 0) {
-        health_metrics(q);
+    if (route_is_public(q->path)) {
+        route_dispatch(q);
         return;
     }
     const char *authz = evhttp_find_header(evhttp_request_get_input_headers(r), "Authorization");
-    auth_check(api->auth, authz, route, q);
+    auth_check(api->auth, authz, on_authenticated, q);
 }
 
 api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_config *cfg, char *err,
@@ -117,10 +94,9 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
     evhttp_set_max_body_size(api->http, (ev_ssize_t)cfg->max_body + 1);
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(api->http, on_request, api);
-    static const char *const public_paths[] = {"/healthz", "/readyz", "/metrics", NULL};
     struct guard_limits lim = cfg->edge;
     lim.max_body = cfg->max_body;
-    api->guard = guard_new(base, api->http, api->auth, &lim, public_paths, host, port, err, errlen);
+    api->guard = guard_new(base, api->http, api->auth, &lim, route_public_paths(), host, port, err, errlen);
     if (!api->guard) {
         api_free(api);
         return NULL;

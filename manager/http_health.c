@@ -20,8 +20,9 @@ static void health_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
                          pg_ok ? "ok" : err));
 }
 
-void health_metrics(struct req *q)
+void health_metrics(struct req *q, const struct route_args *a)
 {
+    (void)a;
     char *text = metrics_render();
     struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
     evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4");
@@ -34,7 +35,8 @@ void health_metrics(struct req *q)
     req_free(q);
 }
 
-void health_check(struct req *q)
+void health_check(struct req *q, const struct route_args *a)
 {
+    (void)a;
     pgc_query(q->api->pg, "SELECT 1", 0, NULL, health_done, q);
 }

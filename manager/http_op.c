@@ -104,18 +104,3 @@ int op_parse_page(const char *query, long def, long max, int (*after_ok)(const c
     evhttp_clear_headers(&args);
     return p->why[0] ? -1 : 0;
 }
-
-int op_need_role(struct req *q, enum role role, const char *what)
-{
-    if (q->role >= role)
-        return 1;
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s needs the %s role", what, auth_role_name(role));
-    reply_error(q, 403, msg);
-    return 0;
-}
-
-void op_method_not_allowed(struct req *q)
-{
-    reply_error(q, 405, "method not allowed");
-}

@@ -307,8 +307,9 @@ static void replay_all_batch(struct op *o)
               3, params, replay_all_checked, o);
 }
 
-void replay_all(struct req *q, const char *queue)
+void replay_all(struct req *q, const struct route_args *a)
 {
+    const char *queue = a->queue;
     struct op *o = op_new(q, queue);
     o->acc = json_array();
     replay_all_batch(o);

@@ -49,6 +49,26 @@ void req_free(struct req *q)
     free(q);
 }
 
+json_t *req_body_json(struct req *q)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(q->r);
+    size_t len = evbuffer_get_length(in);
+    if (len > q->api->max_body) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "body of %zu bytes exceeds the limit of %zu", len, q->api->max_body);
+        reply_error(q, 413, msg);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        reply_error(q, 400, msg);
+    }
+    return body;
+}
+
 void reply_raw(struct req *q, int status, const char *body, size_t len)
 {
     struct evhttp_request *r = q->r;

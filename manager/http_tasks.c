@@ -169,28 +169,12 @@ static const char insert_sql[] =
     " WHERE i.ikey IS NULL OR i.ord = (SELECT min(i2.ord) FROM input i2 WHERE i2.ikey = i.ikey)"
     " ORDER BY i.ord";
 
-void tasks_submit(struct req *q)
+void tasks_submit(struct req *q, const struct route_args *a)
 {
-    if (q->role < ROLE_OPERATOR) {
-        reply_error(q, 403, "submitting tasks needs the operator role");
+    (void)a;
+    json_t *body = req_body_json(q);
+    if (!body)
         return;
-    }
-    struct evbuffer *in = evhttp_request_get_input_buffer(q->r);
-    size_t len = evbuffer_get_length(in);
-    if (len > q->api->max_body) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "body of %zu bytes exceeds the limit of %zu", len, q->api->max_body);
-        reply_error(q, 413, msg);
-        return;
-    }
-    json_error_t jerr;
-    json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!body) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-        reply_error(q, 400, msg);
-        return;
-    }
     size_t n = json_is_array(body) ? json_array_size(body) : 1;
     if (n == 0 || n > SUBMIT_MAX_BATCH) {
         json_decref(body);
@@ -271,8 +255,9 @@ void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
         reply_raw(q, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
-void tasks_get(struct req *q, const char *id)
+void tasks_get(struct req *q, const struct route_args *a)
 {
+    const char *id = a->id;
     if (!uuid_valid(id, strlen(id))) {
         reply_error(q, 404, "task not found (not a task id)");
         return;
@@ -331,8 +316,9 @@ static int list_cursor_parse(const char *s, char *us, size_t us_cap, char *id, s
     return 1;
 }
 
-void tasks_list(struct req *q)
+void tasks_list(struct req *q, const struct route_args *a)
 {
+    (void)a;
     struct evkeyvalq args;
     TAILQ_INIT(&args);
     if (q->query && evhttp_parse_query_str(q->query, &args) < 0) {
@@ -440,8 +426,9 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 /* One statement: lock the row, cancel it if it has not finished, and return
  * the state it had, so the answer tells running (signal the agent) from
  * queued/retrying (the agent skips it on delivery) and 409 from 404. */
-static void handle_cancel(struct req *q, const char *id)
+void tasks_cancel(struct req *q, const struct route_args *a)
 {
+    const char *id = a->id;
     if (!uuid_valid(id, strlen(id))) {
         reply_error(q, 404, "task not found (not a task id)");
         return;
@@ -466,8 +453,9 @@ static int checkpoint_cursor_ok(const char *s)
     return n > 0 && n < 19 && s[n] == '\0';
 }
 
-static void handle_checkpoints(struct req *q, const char *id)
+void tasks_checkpoints(struct req *q, const struct route_args *a)
 {
+    const char *id = a->id;
     if (!uuid_valid(id, strlen(id))) {
         reply_error(q, 404, "task not found (not a task id)");
         return;
@@ -488,30 +476,4 @@ static void handle_checkpoints(struct req *q, const char *id)
               "               THEN (SELECT max(id) FROM page)::text END)::text"
               " FROM tasks t WHERE t.id = $1::uuid",
               3, params, reply_task_row, q);
-}
-
-/* ------------------------------------------------------------------ routes */
-
-int tasks_route(struct req *q, const char *rest)
-{
-    const char *slash = strchr(rest, '/');
-    if (!slash || strchr(slash + 1, '/'))
-        return 0;
-    char id[64];
-    snprintf(id, sizeof id, "%.*s", (int)(slash - rest), rest);
-    if (strcmp(slash + 1, "cancel") == 0) {
-        if (q->method != EVHTTP_REQ_POST)
-            op_method_not_allowed(q);
-        else if (op_need_role(q, ROLE_OPERATOR, "cancelling a task"))
-            handle_cancel(q, id);
-        return 1;
-    }
-    if (strcmp(slash + 1, "checkpoints") == 0) {
-        if (q->method != EVHTTP_REQ_GET)
-            op_method_not_allowed(q);
-        else
-            handle_checkpoints(q, id);
-        return 1;
-    }
-    return 0;
 }
