@@ -67,12 +67,8 @@ void req_free(struct req *q);
 /* The request's body parsed as JSON (caller owns it), or NULL once q is
  * answered: 413 past the body limit, 400 naming where the JSON is wrong. */
 json_t *req_body_json(struct req *q);
-/* pgc callback (arg: the req) for a query about one task that returns its
- * answer as one JSON text column: 200 with it, 404 when no row, 503 when
- * PostgreSQL failed. */
-void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg);
 /* Writes one audit_log row (async, fire and forget). Takes the reference to detail. */
-void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail);
+void http_audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail);
 
 /* ------------------------------------------------------------- http_op.c */
 

@@ -33,7 +33,7 @@ static void auth_denied(struct req *q, const char *reason)
     if (evcon)
         evhttp_connection_get_peer(evcon, &addr, &port);
     if (auth_sample_failure(q->api->auth, addr))
-        audit(q->api, q->actor[0] ? q->actor : "anonymous", "auth.denied", q->path,
+        http_audit(q->api, q->actor[0] ? q->actor : "anonymous", "auth.denied", q->path,
               json_pack("{s:s,s:s}", "reason", reason, "remote", addr ? addr : ""));
 }
 
@@ -138,7 +138,7 @@ static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 }
 
 /* Takes the reference to detail. */
-void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail)
+void http_audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail)
 {
     char *d = json_dumps(detail, JSON_COMPACT);
     const char *params[4] = {actor, action, target, d};

@@ -147,7 +147,7 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     }
     metric_add(q->api->m_submitted, (double)json_array_size(ids));
     if (json_array_size(ids))
-        audit(q->api, q->actor, "task.submit", json_string_value(json_array_get(ids, 0)),
+        http_audit(q->api, q->actor, "task.submit", json_string_value(json_array_get(ids, 0)),
               json_pack("{s:I,s:o}", "count", (json_int_t)json_array_size(ids), "ids", ids));
     else
         json_decref(ids);
@@ -243,7 +243,10 @@ void tasks_submit(struct req *q, const struct route_args *a)
     "started_at, 'finished_at', finished_at, 'next_attempt_at', next_attempt_at, 'last_error', "    \
     "last_error, 'result', result"
 
-void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
+/* pgc callback (arg: the req) for a query about one task that returns its
+ * answer as one JSON text column: 200 with it, 404 when no row, 503 when
+ * PostgreSQL failed. */
+static void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
     struct req *q = arg;
@@ -408,7 +411,7 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         op_conflict(o, "the task has already finished");
         return;
     }
-    audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
+    http_audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
     if (strcmp(o->state, "running") == 0) {
         char chan[256];
         queue_control_channel(chan, sizeof chan, o->q->api->prefix);
