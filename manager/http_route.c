@@ -157,7 +157,7 @@ const char *const *route_public_paths(void)
 
 void route_print(FILE *f)
 {
-    fprintf(f, "| method | path | least role | for |\n|---|---|---|---|\n");
+    fprintf(f, "| method | path | least role | action |\n|---|---|---|---|\n");
     for (size_t i = 0; i < routes_count; i++)
         fprintf(f, "| `%s` | `%s` | %s | %s |\n", method_name(routes[i].method), routes[i].pattern,
                 routes[i].min_role == ROLE_NONE ? "none (no token)" : auth_role_name(routes[i].min_role),
