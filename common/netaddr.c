@@ -14,19 +14,19 @@ int netaddr_local(int fd, char *buf, size_t cap)
     snprintf(buf, cap, "?");
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return -1;
+    const void *ip;
+    unsigned port;
     if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-        if (!inet_ntop(AF_INET, &in->sin_addr, host, sizeof host))
-            return -1;
-        snprintf(buf, cap, "%s:%u", host, (unsigned)ntohs(in->sin_port));
-        return 0;
+        ip = &((const struct sockaddr_in *)&ss)->sin_addr;
+        port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        ip = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+        port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        return -1;
     }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-        if (!inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host))
-            return -1;
-        snprintf(buf, cap, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
-        return 0;
-    }
-    return -1;
+    if (!inet_ntop(ss.ss_family, ip, host, sizeof host))
+        return -1;
+    snprintf(buf, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+    return 0;
 }
