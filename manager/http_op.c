@@ -1,6 +1,7 @@
 /* http_op: what the manager's route modules (http_dlq.c, http_replay.c,
  * http_tasks.c) share: the struct op a handler chains its pgc and rc callbacks
- * through, its replies, and the checks every route makes (see http_internal.h). */
+ * through, its replies, and the paging every list parses (see http_internal.h).
+ * Roles, methods and paths are checked once, in http_route.c. */
 #include "http_internal.h"
 
 #include <event2/http.h>
