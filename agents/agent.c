@@ -18,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "queue.h"
 #include "xalloc.h"
 
@@ -489,7 +490,8 @@ static void on_readyz(struct evhttp_request *r, void *arg)
     evbuffer_free(b);
 }
 
-/* Serves /metrics (any path) and /readyz on DEVSYS_METRICS_LISTEN (host:port) when it is set. */
+/* Serves /metrics (any path) and /readyz on DEVSYS_METRICS_LISTEN (host:port; port 0: a
+ * free one, logged) when it is set. */
 static struct evhttp *metrics_listen(struct agent *ag)
 {
     const char *listen = cfg_str("DEVSYS_METRICS_LISTEN", NULL);
@@ -506,10 +508,14 @@ static struct evhttp *metrics_listen(struct agent *ag)
     struct evhttp *http = evhttp_new(ag->base);
     evhttp_set_gencb(http, on_metrics, ag);
     evhttp_set_cb(http, "/readyz", on_readyz, ag);
-    if (evhttp_bind_socket(http, host, (ev_uint16_t)port) < 0) {
+    struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
+    if (!sock) {
         fprintf(stderr, "DEVSYS_METRICS_LISTEN: cannot listen on %s\n", listen);
         exit(1);
     }
+    char addr[80]; /* port 0 binds a free port: say which one */
+    netaddr_local(evhttp_bound_socket_get_fd(sock), addr, sizeof addr);
+    log_info("metrics listening on %s", addr);
     m_held = metric_gauge("devsys_agent_tasks_held", NULL, "Deliveries held (claimed, running, or being recorded)");
     m_running = metric_gauge("devsys_agent_tasks_running", NULL, "Handlers running");
     return http;

@@ -99,8 +99,9 @@ static void queues_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 
 /* The queues come from PostgreSQL (the truth); "length" is what Redis holds
  * now (null when Redis is unreachable), "dead" what it should hold. */
-static void handle_queues(struct req *q)
+void dlq_queues(struct req *q, const struct route_args *a)
 {
+    (void)a;
     pgc_query(q->api->pg,
               "SELECT queue, count(*) FROM tasks WHERE state = 'dead' AND dlq_purged_at IS NULL"
               " GROUP BY queue ORDER BY queue",
@@ -136,8 +137,9 @@ static void list_done(void *arg, const char *err, const queue_entry_t *letters, 
     op_reply(o, 200, j);
 }
 
-static void handle_list(struct req *q, const char *queue)
+void dlq_list(struct req *q, const struct route_args *a)
 {
+    const char *queue = a->queue;
     struct op_page pg;
     if (op_parse_page(q->query, DLQ_LIST_DEFAULT, DLQ_LIST_MAX, entry_id_valid, &pg) != 0) {
         reply_error(q, 400, pg.why);
@@ -316,7 +318,7 @@ static void purge_xdel(void *arg, const char *err, long long removed)
         op_error(o, 503, "redis: %s (the task is marked purged in PostgreSQL; repeat the purge)", op_redis_why(err));
         return;
     }
-    audit(o->q->api, o->q->actor, "dlq.purge", o->task[0] ? o->task : o->entry,
+    http_audit(o->q->api, o->q->actor, "dlq.purge", o->task[0] ? o->task : o->entry,
           json_pack("{s:s,s:s?,s:s?}", "queue", o->queue, "entry_id", o->entry[0] ? o->entry : NULL, "id",
                     o->task[0] ? o->task : NULL));
     op_reply(o, 200, json_pack("{s:s,s:s?,s:s?,s:b}", "queue", o->queue, "id", o->task[0] ? o->task : NULL,
@@ -404,7 +406,7 @@ static void purge_all_trimmed(void *arg, const char *err, long long removed)
                  o->count);
         return;
     }
-    audit(o->q->api, o->q->actor, "dlq.purge", o->queue,
+    http_audit(o->q->api, o->q->actor, "dlq.purge", o->queue,
           json_pack("{s:b,s:I,s:I}", "all", 1, "tasks", (json_int_t)o->count, "entries", (json_int_t)removed));
     op_reply(o, 200, json_pack("{s:s,s:I,s:I}", "queue", o->queue, "purged", (json_int_t)o->count,
                                "entries_removed", (json_int_t)removed));
@@ -426,8 +428,9 @@ static void purge_all_updated(pgc_t *pg, PGresult *res, const char *err, void *a
         purge_all_trimmed(o, QUEUE_DISCONNECTED, 0);
 }
 
-static void handle_purge_all(struct req *q, const char *queue)
+void dlq_purge_all(struct req *q, const struct route_args *a)
 {
+    const char *queue = a->queue;
     if (!rc_connected(q->api->rc)) {
         reply_error(q, 503, "redis unavailable: nothing purged");
         return;
@@ -436,86 +439,22 @@ static void handle_purge_all(struct req *q, const char *queue)
     taskdb_purge_queue(q->api->pg, o->queue, purge_all_updated, o);
 }
 
-/* ------------------------------------------------------------------ routes */
+/* ------------------------------------------------------- DLQ: one letter */
 
-/* /v1/dlq/Q, /v1/dlq/Q/replay, /v1/dlq/Q/ID, /v1/dlq/Q/ID/replay
- * (segments are percent-decoded; seg holds up to 3). */
-static int route_dlq(struct req *q, char seg[3][128], int n)
+void dlq_show(struct req *q, const struct route_args *a)
 {
-    const char *queue = seg[0];
-    int is_get = q->method == EVHTTP_REQ_GET, is_post = q->method == EVHTTP_REQ_POST,
-        is_del = q->method == EVHTTP_REQ_DELETE;
-    if (n == 3 && strcmp(seg[2], "replay") != 0)
-        return 0;
-    if (!spec_queue_name_ok(queue)) {
-        reply_error(q, 400, "queue: must be 1 to 64 characters of [A-Za-z0-9_.-]");
-        return 1;
-    }
-    if (n == 1) {
-        if (is_get)
-            handle_list(q, queue);
-        else if (!is_del)
-            op_method_not_allowed(q);
-        else if (op_need_role(q, ROLE_OPERATOR, "purging dead letters"))
-            handle_purge_all(q, queue);
-    } else if (n == 2 && strcmp(seg[1], "replay") == 0) {
-        if (!is_post)
-            op_method_not_allowed(q);
-        else if (op_need_role(q, ROLE_OPERATOR, "replaying dead letters"))
-            replay_all(q, queue);
-    } else if (n == 2) {
-        if (is_get)
-            find_entry(q, OP_SHOW, queue, seg[1]);
-        else if (!is_del)
-            op_method_not_allowed(q);
-        else if (op_need_role(q, ROLE_OPERATOR, "purging dead letters")) {
-            if (!rc_connected(q->api->rc))
-                reply_error(q, 503, "redis unavailable: nothing purged");
-            else
-                find_entry(q, OP_PURGE, queue, seg[1]);
-        }
-    } else {
-        if (!is_post)
-            op_method_not_allowed(q);
-        else if (op_need_role(q, ROLE_OPERATOR, "replaying dead letters"))
-            find_entry(q, OP_REPLAY, queue, seg[1]);
-    }
-    return 1;
+    find_entry(q, OP_SHOW, a->queue, a->entry);
 }
 
-int dlq_route(struct req *q)
+void dlq_purge(struct req *q, const struct route_args *a)
 {
-    const char *p = q->path;
-    if (strncmp(p, "/v1/tasks/", 10) == 0)
-        return tasks_route(q, p + 10);
-    if (strcmp(p, "/v1/dlq") == 0) {
-        if (q->method == EVHTTP_REQ_GET)
-            handle_queues(q);
-        else
-            op_method_not_allowed(q);
-        return 1;
-    }
-    if (strncmp(p, "/v1/dlq/", 8) != 0)
-        return 0;
-    char seg[3][128];
-    int n = 0;
-    for (const char *s = p + 8; *s; n++) {
-        const char *e = strchr(s, '/');
-        size_t len = e ? (size_t)(e - s) : strlen(s);
-        if (n == 3 || len == 0 || len >= sizeof seg[0])
-            return 0;
-        char raw[128];
-        memcpy(raw, s, len);
-        raw[len] = '\0';
-        size_t dlen;
-        char *d = evhttp_uridecode(raw, 0, &dlen);
-        if (!d || dlen >= sizeof seg[0] || strlen(d) != dlen) {
-            free(d);
-            return 0;
-        }
-        memcpy(seg[n], d, dlen + 1);
-        free(d);
-        s += len + (e ? 1 : 0);
-    }
-    return n ? route_dlq(q, seg, n) : 0;
+    if (!rc_connected(q->api->rc))
+        reply_error(q, 503, "redis unavailable: nothing purged");
+    else
+        find_entry(q, OP_PURGE, a->queue, a->entry);
+}
+
+void dlq_replay(struct req *q, const struct route_args *a)
+{
+    find_entry(q, OP_REPLAY, a->queue, a->entry);
 }

@@ -28,6 +28,7 @@
 #include "http_head.h"
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "xalloc.h"
 
 #define GUARD_REJECT_PATH "/.devsys-guard-rejected"
@@ -700,6 +701,9 @@ guard_t *guard_new(struct event_base *base, struct evhttp *http, auth_t *auth, c
         return NULL;
     }
     g->listening = 1;
+    char addr[80]; /* port 0 binds a free port: say which one */
+    netaddr_local(evconnlistener_get_fd(g->lev), addr, sizeof addr);
+    log_info("listening on %s", addr);
     g->bound = evhttp_bind_listener(http, g->lev); /* evhttp's accept callback; it frees the listener */
     evconnlistener_set_error_cb(g->lev, guard_accept_error);
     evhttp_set_bevcb(http, guard_bevcb, g);

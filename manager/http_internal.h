@@ -1,6 +1,6 @@
-/* http_internal: what the manager's HTTP modules share (http_api.c: requests,
- * replies, task submit/list/get; http_op.c: helpers of the route modules below;
- * http_dlq.c, http_replay.c: /v1/dlq; http_tasks.c: cancel, checkpoints). Not public. */
+/* http_internal: what the manager's HTTP modules share: the api and one
+ * request (http_api.c), the replies (http_reply.c), the helpers of the route
+ * handlers (http_op.c) and the route table (http_route.h). Not public. */
 #ifndef DEVSYS_HTTP_INTERNAL_H
 #define DEVSYS_HTTP_INTERNAL_H
 
@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "http_api.h"
 #include "http_guard.h"
+#include "http_route.h"
 #include "metrics.h"
 #include "pgarr.h"
 #include "spec.h"
@@ -46,6 +47,8 @@ struct req {
     int any_created;
 };
 
+/* ------------------------------------------------------------ http_reply.c */
+
 /* Each reply_* answers the request and frees q (and decrements inflight). */
 void reply_raw(struct req *q, int status, const char *body, size_t len);
 /* Takes the reference to j. */
@@ -55,13 +58,16 @@ void reply_error(struct req *q, int status, const char *msg);
  * Retry-After and an optional note on what became of the request. */
 #define DB_RETRY_AFTER_S "2"
 void reply_db_unavailable(struct req *q, const char *err, const char *note);
+/* A request refused by the token check or by the HTTP guard (a verdict: 400,
+ * 401, 413, 429, 431, 503): with WWW-Authenticate or Retry-After as fits, and
+ * counted as an auth failure under reason when it is one. */
+void reply_refused(struct req *q, int status, const char *reason, const char *msg);
 void req_free(struct req *q);
-/* pgc callback (arg: the req) for a query about one task that returns its
- * answer as one JSON text column: 200 with it, 404 when no row, 503 when
- * PostgreSQL failed. */
-void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg);
+/* The request's body parsed as JSON (caller owns it), or NULL once q is
+ * answered: 413 past the body limit, 400 naming where the JSON is wrong. */
+json_t *req_body_json(struct req *q);
 /* Writes one audit_log row (async, fire and forget). Takes the reference to detail. */
-void audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail);
+void http_audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail);
 
 /* ------------------------------------------------------------- http_op.c */
 
@@ -109,25 +115,10 @@ struct op_page {
 /* Parses query (may be NULL): limit 1..max, default def; after must satisfy
  * after_ok. Returns 0, or -1 with the message for a 400 in p->why. */
 int op_parse_page(const char *query, long def, long max, int (*after_ok)(const char *), struct op_page *p);
-/* 1 if q's role is at least role; else answers 403 ("<what> needs the ... role") and returns 0. */
-int op_need_role(struct req *q, enum role role, const char *what);
-void op_method_not_allowed(struct req *q);
+/* ------------------------------------------------------------ http_replay.c */
 
-/* ------------------------------------------------------------ route modules */
-
-/* http_dlq.c: routes under /v1/dlq, and (through tasks_route) those under
- * /v1/tasks/{id}/. Returns 1 if it took the request (and will reply), 0 if
- * the path is not its. */
-int dlq_route(struct req *q);
-
-/* http_tasks.c: POST /v1/tasks/{id}/cancel and GET /v1/tasks/{id}/checkpoints;
- * rest is the path after "/v1/tasks/". Returns as dlq_route. */
-int tasks_route(struct req *q, const char *rest);
-
-/* http_replay.c. replay_one: o (kind OP_REPLAY) has found its dead letter
- * (o->task, o->entry filled in); replays that task alone. replay_all: POST
- * /v1/dlq/{queue}/replay, every dead task of the queue, entry by entry. Both answer q. */
+/* o (kind OP_REPLAY, from http_dlq.c) has found its dead letter (o->task,
+ * o->entry filled in); replays that task alone and answers. */
 void replay_one(struct op *o);
-void replay_all(struct req *q, const char *queue);
 
 #endif

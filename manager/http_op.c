@@ -1,6 +1,7 @@
 /* http_op: what the manager's route modules (http_dlq.c, http_replay.c,
  * http_tasks.c) share: the struct op a handler chains its pgc and rc callbacks
- * through, its replies, and the checks every route makes (see http_internal.h). */
+ * through, its replies, and the paging every list parses (see http_internal.h).
+ * Roles, methods and paths are checked once, in http_route.c. */
 #include "http_internal.h"
 
 #include <event2/http.h>
@@ -95,19 +96,4 @@ int op_parse_page(const char *query, long def, long max, int (*after_ok)(const c
     }
     evhttp_clear_headers(&args);
     return p->why[0] ? -1 : 0;
-}
-
-int op_need_role(struct req *q, enum role role, const char *what)
-{
-    if (q->role >= role)
-        return 1;
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s needs the %s role", what, auth_role_name(role));
-    reply_error(q, 403, msg);
-    return 0;
-}
-
-void op_method_not_allowed(struct req *q)
-{
-    reply_error(q, 405, "method not allowed");
 }

@@ -1,19 +1,354 @@
-/* http_tasks: the routes on one task beyond GET /v1/tasks/{id} (which is
- * http_api.c's): POST .../cancel (PostgreSQL first, then the agents' control
- * stream) and GET .../checkpoints (paged). */
+/* http_tasks: the task routes: submit (one spec or a batch: recorded in
+ * PostgreSQL, then published to Redis), get, list (cursor paging), cancel
+ * (PostgreSQL first, then the agents' control stream) and checkpoints (paged).
+ * PostgreSQL builds the JSON of task rows itself (jsonb_build_object), so the
+ * read paths are one query and one copy. */
 #include "http_internal.h"
 
+#include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/time.h>
 
 #include "envelope.h"
 #include "uuid.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
+#include "spec.h"
 #include "taskdb.h"
+#include "xalloc.h"
 
 #define CHECKPOINTS_MAX 1000
+#define SUBMIT_MAX_BATCH 10000
+#define LIST_MAX_LIMIT 1000
+
+/* ------------------------------------------------------------------ submit */
+
+static void mark_unpublished_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    (void)res;
+    (void)arg;
+    if (err[0])
+        log_error("could not mark tasks unpublished: %s", err);
+}
+
+/* A publish that failed: the reconciler republishes the task. */
+static void mark_unpublished(api_t *api, const char *id)
+{
+    taskdb_mark_unpublished(api->pg, id, mark_unpublished_done, NULL);
+}
+
+struct publish_ctx {
+    struct req *q;
+    char id[37];
+};
+
+static void publish_settled(struct req *q);
+
+static void publish_one_done(void *arg, const char *err, const char *entry)
+{
+    (void)entry;
+    struct publish_ctx *pc = arg;
+    if (err[0]) {
+        log_warn("publish of %s failed (%s); the reconciler will republish it from PostgreSQL", pc->id, err);
+        mark_unpublished(pc->q->api, pc->id);
+    }
+    struct req *q = pc->q;
+    free(pc);
+    publish_settled(q);
+}
+
+/* One XADD answered (or the submit's own hold released): the reply goes out
+ * when the last one is in. */
+static void publish_settled(struct req *q)
+{
+    if (--q->publishing > 0)
+        return;
+    json_t *tasks = json_array();
+    for (size_t i = 0; i < q->n; i++)
+        json_array_append_new(tasks, json_pack("{s:s,s:s,s:b}", "id", q->ids[i], "state", q->states[i],
+                                               "created", q->created[i]));
+    reply_json(q, q->any_created ? 201 : 200, json_pack("{s:o}", "tasks", tasks));
+}
+
+static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct req *q = arg;
+    if (!res || err[0]) {
+        log_error("submit: insert failed: %s", err);
+        /* Not sent or refused by the server: nothing was recorded. No answer
+         * (timeout, connection lost): the insert may have committed. */
+        reply_db_unavailable(q, err,
+                             res || pgc_err_not_sent(err)
+                                 ? "the tasks were not recorded; retry"
+                                 : "the outcome is unknown: the tasks may have been recorded; retry with the same"
+                                   " idempotency_key to get the existing task (200) instead of a new one");
+        return;
+    }
+    int rows = PQntuples(res);
+    int c_ord = taskdb_col(res, "ord"), c_id = taskdb_col(res, "id"), c_created = taskdb_col(res, "created"),
+        c_state = taskdb_col(res, "state");
+    for (int i = 0; i < rows; i++) {
+        long ord = strtol(PQgetvalue(res, i, c_ord), NULL, 10) - 1;
+        if (ord < 0 || (size_t)ord >= q->n)
+            continue;
+        if (PQgetisnull(res, i, c_id)) {
+            reply_error(q, 409, "a task with the same idempotency_key is being submitted concurrently; retry");
+            return;
+        }
+        snprintf(q->ids[ord], sizeof q->ids[ord], "%s", PQgetvalue(res, i, c_id));
+        q->created[ord] = PQgetvalue(res, i, c_created)[0] == 't';
+        snprintf(q->states[ord], sizeof q->states[ord], "%s", PQgetvalue(res, i, c_state));
+    }
+    /* later duplicates of a key inside the batch share the first one's task */
+    for (size_t i = 0; i < q->n; i++) {
+        if (q->ids[i][0] || !q->specs[i]->idempotency_key)
+            continue;
+        for (size_t j = 0; j < i; j++)
+            if (q->specs[j]->idempotency_key &&
+                strcmp(q->specs[j]->idempotency_key, q->specs[i]->idempotency_key) == 0) {
+                memcpy(q->ids[i], q->ids[j], sizeof q->ids[i]);
+                memcpy(q->states[i], q->states[j], sizeof q->states[i]);
+                q->created[i] = 0;
+                break;
+            }
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    long long now_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    json_t *ids = json_array();
+    q->publishing = 1; /* held until every XADD is queued */
+    for (size_t i = 0; i < q->n; i++) {
+        if (!q->created[i])
+            continue;
+        q->any_created = 1;
+        json_array_append_new(ids, json_string(q->ids[i]));
+        const spec_t *s = q->specs[i];
+        struct publish_ctx *pc = xcalloc(1, sizeof *pc);
+        pc->q = q;
+        memcpy(pc->id, q->ids[i], sizeof pc->id);
+        if (queue_publish(q->api->rc, q->api->prefix, s->queue, q->ids[i], s->kind, 0, now_ms, s->json,
+                          publish_one_done, pc) == 0) {
+            q->publishing++;
+        } else {
+            free(pc);
+            log_warn("submit: redis not connected; task %s stays queued in PostgreSQL", q->ids[i]);
+            mark_unpublished(q->api, q->ids[i]);
+        }
+    }
+    metric_add(q->api->m_submitted, (double)json_array_size(ids));
+    if (json_array_size(ids))
+        http_audit(q->api, q->actor, "task.submit", json_string_value(json_array_get(ids, 0)),
+              json_pack("{s:I,s:o}", "count", (json_int_t)json_array_size(ids), "ids", ids));
+    else
+        json_decref(ids);
+    publish_settled(q);
+}
+
+void tasks_submit(struct req *q, const struct route_args *a)
+{
+    (void)a;
+    json_t *body = req_body_json(q);
+    if (!body)
+        return;
+    size_t n = json_is_array(body) ? json_array_size(body) : 1;
+    if (n == 0 || n > SUBMIT_MAX_BATCH) {
+        json_decref(body);
+        reply_error(q, n ? 413 : 400, n ? "a batch holds at most 10000 specs" : "empty batch: no specs");
+        return;
+    }
+    q->n = n;
+    q->specs = xcalloc(n, sizeof *q->specs);
+    q->ids = xcalloc(n, sizeof *q->ids);
+    q->created = xcalloc(n, sizeof *q->created);
+    q->states = xcalloc(n, sizeof *q->states);
+    json_t *errors = json_array();
+    int too_large = 0;
+    taskdb_rows_t *rows = taskdb_rows_new();
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = json_is_array(body) ? json_array_get(body, i) : body;
+        char err[SPEC_ERR_MAX];
+        char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t tlen = text ? strlen(text) : 0;
+        if (tlen > SPEC_MAX_BYTES) {
+            snprintf(err, sizeof err, "spec: %zu bytes exceeds the limit of %d", tlen, SPEC_MAX_BYTES);
+            too_large = 1;
+        } else if ((q->specs[i] = spec_from_json(j, err, sizeof err))) {
+            const spec_t *s = q->specs[i];
+            uuid_v7(q->ids[i]);
+            taskdb_submit_add(rows, q->ids[i], s->queue, s->kind, text, s->retry.max_attempts, s->priority,
+                              s->idempotency_key);
+            q->ids[i][0] = '\0'; /* filled from the insert's answer */
+            free(text);
+            continue;
+        }
+        free(text);
+        const char *colon = strchr(err, ':');
+        json_array_append_new(errors, json_pack("{s:I,s:s%,s:s}", "index", (json_int_t)i, "field", err,
+                                                colon ? (size_t)(colon - err) : strlen(err), "message",
+                                                err));
+    }
+    json_decref(body);
+    if (json_array_size(errors)) {
+        taskdb_rows_free(rows);
+        reply_json(q, too_large ? 413 : 400,
+                   json_pack("{s:s,s:o}", "error", too_large ? "spec too large" : "invalid spec", "errors",
+                             errors));
+    } else {
+        json_decref(errors);
+        /* ids are generated here, so the rows map back by ordinality */
+        taskdb_submit(q->api->pg, rows, insert_done, q);
+    }
+}
+
+/* ------------------------------------------------------------------- reads */
+
+#define TASK_JSON_FIELDS                                                                            \
+    "'id', id, 'queue', queue, 'kind', kind, 'state', state, 'attempt', attempt, 'max_attempts', " \
+    "max_attempts, 'priority', priority, 'idempotency_key', idempotency_key, 'lease_owner', "      \
+    "lease_owner, 'lease_expires_at', lease_expires_at, 'created_at', created_at, 'started_at', "   \
+    "started_at, 'finished_at', finished_at, 'next_attempt_at', next_attempt_at, 'last_error', "    \
+    "last_error, 'result', result"
+
+/* pgc callback (arg: the req) for a query about one task that returns its
+ * answer as one JSON text column: 200 with it, 404 when no row, 503 when
+ * PostgreSQL failed. */
+static void reply_task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct req *q = arg;
+    if (!res || err[0])
+        reply_db_unavailable(q, err, NULL);
+    else if (PQntuples(res) == 0)
+        reply_error(q, 404, "task not found");
+    else
+        reply_raw(q, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+void tasks_get(struct req *q, const struct route_args *a)
+{
+    const char *id = a->id;
+    if (!uuid_valid(id, strlen(id))) {
+        reply_error(q, 404, "task not found (not a task id)");
+        return;
+    }
+    const char *params[1] = {id};
+    pgc_query(q->api->pg,
+              "SELECT jsonb_build_object(" TASK_JSON_FIELDS
+              ", 'output_tail', output_tail, 'source', source, 'spec', spec)::text"
+              " FROM tasks WHERE id = $1::uuid",
+              1, params, reply_task_row, q);
+}
+
+static void list_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct req *q = arg;
+    if (!res || err[0]) {
+        reply_db_unavailable(q, err, NULL);
+        return;
+    }
+    int rows = PQntuples(res);
+    long limit = strtol(PQgetvalue(res, 0, 2), NULL, 10);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "{\"tasks\":[");
+    int n = 0, last = -1;
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, 0))
+            continue;
+        evbuffer_add_printf(b, "%s%s", n++ ? "," : "", PQgetvalue(res, i, 0));
+        last = i;
+    }
+    if (n == limit && last >= 0)
+        evbuffer_add_printf(b, "],\"next\":\"%s\"}", PQgetvalue(res, last, 1));
+    else
+        evbuffer_add_printf(b, "],\"next\":null}");
+    size_t len = evbuffer_get_length(b);
+    reply_raw(q, 200, (const char *)evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
+}
+
+/* A list cursor is "<created_at in µs since the epoch>_<id>", opaque to
+ * clients. Whole string checked and the time kept inside PostgreSQL's range
+ * (up to year 9999), so a forged one is a 400, not a failed query. */
+#define LIST_CURSOR_MAX_US 253402300799999999LL
+
+static int list_cursor_parse(const char *s, char *us, size_t us_cap, char *id, size_t id_cap)
+{
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 18 || s[n] != '_' || strlen(s + n + 1) != 36 || !uuid_valid(s + n + 1, 36) ||
+        us_cap <= n || id_cap <= 36)
+        return 0;
+    if (strtoll(s, NULL, 10) > LIST_CURSOR_MAX_US)
+        return 0;
+    snprintf(us, us_cap, "%.*s", (int)n, s);
+    snprintf(id, id_cap, "%s", s + n + 1);
+    return 1;
+}
+
+void tasks_list(struct req *q, const struct route_args *a)
+{
+    (void)a;
+    struct evkeyvalq args;
+    TAILQ_INIT(&args);
+    if (q->query && evhttp_parse_query_str(q->query, &args) < 0) {
+        reply_error(q, 400, "query string does not parse");
+        return;
+    }
+    const char *state = evhttp_find_header(&args, "state");
+    const char *queue = evhttp_find_header(&args, "queue");
+    const char *limit_s = evhttp_find_header(&args, "limit");
+    const char *after = evhttp_find_header(&args, "after");
+    char limit[16] = "50", after_us[24] = "", after_id[40] = "";
+    const char *bad = NULL;
+    if (limit_s) {
+        char *end;
+        long l = strtol(limit_s, &end, 10);
+        if (!*limit_s || *end || l < 1 || l > LIST_MAX_LIMIT)
+            bad = "limit: must be an integer from 1 to 1000";
+        snprintf(limit, sizeof limit, "%ld", l);
+    }
+    if (after && !list_cursor_parse(after, after_us, sizeof after_us, after_id, sizeof after_id))
+        bad = "after: not a cursor returned by this API";
+    static const char *const states[] = {"queued", "running",   "retrying", "succeeded",
+                                         "failed", "dead",      "cancelled"};
+    if (state) {
+        int ok = 0;
+        for (size_t i = 0; i < sizeof states / sizeof *states; i++)
+            ok |= strcmp(state, states[i]) == 0;
+        if (!ok)
+            bad = "state: must be one of queued, running, retrying, succeeded, failed, dead, cancelled";
+    }
+    if (queue && !spec_queue_name_ok(queue))
+        bad = "queue: not a valid queue name";
+    const char *params[5] = {state, queue, after ? after_us : NULL, after ? after_id : NULL, limit};
+    if (bad) {
+        evhttp_clear_headers(&args);
+        reply_error(q, 400, bad);
+        return;
+    }
+    /* The extra row (limit echoed) keeps the answer non-empty so list_done can read the limit. */
+    pgc_query(q->api->pg,
+              "WITH page AS (SELECT * FROM tasks"
+              "  WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2)"
+              "    AND ($3::bigint IS NULL OR (created_at, id) <"
+              "         ('epoch'::timestamptz + $3::bigint * interval '1 microsecond', $4::uuid))"
+              "  ORDER BY created_at DESC, id DESC LIMIT $5::int)"
+              " SELECT jsonb_build_object(" TASK_JSON_FIELDS ")::text,"
+              "   (extract(epoch FROM created_at) * 1000000)::bigint || '_' || id, $5::int"
+              " FROM (SELECT * FROM page ORDER BY created_at DESC, id DESC) p"
+              " UNION ALL SELECT NULL, NULL, $5::int",
+              5, params, list_done, q);
+    evhttp_clear_headers(&args);
+}
+
 
 /* ------------------------------------------------------------------ cancel */
 
@@ -50,7 +385,7 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         op_conflict(o, "the task has already finished");
         return;
     }
-    audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
+    http_audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
     if (strcmp(o->state, "running") == 0) {
         /* Agents follow the capped control stream with a blocking XREAD;
          * each also finds cancelled tasks when it renews its leases. */
@@ -62,10 +397,12 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
                                o->state, "signalled", 0));
 }
 
-/* The state the task had tells running (signal the agent) from
- * queued/retrying (the agent skips it on delivery), and 409 from 404. */
-static void handle_cancel(struct req *q, const char *id)
+/* One statement: lock the row, cancel it if it has not finished, and return
+ * the state it had, so the answer tells running (signal the agent) from
+ * queued/retrying (the agent skips it on delivery) and 409 from 404. */
+void tasks_cancel(struct req *q, const struct route_args *a)
 {
+    const char *id = a->id;
     if (!uuid_valid(id, strlen(id))) {
         reply_error(q, 404, "task not found (not a task id)");
         return;
@@ -83,8 +420,9 @@ static int checkpoint_cursor_ok(const char *s)
     return n > 0 && n < 19 && s[n] == '\0';
 }
 
-static void handle_checkpoints(struct req *q, const char *id)
+void tasks_checkpoints(struct req *q, const struct route_args *a)
 {
+    const char *id = a->id;
     if (!uuid_valid(id, strlen(id))) {
         reply_error(q, 404, "task not found (not a task id)");
         return;
@@ -105,30 +443,4 @@ static void handle_checkpoints(struct req *q, const char *id)
               "               THEN (SELECT max(id) FROM page)::text END)::text"
               " FROM tasks t WHERE t.id = $1::uuid",
               3, params, reply_task_row, q);
-}
-
-/* ------------------------------------------------------------------ routes */
-
-int tasks_route(struct req *q, const char *rest)
-{
-    const char *slash = strchr(rest, '/');
-    if (!slash || strchr(slash + 1, '/'))
-        return 0;
-    char id[64];
-    snprintf(id, sizeof id, "%.*s", (int)(slash - rest), rest);
-    if (strcmp(slash + 1, "cancel") == 0) {
-        if (q->method != EVHTTP_REQ_POST)
-            op_method_not_allowed(q);
-        else if (op_need_role(q, ROLE_OPERATOR, "cancelling a task"))
-            handle_cancel(q, id);
-        return 1;
-    }
-    if (strcmp(slash + 1, "checkpoints") == 0) {
-        if (q->method != EVHTTP_REQ_GET)
-            op_method_not_allowed(q);
-        else
-            handle_checkpoints(q, id);
-        return 1;
-    }
-    return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "http_api.h"
+#include "http_route.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -18,7 +19,8 @@
 static const char usage[] =
     "usage: devsys-manager [flags] [serve]    serve the HTTP API\n"
     "       devsys-manager [flags] migrate    apply database migrations and exit\n"
-    "environment: DEVSYS_LISTEN (127.0.0.1:8080), DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL,\n"
+    "       devsys-manager routes             print the HTTP route table (method, path, least role)\n"
+    "environment: DEVSYS_LISTEN (127.0.0.1:8080; port 0: a free one, logged), DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL,\n"
     "  DEVSYS_ADMIN_TOKEN, DEVSYS_PREFIX (devsys), DEVSYS_MAX_BODY (bytes, 16 MiB),\n"
     "  DEVSYS_SHUTDOWN_GRACE_S (10), DEVSYS_RECONCILE_S (5; 0 = no reconciler),\n"
     "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL),\n"
@@ -123,7 +125,6 @@ static int serve(void)
     event_add(m.sigterm, NULL);
     event_add(m.sigint, NULL);
     m.reconcile = reconcile_new(m.base, m.rc, m.pg, ac.prefix);
-    log_info("manager listening on %s", ac.listen);
     event_base_dispatch(m.base);
 
     reconcile_free(m.reconcile);
@@ -156,6 +157,10 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("migrations: %d applied, schema up to date (%d known)\n", n, migrations_count);
+        return 0;
+    }
+    if (strcmp(cmd, "routes") == 0) {
+        route_print(stdout);
         return 0;
     }
     if (strcmp(cmd, "serve") == 0)

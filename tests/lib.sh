@@ -125,6 +125,31 @@ ds_spawn() {
     DS_BG_PID=$!
 }
 
+# ds_bound_addr LOG PID WHAT [TIMEOUT_S]: waits (20 s) for process PID to log
+# "WHAT on HOST:PORT" in LOG (a listener on port 0 says which port it got) and
+# prints HOST:PORT. 1 if PID exits or the line does not come in time.
+ds_bound_addr() {
+    local log=$1 pid=$2 what=$3 deadline line
+    deadline=$(( $(ds_now_ms) + $(ds_secs_to_ms "${4:-20}") ))
+    while :; do
+        line=$(grep -o "\"pid\":$pid,.*\"msg\":\"$what on [^\"]*\"" "$log" 2>/dev/null | tail -n 1)
+        if [[ -n $line ]]; then
+            line=${line##* on }
+            printf '%s\n' "${line%\"}"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            printf 'ds_bound_addr: process %s exited before logging "%s on ..." in %s\n' "$pid" "$what" "$log" >&2
+            return 1
+        fi
+        if (( $(ds_now_ms) >= deadline )); then
+            printf 'ds_bound_addr: process %s did not log "%s on ..." in %s\n' "$pid" "$what" "$log" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
 # ---------------------------------------------------------------- redis
 
 # ds_start_redis DIR PORT [extra redis-server args...]

@@ -7,8 +7,7 @@ source "$(dirname "$0")/itest.sh"
 it_setup
 # the reconciler would republish a stuck retry only after a minute
 DEVSYS_REPUBLISH_AFTER_S=60 it_start_manager || it_bail "start manager"
-mport=$(ds_free_port)
-it_start_agent a1 DEVSYS_QUEUES=sleep DEVSYS_METRICS_LISTEN="127.0.0.1:$mport"
+it_start_agent a1 DEVSYS_QUEUES=sleep DEVSYS_METRICS_LISTEN=127.0.0.1:0 || it_bail "start agent"
 D='devsys:{sleep}:delayed'
 bad_id=11111111-2222-4333-8444-555555555555
 
@@ -43,7 +42,7 @@ like "$(jq -r .failed_at <<<"$odd")" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]
 like "$(jq -r .spec <<<"$odd")" '"unreadable_member":"95a176' "its spec field shows the member's bytes (hex)"
 like "$(cat "$IT_DIR/agent-a1.log")" 'malformed member of devsys:\{sleep\}:delayed was moved to its DLQ: element 4' \
     "the agent logs a warning per member set aside"
-like "$(curl -s "http://127.0.0.1:$mport/metrics")" 'devsys_agent_delayed_set_aside_total\{queue="sleep"\} 3' \
+like "$(curl -s "${AGENT_METRICS[a1]}/metrics")" 'devsys_agent_delayed_set_aside_total\{queue="sleep"\} 3' \
     "the agent's /metrics counts them"
 
 id=$(ctl submit - <<<'{"kind":"sleep","sleep":{"ms":1,"fail_first":1},

@@ -90,10 +90,12 @@ is "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$DEVSYS_URL/healthz")" 200 "o
 it_stop_manager
 
 # --- out of file descriptors: accept() fails, the log stays short, service resumes
-mport=$(ds_free_port)
-(ulimit -n 40 && exec env DEVSYS_LISTEN="127.0.0.1:$mport" "$BIN/manager/devsys-manager") \
+(ulimit -n 40 && exec env DEVSYS_LISTEN=127.0.0.1:0 "$BIN/manager/devsys-manager") \
     </dev/null >>"$IT_DIR/manager-emfile.log" 2>&1 7>&- &
 MANAGER_PID=$!
+maddr=$(ds_bound_addr "$IT_DIR/manager-emfile.log" "$MANAGER_PID" listening) \
+    || it_bail "start manager with 40 descriptors"
+mport=${maddr##*:}
 ds_wait_http "http://127.0.0.1:$mport/healthz" 20 || it_bail "start manager with 40 descriptors"
 python3 "$CLIENTS" hold 127.0.0.1 "$mport" 60 >"$IT_DIR/hold.out" 2>&1 &
 hold=$!

@@ -27,6 +27,7 @@ MANAGER_PID=''
 REDIS_PID=''
 declare -gA AGENT_PIDS=()
 declare -gA AGENT_STATUS=()
+declare -gA AGENT_METRICS=()    # NAME -> http://HOST:PORT of its metrics listener (see it_start_agent)
 declare -ga IT_PIDS=()          # extra processes a test asks us to stop
 declare -ga IT_CLEANUP=()       # extra shell commands run on exit, last first
 BIN=${DS_BUILD:-$ds_root/build}
@@ -355,16 +356,17 @@ it_setup() {
 
 # ---------------------------------------------------------------- processes
 
-# it_start_manager: starts the manager on a free port, waits for /healthz.
-# Exports DEVSYS_URL and MANAGER_PID. Returns 1 if it does not come up.
+# it_start_manager: starts the manager on port 0 (the kernel picks a free
+# one, the manager logs it), waits for /healthz. Exports DEVSYS_URL and
+# MANAGER_PID. Returns 1 if it does not come up.
 it_start_manager() {
-    local port
-    port=$(ds_free_port) || return 1
-    DEVSYS_LISTEN=127.0.0.1:$port "$BIN/manager/devsys-manager" \
+    local addr
+    DEVSYS_LISTEN=127.0.0.1:0 "$BIN/manager/devsys-manager" \
         </dev/null >>"$IT_DIR/manager.log" 2>&1 7>&- &
     MANAGER_PID=$!
     export MANAGER_PID
-    export DEVSYS_URL=http://127.0.0.1:$port
+    addr=$(ds_bound_addr "$IT_DIR/manager.log" "$MANAGER_PID" listening) || return 1
+    export DEVSYS_URL=http://$addr
     if ! ds_wait_http "$DEVSYS_URL/healthz" 20; then
         printf 'it_start_manager: %s/healthz not answering after 20 s\n' "$DEVSYS_URL" >&2
         tail -n 20 "$IT_DIR/manager.log" >&2
@@ -385,12 +387,20 @@ it_stop_manager() {
 
 # it_start_agent NAME [VAR=VAL ...]: starts devsys-agent named NAME with the
 # extra environment; log in $IT_DIR/agent-NAME.log; pid in AGENT_PIDS[NAME].
+# With DEVSYS_METRICS_LISTEN=HOST:0 among them, waits for the port the agent
+# got and sets AGENT_METRICS[NAME] to http://HOST:PORT (1 if it never says).
 it_start_agent() {
-    local name=$1
+    local name=$1 arg addr
     shift
     env DEVSYS_AGENT_NAME="$name" "$@" "$BIN/agents/devsys-agent" \
         </dev/null >>"$IT_DIR/agent-$name.log" 2>&1 7>&- &
     AGENT_PIDS[$name]=$!
+    unset 'AGENT_METRICS[$name]'
+    for arg in "$@"; do
+        [[ $arg == DEVSYS_METRICS_LISTEN=*:0 ]] || continue
+        addr=$(ds_bound_addr "$IT_DIR/agent-$name.log" "${AGENT_PIDS[$name]}" "metrics listening") || return 1
+        AGENT_METRICS[$name]=http://$addr
+    done
     return 0
 }
 

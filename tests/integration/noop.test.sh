@@ -4,8 +4,7 @@
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"
-mport=$(ds_free_port)
-it_start_agent a1 DEVSYS_QUEUES=noop DEVSYS_CONCURRENCY=64 DEVSYS_METRICS_LISTEN=127.0.0.1:$mport
+it_start_agent a1 DEVSYS_QUEUES=noop DEVSYS_CONCURRENCY=64 DEVSYS_METRICS_LISTEN=127.0.0.1:0 || it_bail "start agent"
 batch=$(jq -nc '[range(0;300) | {kind:"noop"}]')
 curl -sf -X POST -H "Authorization: Bearer $DEVSYS_TOKEN" "$DEVSYS_URL/v1/tasks" -d "$batch" >/dev/null
 for i in $(seq 1 200); do echo "XADD devsys:{noop}:stream * spec '{\"kind\":\"noop\"}'"; done | it_redis >/dev/null
@@ -23,7 +22,7 @@ it_redis XADD 'devsys:{noop}:stream' '*' v 1 id "$id" kind noop spec '{"kind":"n
 sleep 1
 is "$(it_psql "SELECT count(*) FROM task_attempts WHERE task_id='$id'")" 1 "a duplicate delivery does not run it again"
 ok "agent still running" kill -0 "${AGENT_PIDS[a1]}"
-like "$(curl -s "http://127.0.0.1:$mport/metrics")" 'devsys_tasks_done_total\{outcome="succeeded"\} 500' \
+like "$(curl -s "${AGENT_METRICS[a1]}/metrics")" 'devsys_tasks_done_total\{outcome="succeeded"\} 500' \
     "the agent's /metrics counts the 500 successes"
 like "$(curl -s "$DEVSYS_URL/metrics")" 'devsys_tasks_submitted_total 300' "the manager's /metrics counts submits"
 it_done

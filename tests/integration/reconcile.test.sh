@@ -97,9 +97,10 @@ is "$(metric devsys_reconciler_dlq_restored_total)" 4 "restored counter: 3 + 1"
 
 # ---- Redis restarted empty while the manager runs; two managers reconcile at once
 it_stop_agent a1
-second_port=$(ds_free_port)
-DEVSYS_LISTEN=127.0.0.1:$second_port "$BIN/manager/devsys-manager" </dev/null >>"$IT_DIR/manager2.log" 2>&1 7>&- &
+DEVSYS_LISTEN=127.0.0.1:0 "$BIN/manager/devsys-manager" </dev/null >>"$IT_DIR/manager2.log" 2>&1 7>&- &
 it_track_pid $!
+second_addr=$(ds_bound_addr "$IT_DIR/manager2.log" $! listening) || it_bail "second manager"
+second_port=${second_addr##*:}
 ds_wait_http "http://127.0.0.1:$second_port/healthz" 20 || it_bail "second manager"
 batch=$(jq -nc '[range(0;300) | {kind:"exec", command:["true"]}]')
 ctl submit - <<<"$batch" >/dev/null || it_bail "submit 300"

@@ -16,13 +16,11 @@ ok "the filler is in the AOF" it_wait_for 60 \
     '[[ $(it_redis INFO persistence | tr -d "\r" | grep -cE "^aof_rewrite_(in_progress|scheduled):1") == 0 ]]'
 
 it_start_manager || it_bail "start manager"
-declare -A mport
 for a in a1 a2; do
-    mport[$a]=$(ds_free_port)
-    it_start_agent "$a" DEVSYS_QUEUES=noop,exec DEVSYS_METRICS_LISTEN="127.0.0.1:${mport[$a]}"
+    it_start_agent "$a" DEVSYS_QUEUES=noop,exec DEVSYS_METRICS_LISTEN=127.0.0.1:0 || it_bail "start agent $a"
 done
-readyz() { curl -s -w ' %{http_code}' "http://127.0.0.1:${mport[$1]}/readyz"; }
-metrics() { curl -s "http://127.0.0.1:${mport[$1]}/metrics"; }
+readyz() { curl -s -w ' %{http_code}' "${AGENT_METRICS[$1]}/readyz"; }
+metrics() { curl -s "${AGENT_METRICS[$1]}/metrics"; }
 submit_batch() { # submit_batch N: N tasks, half noop, half exec; prints the ids
     jq -nc --argjson n "$1" '[range(0; $n) | if . % 2 == 0 then {kind: "noop"}
                               else {kind: "exec", command: ["true"]} end]' \

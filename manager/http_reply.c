@@ -1,0 +1,168 @@
+/* http_reply: the plumbing every manager route shares: answering a request
+ * (JSON replies, errors, the "database unavailable" 503, refusals of the
+ * guard and the token check) and freeing it, and the audit log. */
+#include "http_internal.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "log.h"
+#include "metrics.h"
+#include "spec.h"
+#include "utf8.h"
+
+/* ---------------------------------------------------------------- replies */
+
+/* A 401/403/429: counted per reason, and an audit row for the first one per
+ * remote address per minute (sampled, so a flood cannot flood the table). */
+static void auth_denied(struct req *q, const char *reason)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    metric_add(metric_counter("devsys_http_auth_failures_total", labels,
+                              "Requests refused for a missing, invalid or insufficient token"),
+               1);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(q->r);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (evcon)
+        evhttp_connection_get_peer(evcon, &addr, &port);
+    if (auth_sample_failure(q->api->auth, addr))
+        http_audit(q->api, q->actor[0] ? q->actor : "anonymous", "auth.denied", q->path,
+              json_pack("{s:s,s:s}", "reason", reason, "remote", addr ? addr : ""));
+}
+
+void req_free(struct req *q)
+{
+    for (size_t i = 0; q->specs && i < q->n; i++)
+        spec_free(q->specs[i]);
+    free(q->specs);
+    free(q->ids);
+    free(q->created);
+    free(q->states);
+    free(q->query);
+    free(q);
+}
+
+json_t *req_body_json(struct req *q)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(q->r);
+    size_t len = evbuffer_get_length(in);
+    if (len > q->api->max_body) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "body of %zu bytes exceeds the limit of %zu", len, q->api->max_body);
+        reply_error(q, 413, msg);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        reply_error(q, 400, msg);
+    }
+    return body;
+}
+
+void reply_raw(struct req *q, int status, const char *body, size_t len)
+{
+    struct evhttp_request *r = q->r;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, body, len);
+    evbuffer_add(b, "\n", 1);
+    const char *reason = status == 200 ? "OK" : status == 201 ? "Created" : status == 400 ? "Bad Request"
+                       : status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
+                       : status == 404 ? "Not Found" : status == 409 ? "Conflict"
+                       : status == 413 ? "Payload Too Large" : status == 503 ? "Service Unavailable"
+                       : status == 429 ? "Too Many Requests"
+                       : status == 431 ? "Request Header Fields Too Large"
+                       : "Error";
+    if (status == 403)
+        auth_denied(q, "forbidden");
+    evhttp_send_reply(r, status, reason, b);
+    evbuffer_free(b);
+    if (status >= 500)
+        metric_add(q->api->m_errors, 1);
+    q->api->inflight--;
+    req_free(q);
+}
+
+/* Takes the reference to j. j NULL (a json_pack that failed) is answered 500
+ * rather than crashing on it. */
+void reply_json(struct req *q, int status, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) {
+        static const char fallback[] = "{\"error\":\"internal error: reply could not be encoded\"}";
+        reply_raw(q, 500, fallback, sizeof fallback - 1);
+        return;
+    }
+    reply_raw(q, status, s, strlen(s));
+    free(s);
+}
+
+void reply_error(struct req *q, int status, const char *msg)
+{
+    /* msg may quote the client's bytes (a path segment); jansson refuses
+     * invalid UTF-8, which left json_pack NULL (found by fuzz_http). */
+    char *safe = utf8_sanitize(msg, strlen(msg));
+    reply_json(q, status, json_pack("{s:s}", "error", safe));
+    free(safe);
+}
+
+void reply_db_unavailable(struct req *q, const char *err, const char *note)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(q->r), "Retry-After", DB_RETRY_AFTER_S);
+    char msg[640];
+    snprintf(msg, sizeof msg, "database unavailable: %s", err && err[0] ? err : "connection lost");
+    reply_json(q, 503, json_pack("{s:s,s:s?}", "error", msg, "note", note));
+}
+
+/* ------------------------------------------------------------------- audit */
+
+static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    (void)res;
+    (void)arg;
+    if (err[0])
+        log_error("audit log write failed: %s", err);
+}
+
+/* Takes the reference to detail. */
+void http_audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail)
+{
+    char *d = json_dumps(detail, JSON_COMPACT);
+    const char *params[4] = {actor, action, target, d};
+    pgc_query(api->pg, "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4::jsonb)",
+              4, params, audit_done, NULL);
+    free(d);
+    json_decref(detail); /* last: target may point into it */
+}
+
+/* ---------------------------------------------------------------- refusals */
+
+/* Answers a request refused by the token check (see auth_outcome) or by the
+ * HTTP guard (a verdict: 400, 401, 413, 429, 431, 503). */
+void reply_refused(struct req *q, int status, const char *reason, const char *msg)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
+    if (status == 401) {
+        evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"devsys\"");
+        auth_denied(q, reason);
+    } else if (status == 429) {
+        evhttp_add_header(h, "Retry-After", "1");
+        auth_denied(q, reason);
+    } else if (status == 503) {
+        evhttp_add_header(h, "Retry-After", "1");
+    }
+    reply_error(q, status, msg);
+}

@@ -1,0 +1,165 @@
+/* http_route: the route table (see http_route.h). Roles: a viewer reads, an
+ * operator submits, cancels, replays and purges; admin is above both. */
+#include "http_route.h"
+#include "http_internal.h"
+
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spec.h"
+
+#define GET EVHTTP_REQ_GET
+#define POST EVHTTP_REQ_POST
+#define DELETE EVHTTP_REQ_DELETE
+
+const struct route routes[] = {
+    /* method pattern                            least role     what                               handler */
+    {GET,    "/healthz",                         ROLE_NONE,     "checking PostgreSQL and Redis",   health_check},
+    {GET,    "/readyz",                          ROLE_NONE,     "checking PostgreSQL and Redis",   health_check},
+    {GET,    "/metrics",                         ROLE_NONE,     "reading Prometheus metrics",      health_metrics},
+    {POST,   "/v1/tasks",                        ROLE_OPERATOR, "submitting tasks",                tasks_submit},
+    {GET,    "/v1/tasks",                        ROLE_VIEWER,   "listing tasks",                   tasks_list},
+    {GET,    "/v1/tasks/{id}",                   ROLE_VIEWER,   "reading a task",                  tasks_get},
+    {POST,   "/v1/tasks/{id}/cancel",            ROLE_OPERATOR, "cancelling a task",               tasks_cancel},
+    {GET,    "/v1/tasks/{id}/checkpoints",       ROLE_VIEWER,   "reading a task's checkpoints",    tasks_checkpoints},
+    {GET,    "/v1/dlq",                          ROLE_VIEWER,   "listing queues with dead letters", dlq_queues},
+    {GET,    "/v1/dlq/{queue}",                  ROLE_VIEWER,   "listing dead letters",            dlq_list},
+    {DELETE, "/v1/dlq/{queue}",                  ROLE_OPERATOR, "purging dead letters",            dlq_purge_all},
+    {POST,   "/v1/dlq/{queue}/replay",           ROLE_OPERATOR, "replaying dead letters",          replay_all},
+    {GET,    "/v1/dlq/{queue}/{entry}",          ROLE_VIEWER,   "reading a dead letter",           dlq_show},
+    {DELETE, "/v1/dlq/{queue}/{entry}",          ROLE_OPERATOR, "purging dead letters",            dlq_purge},
+    {POST,   "/v1/dlq/{queue}/{entry}/replay",   ROLE_OPERATOR, "replaying dead letters",          dlq_replay},
+};
+const size_t routes_count = sizeof routes / sizeof *routes;
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    return m == GET ? "GET" : m == POST ? "POST" : m == DELETE ? "DELETE" : "?";
+}
+
+/* Percent-decodes one path segment of n bytes into dst (cap bytes). 0 for an
+ * empty or long segment, a bad escape or an encoded NUL. */
+static int param_decode(const char *s, size_t n, char *dst, size_t cap)
+{
+    if (n == 0 || n >= cap)
+        return 0;
+    char raw[128];
+    memcpy(raw, s, n);
+    raw[n] = '\0';
+    size_t dlen;
+    char *d = evhttp_uridecode(raw, 0, &dlen);
+    int ok = d && dlen < cap && strlen(d) == dlen;
+    if (ok)
+        memcpy(dst, d, dlen + 1);
+    free(d);
+    return ok;
+}
+
+static char *param_slot(struct route_args *a, const char *name, size_t n)
+{
+    if (n == 4 && memcmp(name, "{id}", 4) == 0)
+        return a->id;
+    if (n == 7 && memcmp(name, "{queue}", 7) == 0)
+        return a->queue;
+    if (n == 7 && memcmp(name, "{entry}", 7) == 0)
+        return a->entry;
+    return NULL;
+}
+
+/* Does path match pattern segment by segment? Fills a with its parameters. */
+static int route_match(const char *pat, const char *path, struct route_args *a)
+{
+    memset(a, 0, sizeof *a);
+    while (*pat && *path) {
+        if (*pat++ != '/' || *path++ != '/')
+            return 0;
+        size_t pn = strcspn(pat, "/"), sn = strcspn(path, "/");
+        if (*pat == '{') {
+            char *dst = param_slot(a, pat, pn);
+            if (!dst || !param_decode(path, sn, dst, sizeof a->id))
+                return 0;
+        } else if (pn != sn || memcmp(pat, path, pn) != 0) {
+            return 0;
+        }
+        pat += pn;
+        path += sn;
+    }
+    return !*pat && !*path;
+}
+
+static const struct route *route_find(const char *path, struct route_args *a)
+{
+    for (size_t i = 0; i < routes_count; i++)
+        if (route_match(routes[i].pattern, path, a))
+            return &routes[i];
+    return NULL;
+}
+
+void route_dispatch(struct req *q)
+{
+    struct route_args a;
+    const struct route *first = route_find(q->path, &a);
+    if (!first) {
+        reply_error(q, 404, "no such endpoint");
+        return;
+    }
+    if (strstr(first->pattern, "{queue}") && !spec_queue_name_ok(a.queue)) {
+        reply_error(q, 400, "queue: must be 1 to 64 characters of [A-Za-z0-9_.-]");
+        return;
+    }
+    const struct route *r = NULL;
+    char allow[64] = "";
+    for (size_t i = 0; i < routes_count; i++) {
+        if (strcmp(routes[i].pattern, first->pattern) != 0)
+            continue;
+        if (routes[i].method == q->method)
+            r = &routes[i];
+        snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "",
+                 method_name(routes[i].method));
+    }
+    if (!r) {
+        evhttp_add_header(evhttp_request_get_output_headers(q->r), "Allow", allow);
+        char msg[96];
+        snprintf(msg, sizeof msg, "method not allowed (allowed: %s)", allow);
+        reply_error(q, 405, msg);
+        return;
+    }
+    if (q->role < r->min_role) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s needs the %s role", r->what, auth_role_name(r->min_role));
+        reply_error(q, 403, msg);
+        return;
+    }
+    r->handler(q, &a);
+}
+
+int route_is_public(const char *path)
+{
+    struct route_args a;
+    for (size_t i = 0; i < routes_count; i++)
+        if (routes[i].min_role == ROLE_NONE && route_match(routes[i].pattern, path, &a))
+            return 1;
+    return 0;
+}
+
+const char *const *route_public_paths(void)
+{
+    static const char *paths[sizeof routes / sizeof *routes + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < routes_count; i++)
+        if (routes[i].min_role == ROLE_NONE)
+            paths[n++] = routes[i].pattern;
+    paths[n] = NULL;
+    return paths;
+}
+
+void route_print(FILE *f)
+{
+    fprintf(f, "| method | path | least role | action |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < routes_count; i++)
+        fprintf(f, "| `%s` | `%s` | %s | %s |\n", method_name(routes[i].method), routes[i].pattern,
+                routes[i].min_role == ROLE_NONE ? "none (no token)" : auth_role_name(routes[i].min_role),
+                routes[i].what);
+}

@@ -1,0 +1,69 @@
+/* http_route: the manager's route table — every HTTP route with the least role
+ * it needs — and the dispatch that answers 404, 405 and 403 for all of them.
+ * A new resource is one file of handlers and its rows in routes[]. */
+#ifndef DEVSYS_HTTP_ROUTE_H
+#define DEVSYS_HTTP_ROUTE_H
+
+#include <event2/http.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "auth.h"
+
+struct req;
+
+/* The path parameters of the matched route, percent-decoded; "" for those its
+ * pattern does not have. */
+struct route_args {
+    char id[128];    /* {id}: a task id as given (the handler checks it) */
+    char queue[128]; /* {queue}: a valid queue name (checked before the handler runs) */
+    char entry[128]; /* {entry}: a DLQ entry id or a task id as given */
+};
+
+struct route {
+    enum evhttp_cmd_type method;
+    const char *pattern; /* "/v1/tasks/{id}/cancel": literal segments and {id}, {queue}, {entry} */
+    enum role min_role;  /* ROLE_NONE: served without a token */
+    const char *what;    /* "cancelling a task": the 403 says "<what> needs the <role> role" */
+    void (*handler)(struct req *q, const struct route_args *a);
+};
+
+/* Every route. The first row whose pattern matches a path decides which rows
+ * serve it: those with that same pattern, one per method. */
+extern const struct route routes[];
+extern const size_t routes_count;
+
+/* Answers q through the table: 404 when no pattern matches its path, 400 for
+ * a {queue} that is not a queue name, 405 with Allow when no row of the
+ * pattern has its method, 403 when q->role is below the row's min_role, else
+ * the row's handler. */
+void route_dispatch(struct req *q);
+/* Is path served without a token (a ROLE_NONE row matches it)? */
+int route_is_public(const char *path);
+/* The paths of the ROLE_NONE rows, NULL-terminated (static; for the guard). */
+const char *const *route_public_paths(void);
+/* The table as the Markdown rows of README's "HTTP API" section. */
+void route_print(FILE *f);
+
+/* ----------------------------------------------- handlers, by resource file */
+
+/* http_health.c */
+void health_check(struct req *q, const struct route_args *a);
+void health_metrics(struct req *q, const struct route_args *a);
+/* http_tasks.c */
+void tasks_submit(struct req *q, const struct route_args *a);
+void tasks_list(struct req *q, const struct route_args *a);
+void tasks_get(struct req *q, const struct route_args *a);
+void tasks_cancel(struct req *q, const struct route_args *a);
+void tasks_checkpoints(struct req *q, const struct route_args *a);
+/* http_dlq.c */
+void dlq_queues(struct req *q, const struct route_args *a);
+void dlq_list(struct req *q, const struct route_args *a);
+void dlq_purge_all(struct req *q, const struct route_args *a);
+void dlq_show(struct req *q, const struct route_args *a);
+void dlq_purge(struct req *q, const struct route_args *a);
+void dlq_replay(struct req *q, const struct route_args *a);
+/* http_replay.c */
+void replay_all(struct req *q, const struct route_args *a);
+
+#endif
