@@ -14,6 +14,9 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_bounds.h"
+#include "agent_claim.h"
+#include "agent_read.h"
 #include "backoff.h"
 #include "config.h"
 #include "log.h"
@@ -60,20 +63,21 @@ static int list_count(const struct task *t)
     return n;
 }
 
-void task_free(struct task *t)
+static void task_free(struct task *t)
 {
     envelope_clear(&t->env);
     spec_free(t->spec);
     free(t->spec_text);
     free(t->checkpoint);
-    checkpoint_forget(t);
+    bounds_checkpoint_forget(t);
     free(t->res.error);
     free(t->res.output);
     json_decref(t->res.result);
     free(t);
 }
 
-void held_add(struct agent *ag, struct task *t)
+/* A delivered entry takes a slot until release. */
+static void held_add(struct agent *ag, struct task *t)
 {
     t->hprev = NULL;
     t->hnext = ag->held;
@@ -102,7 +106,7 @@ static void release(struct agent *ag, struct task *list)
         held_remove(ag, t);
         task_free(t);
     }
-    read_more(ag);
+    agent_read_more(ag);
 }
 
 /* XACK the entries of list whose `after` is AFTER_ACK, one command per queue. */
@@ -134,7 +138,7 @@ static void on_buried(void *arg, const char *err, const char *dlq_entry)
 {
     struct bury_ctx *b = arg;
     if (!err[0])
-        dlq_entry_write(b->ag, b->task_id, dlq_entry);
+        agent_claim_dlq_entry_write(b->ag, b->task_id, dlq_entry);
     else
         log_warn("task %s: dead letter not written (%s); the reconciler rebuilds it from PostgreSQL",
                  b->task_id, err);
@@ -209,8 +213,8 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
     struct task *t = run->agent_data;
     struct agent *ag = t->ag;
     t->res = *res;
-    checkpoint_flush(t); /* the last checkpoint is written before the outcome */
-    outcome_bound(t);
+    bounds_checkpoint_flush(t); /* the last checkpoint is written before the outcome */
+    bounds_outcome(t);
     if (res->ok) {
         t->final_state = "succeeded";
     } else if (res->retryable && t->attempt < t->max_attempts) {
@@ -245,7 +249,7 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
 static void on_checkpoint(task_run_t *run, const char *json, size_t len)
 {
     struct task *t = run->agent_data;
-    checkpoint_offer(t->ag, t, json, len);
+    bounds_checkpoint_offer(t->ag, t, json, len);
 }
 
 static void start_task(struct agent *ag, struct task *t)
@@ -291,7 +295,9 @@ static void schedule_retry(struct agent *ag)
     event_add(ag->ev_claim_retry, &tv);
 }
 
-void agent_claimed(struct agent *ag, struct task *batch, int ok)
+static void agent_rejected(struct agent *ag, struct task *list, int ok);
+
+static void agent_claimed(struct agent *ag, struct task *batch, int ok)
 {
     if (!ok) { /* PostgreSQL unreachable: the entries stay ours, try again */
         while (batch) {
@@ -324,12 +330,12 @@ void agent_claimed(struct agent *ag, struct task *batch, int ok)
         }
     }
     if (rejects)
-        reject_batch(ag, rejects);
+        agent_claim_reject(ag, rejects, agent_rejected);
     if (done)
         follow_up(ag, done);
 }
 
-void agent_completed(struct agent *ag, struct task *list, int ok)
+static void agent_completed(struct agent *ag, struct task *list, int ok)
 {
     if (!ok) { /* keep the outcomes and write them once PostgreSQL is back */
         while (list) {
@@ -344,7 +350,7 @@ void agent_completed(struct agent *ag, struct task *list, int ok)
     follow_up(ag, list);
 }
 
-void agent_rejected(struct agent *ag, struct task *list, int ok)
+static void agent_rejected(struct agent *ag, struct task *list, int ok)
 {
     if (!ok) {
         while (list) {
@@ -362,7 +368,7 @@ void agent_rejected(struct agent *ag, struct task *list, int ok)
     follow_up(ag, list);
 }
 
-void agent_cancelled(struct agent *ag, const char *task_id)
+static void agent_cancelled(struct agent *ag, const char *task_id)
 {
     for (struct task *t = ag->running; t; t = t->rnext) {
         if (strcmp(t->env.id, task_id) == 0) {
@@ -373,6 +379,28 @@ void agent_cancelled(struct agent *ag, const char *task_id)
     }
 }
 
+/* The entries agent_read took from a stream: each holds a slot until its
+ * outcome is settled; the claims and the rejects go to PostgreSQL as one
+ * statement each. */
+static void agent_delivered(struct agent *ag, struct task *list)
+{
+    struct task *claims = NULL, *rejects = NULL;
+    while (list) {
+        struct task *t = list;
+        list = t->next;
+        held_add(ag, t);
+        struct task **l = t->phase == PHASE_REJECTING ? &rejects : &claims;
+        t->next = *l;
+        *l = t;
+    }
+    if (rejects)
+        agent_claim_reject(ag, rejects, agent_rejected);
+    if (claims)
+        agent_claim_batch(ag, claims, agent_claimed);
+}
+
+static const struct agent_read_cbs read_cbs = {agent_delivered, agent_cancelled};
+
 static void retry_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -381,9 +409,9 @@ static void retry_timer(evutil_socket_t fd, short what, void *arg)
     struct task *c = ag->claim_retry, *r = ag->reject_retry;
     ag->claim_retry = ag->reject_retry = NULL;
     if (c)
-        claim_batch(ag, c);
+        agent_claim_batch(ag, c, agent_claimed);
     if (r)
-        reject_batch(ag, r);
+        agent_claim_reject(ag, r, agent_rejected);
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -394,7 +422,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     struct task *list = ag->done_list;
     ag->done_list = NULL;
     if (list)
-        complete_batch(ag, list);
+        agent_claim_complete(ag, list, agent_completed);
 }
 
 static void flush_later(struct agent *ag, int delay_ms)
@@ -482,7 +510,7 @@ static void on_metrics(struct evhttp_request *r, void *arg)
 static void on_readyz(struct evhttp_request *r, void *arg)
 {
     char why[256];
-    const char *reason = agent_not_ready(arg, why, sizeof why);
+    const char *reason = agent_read_not_ready(arg, why, sizeof why);
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_printf(b, "%s%s\n", reason ? "not ready: " : "ready", reason ? reason : "");
     evhttp_add_header(evhttp_request_get_output_headers(r), "Content-Type", "text/plain");
@@ -579,7 +607,7 @@ int main(int argc, char **argv)
     snprintf(ag->ctl_last, sizeof ag->ctl_last, "$");
     parse_queues(ag, cfg_str("DEVSYS_QUEUES", "exec,coding,noop,sleep"));
     char kinds_err[256], kinds[64];
-    if (agent_kinds_init(ag, cfg_str("DEVSYS_KINDS", NULL), kinds_err, sizeof kinds_err) < 0) {
+    if (agent_read_kinds_init(ag, cfg_str("DEVSYS_KINDS", NULL), kinds_err, sizeof kinds_err) < 0) {
         fprintf(stderr, "%s\n", kinds_err);
         exit(2); /* as parse_queues does: the queues stay reachable for leak checkers */
     }
@@ -609,17 +637,17 @@ int main(int argc, char **argv)
     m_rejected = metric_counter("devsys_entries_rejected_total", NULL, "Stream entries that could not run");
     m_duplicates = metric_counter("devsys_entries_duplicate_total", NULL, "Deliveries of tasks not claimable");
     exec_handler_init(ag->base);
-    lease_release_previous(ag);
+    agent_claim_lease_release_previous(ag);
     struct evhttp *metrics_http = metrics_listen(ag);
     ag->ev_flush = evtimer_new(ag->base, flush_cb, ag);
     ag->ev_claim_retry = evtimer_new(ag->base, retry_timer, ag);
-    agent_read_start(ag);
+    agent_read_start(ag, &read_cbs);
     ag->ev_sigterm = evsignal_new(ag->base, SIGTERM, on_signal, ag);
     ag->ev_sigint = evsignal_new(ag->base, SIGINT, on_signal, ag);
     event_add(ag->ev_sigterm, NULL);
     event_add(ag->ev_sigint, NULL);
     log_info("agent %s consuming %d queue(s) with concurrency %d, running kinds %s", ag->name, ag->nqueues,
-             ag->concurrency, agent_kinds_text(ag, kinds, sizeof kinds));
+             ag->concurrency, agent_read_kinds_text(ag, kinds, sizeof kinds));
 
     event_base_dispatch(ag->base);
 

@@ -1,6 +1,6 @@
-/* agent: the consumer runtime's shared state, split between agent.c (the loop:
- * read, dispatch, ack, trim, shutdown) and agent_claim.c (batches of claims,
- * outcomes, rejects, leases and checkpoints, sent through common/taskdb). */
+/* agent: the consumer runtime's shared types. The core (agent.c: dispatch,
+ * ack, retry, bury, shutdown) drives agent_read.c (Redis), agent_claim.c
+ * (PostgreSQL) and agent_bounds.c, which answer it only through callbacks. */
 #ifndef DEVSYS_AGENT_H
 #define DEVSYS_AGENT_H
 
@@ -15,6 +15,7 @@
 struct event;
 struct agent;
 struct metric;
+struct agent_read_cbs;
 
 struct queue_state {
     char *name;
@@ -107,62 +108,7 @@ struct agent {
     struct event *ev_sigterm, *ev_sigint, *ev_stop_check;
     int abandoning;              /* past the shutdown grace: outcomes are not recorded */
     struct timeval stop_at;
+    const struct agent_read_cbs *read_cbs; /* the core's, given to agent_read_start */
 };
-
-/* agent_claim.c: send the claim for a batch of decoded entries (those with
- * phase CLAIMING); calls agent_claimed(ag, batch, ok) when PostgreSQL answered:
- * claimed tasks have attempt > 0; a poison task has final_state "dead" and
- * after AFTER_BURY; others have after AFTER_ACK or AFTER_LEAVE. */
-void claim_batch(struct agent *ag, struct task *batch);
-/* Write the outcomes of the list (linked by next); calls agent_completed(ag,
- * list, ok) with each task's `after` set from what PostgreSQL recorded. */
-void complete_batch(struct agent *ag, struct task *list);
-/* Record rejected entries (bad envelope or invalid spec) as dead tasks; calls
- * agent_rejected with each task's `after` set (AFTER_BURY, or AFTER_ACK when
- * the task had already ended). */
-void reject_batch(struct agent *ag, struct task *list);
-/* Extend the PostgreSQL lease of every held task; calls agent_cancelled for
- * each running task found cancelled. */
-void lease_renew(struct agent *ag);
-void agent_cancelled(struct agent *ag, const char *task_id);
-/* At start: expire the leases a previous process under this agent name
- * still holds, so its tasks (found again in our pending entries) are claimable now. */
-void lease_release_previous(struct agent *ag);
-/* Remember the DLQ entry of a buried task (tasks.dlq_entry). */
-void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entry);
-/* Save a checkpoint of a running task; keep its newest `keep` rows. */
-void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len, int keep);
-
-/* agent_bounds.c: what a task writes is bounded. offer: a checkpoint from the
- * handler (refused over CHECKPOINT_MAX, coalesced to one write per interval);
- * flush: write the pending one now (before the outcome); forget: free its
- * state (task_free). outcome_bound: cap the output and result of t->res. */
-void checkpoint_offer(struct agent *ag, struct task *t, const char *json, size_t len);
-void checkpoint_flush(struct task *t);
-void checkpoint_forget(struct task *t);
-void outcome_bound(struct task *t);
-
-/* agent_read.c: set up the reading side (hooks, timers) before the loop runs. */
-void agent_read_start(struct agent *ag);
-/* Sets ag->kinds from DEVSYS_KINDS (list: comma-separated handler kinds; NULL:
- * the queue names that are handler kinds, plus every handler kind when some
- * queue name is not a kind, since such a queue may carry any kind).
- * Returns 0, or -1 with the reason in err. */
-int agent_kinds_init(struct agent *ag, const char *list, char *err, size_t errlen);
-/* The kinds this agent runs, comma-separated, into buf; returns buf. */
-char *agent_kinds_text(const struct agent *ag, char *buf, size_t cap);
-/* Why the agent cannot take work now (into buf), or NULL when it can. */
-const char *agent_not_ready(const struct agent *ag, char *buf, size_t cap);
-/* Ask for more entries if there are free slots and no read is waiting. */
-void read_more(struct agent *ag);
-
-/* agent.c */
-/* A delivered entry takes a slot until release. */
-void held_add(struct agent *ag, struct task *t);
-void agent_claimed(struct agent *ag, struct task *batch, int ok);
-void agent_completed(struct agent *ag, struct task *list, int ok);
-void agent_rejected(struct agent *ag, struct task *list, int ok);
-
-void task_free(struct task *t);
 
 #endif

@@ -9,7 +9,10 @@
 
 #include <event2/event.h>
 
+#include "agent_bounds.h"
+
 #include "agent.h"
+#include "agent_claim.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -38,7 +41,7 @@ static double tv_s(const struct timeval *tv)
 
 static void send_pending(struct task *t)
 {
-    checkpoint_write(t->ag, t, t->cp_pending, t->cp_pending_len, cp_keep);
+    agent_claim_checkpoint_write(t->ag, t, t->cp_pending, t->cp_pending_len, cp_keep);
     free(t->cp_pending);
     t->cp_pending = NULL;
     gettimeofday(&t->cp_written, NULL);
@@ -53,7 +56,7 @@ static void on_cp_timer(evutil_socket_t fd, short what, void *arg)
         send_pending(t);
 }
 
-void checkpoint_offer(struct agent *ag, struct task *t, const char *json, size_t len)
+void bounds_checkpoint_offer(struct agent *ag, struct task *t, const char *json, size_t len)
 {
     bounds_config();
     if (len > CHECKPOINT_MAX) {
@@ -83,7 +86,7 @@ void checkpoint_offer(struct agent *ag, struct task *t, const char *json, size_t
     }
 }
 
-void checkpoint_flush(struct task *t)
+void bounds_checkpoint_flush(struct task *t)
 {
     if (t->cp_timer)
         event_del(t->cp_timer);
@@ -91,7 +94,7 @@ void checkpoint_flush(struct task *t)
         send_pending(t);
 }
 
-void checkpoint_forget(struct task *t)
+void bounds_checkpoint_forget(struct task *t)
 {
     if (t->cp_timer)
         event_free(t->cp_timer);
@@ -100,7 +103,7 @@ void checkpoint_forget(struct task *t)
     t->cp_pending = NULL;
 }
 
-void outcome_bound(struct task *t)
+void bounds_outcome(struct task *t)
 {
     handler_result_t *res = &t->res;
     if (res->output && res->output_len > OUTPUT_TAIL_MAX) {

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_claim.h"
+
 #include "agent.h"
 #include "kind.h"
 #include "log.h"
@@ -17,14 +19,16 @@
 struct batch_op {
     struct agent *ag;
     struct task *list;
-    int split; /* already a single task after a failed batch */
+    agent_claim_done_fn *done; /* the caller's: where the answer goes */
+    int split;                 /* already a single task after a failed batch */
 };
 
-static struct batch_op *op_new(struct agent *ag, struct task *list)
+static struct batch_op *op_new(struct agent *ag, struct task *list, agent_claim_done_fn *done)
 {
     struct batch_op *op = xcalloc(1, sizeof *op);
     op->ag = ag;
     op->list = list;
+    op->done = done;
     return op;
 }
 
@@ -104,13 +108,14 @@ static int error_is_data(const PGresult *res)
 
 /* Runs fn on every task of list as a batch of one, after PostgreSQL refused
  * the whole batch with an error that is about the data, not the connection. */
-static void split_batch(struct agent *ag, struct task *list, void (*fn)(struct agent *, struct task *))
+static void split_batch(struct agent *ag, struct task *list, agent_claim_done_fn *done,
+                        void (*fn)(struct agent *, struct task *, agent_claim_done_fn *))
 {
     while (list) {
         struct task *t = list;
         list = t->next;
         t->next = NULL;
-        fn(ag, t);
+        fn(ag, t, done);
     }
 }
 
@@ -124,7 +129,8 @@ static int is_instant(const struct task *t)
            !t->spec->fail_always;
 }
 
-static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed, int instant);
+static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed, int instant,
+                           agent_claim_done_fn *done);
 
 /* What to do with an entry whose task was not claimed, from the task's state. */
 static enum task_after unclaimed_after(const char *was)
@@ -140,10 +146,11 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct batch_op *op = arg;
     struct agent *ag = op->ag;
     struct task *list = op->list;
+    agent_claim_done_fn *done = op->done;
     int hand = list->env.hand_pushed, instant = is_instant(list);
     free(op);
     if (!res) { /* connection lost: nothing was claimed for sure; try again later */
-        agent_claimed(ag, list, 0);
+        done(ag, list, 0);
         return;
     }
     if (err[0]) {
@@ -153,18 +160,18 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
                 struct task *t = list;
                 list = t->next;
                 t->next = NULL;
-                claim_one_kind(ag, t, hand, instant);
+                claim_one_kind(ag, t, hand, instant, done);
             }
             return;
         }
         if (!error_is_data(res)) {
             log_error("claim of task %s failed (%s); trying again", list->env.id, err);
-            agent_claimed(ag, list, 0);
+            done(ag, list, 0);
             return;
         }
         snprintf(list->reject, sizeof list->reject, "the database refused the task: %s", err);
         list->phase = PHASE_REJECTING;
-        agent_claimed(ag, list, 1);
+        done(ag, list, 1);
         return;
     }
     for (struct task *t = list; t; t = t->next)
@@ -206,11 +213,12 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             t->checkpoint = xstrdup(PQgetvalue(res, i, c_checkpoint));
     }
     free(map.slot);
-    agent_claimed(ag, list, 1);
+    done(ag, list, 1);
 }
 
 /* Entries pushed by hand have no row yet: the claim inserts it. */
-static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed, int instant)
+static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed, int instant,
+                           agent_claim_done_fn *done)
 {
     taskdb_rows_t *rows = taskdb_rows_new();
     for (struct task *t = list; t; t = t->next) {
@@ -220,10 +228,10 @@ static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed,
         else
             taskdb_claim_add(rows, t->env.id);
     }
-    taskdb_claim(ag->pg, rows, ag->name, ag->lease_s, instant, claim_done, op_new(ag, list));
+    taskdb_claim(ag->pg, rows, ag->name, ag->lease_s, instant, claim_done, op_new(ag, list, done));
 }
 
-void claim_batch(struct agent *ag, struct task *batch)
+void agent_claim_batch(struct agent *ag, struct task *batch, agent_claim_done_fn *done)
 {
     /* One statement per kind of claim: [hand_pushed][instant]. */
     struct task *parts[2][2] = {{NULL, NULL}, {NULL, NULL}};
@@ -237,7 +245,7 @@ void claim_batch(struct agent *ag, struct task *batch)
         if (idmap_put(&seen, t)) {
             t->next = NULL;
             t->after = AFTER_LEAVE;
-            agent_claimed(ag, t, 1);
+            done(ag, t, 1);
             continue;
         }
         t->next = *l;
@@ -247,7 +255,7 @@ void claim_batch(struct agent *ag, struct task *batch)
     for (int h = 0; h < 2; h++)
         for (int k = 0; k < 2; k++)
             if (parts[h][k])
-                claim_one_kind(ag, parts[h][k], h, k);
+                claim_one_kind(ag, parts[h][k], h, k, done);
 }
 
 /* ---------------------------------------------------------------- complete */
@@ -268,21 +276,22 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct batch_op *op = arg;
     struct agent *ag = op->ag;
     struct task *list = op->list;
+    agent_claim_done_fn *done = op->done;
     int split = op->split;
     free(op);
     if (!res) {
-        agent_completed(ag, list, 0);
+        done(ag, list, 0);
         return;
     }
     if (err[0]) {
         if (list->next) {
             log_warn("outcome batch of %d refused (%s); writing them one by one", list_len(list), err);
-            split_batch(ag, list, complete_batch);
+            split_batch(ag, list, done, agent_claim_complete);
             return;
         }
         if (!error_is_data(res)) {
             log_error("outcome of task %s not written (%s); trying again", list->env.id, err);
-            agent_completed(ag, list, 0);
+            done(ag, list, 0);
             return;
         }
         if (!split && (list->res.output || list->res.result)) {
@@ -292,12 +301,12 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             list->res.output = NULL;
             json_decref(list->res.result);
             list->res.result = NULL;
-            complete_batch(ag, list);
+            agent_claim_complete(ag, list, done);
             return;
         }
         log_error("outcome of task %s could not be recorded: %s", list->env.id, err);
         list->after = AFTER_NONE;
-        agent_completed(ag, list, 1);
+        done(ag, list, 1);
         return;
     }
     for (struct task *t = list; t; t = t->next)
@@ -331,10 +340,10 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         }
     }
     free(map.slot);
-    agent_completed(ag, list, 1);
+    done(ag, list, 1);
 }
 
-void complete_batch(struct agent *ag, struct task *list)
+void agent_claim_complete(struct agent *ag, struct task *list, agent_claim_done_fn *done)
 {
     taskdb_rows_t *rows = taskdb_rows_new();
     for (struct task *t = list; t; t = t->next) {
@@ -345,7 +354,7 @@ void complete_batch(struct agent *ag, struct task *list)
         free(result);
         free(output);
     }
-    struct batch_op *op = op_new(ag, list);
+    struct batch_op *op = op_new(ag, list, done);
     op->split = list->next == NULL;
     taskdb_complete(ag->pg, rows, ag->name, complete_done, op);
 }
@@ -358,13 +367,14 @@ static void reject_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct batch_op *op = arg;
     struct agent *ag = op->ag;
     struct task *list = op->list;
+    agent_claim_done_fn *done = op->done;
     free(op);
     if (!res) {
-        agent_rejected(ag, list, 0);
+        done(ag, list, 0);
         return;
     }
     if (err[0] && list->next) {
-        split_batch(ag, list, reject_batch);
+        split_batch(ag, list, done, agent_claim_reject);
         return;
     }
     if (err[0] && list->spec_text && !strstr(list->spec_text, "unreadable_spec")) {
@@ -376,7 +386,7 @@ static void reject_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         free(list->spec_text);
         list->spec_text = json_dumps(j, JSON_COMPACT);
         json_decref(j);
-        reject_batch(ag, list);
+        agent_claim_reject(ag, list, done);
         return;
     }
     for (struct task *t = list; t; t = t->next)
@@ -389,17 +399,17 @@ static void reject_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         for (struct task *t = list; t; t = t->next)
             if (strcmp(t->env.id, PQgetvalue(res, i, c_id)) == 0)
                 t->after = AFTER_BURY;
-    agent_rejected(ag, list, 1);
+    done(ag, list, 1);
 }
 
 /* An entry that cannot run becomes a dead task (and a dead letter). */
-void reject_batch(struct agent *ag, struct task *list)
+void agent_claim_reject(struct agent *ag, struct task *list, agent_claim_done_fn *done)
 {
     taskdb_rows_t *rows = taskdb_rows_new();
     for (struct task *t = list; t; t = t->next)
         taskdb_reject_add(rows, t->env.id, t->q->name, t->env.kind[0] ? t->env.kind : "unknown",
                           t->spec_text ? t->spec_text : "{}", t->reject, t->entry_ms, t->entry_id);
-    taskdb_reject(ag->pg, rows, reject_done, op_new(ag, list));
+    taskdb_reject(ag->pg, rows, reject_done, op_new(ag, list, done));
 }
 
 /* ------------------------------------------------------- lease, checkpoint */
@@ -412,44 +422,52 @@ static void log_error_result(pgc_t *pg, PGresult *res, const char *err, void *ar
         log_warn("%s: %s", (const char *)arg, err);
 }
 
+struct lease_op {
+    struct agent *ag;
+    agent_claim_cancel_fn *cancelled;
+};
+
 static void lease_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
-    struct agent *ag = arg;
+    struct lease_op op = *(struct lease_op *)arg;
+    free(arg);
     if (err[0]) {
         log_warn("lease renewal failed: %s", err);
         return;
     }
     int c_id = res ? taskdb_col(res, "id") : -1;
     for (int i = 0; res && i < PQntuples(res); i++)
-        agent_cancelled(ag, PQgetvalue(res, i, c_id));
+        op.cancelled(op.ag, PQgetvalue(res, i, c_id));
 }
 
-void lease_renew(struct agent *ag)
+void agent_claim_lease_renew(struct agent *ag, agent_claim_cancel_fn *cancelled)
 {
     taskdb_rows_t *rows = taskdb_rows_new();
     for (struct task *t = ag->held; t; t = t->hnext)
         if (t->attempt > 0 && (t->phase == PHASE_RUNNING || t->phase == PHASE_COMPLETING))
             taskdb_lease_add(rows, t->env.id, t->attempt);
-    if (taskdb_rows_count(rows))
-        taskdb_lease_renew(ag->pg, rows, ag->name, ag->lease_s, lease_done, ag);
-    else
+    if (taskdb_rows_count(rows)) {
+        struct lease_op *op = xmalloc(sizeof *op);
+        *op = (struct lease_op){ag, cancelled};
+        taskdb_lease_renew(ag->pg, rows, ag->name, ag->lease_s, lease_done, op);
+    } else
         taskdb_rows_free(rows);
 }
 
-void lease_release_previous(struct agent *ag)
+void agent_claim_lease_release_previous(struct agent *ag)
 {
     taskdb_lease_release(ag->pg, ag->name, log_error_result, "releasing the previous incarnation's leases failed");
 }
 
-void dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entry)
+void agent_claim_dlq_entry_write(struct agent *ag, const char *task_id, const char *dlq_entry)
 {
     taskdb_rows_t *rows = taskdb_rows_new();
     taskdb_dlq_entry_add(rows, task_id, dlq_entry);
     taskdb_dlq_entries(ag->pg, rows, 0, log_error_result, "recording the DLQ entry failed");
 }
 
-void checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len, int keep)
+void agent_claim_checkpoint_write(struct agent *ag, struct task *t, const char *json, size_t len, int keep)
 {
     char *data = utf8_sanitize(json, len);
     taskdb_checkpoint(ag->pg, t->env.id, t->attempt, ag->name, data, keep, log_error_result,

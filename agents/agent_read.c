@@ -9,7 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent_read.h"
+
 #include "agent.h"
+#include "agent_claim.h"
 #include "kind.h"
 #include "log.h"
 #include "metrics.h"
@@ -42,7 +45,7 @@ static int kind_index(const char *name, size_t len)
     return -1;
 }
 
-int agent_kinds_init(struct agent *ag, const char *list, char *err, size_t errlen)
+int agent_read_kinds_init(struct agent *ag, const char *list, char *err, size_t errlen)
 {
     ag->kinds = 0;
     if (!list) {
@@ -74,7 +77,7 @@ int agent_kinds_init(struct agent *ag, const char *list, char *err, size_t errle
     return 0;
 }
 
-char *agent_kinds_text(const struct agent *ag, char *buf, size_t cap)
+char *agent_read_kinds_text(const struct agent *ag, char *buf, size_t cap)
 {
     size_t n = 0;
     buf[0] = '\0';
@@ -151,7 +154,7 @@ static struct task *task_from_entry(struct agent *ag, struct queue_state *q, con
         snprintf(t->reject, sizeof t->reject,
                  "kind %s: this agent (%s) runs only %s; set DEVSYS_KINDS or route the task to a queue "
                  "served by %s %s agent",
-                 t->spec->kind, ag->name, agent_kinds_text(ag, kinds, sizeof kinds),
+                 t->spec->kind, ag->name, agent_read_kinds_text(ag, kinds, sizeof kinds),
                  strchr("aeiou", t->spec->kind[0]) ? "an" : "a", t->spec->kind);
         t->phase = PHASE_REJECTING;
     }
@@ -172,27 +175,22 @@ static struct queue_state *queue_by_key(struct agent *ag, const char *key, size_
 
 static void ensure_groups(struct agent *ag);
 
-/* Takes on the entries of one stream (from XREADGROUP or XAUTOCLAIM): every
- * one holds a slot until its outcome is settled; the batch is claimed (or
- * rejected) in PostgreSQL with one statement. */
+/* Hands the entries of one stream (from XREADGROUP or XAUTOCLAIM) to the
+ * core as one list of tasks, in delivery order. */
 static void accept_entries(struct agent *ag, struct queue_state *q, const queue_entry_t *entries, size_t n)
 {
-    struct task *claims = NULL, *rejects = NULL;
+    struct task *list = NULL, **tail = &list;
     for (size_t i = 0; i < n; i++) {
         const queue_entry_t *e = &entries[i];
         /* an entry deleted while pending has no fields: nothing to run */
         if (e->deleted)
             continue;
         struct task *t = task_from_entry(ag, q, e);
-        held_add(ag, t);
-        struct task **l = t->phase == PHASE_REJECTING ? &rejects : &claims;
-        t->next = *l;
-        *l = t;
+        *tail = t;
+        tail = &t->next;
     }
-    if (rejects)
-        reject_batch(ag, rejects);
-    if (claims)
-        claim_batch(ag, claims);
+    if (list)
+        ag->read_cbs->delivered(ag, list);
 }
 
 /* Our own pending entries that were deleted from the stream come back with
@@ -209,7 +207,7 @@ static void read_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    read_more(arg);
+    agent_read_more(arg);
 }
 
 /* The entries of every stream read, those of one stream adjacent. */
@@ -248,10 +246,10 @@ static void on_read(void *arg, const char *err, const queue_entry_t *entries, si
         ag->pel_done = 1;
         log_info("own pending entries re-read; now reading new entries");
     }
-    read_more(ag);
+    agent_read_more(ag);
 }
 
-void read_more(struct agent *ag)
+void agent_read_more(struct agent *ag)
 {
     if (ag->reading || ag->stopping || !rc_connected(ag->rc_read))
         return;
@@ -311,7 +309,7 @@ static void on_groups_done(void *arg, const char *err)
         if (ag->groups_backoff_ms) /* after at least one failed round */
             log_info("consumer groups ready on every queue: reading again");
         ag->groups_backoff_ms = 0;
-        read_more(ag);
+        agent_read_more(ag);
         return;
     }
     ag->groups_backoff_ms = ag->groups_backoff_ms ? ag->groups_backoff_ms * 2 : GROUPS_BACKOFF_MIN_MS;
@@ -368,7 +366,7 @@ static void on_read_disconnect(rc_t *rc, void *arg)
         group_state(&ag->queues[i], 0, "redis disconnected");
 }
 
-const char *agent_not_ready(const struct agent *ag, char *buf, size_t cap)
+const char *agent_read_not_ready(const struct agent *ag, char *buf, size_t cap)
 {
     buf[0] = '\0';
     if (ag->stopping)
@@ -402,7 +400,7 @@ static void lease_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct agent *ag = arg;
-    lease_renew(ag);
+    agent_claim_lease_renew(ag, ag->read_cbs->cancelled);
     for (int qi = 0; qi < ag->nqueues; qi++) {
         const char *ids[1024];
         size_t n = 0;
@@ -508,7 +506,7 @@ static void on_control(void *arg, const char *err, const char *last_id, const ch
     if (last_id)
         snprintf(ag->ctl_last, sizeof ag->ctl_last, "%s", last_id);
     for (size_t i = 0; i < n; i++)
-        agent_cancelled(ag, task_ids[i]);
+        ag->read_cbs->cancelled(ag, task_ids[i]);
     read_control(ag);
 }
 
@@ -530,8 +528,9 @@ static void on_control_connect(rc_t *rc, void *arg)
 
 /* ------------------------------------------------------------------- start */
 
-void agent_read_start(struct agent *ag)
+void agent_read_start(struct agent *ag, const struct agent_read_cbs *cbs)
 {
+    ag->read_cbs = cbs;
     for (int i = 0; i < ag->nqueues; i++) {
         struct queue_state *q = &ag->queues[i];
         char labels[128];

@@ -20,6 +20,7 @@
 
 #include "exec_contain.h"
 #include "exec_env.h"
+#include "exec_pipe.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -49,15 +50,10 @@ typedef struct exec_run {
     struct event *out_ev;
     struct event *cp_ev;
     struct event *timer;     /* timeout, then the SIGTERM -> SIGKILL grace */
-    char *tail;              /* ring of OUTPUT_TAIL_MAX (+1 for a NUL) bytes */
-    size_t tail_pos;         /* next write position in the ring */
-    unsigned long long out_total;
-    char *cp_buf;            /* the checkpoint line being assembled */
-    size_t cp_len, cp_cap;
-    int cp_dropping;         /* inside an oversized line: skip to newline */
+    exec_tail_t out;         /* the tail of stdout+stderr */
+    exec_cplines_t cp;       /* the checkpoint line being assembled */
     enum exec_stop stop;
     int term_sent, kill_sent;
-    int out_eof, cp_eof;
     int reaped;
     int status;              /* the leader's wait status, once reaped */
     struct event *sweep_ev;  /* after the leader: until nothing of the task is left */
@@ -324,113 +320,15 @@ fail:
     return -1;
 }
 
-/* ---- output and checkpoint pipes ---- */
-
-/* Reads into the ring; only the newest OUTPUT_TAIL_MAX bytes survive. */
-static void exec_read_output(exec_run_t *er, int max_reads)
-{
-    for (int i = 0; i < max_reads && !er->out_eof; i++) {
-        if (!er->tail)
-            er->tail = xmalloc(OUTPUT_TAIL_MAX + 1);
-        ssize_t n = read(er->out_fd, er->tail + er->tail_pos, OUTPUT_TAIL_MAX - er->tail_pos);
-        if (n > 0) {
-            er->tail_pos = (er->tail_pos + (size_t)n) % OUTPUT_TAIL_MAX;
-            er->out_total += (unsigned long long)n;
-        } else if (n == 0) {
-            er->out_eof = 1;
-        } else if (errno == EINTR) {
-            continue;
-        } else {
-            if (errno != EAGAIN)
-                er->out_eof = 1;
-            break;
-        }
-    }
-}
-
-static void exec_checkpoint_line(exec_run_t *er)
-{
-    size_t len = er->cp_len;
-    while (len > 0 && (er->cp_buf[len - 1] == '\r' || er->cp_buf[len - 1] == ' '))
-        len--;
-    if (len == 0)
-        return;
-    er->cp_buf[len] = '\0';
-    json_error_t jerr;
-    json_t *j = json_loadb(er->cp_buf, len, JSON_DECODE_ANY, &jerr);
-    if (!j) {
-        log_warn("task %s: checkpoint line ignored, not JSON: %s", er->run->id, jerr.text);
-        return;
-    }
-    json_decref(j);
-    if (er->run->checkpoint_save)
-        er->run->checkpoint_save(er->run, er->cp_buf, len);
-}
-
-static void exec_checkpoint_feed(exec_run_t *er, const char *p, size_t n)
-{
-    while (n > 0) {
-        const char *nl = memchr(p, '\n', n);
-        size_t take = nl ? (size_t)(nl - p) : n;
-        if (!er->cp_dropping) {
-            if (er->cp_len + take > CHECKPOINT_MAX) {
-                log_warn("task %s: checkpoint line over %d bytes refused", er->run->id,
-                         CHECKPOINT_MAX);
-                er->cp_dropping = 1;
-                er->cp_len = 0;
-            } else {
-                if (er->cp_len + take + 1 > er->cp_cap) {
-                    size_t cap = er->cp_cap ? er->cp_cap : 256;
-                    while (cap < er->cp_len + take + 1)
-                        cap *= 2;
-                    er->cp_buf = xrealloc(er->cp_buf, cap);
-                    er->cp_cap = cap;
-                }
-                memcpy(er->cp_buf + er->cp_len, p, take);
-                er->cp_len += take;
-            }
-        }
-        if (!nl)
-            return;
-        if (!er->cp_dropping)
-            exec_checkpoint_line(er);
-        er->cp_dropping = 0;
-        er->cp_len = 0;
-        p = nl + 1;
-        n -= take + 1;
-    }
-}
-
-static void exec_read_checkpoints(exec_run_t *er, int max_reads)
-{
-    char chunk[16384];
-    for (int i = 0; i < max_reads && !er->cp_eof; i++) {
-        ssize_t n = read(er->cp_fd, chunk, sizeof chunk);
-        if (n > 0) {
-            exec_checkpoint_feed(er, chunk, (size_t)n);
-        } else if (n == 0) {
-            er->cp_eof = 1;
-            /* the writer closed cleanly: an unterminated last line counts */
-            if (er->cp_len > 0 && !er->cp_dropping)
-                exec_checkpoint_line(er);
-            er->cp_len = 0;
-        } else if (errno == EINTR) {
-            continue;
-        } else {
-            if (errno != EAGAIN)
-                er->cp_eof = 1;
-            break;
-        }
-    }
-}
+/* ---- output and checkpoint pipes (exec_pipe.c) ---- */
 
 static void exec_on_output(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     exec_run_t *er = arg;
-    exec_read_output(er, READS_PER_WAKEUP);
-    if (er->out_eof)
+    exec_pipe_tail_read(&er->out, er->out_fd, READS_PER_WAKEUP);
+    if (er->out.eof)
         event_del(er->out_ev);
 }
 
@@ -439,8 +337,8 @@ static void exec_on_checkpoint(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     exec_run_t *er = arg;
-    exec_read_checkpoints(er, READS_PER_WAKEUP);
-    if (er->cp_eof)
+    exec_pipe_cp_read(&er->cp, er->cp_fd, READS_PER_WAKEUP, er->run);
+    if (er->cp.eof)
         event_del(er->cp_ev);
 }
 
@@ -492,31 +390,10 @@ static json_t *exec_result_json(int status)
     return json_pack("{s:i}", "exit_code", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
-/* Hands the ring over as one linear, NUL-terminated buffer. */
-static void exec_take_output(exec_run_t *er, handler_result_t *res)
-{
-    if (er->out_total == 0)
-        return;
-    if (er->out_total < OUTPUT_TAIL_MAX) {
-        res->output = er->tail;
-        res->output_len = er->tail_pos;
-    } else {
-        char *lin = xmalloc(OUTPUT_TAIL_MAX + 1);
-        size_t older = OUTPUT_TAIL_MAX - er->tail_pos;
-        memcpy(lin, er->tail + er->tail_pos, older);
-        memcpy(lin + older, er->tail, er->tail_pos);
-        free(er->tail);
-        res->output = lin;
-        res->output_len = OUTPUT_TAIL_MAX;
-    }
-    res->output[res->output_len] = '\0';
-    er->tail = NULL;
-}
-
 static void exec_build_result(exec_run_t *er, int status, handler_result_t *res)
 {
     memset(res, 0, sizeof *res);
-    exec_take_output(er, res);
+    exec_pipe_tail_take(&er->out, res);
     res->result = exec_result_json(status);
     if (er->stop == STOP_CANCEL) {
         fail_with(res, 0, xstrdup("cancelled"));
@@ -552,8 +429,8 @@ static void exec_release(exec_run_t *er)
     contain_free(er->contain);
     close_fd(&er->out_fd);
     close_fd(&er->cp_fd);
-    free(er->tail);
-    free(er->cp_buf);
+    exec_pipe_tail_clear(&er->out);
+    exec_pipe_cp_clear(&er->cp);
     free(er);
 }
 
@@ -562,8 +439,8 @@ static void exec_release(exec_run_t *er)
 static void exec_complete(exec_run_t *er)
 {
     task_run_t *run = er->run;
-    exec_read_output(er, DRAIN_MAX_READS);
-    exec_read_checkpoints(er, DRAIN_MAX_READS);
+    exec_pipe_tail_read(&er->out, er->out_fd, DRAIN_MAX_READS);
+    exec_pipe_cp_read(&er->cp, er->cp_fd, DRAIN_MAX_READS, er->run);
     handler_result_t res;
     exec_build_result(er, er->status, &res);
     run->handler_data = NULL;
@@ -600,8 +477,8 @@ static void exec_on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     exec_run_t *er = arg;
-    exec_read_output(er, READS_PER_WAKEUP);
-    exec_read_checkpoints(er, READS_PER_WAKEUP);
+    exec_pipe_tail_read(&er->out, er->out_fd, READS_PER_WAKEUP);
+    exec_pipe_cp_read(&er->cp, er->cp_fd, READS_PER_WAKEUP, er->run);
     if (!exec_sweep(er)) {
         struct timeval tv = {0, SWEEP_PERIOD_MS * 1000};
         evtimer_add(er->sweep_ev, &tv);
@@ -626,8 +503,8 @@ static void exec_finish(exec_run_t *er, int status)
     event_del(er->timer);
     if (kill(-er->pid, SIGKILL) == 0)
         log_debug("task %s: killed what was left of process group %d", er->run->id, (int)er->pid);
-    exec_read_output(er, DRAIN_MAX_READS);
-    exec_read_checkpoints(er, DRAIN_MAX_READS);
+    exec_pipe_tail_read(&er->out, er->out_fd, DRAIN_MAX_READS);
+    exec_pipe_cp_read(&er->cp, er->cp_fd, DRAIN_MAX_READS, er->run);
     if (exec_sweep(er)) {
         exec_complete(er);
         return;
