@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "agent_internal.h"
 #include "agent_bounds.h"
 #include "agent_claim.h"
 #include "agent_read.h"

@@ -11,7 +11,7 @@
 
 #include "agent_bounds.h"
 
-#include "agent.h"
+#include "agent_internal.h"
 #include "agent_claim.h"
 #include "config.h"
 #include "log.h"

@@ -9,7 +9,7 @@
 
 #include "agent_claim.h"
 
-#include "agent.h"
+#include "agent_internal.h"
 #include "kind.h"
 #include "log.h"
 #include "taskdb.h"

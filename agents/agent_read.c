@@ -11,7 +11,7 @@
 
 #include "agent_read.h"
 
-#include "agent.h"
+#include "agent_internal.h"
 #include "agent_claim.h"
 #include "kind.h"
 #include "log.h"

@@ -1,8 +1,9 @@
-/* agent: the consumer runtime's shared types. The core (agent.c: dispatch,
- * ack, retry, bury, shutdown) drives agent_read.c (Redis), agent_claim.c
- * (PostgreSQL) and agent_bounds.c, which answer it only through callbacks. */
-#ifndef DEVSYS_AGENT_H
-#define DEVSYS_AGENT_H
+/* agent_internal: the consumer runtime's shared types, private to agents/.
+ * The core (agent.c: dispatch, ack, retry, bury, shutdown) drives agent_read.c
+ * (Redis), agent_claim.c (PostgreSQL) and agent_bounds.c, which answer it only
+ * through callbacks. */
+#ifndef DEVSYS_AGENT_INTERNAL_H
+#define DEVSYS_AGENT_INTERNAL_H
 
 #include <sys/time.h>
 
