@@ -70,6 +70,8 @@ void task_free(struct task *t)
     free(t->res.error);
     free(t->res.output);
     json_decref(t->res.result);
+    json_decref(t->res.report_summary);
+    free(t->res.report_xml);
     free(t);
 }
 

@@ -285,13 +285,15 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             agent_completed(ag, list, 0);
             return;
         }
-        if (!split && (list->res.output || list->res.result)) {
+        if (!split && (list->res.output || list->res.result || list->res.report_xml)) {
             /* the output or result is what PostgreSQL refused: keep the outcome, drop them */
             log_warn("outcome of task %s refused (%s); recording it without output", list->env.id, err);
             free(list->res.output);
             list->res.output = NULL;
             json_decref(list->res.result);
             list->res.result = NULL;
+            free(list->res.report_xml);
+            list->res.report_xml = NULL;
             complete_batch(ag, list);
             return;
         }
@@ -342,6 +344,11 @@ void complete_batch(struct agent *ag, struct task *list)
         char *output = t->res.output ? utf8_sanitize(t->res.output, t->res.output_len) : NULL;
         taskdb_outcome_add(rows, t->env.id, t->attempt, t->final_state, t->res.error, result, output,
                            tv_us(&t->started), t->retry_ms);
+        if (t->res.report_summary) {
+            char *summary = json_dumps(t->res.report_summary, JSON_COMPACT);
+            taskdb_outcome_report(rows, t->env.id, t->attempt, t->res.report_xml, summary);
+            free(summary);
+        }
         free(result);
         free(output);
     }

@@ -46,16 +46,18 @@ static void test_registry_rows(void **state)
 {
     (void)state;
     char names[256];
-    assert_string_equal(kind_names(names, sizeof names), "exec, coding, noop, sleep");
+    assert_string_equal(kind_names(names, sizeof names), "exec, coding, noop, sleep, testing");
     assert_string_equal(kind_names(names, 8), "exec, c"); /* truncated, terminated */
     assert_true(kind_find("exec")->flags & KIND_NEEDS_COMMAND);
     assert_true(kind_find("coding")->flags & KIND_NEEDS_COMMAND);
     assert_int_equal(kind_find("noop")->flags, KIND_INSTANT);
     assert_int_equal(kind_find("sleep")->flags, 0);
+    assert_int_equal(kind_find("testing")->flags, KIND_NEEDS_COMMAND | KIND_NEEDS_SECTION);
+    assert_ptr_equal(handler_find("testing"), &handler_testing);
     assert_true(kind_section_known("sleep"));
     assert_false(kind_section_known("deploy"));
     assert_string_equal(kind_section_owners("sleep", names, sizeof names), "sleep and noop");
-    for (const char *const *gone = (const char *const[]){"testing", "deploy", "monitor", "notify", NULL};
+    for (const char *const *gone = (const char *const[]){"deploy", "monitor", "notify", NULL};
          *gone; gone++)
         assert_null(kind_find(*gone));
 }
