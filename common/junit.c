@@ -106,10 +106,10 @@ static int is_elem(const xmlNode *n, const char *name)
     return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
 }
 
-static char *attr_clip(const xmlNode *n, const char *name, size_t max)
+static char *attr_clip(const xmlNode *n, const char *name, size_t max, int first_line)
 {
     xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
-    char *out = v ? text_clip((const char *)v, max, 0) : NULL;
+    char *out = v ? text_clip((const char *)v, max, first_line) : NULL;
     xmlFree(v);
     return out;
 }
@@ -133,11 +133,28 @@ static double attr_seconds(const xmlNode *n)
     return j && *end == '\0' && isfinite(d) && d >= 0 && d < 1e9 ? d : 0;
 }
 
-/* The message of a <failure>/<error>: its message attribute, else the first
- * line of its text, else its type. */
-static char *failure_message(const xmlNode *f)
+/* The first line of the testcase's <system-out> (meson and ctest write an
+ * empty <failure/> and the test's output there), or NULL. */
+static char *output_line(const xmlNode *tc)
 {
-    char *m = attr_clip(f, "message", JUNIT_MESSAGE_MAX);
+    for (const xmlNode *c = tc->children; c; c = c->next) {
+        if (!is_elem(c, "system-out") && !is_elem(c, "system-err"))
+            continue;
+        xmlChar *text = xmlNodeGetContent(c);
+        char *m = text_clip((const char *)text, JUNIT_MESSAGE_MAX, 1);
+        xmlFree(text);
+        if (m[0])
+            return m;
+        free(m);
+    }
+    return NULL;
+}
+
+/* The message of a <failure>/<error>: the first line of its message
+ * attribute, else of its text, else of the test's output, else its type. */
+static char *failure_message(const xmlNode *tc, const xmlNode *f)
+{
+    char *m = attr_clip(f, "message", JUNIT_MESSAGE_MAX, 1);
     if (m && m[0])
         return m;
     free(m);
@@ -147,7 +164,9 @@ static char *failure_message(const xmlNode *f)
     if (m[0])
         return m;
     free(m);
-    m = attr_clip(f, "type", JUNIT_MESSAGE_MAX);
+    if ((m = output_line(tc)) != NULL)
+        return m;
+    m = attr_clip(f, "type", JUNIT_MESSAGE_MAX, 1);
     return m ? m : xstrdup("");
 }
 
@@ -180,6 +199,11 @@ static void count_case(struct walk *w, const xmlNode *tc)
         else if (is_elem(c, "flakyFailure") || is_elem(c, "flakyError"))
             flaky = 1;
     }
+    /* ctest writes a disabled test with no <skipped/>, only its status */
+    xmlChar *status = xmlGetProp(tc, (const xmlChar *)"status");
+    if (status && (!strcmp((const char *)status, "disabled") || !strcmp((const char *)status, "notrun")))
+        skipped = 1;
+    xmlFree(status);
     junit_summary_t *s = w->s;
     s->tests++;
     s->time_s += attr_seconds(tc);
@@ -196,9 +220,9 @@ static void count_case(struct walk *w, const xmlNode *tc)
             s->errors++;
         if (s->nfailed < JUNIT_FAILED_LIST_MAX) {
             struct failed *f = &s->failed[s->nfailed++];
-            f->name = attr_clip(tc, "name", JUNIT_NAME_MAX);
-            f->classname = attr_clip(tc, "classname", JUNIT_NAME_MAX);
-            f->message = failure_message(why);
+            f->name = attr_clip(tc, "name", JUNIT_NAME_MAX, 0);
+            f->classname = attr_clip(tc, "classname", JUNIT_NAME_MAX, 0);
+            f->message = failure_message(tc, why);
             if (!f->name)
                 f->name = xstrdup("");
             if (!f->classname)

@@ -17,7 +17,8 @@
 /* The tests of one or more reports. Counts come from the testcases, never
  * from the tests=/failures= attributes. A testcase is exactly one of:
  * failed (<failure>, or Surefire's <rerunFailure> alone), error (<error>,
- * <rerunError>), skipped (<skipped>), passed; a passed one that carries
+ * <rerunError>), skipped (<skipped>, or ctest's status="disabled" or
+ * "notrun"), passed; a passed one that carries
  * Surefire's <flakyFailure>/<flakyError> (it failed, then passed on a rerun)
  * is also counted flaky. */
 typedef struct junit_summary junit_summary_t;

@@ -21,7 +21,7 @@ static void test_every_kind_has_a_handler(void **state)
             fail_msg("kind %s is in the registry but the agent has no handler for it", k->name);
         assert_ptr_equal(kind_find(k->name), k);
     }
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 5);
 }
 
 static void test_every_handler_kind_is_registered(void **state)
@@ -36,7 +36,7 @@ static void test_every_handler_kind_is_registered(void **state)
             assert_ptr_equal(handler_find(*k), h); /* one handler per kind */
         }
     }
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
     assert_ptr_equal(handler_find("coding"), &handler_exec);
     assert_null(handler_find("deploy"));
     assert_null(handler_find(NULL));
