@@ -8,11 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "junit.h"
 #include "xalloc.h"
 
 #define REPORT_FILES_MAX 64    /* files matched by all the patterns together */
+/* Bytes of all the files together. Parsing runs on the agent's loop (about
+ * 20-30 ms per MiB measured), so this bounds how long it stalls. */
+#define REPORT_TOTAL_MAX (64L * 1024 * 1024)
 #define FAILED_LINE_MAX 400    /* bytes of test names in the error line */
 #define RESULT_ROOM (RESULT_MAX - 1024)
 
@@ -42,11 +46,13 @@ static void problem_add(struct problems *p, const char *fmt, const char *a, cons
 
 /* Reads every file the section names into s; what is missing or unreadable
  * goes to p. Patterns are relative to the workdir (the agent's own directory
- * when the spec has none), as the command saw them. */
+ * when the spec has none), as the command saw them. At most REPORT_FILES_MAX
+ * files and REPORT_TOTAL_MAX bytes are read. */
 static void read_reports(const spec_t *spec, junit_summary_t *s, struct problems *p)
 {
     size_t max = spec->max_report_bytes > 0 ? (size_t)spec->max_report_bytes : JUNIT_FILE_MAX_DEFAULT;
     size_t i, files = 0;
+    long long total = 0;
     json_t *pat;
     json_array_foreach(spec->junit, i, pat)
     {
@@ -66,6 +72,13 @@ static void read_reports(const spec_t *spec, junit_summary_t *s, struct problems
                     snprintf(why, sizeof why, "more than %d files match", REPORT_FILES_MAX);
                     problem_add(p, "%s: %s", rel, why);
                     break;
+                }
+                struct stat st;
+                if (stat(g.gl_pathv[k], &st) == 0 && st.st_size > 0 && (size_t)st.st_size <= max &&
+                    (total += st.st_size) > REPORT_TOTAL_MAX) {
+                    snprintf(why, sizeof why, "the reports exceed %ld bytes in total", REPORT_TOTAL_MAX);
+                    problem_add(p, "%s: %s", shown, why);
+                    continue;
                 }
                 if (junit_parse_file(s, g.gl_pathv[k], max, why, sizeof why) < 0)
                     problem_add(p, "%s: %s", shown, why);

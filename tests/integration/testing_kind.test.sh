@@ -127,6 +127,14 @@ id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w,
 ok "an over-size report: dead" it_wait_state 60 "$id" dead
 is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
     "JUnit report: big.xml: 20000000 bytes exceeds the limit of 1048576 bytes" "refused by the byte cap"
+id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w,
+    command: ["sh", "-c", "for i in 1 2 3 4 5; do head -c 15000000 /dev/zero > many-$i.xml; done"],
+    testing: {junit: ["many-*.xml"]}}')")
+ok "five 15 MB reports: dead" it_wait_state 60 "$id" dead
+like "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
+    'many-1.xml: line 1: malformed XML.*; many-5.xml: the reports exceed 67108864 bytes in total$' \
+    "past 64 MiB in total the files are not read at all"
+rm -f "$W"/many-*.xml
 ok "the agent is still running" kill -0 "${AGENT_PIDS[a1]}"
 
 # ---- a bad testing section: 400 at submit, naming the field
