@@ -29,7 +29,7 @@
 
 static const char usage[] =
     "usage: devsys-agent [flags]\n"
-    "environment: DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL, DEVSYS_QUEUES (exec,coding,noop,sleep),\n"
+    "environment: DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL, DEVSYS_QUEUES (exec,coding,noop,sleep,testing),\n"
     "  DEVSYS_CONCURRENCY (16), DEVSYS_AGENT_NAME (host-pid), DEVSYS_PREFIX (devsys),\n"
     "  DEVSYS_LEASE_S (15), DEVSYS_CLAIM_PERIOD_S (2), DEVSYS_KILL_GRACE_S (5),\n"
     "  DEVSYS_SHUTDOWN_GRACE_S (30), DEVSYS_RETRY_INITIAL_S (1), DEVSYS_RETRY_FACTOR (2),\n"
@@ -73,6 +73,8 @@ static void task_free(struct task *t)
     free(t->res.error);
     free(t->res.output);
     json_decref(t->res.result);
+    json_decref(t->res.report_summary);
+    free(t->res.report_xml);
     free(t);
 }
 
@@ -605,7 +607,7 @@ int main(int argc, char **argv)
         .jitter = (int)cfg_long("DEVSYS_RETRY_JITTER", SPEC_DEFAULT_JITTER, 0, 1),
     };
     snprintf(ag->ctl_last, sizeof ag->ctl_last, "$");
-    parse_queues(ag, cfg_str("DEVSYS_QUEUES", "exec,coding,noop,sleep"));
+    parse_queues(ag, cfg_str("DEVSYS_QUEUES", "exec,coding,noop,sleep,testing"));
     char kinds_err[256], kinds[64];
     if (agent_read_kinds_init(ag, cfg_str("DEVSYS_KINDS", NULL), kinds_err, sizeof kinds_err) < 0) {
         fprintf(stderr, "%s\n", kinds_err);

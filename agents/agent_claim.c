@@ -294,13 +294,15 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             done(ag, list, 0);
             return;
         }
-        if (!split && (list->res.output || list->res.result)) {
+        if (!split && (list->res.output || list->res.result || list->res.report_xml)) {
             /* the output or result is what PostgreSQL refused: keep the outcome, drop them */
             log_warn("outcome of task %s refused (%s); recording it without output", list->env.id, err);
             free(list->res.output);
             list->res.output = NULL;
             json_decref(list->res.result);
             list->res.result = NULL;
+            free(list->res.report_xml);
+            list->res.report_xml = NULL;
             agent_claim_complete(ag, list, done);
             return;
         }
@@ -351,6 +353,11 @@ void agent_claim_complete(struct agent *ag, struct task *list, agent_claim_done_
         char *output = t->res.output ? utf8_sanitize(t->res.output, t->res.output_len) : NULL;
         taskdb_outcome_add(rows, t->env.id, t->attempt, t->final_state, t->res.error, result, output,
                            tv_us(&t->started), t->retry_ms);
+        if (t->res.report_summary) {
+            char *summary = json_dumps(t->res.report_summary, JSON_COMPACT);
+            taskdb_outcome_report(rows, t->env.id, t->attempt, t->res.report_xml, summary);
+            free(summary);
+        }
         free(result);
         free(output);
     }

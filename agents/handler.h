@@ -25,6 +25,9 @@ typedef struct handler_result {
     char *output;     /* the last OUTPUT_TAIL_MAX bytes of stdout+stderr; malloc'd or NULL */
     size_t output_len;
     json_t *result;   /* JSON object (e.g. {"exit_code":0}); reference owned by the agent, or NULL */
+    /* kind testing: the report stored with the outcome (task_reports) */
+    json_t *report_summary; /* junit_summary_json; reference owned by the agent, or NULL: no report */
+    char *report_xml;       /* its JUnit XML (UTF-8); malloc'd or NULL */
 } handler_result_t;
 
 struct task_run {
@@ -64,6 +67,7 @@ typedef struct handler_ops {
 extern const handler_ops_t handler_exec;   /* kinds exec, coding */
 extern const handler_ops_t handler_noop;   /* kind noop */
 extern const handler_ops_t handler_sleep;  /* kind sleep */
+extern const handler_ops_t handler_testing; /* kind testing */
 
 /* The handler table (handlers.c): the handler that runs kind, or NULL. */
 const handler_ops_t *handler_find(const char *kind);

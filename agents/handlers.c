@@ -9,6 +9,7 @@ static const handler_ops_t *const handlers[] = {
     &handler_exec,
     &handler_noop,
     &handler_sleep,
+    &handler_testing,
 };
 #define NHANDLERS (sizeof handlers / sizeof handlers[0])
 

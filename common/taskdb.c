@@ -35,6 +35,7 @@ int taskdb_col(const PGresult *res, const char *name)
 /* ------------------------------------------------------------------ rows */
 
 #define ROWS_MAX_COLS 8
+#define REPORT_COLS 4
 
 enum rows_kind { ROWS_EMPTY, ROWS_CLAIM, ROWS_CLAIM_NEW, ROWS_OUTCOME, ROWS_REJECT, ROWS_LEASE, ROWS_DLQ_ENTRY,
                  ROWS_SUBMIT, ROWS_REPLAY };
@@ -43,6 +44,7 @@ struct taskdb_rows {
     enum rows_kind kind;
     int ncols, n;
     pgarr_t *col[ROWS_MAX_COLS];
+    pgarr_t *report[REPORT_COLS]; /* outcomes: the test reports that go with them */
 };
 
 taskdb_rows_t *taskdb_rows_new(void)
@@ -56,6 +58,8 @@ void taskdb_rows_free(taskdb_rows_t *r)
         return;
     for (int i = 0; i < r->ncols; i++)
         free(pgarr_finish(r->col[i]));
+    for (int i = 0; i < REPORT_COLS; i++)
+        free(r->report[i] ? pgarr_finish(r->report[i]) : NULL);
     free(r);
 }
 
@@ -245,7 +249,12 @@ static const char complete_sql[] =
     " a AS (INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)"
     "  SELECT r.id, r.attempt, $9, 'epoch'::timestamptz + r.started_us * interval '1 microsecond',"
     "  CASE WHEN r.state = 'retrying' THEN 'failed' ELSE r.state END, r.err"
-    "  FROM r WHERE r.id IN (SELECT id FROM u))"
+    "  FROM r WHERE r.id IN (SELECT id FROM u)),"
+    /* test reports (kind testing): only with an outcome that was recorded */
+    " rep AS (INSERT INTO task_reports (task_id, attempt, xml, summary)"
+    "  SELECT x.id, x.attempt, x.xml, x.summary"
+    "  FROM unnest($10::uuid[], $11::int[], $12::text[], $13::jsonb[]) AS x(id, attempt, xml, summary)"
+    "  WHERE x.id IN (SELECT id FROM u) ON CONFLICT (task_id, attempt) DO NOTHING)"
     /* CASE: the row is looked up again only where the update did not take */
     " SELECT r.id, u.id IS NOT NULL AS recorded, CASE WHEN u.id IS NULL THEN"
     "  (SELECT t.state || ' ' || t.attempt FROM tasks t WHERE t.id = r.id) END AS state_attempt"
@@ -265,13 +274,32 @@ void taskdb_outcome_add(taskdb_rows_t *r, const char *id, long attempt, const ch
     pgarr_add_long(c[7], retry_ms);
 }
 
+void taskdb_outcome_report(taskdb_rows_t *r, const char *id, long attempt, const char *xml,
+                           const char *summary_json)
+{
+    if (r->kind != ROWS_OUTCOME || r->n == 0) {
+        log_error("taskdb: a report added before its outcome");
+        abort();
+    }
+    if (!r->report[0])
+        for (int i = 0; i < REPORT_COLS; i++)
+            r->report[i] = pgarr_new();
+    pgarr_add(r->report[0], id);
+    pgarr_add_long(r->report[1], attempt);
+    pgarr_add(r->report[2], xml);
+    pgarr_add(r->report[3], summary_json);
+}
+
 void taskdb_complete(pgc_t *pg, taskdb_rows_t *r, const char *owner, pgc_result_fn *fn, void *arg)
 {
-    char *c[8];
+    char *c[8], *rep[REPORT_COLS];
+    for (int i = 0; i < REPORT_COLS; i++)
+        rep[i] = r->report[i] ? pgarr_finish(r->report[i]) : xstrdup("{}");
     rows_take(r, ROWS_OUTCOME, c);
-    const char *p[9] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], owner};
-    pgc_query(pg, complete_sql, 9, p, fn, arg);
+    const char *p[13] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], owner, rep[0], rep[1], rep[2], rep[3]};
+    pgc_query(pg, complete_sql, 13, p, fn, arg);
     params_free(c, 8);
+    params_free(rep, REPORT_COLS);
 }
 
 /* A task that ended keeps its outcome: that delivery was a duplicate. A new

@@ -55,6 +55,11 @@ void taskdb_claim(pgc_t *pg, taskdb_rows_t *r, const char *owner, int lease_s, i
  * <attempt>" of the row now, only where not recorded). */
 void taskdb_outcome_add(taskdb_rows_t *r, const char *id, long attempt, const char *state, const char *error,
                         const char *result_json, const char *output, long long started_us, long long retry_ms);
+/* The test report of the outcome just added (kind testing): a task_reports
+ * row (JUnit XML, may be NULL; its summary as JSON text) written in the same
+ * statement, only where the outcome is recorded. */
+void taskdb_outcome_report(taskdb_rows_t *r, const char *id, long attempt, const char *xml,
+                           const char *summary_json);
 void taskdb_complete(pgc_t *pg, taskdb_rows_t *r, const char *owner, pgc_result_fn *fn, void *arg);
 
 /* An entry that cannot run: no row, or queued | retrying | running -> dead

@@ -18,9 +18,8 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "devsysctl.h"
 #include "xalloc.h"
-
-enum { EXIT_OTHER = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_REFUSED = 4 };
 
 static const char usage_text[] =
     "usage: devsysctl [--json] [--url URL] COMMAND [ARGS]\n"
@@ -42,6 +41,8 @@ static const char usage_text[] =
     "  dlq replay QUEUE ID|--all     put dead letters back on their queue\n"
     "  dlq purge QUEUE ID|--all      delete dead letters for good\n"
     "  health                        the manager's view of Redis and PostgreSQL\n"
+    "  report ID [--xml]             a testing task's report: counts, failed tests with\n"
+    "                                their message; --xml prints the JUnit XML as stored\n"
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -56,25 +57,6 @@ static const char usage_text[] =
     "exit status: 0 done, 1 other error, 2 usage error, 3 manager unreachable,\n"
     "4 the manager refused the request (its status and error are printed)\n";
 
-struct ctl {
-    const char *url;       /* base URL as given, for messages */
-    char *host;            /* owned */
-    int port;
-    char *prefix;          /* owned; path prefix without trailing '/', may be "" */
-    const char *token;     /* NULL: no Authorization header */
-    int timeout_s;
-    int json;              /* --json: print raw bodies */
-    int quiet;             /* no error line when unreachable (optional calls) */
-};
-
-struct reply {
-    int done;
-    int status;            /* 0: no HTTP answer */
-    char *body;            /* owned, NUL-terminated */
-    size_t len;
-    int error_kind;        /* from the error callback, -1 if none */
-    int timed_out;
-};
 
 static _Noreturn void die_usage(const char *fmt, const char *arg)
 {
@@ -194,7 +176,7 @@ static const char *reply_failure(const struct ctl *ctl, const struct reply *r)
  * appended to the URL's prefix. body may be NULL. On return 0, *out holds the
  * status and the body (caller frees out->body); on -1 the manager could not
  * be reached and the error line has been printed. */
-static int ctl_request(const struct ctl *ctl, const char *method, const char *path,
+int ctl_request(const struct ctl *ctl, const char *method, const char *path,
                        const char *body, size_t body_len, struct reply *out)
 {
     memset(out, 0, sizeof(*out));
@@ -267,7 +249,7 @@ fail:
 }
 
 /* Percent-encodes one path segment or query value; caller frees. */
-static char *enc(const char *s)
+char *enc(const char *s)
 {
     char *e = evhttp_uriencode(s, -1, 0);
     if (!e) {
@@ -282,8 +264,8 @@ static char *enc(const char *s)
 /* Runs a request and interprets it: prints the raw body with --json, reports
  * a refusal (non-2xx). Returns the parsed body (caller json_decref's; may be
  * NULL with --json on an empty body) or NULL with *code set to the exit code. */
-static json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
-                        const char *body, size_t body_len, int *code)
+json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
+                 const char *body, size_t body_len, int *code)
 {
     struct reply r;
     if (ctl_request(ctl, method, path, body, body_len, &r) != 0) {
@@ -331,7 +313,7 @@ static json_t *ctl_call(const struct ctl *ctl, const char *method, const char *p
 
 /* A scalar as text for tables and listings: strings bare, null as "-",
  * objects and arrays as compact JSON. Caller frees. */
-static char *show(const json_t *v)
+char *show(const json_t *v)
 {
     if (!v || json_is_null(v))
         return xstrdup("-");
@@ -394,7 +376,7 @@ static void print_object(const json_t *obj, const char *const *order, const char
 
 /* Prints rows (array of objects) as a table of the given columns; a column
  * header "ATTEMPT" shows attempt/max_attempts. */
-static void print_table(const json_t *rows, const char *const *heads, const char *const *keys, size_t ncol)
+void print_table(const json_t *rows, const char *const *heads, const char *const *keys, size_t ncol)
 {
     size_t nrow = json_array_size(rows);
     char **cell = xcalloc((nrow + 1) * ncol, sizeof(*cell));
@@ -681,17 +663,18 @@ static int cmd_health(const struct ctl *ctl)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL };
+    enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
         { "queue", required_argument, NULL, OPT_QUEUE }, { "limit", required_argument, NULL, OPT_LIMIT },
         { "after", required_argument, NULL, OPT_AFTER }, { "all", no_argument, NULL, OPT_ALL },
+        { "xml", no_argument, NULL, OPT_XML },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[4] = { NULL, NULL, NULL, NULL };
-    int all = 0, any_list_opt = 0, o;
+    int all = 0, any_list_opt = 0, xml = 0, o;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -699,6 +682,7 @@ int main(int argc, char **argv)
         case OPT_JSON: ctl.json = 1; break;
         case OPT_URL: ctl.url = optarg; break;
         case OPT_ALL: all = 1; break;
+        case OPT_XML: xml = 1; break;
         case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
             list_q[o - OPT_STATE] = optarg;
             any_list_opt = 1;
@@ -731,6 +715,7 @@ int main(int argc, char **argv)
     /* Argument counts including the command; dlq checks its own. */
     static const struct { const char *name; int nargs; } cmds[] = {
         { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
+        { "report", 2 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -743,6 +728,8 @@ int main(int argc, char **argv)
         die_usage("--state, --queue, --limit and --after go with list, not %s", cmd);
     if (all && strcmp(cmd, "dlq") != 0)
         die_usage("--all goes with dlq replay and dlq purge, not %s", cmd);
+    if (xml && strcmp(cmd, "report") != 0)
+        die_usage("--xml goes with report, not %s", cmd);
     if (ctl_parse_url(&ctl) != 0)
         die_usage("bad manager URL '%s' (expected http://HOST[:PORT][/PATH])", ctl.url);
 
@@ -763,6 +750,8 @@ int main(int argc, char **argv)
         free(id);
     } else if (strcmp(cmd, "dlq") == 0) {
         code = cmd_dlq(&ctl, nargs - 1, args + 1, all);
+    } else if (strcmp(cmd, "report") == 0) {
+        code = cmd_report(&ctl, args[1], xml);
     } else {
         code = cmd_health(&ctl);
     }

@@ -51,6 +51,8 @@ struct req {
 
 /* Each reply_* answers the request and frees q (and decrements inflight). */
 void reply_raw(struct req *q, int status, const char *body, size_t len);
+/* reply_raw with another Content-Type (the XML of a test report). */
+void reply_typed(struct req *q, int status, const char *content_type, const char *body, size_t len);
 /* Takes the reference to j. */
 void reply_json(struct req *q, int status, json_t *j);
 void reply_error(struct req *q, int status, const char *msg);

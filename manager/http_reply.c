@@ -71,9 +71,14 @@ json_t *req_body_json(struct req *q)
 
 void reply_raw(struct req *q, int status, const char *body, size_t len)
 {
+    reply_typed(q, status, "application/json", body, len);
+}
+
+void reply_typed(struct req *q, int status, const char *content_type, const char *body, size_t len)
+{
     struct evhttp_request *r = q->r;
     struct evkeyvalq *h = evhttp_request_get_output_headers(r);
-    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Content-Type", content_type);
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, body, len);
     evbuffer_add(b, "\n", 1);

@@ -65,5 +65,8 @@ void dlq_purge(struct req *q, const struct route_args *a);
 void dlq_replay(struct req *q, const struct route_args *a);
 /* http_replay.c */
 void replay_all(struct req *q, const struct route_args *a);
+/* http_reports.c */
+void reports_task(struct req *q, const struct route_args *a);
+void reports_latest(struct req *q, const struct route_args *a);
 
 #endif

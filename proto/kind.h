@@ -11,6 +11,7 @@ struct spec;
 
 #define KIND_NEEDS_COMMAND 0x1u /* the spec must carry a non-empty "command" */
 #define KIND_INSTANT 0x2u       /* nothing to run: the claim records the success */
+#define KIND_NEEDS_SECTION 0x4u /* the spec must carry the kind's section */
 
 typedef struct kind_def {
     const char *name;
@@ -46,5 +47,9 @@ char *kind_section_owners(const char *section, char *buf, size_t len);
 
 /* Section validators, one file each (kind_<name>.c). */
 int kind_sleep_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
+/* kind_testing.c; max_report_bytes is bounded by these (default 16 MiB, JUNIT_FILE_MAX_DEFAULT) */
+#define KIND_TESTING_REPORT_MIN 1024
+#define KIND_TESTING_REPORT_MAX (64 * 1024 * 1024)
+int kind_testing_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
 
 #endif

@@ -519,6 +519,8 @@ static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, c
     }
     if (!s->argv && (s->kind_def->flags & KIND_NEEDS_COMMAND))
         return fail(err, errlen, pre, "command", "must be a non-empty array of strings");
+    if ((s->kind_def->flags & KIND_NEEDS_SECTION) && !json_object_get(o, s->kind_def->section))
+        return fail(err, errlen, pre, s->kind_def->section, "required for kind %s", s->kind);
     return 0;
 }
 

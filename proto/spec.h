@@ -53,6 +53,9 @@ typedef struct spec {
     long sleep_ms;
     int fail_first;
     int fail_always;
+    /* kind "testing": section "testing" (kind_testing.c) */
+    const json_t *junit;         /* array of 1..32 relative paths or glob patterns */
+    long max_report_bytes;       /* per report file; 0 = the default */
 } spec_t;
 
 /* Parse JSON text (len bytes, need not be NUL-terminated) and validate it.

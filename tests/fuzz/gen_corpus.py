@@ -3,7 +3,7 @@
 
 Seeds are small realistic inputs: valid specs of every kind with every field,
 their msgpack forms, stream envelopes, delayed members, dead-letter replies
-and HTTP requests to every route. Deterministic; rerun after a format change
+HTTP requests to every route and JUnit reports. Deterministic; rerun after a format change
 and commit the result: python3 tests/fuzz/gen_corpus.py
 """
 import json
@@ -28,7 +28,9 @@ COMMON = {"queue": "build.fast-1", "name": "step one", "workdir": "/srv/app",
 SPECS = {
     "exec": dict(kind="exec", command=["make", "-j2", "test"], **COMMON),
     "coding": dict(kind="coding", command=["python3", "gen.py", "--lang=c"], **COMMON),
-    "testing": dict(kind="testing", testing={"suite": "unit", "junit": "out/j.xml"}, **COMMON),
+    "testing": dict(kind="testing", command=["meson", "test", "-C", "build"],
+                    testing={"junit": ["build/meson-logs/testlog.junit.xml", "out/*.xml"],
+                             "max_report_bytes": 1048576}, **COMMON),
     "deploy": dict(kind="deploy", deploy={"target": "staging", "image": "app:1.2"}, **COMMON),
     "monitor": dict(kind="monitor", monitor={"url": "http://127.0.0.1/healthz", "expect": 200}, **COMMON),
     "notify": dict(kind="notify", notify={"webhook": "http://127.0.0.1/hook", "text": "done \u00e9"},
@@ -140,6 +142,21 @@ def write(fuzzer, name, data):
         f.write(data)
 
 
+JUNIT_DATA = os.path.join(HERE, "..", "data", "junit")
+
+
+def junit_seeds():
+    """fuzz_junit: the real reports of tests/data/junit and a few odd shapes."""
+    for name in ["meson-testlog.junit.xml", "ctest-output-junit.xml", "pytest-xunit2.xml",
+                 "surefire-flaky.xml", "go-junit-report.xml", "truncated.xml"]:
+        with open(os.path.join(JUNIT_DATA, name), "rb") as f:
+            write("fuzz_junit", name, f.read())
+    write("fuzz_junit", "nested.xml", b'<testsuite><testsuite><testcase name="n" classname="c" time="x">'
+          b'<error type="E"/></testcase></testsuite></testsuite>')
+    write("fuzz_junit", "latin1.xml", b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<testsuite>'
+          b'<testcase name="caf\xe9"><failure>\n\n  first line\nsecond</failure></testcase></testsuite>')
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     for name, spec in SPECS.items():
@@ -153,6 +170,7 @@ def main():
     for i, text in enumerate(BAD_SPECS):
         write("fuzz_spec", f"bad-{i}.json", text.encode())
     write("fuzz_spec", "pretty.json", json.dumps(SPECS["exec"], indent=2).encode())
+    junit_seeds()
 
     # msgpack edge values: every header family once.
     edges = [pack([1, -1, 200, -200, 70000, -70000, 1 << 40, -(1 << 40), 1.5, None, True, False]),
@@ -208,6 +226,8 @@ def main():
     write(h, "get", http("GET", "/v1/tasks/" + TASK_ID))
     write(h, "cancel", http("POST", f"/v1/tasks/{TASK_ID}/cancel"))
     write(h, "checkpoints", http("GET", f"/v1/tasks/{TASK_ID}/checkpoints?limit=5"))
+    write(h, "report", http("GET", f"/v1/tasks/{TASK_ID}/report?format=summary"))
+    write(h, "reports-latest", http("GET", "/v1/reports/latest?name=step%20one&format=xml"))
     write(h, "dlq", http("GET", "/v1/dlq"))
     write(h, "dlq-queue", http("GET", "/v1/dlq/exec?limit=3"))
     write(h, "dlq-show", http("GET", "/v1/dlq/exec/1700000000000-0"))

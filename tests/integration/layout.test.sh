@@ -7,9 +7,9 @@ it_setup
 cd "$ds_root" || it_bail "cd $ds_root"
 
 # The statements that move a task between states: one module.
-writes='(UPDATE|INSERT INTO|DELETE FROM) +(tasks|task_attempts|checkpoints)\b'
+writes='(UPDATE|INSERT INTO|DELETE FROM) +(tasks|task_attempts|checkpoints|task_reports)\b'
 outside=$(grep -rnEi "$writes" agents manager common | grep -v '^common/taskdb\.c:')
-is "$outside" "" "no file outside common/taskdb.c writes tasks, task_attempts or checkpoints"
+is "$outside" "" "no file outside common/taskdb.c writes tasks, task_attempts, checkpoints or task_reports"
 ok "the pattern finds taskdb.c's statements (it is not vacuous)" \
     test "$(grep -cEi "$writes" common/taskdb.c)" -ge 10
 

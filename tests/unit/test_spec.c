@@ -224,22 +224,22 @@ static void test_kind(void **state)
     expect_error("{\"command\":[\"x\"]}", "kind: required");
     expect_error("{\"kind\":5}", "kind: must be a string");
     expect_error("{\"kind\":\"foo\"}",
-                 "kind: unknown kind \"foo\" (expected one of exec, coding, noop, sleep)");
+                 "kind: unknown kind \"foo\" (expected one of exec, coding, noop, sleep, testing)");
     /* untrusted text in messages is shortened and made printable */
     expect_error("{\"kind\":\"a\\nb\\\"c\"}",
-                 "kind: unknown kind \"a?b?c\" (expected one of exec, coding, noop, sleep)");
-    const char *kinds[] = {"exec", "coding", "noop", "sleep"};
-    for (size_t i = 0; i < 4; i++)
+                 "kind: unknown kind \"a?b?c\" (expected one of exec, coding, noop, sleep, testing)");
+    const char *kinds[] = {"exec", "coding", "noop", "sleep", "testing"};
+    for (size_t i = 0; i < 5; i++)
         assert_non_null(kind_find(kinds[i]));
     assert_null(kind_find("EXEC"));
     assert_null(kind_find(""));
     assert_null(kind_find(NULL));
     /* kinds without a handler yet are not in the registry: refused up front */
-    const char *gone[] = {"testing", "deploy", "monitor", "notify"};
-    for (size_t i = 0; i < 4; i++) {
+    const char *gone[] = {"deploy", "monitor", "notify"};
+    for (size_t i = 0; i < 3; i++) {
         char text[64], want[128];
         snprintf(text, sizeof text, "{\"kind\":\"%s\"}", gone[i]);
-        snprintf(want, sizeof want, "kind: unknown kind \"%s\" (expected one of exec, coding, noop, sleep)",
+        snprintf(want, sizeof want, "kind: unknown kind \"%s\" (expected one of exec, coding, noop, sleep, testing)",
                  gone[i]);
         expect_error(text, want);
         assert_null(kind_find(gone[i]));
@@ -487,8 +487,8 @@ static void test_objects(void **state)
     expect_error(noop_with("resource_requirements", "[]"), "resource_requirements: must be an object");
     expect_error(noop_with("resource_requirements", "null"), "resource_requirements: must be an object");
     /* the sections of kinds that left the registry left with them */
-    const char *gone[] = {"testing", "deploy", "monitor", "notify"};
-    for (size_t i = 0; i < 4; i++) {
+    const char *gone[] = {"deploy", "monitor", "notify"};
+    for (size_t i = 0; i < 3; i++) {
         char want[64];
         snprintf(want, sizeof want, "%s: unknown field", gone[i]);
         expect_error(noop_with(gone[i], "{\"anything\":[1,2,{}]}"), want);
@@ -540,7 +540,7 @@ static void test_next(void **state)
     expect_ok("{\"kind\":\"noop\",\"next\":[]}");
     expect_ok("{\"kind\":\"coding\",\"command\":[\"x\"],\"next\":[{\"kind\":\"noop\",\"next\":[{\"kind\":\"sleep\"}]}]}");
     expect_error("{\"kind\":\"coding\",\"command\":[\"x\"],\"next\":[{\"kind\":\"noop\",\"next\":[{\"kind\":\"deploy\"}]}]}",
-                 "next[0].next[0].kind: unknown kind \"deploy\" (expected one of exec, coding, noop, sleep)");
+                 "next[0].next[0].kind: unknown kind \"deploy\" (expected one of exec, coding, noop, sleep, testing)");
     expect_error("{\"kind\":\"noop\",\"next\":{}}", "next: must be an array of specs");
     expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"noop\"},{\"kind\":\"noop\"},{\"kind\":\"exec\"}]}",
                  "next[2].command: must be a non-empty array of strings");
@@ -569,6 +569,47 @@ static void test_next(void **state)
             expect_error(t, "next: 101 entries exceeds the limit of 100");
     }
     free(t);
+}
+
+/* kind testing: its section is required and names the JUnit files. */
+static void test_testing_section(void **state)
+{
+    (void)state;
+    spec_t *s = parse("{\"kind\":\"testing\",\"command\":[\"meson\",\"test\"],"
+                      "\"testing\":{\"junit\":[\"build/meson-logs/testlog.junit.xml\",\"out/*.xml\"],"
+                      "\"max_report_bytes\":1048576}}");
+    assert_non_null(s);
+    assert_int_equal(json_array_size(s->junit), 2);
+    assert_int_equal(s->max_report_bytes, 1048576);
+    spec_free(s);
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"]}", "testing: required for kind testing");
+    expect_error("{\"kind\":\"testing\",\"testing\":{\"junit\":[\"a.xml\"]}}",
+                 "command: must be a non-empty array of strings");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{}}",
+                 "testing.junit: required (the JUnit XML files the command writes)");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":[]}}",
+                 "testing.junit: must be an array of 1 to 32 paths");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":\"a.xml\"}}",
+                 "testing.junit: must be an array of 1 to 32 paths");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":[\"a.xml\",\"../etc/x.xml\"]}}",
+                 "testing.junit[1]: must not contain a \"..\" segment");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":[\"a/../../b\"]}}",
+                 "testing.junit[0]: must not contain a \"..\" segment");
+    expect_ok("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":[\"a..b/..c.xml\"]}}");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":[\"/etc/passwd\"]}}",
+                 "testing.junit[0]: must be relative to the workdir, not absolute");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":[5]}}",
+                 "testing.junit[0]: must be a string of 1 to 1024 bytes");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":[\"\"]}}",
+                 "testing.junit[0]: must be a string of 1 to 1024 bytes");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":[\"a\"],\"max_report_bytes\":1}}",
+                 "testing.max_report_bytes: must be an integer from 1024 to 67108864");
+    expect_error("{\"kind\":\"testing\",\"command\":[\"true\"],\"testing\":{\"junit\":[\"a\"],\"paths\":1}}",
+                 "testing.paths: unknown field");
+    expect_error("{\"kind\":\"exec\",\"command\":[\"true\"],\"testing\":{\"junit\":[\"a\"]}}",
+                 "testing: only allowed for kinds testing");
+    expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"testing\",\"command\":[\"true\"]}]}",
+                 "next[0].testing: required for kind testing");
 }
 
 static void test_sleep(void **state)
@@ -641,6 +682,7 @@ int main(void)
         cmocka_unit_test(test_numbers),           cmocka_unit_test(test_lists),
         cmocka_unit_test(test_objects),           cmocka_unit_test(test_retry_policy),
         cmocka_unit_test(test_next),              cmocka_unit_test(test_sleep),
+        cmocka_unit_test(test_testing_section),
         cmocka_unit_test(test_from_json_reference), cmocka_unit_test(test_small_error_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

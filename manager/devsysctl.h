@@ -1,0 +1,55 @@
+/* devsysctl: what the CLI's command files share (devsysctl.c holds main, the
+ * HTTP client and the task commands; devsysctl_report.c the report command):
+ * one blocking request per call, the exit codes, the printing helpers. */
+#ifndef DEVSYS_DEVSYSCTL_H
+#define DEVSYS_DEVSYSCTL_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+enum { EXIT_OTHER = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_REFUSED = 4 };
+
+struct ctl {
+    const char *url;       /* base URL as given, for messages */
+    char *host;            /* owned */
+    int port;
+    char *prefix;          /* owned; path prefix without trailing '/', may be "" */
+    const char *token;     /* NULL: no Authorization header */
+    int timeout_s;
+    int json;              /* --json: print raw bodies */
+    int quiet;             /* no error line when unreachable (optional calls) */
+};
+
+struct reply {
+    int done;
+    int status;            /* 0: no HTTP answer */
+    char *body;            /* owned, NUL-terminated */
+    size_t len;
+    int error_kind;        /* from the error callback, -1 if none */
+    int timed_out;
+};
+
+/* Sends one request and waits for the answer. path starts with '/' and is
+ * appended to the URL's prefix. body may be NULL. On return 0, *out holds the
+ * status and the body (caller frees out->body); on -1 the manager could not
+ * be reached and the error line has been printed. */
+int ctl_request(const struct ctl *ctl, const char *method, const char *path,
+                const char *body, size_t body_len, struct reply *out);
+/* Runs a request and interprets it: prints the raw body with --json, reports
+ * a refusal (non-2xx). Returns the parsed body (caller json_decref's; may be
+ * NULL with --json on an empty body) or NULL with *code set to the exit code. */
+json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
+                 const char *body, size_t body_len, int *code);
+/* Percent-encodes one path segment or query value; caller frees. */
+char *enc(const char *s);
+/* A scalar as text for tables and listings: strings bare, null as "-",
+ * objects and arrays as compact JSON. Caller frees. */
+char *show(const json_t *v);
+/* Prints rows (array of objects) as a table of the given columns; a column
+ * header "ATTEMPT" shows attempt/max_attempts. */
+void print_table(const json_t *rows, const char *const *heads, const char *const *keys, size_t ncol);
+
+/* devsysctl_report.c: `report ID [--xml]`; returns the exit code. */
+int cmd_report(const struct ctl *ctl, const char *id, int xml);
+
+#endif
