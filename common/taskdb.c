@@ -34,7 +34,7 @@ int taskdb_col(const PGresult *res, const char *name)
 
 /* ------------------------------------------------------------------ rows */
 
-#define ROWS_MAX_COLS 8
+#define ROWS_MAX_COLS 9
 
 enum rows_kind { ROWS_EMPTY, ROWS_CLAIM, ROWS_CLAIM_NEW, ROWS_OUTCOME, ROWS_REJECT, ROWS_LEASE, ROWS_DLQ_ENTRY,
                  ROWS_SUBMIT, ROWS_REPLAY };
@@ -394,30 +394,56 @@ void taskdb_dlq_entries(pgc_t *pg, taskdb_rows_t *r, int only_if_unset, pgc_resu
 
 /* ----------------------------------------------------------------- submit */
 
+/* A unique key (task_unique) is taken before the task is inserted, one row
+ * per distinct key of the batch (its first position), with ON CONFLICT DO
+ * UPDATE: that waits for a concurrent submit of the key to commit and locks
+ * its row, then either takes the key (devsys_unique_free, migrations/004) or
+ * keeps the holder, and RETURNING answers with whichever task holds it, so
+ * every concurrent submit gets the one id. Only the tasks that took their
+ * key (or have none) are inserted. $8 unique key, $9 its period in seconds
+ * (NULL: while unfinished). */
 static const char submit_sql[] =
     "WITH input AS ("
     "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[],"
-    "                       $7::text[]) WITH ORDINALITY"
-    "    AS t(id, queue, kind, spec, max_attempts, priority, ikey, ord)),"
+    "                       $7::text[], $8::text[], $9::float8[]) WITH ORDINALITY"
+    "    AS t(id, queue, kind, spec, max_attempts, priority, ikey, ukey, ufor, ord)),"
+    " uq AS ("
+    "  INSERT INTO task_unique AS u (key, task_id, expires_at)"
+    "  SELECT DISTINCT ON (ukey) ukey, id, now() + ufor * interval '1 second' FROM input"
+    "   WHERE ukey IS NOT NULL ORDER BY ukey, ord"
+    "  ON CONFLICT (key) DO UPDATE SET (task_id, expires_at) = (SELECT"
+    "    CASE WHEN f.free THEN EXCLUDED.task_id ELSE u.task_id END,"
+    "    CASE WHEN f.free THEN EXCLUDED.expires_at ELSE u.expires_at END"
+    "   FROM (SELECT devsys_unique_free(u.task_id, u.expires_at) AS free) f)"
+    "  RETURNING u.key, u.task_id),"
     " ins AS ("
     "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key, published_at)"
-    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey, now() FROM input ORDER BY ord"
+    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey, now() FROM input"
+    "   WHERE ukey IS NULL OR id IN (SELECT task_id FROM uq) ORDER BY ord"
     "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id)"
-    " SELECT i.ord, COALESCE(ins.id, t.id) AS id, ins.id IS NOT NULL AS created,"
-    "  COALESCE(t.state, 'queued') AS state"
+    " SELECT i.ord, COALESCE(ins.id, t.id, CASE WHEN uq.task_id <> i.id THEN uq.task_id END) AS id,"
+    "  ins.id IS NOT NULL AS created,"
+    "  COALESCE(t.state, (SELECT h.state FROM tasks h WHERE h.id = uq.task_id AND ins.id IS NULL),"
+    "   'queued') AS state"
     " FROM input i LEFT JOIN ins ON ins.id = i.id"
     " LEFT JOIN tasks t ON ins.id IS NULL AND t.idempotency_key = i.ikey"
-    " WHERE i.ikey IS NULL OR i.ord = (SELECT min(i2.ord) FROM input i2 WHERE i2.ikey = i.ikey)"
+    " LEFT JOIN uq ON uq.key = i.ukey"
+    " WHERE (i.ikey IS NULL OR i.ord = (SELECT min(i2.ord) FROM input i2 WHERE i2.ikey = i.ikey))"
     " ORDER BY i.ord";
 
 void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
-                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key)
+                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key,
+                       const char *unique_key, double unique_for_s)
 {
-    pgarr_t **c = row(r, ROWS_SUBMIT, 7);
+    pgarr_t **c = row(r, ROWS_SUBMIT, 9);
     add_task(c, id, queue, kind, spec_json);
     pgarr_add_long(c[4], max_attempts);
     pgarr_add_long(c[5], priority);
     pgarr_add(c[6], idempotency_key);
+    pgarr_add(c[7], unique_key);
+    char f[32];
+    snprintf(f, sizeof f, "%.17g", unique_for_s);
+    pgarr_add(c[8], unique_key && unique_for_s > 0 ? f : NULL);
 }
 
 void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg)

@@ -89,12 +89,15 @@ void taskdb_dlq_entries(pgc_t *pg, taskdb_rows_t *r, int only_if_unset, pgc_resu
 /* ---------------------------------------------------------------- manager */
 
 /* Submit: insert queued tasks (published now), in the order added; a task
- * whose idempotency_key exists is not inserted, the existing one answers.
+ * whose idempotency_key exists is not inserted, the existing one answers;
+ * so does the task holding its unique_key (NULL: none; unique_for_s > 0:
+ * held that many seconds from its submit, else while it is unfinished).
  * Result, by ord (1-based position of the row added; a key repeated in the
  * batch answers once, at its first position): ord; id (NULL while another
  * submit of that key is in flight); created (t/f); state. */
 void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
-                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key);
+                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key,
+                       const char *unique_key, double unique_for_s);
 void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg);
 
 /* A submit's publish failed: mark the queued task's entry lost, so the
