@@ -58,7 +58,36 @@ typedef void queue_entries_fn(void *arg, const char *err, const queue_entry_t *e
 /* "<prefix>:{<queue>}:<suffix>" into buf; returns buf. suffix: stream, delayed, dlq. */
 char *queue_key(char *buf, size_t cap, const char *prefix, const char *queue, const char *suffix);
 
-/* XADD the v1 envelope of a task to its queue's stream. fn gets the entry id. */
+/* ---- priority levels: one stream per level (the contract agents read by)
+ * A task's level comes from its spec's "priority" (-100..100): > 0 high,
+ * 0 or absent normal, < 0 low. Each level of queue Q is a stream of its own,
+ * in the same hash slot, each with the consumer group "agents":
+ *   high    <prefix>:{Q}:stream:high
+ *   normal  <prefix>:{Q}:stream          (unchanged: existing users and
+ *                                         redis-cli XADD pushes land here)
+ *   low     <prefix>:{Q}:stream:low
+ * The manager publishes (submit, reconciler republish, DLQ replay) to the
+ * stream of the spec's level; the DLQ and the delayed set stay one per
+ * queue. An entry pushed by hand goes where it was pushed, whatever its
+ * spec says. Agents take strictly by level: new entries from high first,
+ * then normal, then low, so 10,000 queued low tasks never delay a high one
+ * (an agent reads COUNT n from high, and only with room left from the next
+ * level: XREADGROUP over the three keys returns each key's entries, so ask
+ * one level at a time, or all three and start those of the higher levels
+ * first). Ack, retry, bury and keep-alive go to the stream the entry was
+ * read from (queue_entry_t.stream). */
+enum queue_level { QUEUE_HIGH, QUEUE_NORMAL, QUEUE_LOW, QUEUE_LEVELS };
+
+/* The level of a priority, and of a spec (its "priority"; normal without). */
+enum queue_level queue_level_of(long priority);
+enum queue_level queue_spec_level(const json_t *spec);
+/* "high", "normal", "low". */
+const char *queue_level_name(enum queue_level level);
+/* The stream key of queue's level into buf; returns buf. */
+char *queue_stream_key(char *buf, size_t cap, const char *prefix, const char *queue, enum queue_level level);
+
+/* XADD the v1 envelope of a task to the stream of its spec's priority level
+ * (above). fn gets the entry id. */
 int queue_publish(rc_t *rc, const char *prefix, const char *queue, const char *id, const char *kind,
                   long attempt, long long enqueued_at, const json_t *spec, queue_id_fn *fn, void *arg);
 
@@ -123,7 +152,8 @@ struct dead_letter {
 int queue_bury(rc_t *rc, const char *prefix, const char *queue, const char *entry_id,
                const struct dead_letter *dl, queue_id_fn *fn, void *arg);
 
-/* One Lua script: XADD a fresh envelope to the stream and XDEL the DLQ entry
+/* One Lua script: XADD a fresh envelope to the stream of the spec's priority
+ * level and XDEL the DLQ entry
  * (dlq_entry NULL: only the XADD). fn gets the new stream entry id. */
 int queue_replay(rc_t *rc, const char *prefix, const char *queue, const char *dlq_entry, const char *id,
                  const char *kind, const json_t *spec, queue_id_fn *fn, void *arg);
@@ -158,6 +188,9 @@ int queue_autoclaim(rc_t *rc, const char *prefix, const char *queue, const char 
 /* XRANGE <stream> - + COUNT 1: fn gets the id of the stream's first entry,
  * NULL (with err "") when the stream is missing or empty. */
 int queue_stream_first(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg);
+/* The same for the stream of one priority level. */
+int queue_stream_first_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                          queue_id_fn *fn, void *arg);
 
 /* ---------------------------------------------------------- queue_dlq.c */
 

@@ -556,20 +556,23 @@ void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *a
  *     queue without agents does not collect a copy per interval. */
 #define STALE(col) "coalesce(" col ", created_at) < now() - $1::float8 * interval '1 second'"
 #define GONE(col) "($3::float8 IS NULL OR " col " < to_timestamp($3::float8 / 1000))"
+/* $4: the priority level probed (sign of priority: 1 high, 0 normal, -1 low;
+ * each level has its own stream, queue.h), NULL for all. */
+#define LEVEL " AND ($4::int IS NULL OR sign(priority) = $4::int)"
 static const char *const republish_sql[TASKDB_REPUBLISH_N] = {
     [TASKDB_REPUBLISH_QUEUED] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2"
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2" LEVEL
         "   AND " STALE("published_at") " AND " GONE("coalesce(published_at, created_at)")
         "   ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
         " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" REPUBLISH_RETURNING,
     [TASKDB_REPUBLISH_RETRYING] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'retrying' AND queue = $2"
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'retrying' AND queue = $2" LEVEL
         "   AND next_attempt_at < now() - $1::float8 * interval '1 second'"
         "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
         "   ORDER BY next_attempt_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
         " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" REPUBLISH_RETURNING,
     [TASKDB_REPUBLISH_RUNNING] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'running' AND queue = $2"
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'running' AND queue = $2" LEVEL
         "   AND lease_expires_at < now() - $1::float8 * interval '1 second'"
         "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
         "   ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
@@ -587,10 +590,10 @@ void taskdb_republish_queues(pgc_t *pg, const char *after_s, pgc_result_fn *fn, 
 }
 
 void taskdb_republish_claim(pgc_t *pg, enum taskdb_republish rule, const char *after_s, const char *queue,
-                            const char *first_ms, pgc_result_fn *fn, void *arg)
+                            const char *level, const char *first_ms, pgc_result_fn *fn, void *arg)
 {
-    const char *p[3] = {after_s, queue, first_ms};
-    pgc_query(pg, republish_sql[rule], 3, p, fn, arg);
+    const char *p[4] = {after_s, queue, first_ms, level};
+    pgc_query(pg, republish_sql[rule], 4, p, fn, arg);
 }
 
 void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_result_fn *fn, void *arg)

@@ -132,11 +132,13 @@ enum taskdb_republish { TASKDB_REPUBLISH_QUEUED, TASKDB_REPUBLISH_RETRYING, TASK
 /* Queues holding tasks some rule may republish. Result: queue. */
 void taskdb_republish_queues(pgc_t *pg, const char *after_s, pgc_result_fn *fn, void *arg);
 /* Take up to 1000 tasks of queue the rule finds lost (published_at = now,
- * so no other manager takes them too). first_ms: the stream's first entry
- * in ms minus a slack, NULL when the stream is missing or empty.
+ * so no other manager takes them too). level: the priority level whose
+ * stream was probed, as the sign of priority ("1", "0", "-1"; NULL: all).
+ * first_ms: that stream's first entry in ms minus a slack, NULL when the
+ * stream is missing or empty.
  * Result: id, queue, kind, attempt, spec. */
 void taskdb_republish_claim(pgc_t *pg, enum taskdb_republish rule, const char *after_s, const char *queue,
-                            const char *first_ms, pgc_result_fn *fn, void *arg);
+                            const char *level, const char *first_ms, pgc_result_fn *fn, void *arg);
 /* Take the dead tasks among ids (an array literal) whose letter is missing
  * from the DLQ, to bury them again (published_at = now). Result, the dead
  * letter's fields: id, kind, queue, attempts, error, failed_at, agent,
