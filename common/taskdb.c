@@ -416,6 +416,9 @@ static const char submit_sql[] =
     "    CASE WHEN f.free THEN EXCLUDED.expires_at ELSE u.expires_at END"
     "   FROM (SELECT devsys_unique_free(u.task_id, u.expires_at) AS free) f)"
     "  RETURNING u.key, u.task_id),"
+    /* every queue submitted to gets a queue_settings row (defaults), so
+     * GET /v1/queues lists it without scanning tasks */
+    " reg AS (INSERT INTO queue_settings (queue) SELECT DISTINCT queue FROM input ON CONFLICT DO NOTHING),"
     " ins AS ("
     "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key, published_at)"
     "  SELECT id, queue, kind, spec, max_attempts, priority, ikey, now() FROM input"
@@ -449,6 +452,26 @@ void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, cons
 void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg)
 {
     rows_send(pg, submit_sql, r, ROWS_SUBMIT, fn, arg);
+}
+
+static void unique_swept(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    (void)res;
+    (void)arg;
+    if (err[0])
+        log_warn("task_unique sweep: %s", err);
+}
+
+/* Keys whose hold is over, so task_unique follows the live keys, not every
+ * key ever used. A submit taking the key meanwhile locks the row; the DELETE
+ * re-checks the new holder after that lock and keeps it. */
+void taskdb_unique_sweep(pgc_t *pg)
+{
+    pgc_query(pg,
+              "DELETE FROM task_unique WHERE key IN (SELECT key FROM task_unique"
+              " WHERE devsys_unique_free(task_id, expires_at) LIMIT 10000)",
+              0, NULL, unique_swept, NULL);
 }
 
 /* Only while still queued: a task an agent already claimed has its entry. */

@@ -99,6 +99,8 @@ void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, cons
                        const char *spec_json, long max_attempts, long priority, const char *idempotency_key,
                        const char *unique_key, double unique_for_s);
 void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg);
+/* Delete up to 10000 unique keys whose hold is over (reconciler). No result. */
+void taskdb_unique_sweep(pgc_t *pg);
 
 /* A submit's publish failed: mark the queued task's entry lost, so the
  * reconciler republishes it. No result. */

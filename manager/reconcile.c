@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "pgarr.h"
 #include "queue.h"
+#include "queue_mirror.h"
 #include "taskdb.h"
 #include "xalloc.h"
 
@@ -456,6 +457,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     pgc_query(r->pg,
               "SELECT queue, count(*) FROM tasks WHERE state = 'dead' AND dlq_purged_at IS NULL GROUP BY queue",
               0, NULL, dead_queues, pass_ref(p));
+    qmirror_all(r->pg, r->rc, r->prefix); /* queue settings into Redis again: a flush heals */
+    taskdb_unique_sweep(r->pg);
     pass_unref(p);
 }
 

@@ -36,7 +36,7 @@ CREATE TABLE queue_settings (
     concurrency    integer CHECK (concurrency BETWEEN 1 AND 100000),
     rate_n         integer CHECK (rate_n BETWEEN 1 AND 1000000),
     rate_period_ms integer CHECK (rate_period_ms BETWEEN 1 AND 86400000),
-    rate_key       text,             -- spec field whose value keys the rate limit (NULL: whole queue)
+    rate_per_key   boolean NOT NULL DEFAULT false, -- one limit per value of the spec's rate_key
     updated_at     timestamptz NOT NULL DEFAULT now(),
     updated_by     text,
     CHECK ((rate_n IS NULL) = (rate_period_ms IS NULL))
