@@ -550,6 +550,10 @@ static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, c
             if (!str_ok(v, 1, 256))
                 return fail(err, errlen, pre, k, "must be a string of 1 to 256 bytes");
             s->idempotency_key = json_string_value(v);
+        } else if (strcmp(k, "rate_key") == 0) {
+            if (!str_ok(v, 1, SPEC_RATE_KEY_MAX))
+                return fail(err, errlen, pre, k, "must be a string of 1 to %d bytes", SPEC_RATE_KEY_MAX);
+            s->rate_key = json_string_value(v);
         } else if (strcmp(k, "unique") == 0) {
             if (check_unique(v, pre, s, err, errlen) < 0)
                 return -1;

@@ -13,6 +13,7 @@
 #define SPEC_ERR_MAX 256
 #define SPEC_UNIQUE_KEY_MAX 256        /* bytes of unique.key */
 #define SPEC_UNIQUE_FOR_MAX 2592000    /* unique.for_s: 30 days */
+#define SPEC_RATE_KEY_MAX 128          /* bytes of rate_key */
 
 /* The one home of a task's retry defaults: a spec without retry_policy gets
  * them, and so does the agent without DEVSYS_RETRY_*. A row inserted without
@@ -54,6 +55,9 @@ typedef struct spec {
      * (queue.h): > 0 high, 0 normal, < 0 low. */
     const char *unique_key;
     double unique_for_s;
+    /* rate_key: the bucket of a queue's per-key rate limit (a tenant, an
+     * app); NULL: the shared bucket. */
+    const char *rate_key;
     struct spec_retry retry;     /* defaults filled in */
     int has_retry_policy;        /* retry_policy was given in the spec */
     /* kinds "sleep" and "noop": section "sleep" (kind_sleep.c): {"ms": 0..86400000,
