@@ -51,9 +51,9 @@ static json_t *flat(const json_t *q)
     json_t *stats = json_object_get(q, "stats");
     json_t *conc = json_object_get(q, "concurrency");
     char *rate = rate_text(json_object_get(q, "rate"));
-    json_t *row = json_pack("{s:O,s:s,s:O,s:s}", "queue", json_object_get(q, "queue"), "paused",
+    json_t *row = json_pack("{s:O,s:s,s:o,s:s}", "queue", json_object_get(q, "queue"), "paused",
                             json_is_true(json_object_get(q, "paused")) ? "yes" : "no", "concurrency",
-                            json_is_integer(conc) ? conc : json_string("-"), "rate", rate);
+                            json_is_integer(conc) ? json_incref(conc) : json_string("-"), "rate", rate);
     free(rate);
     static const char *const counts[] = { "depth", "in_flight", "delayed", "dlq" };
     for (size_t i = 0; i < 4; i++) {
