@@ -104,6 +104,35 @@ char *queue_key(char *buf, size_t cap, const char *prefix, const char *queue, co
     return buf;
 }
 
+/* ------------------------------------------------------ priority levels */
+
+static const char *const level_suffix[QUEUE_LEVELS] = {
+    [QUEUE_HIGH] = "stream:high", [QUEUE_NORMAL] = "stream", [QUEUE_LOW] = "stream:low"};
+static const char *const level_name[QUEUE_LEVELS] = {
+    [QUEUE_HIGH] = "high", [QUEUE_NORMAL] = "normal", [QUEUE_LOW] = "low"};
+
+enum queue_level queue_level_of(long priority)
+{
+    return priority > 0 ? QUEUE_HIGH : priority < 0 ? QUEUE_LOW : QUEUE_NORMAL;
+}
+
+enum queue_level queue_spec_level(const json_t *spec)
+{
+    json_t *p = json_object_get(spec, "priority");
+    return json_is_integer(p) ? queue_level_of((long)json_integer_value(p)) : QUEUE_NORMAL;
+}
+
+const char *queue_level_name(enum queue_level level)
+{
+    return level >= 0 && level < QUEUE_LEVELS ? level_name[level] : "normal";
+}
+
+char *queue_stream_key(char *buf, size_t cap, const char *prefix, const char *queue, enum queue_level level)
+{
+    return queue_key(buf, cap, prefix, queue, level_suffix[level >= 0 && level < QUEUE_LEVELS ? level
+                                                                                              : QUEUE_NORMAL]);
+}
+
 int queue_publish(rc_t *rc, const char *prefix, const char *queue, const char *id, const char *kind,
                   long attempt, long long enqueued_at, const json_t *spec, queue_id_fn *fn, void *arg)
 {
@@ -112,7 +141,7 @@ int queue_publish(rc_t *rc, const char *prefix, const char *queue, const char *i
     size_t lens[3 + 2 * ENVELOPE_MAX_FIELDS];
     char *storage = NULL;
     argv[0] = "XADD";
-    argv[1] = queue_key(key, sizeof key, prefix, queue, "stream");
+    argv[1] = queue_stream_key(key, sizeof key, prefix, queue, queue_spec_level(spec));
     argv[2] = "*";
     for (int i = 0; i < 3; i++)
         lens[i] = strlen(argv[i]);

@@ -6,7 +6,8 @@
  *   queue_retry.c  the Lua scripts of a task's life: retry, promote, bury, replay, keep-alive
  *   queue_read.c   XREADGROUP, XAUTOCLAIM, first entry, and the one stream-entry decoder
  *   queue_dlq.c    dead-letter streams: length, range, delete, clear, absent check
- *   queue_ctl.c    the control stream (cancel messages) */
+ *   queue_ctl.c    the control stream (cancel and settings messages)
+ *   queue_settings.c  per-queue controls (pause, caps, rate) mirrored for agents; queue stats */
 #ifndef DEVSYS_QUEUE_H
 #define DEVSYS_QUEUE_H
 
@@ -58,7 +59,36 @@ typedef void queue_entries_fn(void *arg, const char *err, const queue_entry_t *e
 /* "<prefix>:{<queue>}:<suffix>" into buf; returns buf. suffix: stream, delayed, dlq. */
 char *queue_key(char *buf, size_t cap, const char *prefix, const char *queue, const char *suffix);
 
-/* XADD the v1 envelope of a task to its queue's stream. fn gets the entry id. */
+/* ---- priority levels: one stream per level (the contract agents read by)
+ * A task's level comes from its spec's "priority" (-100..100): > 0 high,
+ * 0 or absent normal, < 0 low. Each level of queue Q is a stream of its own,
+ * in the same hash slot, each with the consumer group "agents":
+ *   high    <prefix>:{Q}:stream:high
+ *   normal  <prefix>:{Q}:stream          (unchanged: existing users and
+ *                                         redis-cli XADD pushes land here)
+ *   low     <prefix>:{Q}:stream:low
+ * The manager publishes (submit, reconciler republish, DLQ replay) to the
+ * stream of the spec's level; the DLQ and the delayed set stay one per
+ * queue. An entry pushed by hand goes where it was pushed, whatever its
+ * spec says. Agents take strictly by level: new entries from high first,
+ * then normal, then low, so 10,000 queued low tasks never delay a high one
+ * (an agent reads COUNT n from high, and only with room left from the next
+ * level: XREADGROUP over the three keys returns each key's entries, so ask
+ * one level at a time, or all three and start those of the higher levels
+ * first). Ack, retry, bury and keep-alive go to the stream the entry was
+ * read from (queue_entry_t.stream). */
+enum queue_level { QUEUE_HIGH, QUEUE_NORMAL, QUEUE_LOW, QUEUE_LEVELS };
+
+/* The level of a priority, and of a spec (its "priority"; normal without). */
+enum queue_level queue_level_of(long priority);
+enum queue_level queue_spec_level(const json_t *spec);
+/* "high", "normal", "low". */
+const char *queue_level_name(enum queue_level level);
+/* The stream key of queue's level into buf; returns buf. */
+char *queue_stream_key(char *buf, size_t cap, const char *prefix, const char *queue, enum queue_level level);
+
+/* XADD the v1 envelope of a task to the stream of its spec's priority level
+ * (above). fn gets the entry id. */
 int queue_publish(rc_t *rc, const char *prefix, const char *queue, const char *id, const char *kind,
                   long attempt, long long enqueued_at, const json_t *spec, queue_id_fn *fn, void *arg);
 
@@ -123,7 +153,8 @@ struct dead_letter {
 int queue_bury(rc_t *rc, const char *prefix, const char *queue, const char *entry_id,
                const struct dead_letter *dl, queue_id_fn *fn, void *arg);
 
-/* One Lua script: XADD a fresh envelope to the stream and XDEL the DLQ entry
+/* One Lua script: XADD a fresh envelope to the stream of the spec's priority
+ * level and XDEL the DLQ entry
  * (dlq_entry NULL: only the XADD). fn gets the new stream entry id. */
 int queue_replay(rc_t *rc, const char *prefix, const char *queue, const char *dlq_entry, const char *id,
                  const char *kind, const json_t *spec, queue_id_fn *fn, void *arg);
@@ -158,6 +189,9 @@ int queue_autoclaim(rc_t *rc, const char *prefix, const char *queue, const char 
 /* XRANGE <stream> - + COUNT 1: fn gets the id of the stream's first entry,
  * NULL (with err "") when the stream is missing or empty. */
 int queue_stream_first(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg);
+/* The same for the stream of one priority level. */
+int queue_stream_first_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                          queue_id_fn *fn, void *arg);
 
 /* ---------------------------------------------------------- queue_dlq.c */
 
@@ -195,6 +229,12 @@ char *queue_control_channel(char *buf, size_t cap, const char *prefix);
 /* XADD a "cancel <task_id>" message; fn gets its entry id. */
 int queue_control_cancel(rc_t *rc, const char *prefix, const char *task_id, queue_id_fn *fn, void *arg);
 
+/* XADD a "settings <queue>" message (field settings, value the queue name):
+ * the queue's settings hash changed, agents reload it now. fn gets its id.
+ * queue_control_read below reports cancels only; an agent that honours
+ * settings reads this field of the entries too. */
+int queue_control_settings(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg);
+
 /* last_id: the newest entry read (NULL when none: the block timed out);
  * task_ids: the tasks those entries cancel. */
 typedef void queue_control_fn(void *arg, const char *err, const char *last_id, const char *const *task_ids,
@@ -203,5 +243,61 @@ typedef void queue_control_fn(void *arg, const char *err, const char *last_id, c
 /* XREAD BLOCK <block_ms> of the control stream after entry id `after`. */
 int queue_control_read(rc_t *rc, const char *prefix, const char *after, int block_ms, queue_control_fn *fn,
                        void *arg);
+
+/* ----------------------------------------------------- queue_settings.c
+ * A queue's controls. PostgreSQL (table queue_settings, migrations/004) is
+ * the truth; the manager mirrors each queue's row into the Redis hash
+ *   <prefix>:{Q}:settings
+ * with the fields (decimal text; absent field = its default)
+ *   paused          "1" paused: agents take no new entry from any level of
+ *                   Q (running tasks finish); "0" (default) running
+ *   concurrency     cap on tasks of Q running at once across all agents;
+ *                   "0" (default) none
+ *   rate_n, rate_period_ms
+ *                   at most rate_n starts per rate_period_ms, cluster-wide;
+ *                   "0" (default) none
+ *   rate_per_key    "1": the rate limit applies per value of the spec's
+ *                   "rate_key" field (tasks without one share a bucket)
+ *   updated_at      ms since the epoch of the change in PostgreSQL
+ * after every change (then it appends "settings <Q>" to the control stream)
+ * and on every reconciler pass, so a Redis flush heals within
+ * DEVSYS_RECONCILE_S. A missing hash means "not mirrored yet", not "no
+ * limits": an agent keeps the settings it last read until the hash returns. */
+struct queue_settings {
+    int paused;          /* 0 or 1 */
+    long concurrency;    /* 0: no cap */
+    long rate_n;         /* 0: no rate limit */
+    long rate_period_ms; /* > 0 when rate_n is */
+    int rate_per_key;    /* 0 or 1 */
+    long long updated_at_ms;
+};
+
+/* <prefix>:{Q}:settings into buf; returns buf. */
+char *queue_settings_key(char *buf, size_t cap, const char *prefix, const char *queue);
+
+/* HSET every field of s into the queue's settings hash (one command, so an
+ * agent never reads half a change). */
+int queue_settings_write(rc_t *rc, const char *prefix, const char *queue, const struct queue_settings *s,
+                         queue_done_fn *fn, void *arg);
+
+/* found: 0 when the hash does not exist (s is then all defaults). */
+typedef void queue_settings_fn(void *arg, const char *err, const struct queue_settings *s, int found);
+
+/* HGETALL the queue's settings hash. */
+int queue_settings_read(rc_t *rc, const char *prefix, const char *queue, queue_settings_fn *fn, void *arg);
+
+/* What one queue holds in Redis, per priority level (index enum
+ * queue_level): lag (entries not yet delivered to the group; -1 when Redis
+ * cannot tell, e.g. no group yet on a non-empty stream), pending (delivered,
+ * not acked: in flight), and the queue's delayed retries and dead letters. */
+struct queue_stats {
+    long long lag[QUEUE_LEVELS], pending[QUEUE_LEVELS];
+    long long delayed, dlq;
+};
+typedef void queue_stats_fn(void *arg, const char *err, const struct queue_stats *st);
+
+/* One Lua script over the queue's keys (XINFO GROUPS of each level's stream,
+ * ZCARD delayed, XLEN dlq). */
+int queue_stats(rc_t *rc, const char *prefix, const char *queue, queue_stats_fn *fn, void *arg);
 
 #endif

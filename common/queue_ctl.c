@@ -1,5 +1,5 @@
 /* queue_ctl: the control stream "<prefix>:control" (see queue.h): the
- * manager appends "cancel <task-id>" entries, agents follow it with a
+ * manager appends "cancel <task-id>" and "settings <queue>" entries, agents follow it with a
  * blocking XREAD on a connection of their own. */
 #include "queue.h"
 
@@ -17,13 +17,20 @@ char *queue_control_channel(char *buf, size_t cap, const char *prefix)
 }
 
 /* Capped: agents read it live, and each also finds cancelled tasks when it
- * renews its leases, so old messages are worth nothing. */
-int queue_control_cancel(rc_t *rc, const char *prefix, const char *task_id, queue_id_fn *fn, void *arg)
+ * renews its leases (and settings on its periodic reload), so old messages
+ * are worth nothing. */
+static int control_add(rc_t *rc, const char *prefix, const char *field, const char *value, queue_id_fn *fn,
+                       void *arg)
 {
     char chan[256];
-    const char *argv[] = {"XADD",   queue_control_channel(chan, sizeof chan, prefix), "MAXLEN", "~", "1000", "*",
-                          "cancel", task_id};
+    const char *argv[] = {"XADD", queue_control_channel(chan, sizeof chan, prefix), "MAXLEN", "~", "1000", "*",
+                          field,  value};
     return queue_send(rc, queue_id_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
+}
+
+int queue_control_cancel(rc_t *rc, const char *prefix, const char *task_id, queue_id_fn *fn, void *arg)
+{
+    return control_add(rc, prefix, "cancel", task_id, fn, arg);
 }
 
 static void control_reply(rc_t *rc, redisReply *r, void *arg)
@@ -54,4 +61,9 @@ int queue_control_read(rc_t *rc, const char *prefix, const char *after, int bloc
     const char *argv[] = {"XREAD", "BLOCK", block, "STREAMS", queue_control_channel(chan, sizeof chan, prefix),
                           after};
     return queue_send(rc, control_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
+}
+
+int queue_control_settings(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg)
+{
+    return control_add(rc, prefix, "settings", queue, fn, arg);
 }

@@ -188,8 +188,14 @@ static void first_reply(rc_t *rc, redisReply *r, void *arg)
 
 int queue_stream_first(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg)
 {
+    return queue_stream_first_at(rc, prefix, queue, QUEUE_NORMAL, fn, arg);
+}
+
+int queue_stream_first_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                          queue_id_fn *fn, void *arg)
+{
     char stream[256];
-    const char *argv[] = {"XRANGE", queue_key(stream, sizeof stream, prefix, queue, "stream"), "-", "+", "COUNT",
-                          "1"};
+    const char *argv[] = {"XRANGE", queue_stream_key(stream, sizeof stream, prefix, queue, level), "-", "+",
+                          "COUNT", "1"};
     return queue_send(rc, first_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
 }

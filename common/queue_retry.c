@@ -179,7 +179,8 @@ int queue_replay(rc_t *rc, const char *prefix, const char *queue, const char *dl
 {
     char stream[256], dlq[256];
     const char *argv[6 + 2 * ENVELOPE_MAX_FIELDS] = {"EVAL", replay_lua, "2",
-                                                     queue_key(stream, sizeof stream, prefix, queue, "stream"),
+                                                     queue_stream_key(stream, sizeof stream, prefix, queue,
+                                                                      queue_spec_level(spec)),
                                                      queue_key(dlq, sizeof dlq, prefix, queue, "dlq")};
     size_t lens[6 + 2 * ENVELOPE_MAX_FIELDS];
     argv[5] = dlq_entry ? dlq_entry : "";

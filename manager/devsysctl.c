@@ -18,9 +18,9 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "devsysctl.h"
 #include "xalloc.h"
 
-enum { EXIT_OTHER = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_REFUSED = 4 };
 
 static const char usage_text[] =
     "usage: devsysctl [--json] [--url URL] COMMAND [ARGS]\n"
@@ -41,6 +41,11 @@ static const char usage_text[] =
     "  dlq show QUEUE ID             one dead letter (ID: DLQ entry id or task id)\n"
     "  dlq replay QUEUE ID|--all     put dead letters back on their queue\n"
     "  dlq purge QUEUE ID|--all      delete dead letters for good\n"
+    "  queues                        queues: settings, depth, in flight, delayed, DLQ\n"
+    "  queue show|pause|resume Q     one queue; stop or restart agents taking its work\n"
+    "  queue set Q [--concurrency N|none] [--rate N/PERIOD|none] [--per-key]\n"
+    "                                cap running tasks across agents; limit starts per\n"
+    "                                period (10/1s, 600/1m, 5/500ms), per spec rate_key\n"
     "  health                        the manager's view of Redis and PostgreSQL\n"
     "\n"
     "options:\n"
@@ -56,17 +61,6 @@ static const char usage_text[] =
     "exit status: 0 done, 1 other error, 2 usage error, 3 manager unreachable,\n"
     "4 the manager refused the request (its status and error are printed)\n";
 
-struct ctl {
-    const char *url;       /* base URL as given, for messages */
-    char *host;            /* owned */
-    int port;
-    char *prefix;          /* owned; path prefix without trailing '/', may be "" */
-    const char *token;     /* NULL: no Authorization header */
-    int timeout_s;
-    int json;              /* --json: print raw bodies */
-    int quiet;             /* no error line when unreachable (optional calls) */
-};
-
 struct reply {
     int done;
     int status;            /* 0: no HTTP answer */
@@ -76,7 +70,7 @@ struct reply {
     int timed_out;
 };
 
-static _Noreturn void die_usage(const char *fmt, const char *arg)
+_Noreturn void die_usage(const char *fmt, const char *arg)
 {
     fputs("devsysctl: ", stderr);
     fprintf(stderr, fmt, arg);
@@ -208,6 +202,8 @@ static int ctl_request(const struct ctl *ctl, const char *method, const char *pa
         cmd = EVHTTP_REQ_POST;
     else if (strcmp(method, "DELETE") == 0)
         cmd = EVHTTP_REQ_DELETE;
+    else if (strcmp(method, "PATCH") == 0)
+        cmd = EVHTTP_REQ_PATCH;
     if (!base)
         goto fail;
     conn = evhttp_connection_base_new(base, NULL, ctl->host, (unsigned short)ctl->port);
@@ -230,6 +226,10 @@ static int ctl_request(const struct ctl *ctl, const char *method, const char *pa
         free(auth);
     }
     if (body) {
+        /* libevent adds Content-Length by itself for POST and PUT only */
+        char *clen = xasprintf("%zu", body_len);
+        evhttp_add_header(h, "Content-Length", clen);
+        free(clen);
         evhttp_add_header(h, "Content-Type", "application/json");
         evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
     }
@@ -267,7 +267,7 @@ fail:
 }
 
 /* Percent-encodes one path segment or query value; caller frees. */
-static char *enc(const char *s)
+char *enc(const char *s)
 {
     char *e = evhttp_uriencode(s, -1, 0);
     if (!e) {
@@ -282,7 +282,7 @@ static char *enc(const char *s)
 /* Runs a request and interprets it: prints the raw body with --json, reports
  * a refusal (non-2xx). Returns the parsed body (caller json_decref's; may be
  * NULL with --json on an empty body) or NULL with *code set to the exit code. */
-static json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
+json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
                         const char *body, size_t body_len, int *code)
 {
     struct reply r;
@@ -369,7 +369,7 @@ static void print_block(const char *key, const json_t *v)
 }
 
 /* key: value for every member of obj, the known keys in a useful order first. */
-static void print_object(const json_t *obj, const char *const *order, const char *const *blocks)
+void print_object(const json_t *obj, const char *const *order, const char *const *blocks)
 {
     for (size_t i = 0; order && order[i]; i++) {
         json_t *v = json_object_get(obj, order[i]);
@@ -394,7 +394,7 @@ static void print_object(const json_t *obj, const char *const *order, const char
 
 /* Prints rows (array of objects) as a table of the given columns; a column
  * header "ATTEMPT" shows attempt/max_attempts. */
-static void print_table(const json_t *rows, const char *const *heads, const char *const *keys, size_t ncol)
+void print_table(const json_t *rows, const char *const *heads, const char *const *keys, size_t ncol)
 {
     size_t nrow = json_array_size(rows);
     char **cell = xcalloc((nrow + 1) * ncol, sizeof(*cell));
@@ -587,7 +587,7 @@ static int cmd_list(const struct ctl *ctl, const char *const q[4])
 
 /* For actions whose answer shape is the manager's business (cancel, replay,
  * purge): the one-line verdict, then whatever scalar fields it sent back. */
-static int cmd_action(const struct ctl *ctl, const char *method, const char *path, const char *done)
+int cmd_action(const struct ctl *ctl, const char *method, const char *path, const char *done)
 {
     int code;
     json_t *doc = ctl_call(ctl, method, path, NULL, 0, &code);
@@ -681,16 +681,20 @@ static int cmd_health(const struct ctl *ctl)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL };
+    enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_CONC, OPT_RATE,
+           OPT_PER_KEY };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
         { "queue", required_argument, NULL, OPT_QUEUE }, { "limit", required_argument, NULL, OPT_LIMIT },
         { "after", required_argument, NULL, OPT_AFTER }, { "all", no_argument, NULL, OPT_ALL },
+        { "concurrency", required_argument, NULL, OPT_CONC }, { "rate", required_argument, NULL, OPT_RATE },
+        { "per-key", no_argument, NULL, OPT_PER_KEY },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[4] = { NULL, NULL, NULL, NULL };
+    struct queue_set_opts qs = { NULL, NULL, 0 };
     int all = 0, any_list_opt = 0, o;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -699,6 +703,9 @@ int main(int argc, char **argv)
         case OPT_JSON: ctl.json = 1; break;
         case OPT_URL: ctl.url = optarg; break;
         case OPT_ALL: all = 1; break;
+        case OPT_CONC: qs.concurrency = optarg; break;
+        case OPT_RATE: qs.rate = optarg; break;
+        case OPT_PER_KEY: qs.per_key = 1; break;
         case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
             list_q[o - OPT_STATE] = optarg;
             any_list_opt = 1;
@@ -731,6 +738,7 @@ int main(int argc, char **argv)
     /* Argument counts including the command; dlq checks its own. */
     static const struct { const char *name; int nargs; } cmds[] = {
         { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
+        { "queues", 1 }, { "queue", 3 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -743,6 +751,8 @@ int main(int argc, char **argv)
         die_usage("--state, --queue, --limit and --after go with list, not %s", cmd);
     if (all && strcmp(cmd, "dlq") != 0)
         die_usage("--all goes with dlq replay and dlq purge, not %s", cmd);
+    if ((qs.concurrency || qs.rate || qs.per_key) && !(strcmp(cmd, "queue") == 0 && strcmp(args[1], "set") == 0))
+        die_usage("--concurrency, --rate and --per-key go with queue set, not %s", cmd);
     if (ctl_parse_url(&ctl) != 0)
         die_usage("bad manager URL '%s' (expected http://HOST[:PORT][/PATH])", ctl.url);
 
@@ -763,6 +773,10 @@ int main(int argc, char **argv)
         free(id);
     } else if (strcmp(cmd, "dlq") == 0) {
         code = cmd_dlq(&ctl, nargs - 1, args + 1, all);
+    } else if (strcmp(cmd, "queues") == 0) {
+        code = cmd_queues(&ctl);
+    } else if (strcmp(cmd, "queue") == 0) {
+        code = cmd_queue(&ctl, args[1], args[2], &qs);
     } else {
         code = cmd_health(&ctl);
     }

@@ -66,4 +66,11 @@ void dlq_replay(struct req *q, const struct route_args *a);
 /* http_replay.c */
 void replay_all(struct req *q, const struct route_args *a);
 
+/* http_queues.c */
+void queues_list(struct req *q, const struct route_args *a);
+void queues_get(struct req *q, const struct route_args *a);
+void queues_pause(struct req *q, const struct route_args *a);
+void queues_resume(struct req *q, const struct route_args *a);
+void queues_settings(struct req *q, const struct route_args *a);
+
 #endif
