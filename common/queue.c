@@ -165,9 +165,15 @@ static void group_reply(rc_t *rc, redisReply *r, void *arg)
 
 int queue_ensure_group(rc_t *rc, const char *prefix, const char *queue, queue_done_fn *fn, void *arg)
 {
+    return queue_ensure_group_at(rc, prefix, queue, QUEUE_NORMAL, fn, arg);
+}
+
+int queue_ensure_group_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                          queue_done_fn *fn, void *arg)
+{
     char key[256];
-    const char *argv[] = {"XGROUP", "CREATE", queue_key(key, sizeof key, prefix, queue, "stream"), QUEUE_GROUP,
-                          "0", "MKSTREAM"};
+    const char *argv[] = {"XGROUP", "CREATE", queue_stream_key(key, sizeof key, prefix, queue, level),
+                          QUEUE_GROUP, "0", "MKSTREAM"};
     return queue_send(rc, group_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
 }
 
@@ -180,10 +186,16 @@ int queue_ping(rc_t *rc, queue_done_fn *fn, void *arg)
 int queue_ack(rc_t *rc, const char *prefix, const char *queue, const char *const *ids, size_t n,
               queue_done_fn *fn, void *arg)
 {
+    return queue_ack_at(rc, prefix, queue, QUEUE_NORMAL, ids, n, fn, arg);
+}
+
+int queue_ack_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, const char *const *ids,
+                 size_t n, queue_done_fn *fn, void *arg)
+{
     char key[256];
     const char **argv = xmalloc((n + 3) * sizeof *argv);
     argv[0] = "XACK";
-    argv[1] = queue_key(key, sizeof key, prefix, queue, "stream");
+    argv[1] = queue_stream_key(key, sizeof key, prefix, queue, level);
     argv[2] = QUEUE_GROUP;
     memcpy(argv + 3, ids, n * sizeof *ids);
     int rv = queue_send(rc, queue_done_reply, (queue_fn *)fn, arg, (int)(n + 3), argv, NULL);
@@ -219,8 +231,14 @@ static const char trim_lua[] =
 
 int queue_trim(rc_t *rc, const char *prefix, const char *queue, queue_count_fn *fn, void *arg)
 {
+    return queue_trim_at(rc, prefix, queue, QUEUE_NORMAL, fn, arg);
+}
+
+int queue_trim_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, queue_count_fn *fn,
+                  void *arg)
+{
     char key[256];
-    const char *argv[4] = {"EVAL", trim_lua, "1", queue_key(key, sizeof key, prefix, queue, "stream")};
+    const char *argv[4] = {"EVAL", trim_lua, "1", queue_stream_key(key, sizeof key, prefix, queue, level)};
     return queue_send(rc, queue_count_reply, (queue_fn *)fn, arg, 4, argv, NULL);
 }
 

@@ -7,7 +7,8 @@
  *   queue_read.c   XREADGROUP, XAUTOCLAIM, first entry, and the one stream-entry decoder
  *   queue_dlq.c    dead-letter streams: length, range, delete, clear, absent check
  *   queue_ctl.c    the control stream (cancel and settings messages)
- *   queue_settings.c  per-queue controls (pause, caps, rate) mirrored for agents; queue stats */
+ *   queue_settings.c  per-queue controls (pause, caps, rate) mirrored for agents; queue stats
+ *   queue_limits.c    holding the cap and the rate across agents (admit, release, extend) */
 #ifndef DEVSYS_QUEUE_H
 #define DEVSYS_QUEUE_H
 
@@ -96,6 +97,10 @@ int queue_publish(rc_t *rc, const char *prefix, const char *queue, const char *i
  * before any agent existed are delivered. BUSYGROUP is success (err ""). */
 int queue_ensure_group(rc_t *rc, const char *prefix, const char *queue, queue_done_fn *fn, void *arg);
 
+/* The same for the stream of one priority level (agents create all three). */
+int queue_ensure_group_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                          queue_done_fn *fn, void *arg);
+
 /* PING: answered after every command sent before it on this connection, so
  * its callback says that all their callbacks have run. */
 int queue_ping(rc_t *rc, queue_done_fn *fn, void *arg);
@@ -104,11 +109,19 @@ int queue_ping(rc_t *rc, queue_done_fn *fn, void *arg);
 int queue_ack(rc_t *rc, const char *prefix, const char *queue, const char *const *ids, size_t n,
               queue_done_fn *fn, void *arg);
 
+/* queue_ack on the stream of one priority level. */
+int queue_ack_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, const char *const *ids,
+                 size_t n, queue_done_fn *fn, void *arg);
+
 /* One Lua script: XTRIM MINID at the oldest id still pending in any group, or
  * just past the last delivered id when nothing is pending. Entries never
  * delivered are never removed; no XDEL, so XINFO GROUPS lag stays exact.
  * fn gets the number of entries removed. */
 int queue_trim(rc_t *rc, const char *prefix, const char *queue, queue_count_fn *fn, void *arg);
+
+/* queue_trim of the stream of one priority level. */
+int queue_trim_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, queue_count_fn *fn,
+                  void *arg);
 
 /* Now as ISO 8601 UTC with milliseconds (2026-01-31T12:00:00.123Z) into buf; returns buf. */
 char *queue_iso_now(char *buf, size_t cap);
@@ -130,13 +143,19 @@ int queue_retry(rc_t *rc, const char *prefix, const char *queue, const char *ent
                 const char *id, const char *kind, long attempt, const json_t *spec, queue_done_fn *fn,
                 void *arg);
 
+/* queue_retry of an entry read from the stream of one priority level. */
+int queue_retry_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, const char *entry_id,
+                   long long delay_ms, const char *id, const char *kind, long attempt, const json_t *spec,
+                   queue_done_fn *fn, void *arg);
+
 /* moved: envelopes moved to the stream; set_aside: malformed members moved to
  * the DLQ instead, why[0..nwhy) one "<why> (id <id>)" each. */
 typedef void queue_promote_fn(void *arg, const char *err, long long moved, long long set_aside,
                               const char *const *why, size_t nwhy);
 
 /* One Lua script: move up to limit due envelopes from delayed to the stream
- * (ZRANGEBYSCORE + XADD + ZREM). Safe when several agents run it at once.
+ * of their spec's priority level (ZRANGEBYSCORE + XADD + ZREM), so a retried
+ * high task stays high. Safe when several agents run it at once.
  * A malformed member (not a msgpack array of field/value strings with id and
  * spec) is moved to the DLQ instead, with error "delayed member: <why>",
  * source "delayed" and agent = agent. */
@@ -153,6 +172,10 @@ struct dead_letter {
 int queue_bury(rc_t *rc, const char *prefix, const char *queue, const char *entry_id,
                const struct dead_letter *dl, queue_id_fn *fn, void *arg);
 
+/* queue_bury of an entry read from the stream of one priority level. */
+int queue_bury_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, const char *entry_id,
+                  const struct dead_letter *dl, queue_id_fn *fn, void *arg);
+
 /* One Lua script: XADD a fresh envelope to the stream of the spec's priority
  * level and XDEL the DLQ entry
  * (dlq_entry NULL: only the XADD). fn gets the new stream entry id. */
@@ -164,6 +187,10 @@ int queue_replay(rc_t *rc, const char *prefix, const char *queue, const char *dl
  * and without taking back an entry another agent already recovered. */
 int queue_keepalive(rc_t *rc, const char *prefix, const char *queue, const char *consumer,
                     const char *const *ids, size_t n, queue_done_fn *fn, void *arg);
+
+/* queue_keepalive on the stream of one priority level. */
+int queue_keepalive_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                       const char *consumer, const char *const *ids, size_t n, queue_done_fn *fn, void *arg);
 
 /* --------------------------------------------------------- queue_read.c */
 
@@ -177,6 +204,13 @@ int queue_read_group(rc_t *rc, const char *prefix, const char *const *queues, co
                      size_t n, const char *consumer, int count, int block_ms, queue_entries_fn *fn,
                      void *arg);
 
+/* The same over streams of any level: stream i is queues[i]'s stream of
+ * levels[i] (levels NULL: all normal). block_ms < 0: no BLOCK (answers at
+ * once, with what is there). */
+int queue_read_levels(rc_t *rc, const char *prefix, const char *const *queues, const enum queue_level *levels,
+                      const char *const *from, size_t n, const char *consumer, int count, int block_ms,
+                      queue_entries_fn *fn, void *arg);
+
 /* cursor: where the next call starts; entries: those taken over; ndeleted:
  * pending ids that were gone from the stream (Redis 7 lists them apart). */
 typedef void queue_claimed_fn(void *arg, const char *err, const char *cursor, const queue_entry_t *entries,
@@ -185,6 +219,11 @@ typedef void queue_claimed_fn(void *arg, const char *err, const char *cursor, co
 /* XAUTOCLAIM <stream> agents <consumer> <min_idle_ms> <start> COUNT <count>. */
 int queue_autoclaim(rc_t *rc, const char *prefix, const char *queue, const char *consumer, long long min_idle_ms,
                     const char *start, int count, queue_claimed_fn *fn, void *arg);
+
+/* XAUTOCLAIM on the stream of one priority level. */
+int queue_autoclaim_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                       const char *consumer, long long min_idle_ms, const char *start, int count,
+                       queue_claimed_fn *fn, void *arg);
 
 /* XRANGE <stream> - + COUNT 1: fn gets the id of the stream's first entry,
  * NULL (with err "") when the stream is missing or empty. */
@@ -231,14 +270,26 @@ int queue_control_cancel(rc_t *rc, const char *prefix, const char *task_id, queu
 
 /* XADD a "settings <queue>" message (field settings, value the queue name):
  * the queue's settings hash changed, agents reload it now. fn gets its id.
- * queue_control_read below reports cancels only; an agent that honours
- * settings reads this field of the entries too. */
+ * queue_control_read reports them. */
 int queue_control_settings(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg);
 
-/* last_id: the newest entry read (NULL when none: the block timed out);
- * task_ids: the tasks those entries cancel. */
-typedef void queue_control_fn(void *arg, const char *err, const char *last_id, const char *const *task_ids,
-                              size_t n);
+/* XADD a "slot <queue>" message: a task of a queue with a concurrency cap
+ * finished and gave its slot back; agents waiting for one try again. */
+int queue_control_slot(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg);
+
+/* What the entries read carry, by field: cancel (task ids), settings and
+ * slot (queue names). */
+struct queue_control_msgs {
+    const char *const *cancel;
+    size_t ncancel;
+    const char *const *settings;
+    size_t nsettings;
+    const char *const *slot;
+    size_t nslot;
+};
+
+/* last_id: the newest entry read (NULL when none: the block timed out). */
+typedef void queue_control_fn(void *arg, const char *err, const char *last_id, const struct queue_control_msgs *m);
 
 /* XREAD BLOCK <block_ms> of the control stream after entry id `after`. */
 int queue_control_read(rc_t *rc, const char *prefix, const char *after, int block_ms, queue_control_fn *fn,
@@ -299,5 +350,36 @@ typedef void queue_stats_fn(void *arg, const char *err, const struct queue_stats
 /* One Lua script over the queue's keys (XINFO GROUPS of each level's stream,
  * ZCARD delayed, XLEN dlq). */
 int queue_stats(rc_t *rc, const char *prefix, const char *queue, queue_stats_fn *fn, void *arg);
+
+/* ------------------------------------------------------- queue_limits.c
+ * Holding a queue's concurrency cap and rate limit across agents, in Redis:
+ *   <prefix>:{Q}:running        ZSET: one member per task holding a slot,
+ *                               score = its lease expiry (ms, Redis clock),
+ *                               so a crashed agent's slots expire
+ *   <prefix>:{Q}:rate           ZSET: the starts of the last period (sliding
+ *   <prefix>:{Q}:rate:<key>     window log; per key when rate_per_key) */
+
+/* granted[i]: 1 when member i may start now (it holds a slot and used a
+ * start of the rate window). wait_ms: when some were refused by the rate,
+ * the ms until the window frees a start; -1 when refused by the cap only
+ * (wait for a slot to be released); 0 when all were granted. */
+typedef void queue_admit_fn(void *arg, const char *err, const unsigned char *granted, size_t n, long long wait_ms);
+
+/* One Lua script, in order of members (the caller puts higher levels
+ * first): drop expired slots and old starts, then grant each member while
+ * the cap has a free slot and its rate bucket (rate_keys[i]: NULL or "" =
+ * the queue's shared bucket) has a start left. cap, rate_n: 0 = none. */
+int queue_admit(rc_t *rc, const char *prefix, const char *queue, const char *const *members,
+                const char *const *rate_keys, size_t n, long cap, long rate_n, long rate_period_ms, long lease_ms,
+                queue_admit_fn *fn, void *arg);
+
+/* ZREM a slot; fn gets 1 when it was held (then the caller sends
+ * queue_control_slot so that waiting agents try again). */
+int queue_slot_release(rc_t *rc, const char *prefix, const char *queue, const char *member, queue_count_fn *fn,
+                       void *arg);
+
+/* ZADD XX: the slots' leases run lease_ms from now (Redis clock). */
+int queue_slot_extend(rc_t *rc, const char *prefix, const char *queue, const char *const *members, size_t n,
+                      long lease_ms, queue_done_fn *fn, void *arg);
 
 #endif

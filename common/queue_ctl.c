@@ -38,18 +38,26 @@ static void control_reply(rc_t *rc, redisReply *r, void *arg)
     (void)rc;
     struct queue_call c = queue_call_take(arg);
     const char *err = queue_reply_err(r);
-    size_t n = 0, ncancel = 0;
+    size_t n = 0;
     queue_entry_t *e = err[0] ? NULL : queue_decode_streams(r, &n);
     size_t nfields = 0;
     for (size_t i = 0; i < n; i++)
         nfields += e[i].nfields;
-    const char **ids = xmalloc((nfields + 1) * sizeof *ids);
+    /* one array per message kind, each large enough for every field */
+    static const char *const kinds[3] = {"cancel", "settings", "slot"};
+    const char **v[3];
+    size_t nv[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++)
+        v[k] = xmalloc((nfields + 1) * sizeof *v[k]);
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < e[i].nfields; k++)
-            if (strcmp(e[i].fields[k].name, "cancel") == 0)
-                ids[ncancel++] = e[i].fields[k].val;
-    ((queue_control_fn *)c.fn)(c.arg, err, n ? e[n - 1].id : NULL, ids, ncancel);
-    free(ids);
+        for (size_t f = 0; f < e[i].nfields; f++)
+            for (int k = 0; k < 3; k++)
+                if (strcmp(e[i].fields[f].name, kinds[k]) == 0)
+                    v[k][nv[k]++] = e[i].fields[f].val;
+    struct queue_control_msgs m = {v[0], nv[0], v[1], nv[1], v[2], nv[2]};
+    ((queue_control_fn *)c.fn)(c.arg, err, n ? e[n - 1].id : NULL, &m);
+    for (int k = 0; k < 3; k++)
+        free(v[k]);
     free(e);
 }
 
@@ -66,4 +74,9 @@ int queue_control_read(rc_t *rc, const char *prefix, const char *after, int bloc
 int queue_control_settings(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg)
 {
     return control_add(rc, prefix, "settings", queue, fn, arg);
+}
+
+int queue_control_slot(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg)
+{
+    return control_add(rc, prefix, "slot", queue, fn, arg);
 }
