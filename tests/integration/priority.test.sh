@@ -8,15 +8,15 @@ it_start_manager || it_bail "start manager"
 api() { curl -sf -X "$1" -H "Authorization: Bearer $DEVSYS_TOKEN" "$DEVSYS_URL$2" ${3:+-d "$3"}; }
 it_start_agent a1 DEVSYS_QUEUES=pri DEVSYS_CONCURRENCY=4
 api POST /v1/queues/pri/pause >/dev/null || it_bail "pause"
-low=$(jq -nc '[range(0;10000) | {kind:"sleep", queue:"pri", priority:-5, sleep:{ms:20}}]')
-api POST /v1/tasks "$low" >/dev/null || it_bail "submit low"
+jq -nc '[range(0;1000) | {kind:"sleep", queue:"pri", priority:-5, sleep:{ms:20}}]' >"$IT_DIR/low.json"
+for _ in $(seq 10); do api POST /v1/tasks "@$IT_DIR/low.json" >/dev/null || it_bail "submit low"; done
 high=$(jq -nc '[range(0;10) | {kind:"sleep", queue:"pri", priority:5, sleep:{ms:20}}]')
 api POST /v1/tasks "$high" >/dev/null || it_bail "submit high"
 is "$(it_redis XLEN 'devsys:{pri}:stream:low') $(it_redis XLEN 'devsys:{pri}:stream:high')" "10000 10" \
     "10,000 low and 10 high queued"
 api POST /v1/queues/pri/resume >/dev/null
 ok "the 10 high tasks succeed" it_wait_sql 60 "SELECT count(*) FROM tasks WHERE priority > 0 AND state='succeeded'" 10
-ok "50 low tasks started" it_wait_sql 60 "SELECT count(*) FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.priority < 0" 50
+ok "50 low tasks started" it_wait_sql 60 "SELECT (count(*) >= 50)::int FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.priority < 0" 1
 api POST /v1/queues/pri/pause >/dev/null
 before=$(it_psql "SELECT count(*) FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.priority > 0
                   AND a.started_at < (SELECT started_at FROM task_attempts a2 JOIN tasks t2 ON t2.id = a2.task_id
