@@ -19,7 +19,7 @@ ok "the 10 high tasks succeed" it_wait_sql 60 "SELECT count(*) FROM tasks WHERE 
 ok "50 low tasks started" it_wait_sql 60 "SELECT (count(*) >= 50)::int FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.priority < 0" 1
 api POST /v1/queues/pri/pause >/dev/null
 before=$(it_psql "SELECT count(*) FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.priority > 0
-                  AND a.started_at < (SELECT started_at FROM task_attempts a2 JOIN tasks t2 ON t2.id = a2.task_id
+                  AND a.started_at < (SELECT a2.started_at FROM task_attempts a2 JOIN tasks t2 ON t2.id = a2.task_id
                                       WHERE t2.priority < 0 ORDER BY a2.started_at OFFSET 49 LIMIT 1)")
 is "$before" 10 "all 10 high tasks started before the 50th low one"
 
