@@ -12,7 +12,6 @@
 #include "agent_limits.h"
 
 #include "agent_internal.h"
-#include "agent_read.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
@@ -23,6 +22,11 @@
 #define ADMIT_BATCH 64
 
 static void pump(struct queue_state *q);
+
+/* agent_read_more, given at start (agent_read calls this module, not back) */
+static void (*read_more)(struct agent *ag);
+/* the core's delivered callback, also given at start */
+static void (*deliver)(struct agent *ag, struct task *list);
 
 /* --------------------------------------------------------------- settings */
 
@@ -46,7 +50,7 @@ static void on_settings(void *arg, const char *err, const struct queue_settings 
     q->set = *s;
     metric_set(q->m_paused, s->paused);
     if (resumed || first)
-        agent_read_more(ag);
+        read_more(ag);
     if (!s->paused)
         pump(q);
 }
@@ -93,8 +97,11 @@ static void gate_cb(evutil_socket_t fd, short what, void *arg)
     pump(arg);
 }
 
-void agent_limits_start(struct agent *ag)
+void agent_limits_start(struct agent *ag, void (*more)(struct agent *ag),
+                        void (*delivered)(struct agent *ag, struct task *list))
 {
+    read_more = more;
+    deliver = delivered;
     for (int i = 0; i < ag->nqueues; i++) {
         struct queue_state *q = &ag->queues[i];
         char labels[128];
@@ -154,7 +161,7 @@ static void on_admit(void *arg, const char *err, const unsigned char *granted, s
         ag->ngated--;
     }
     if (go)
-        ag->read_cbs->delivered(ag, go);
+        deliver(ag, go);
     if (q->gate) {
         if (wait_ms == 0) {
             pump(q); /* more than one batch */
@@ -164,7 +171,7 @@ static void on_admit(void *arg, const char *err, const unsigned char *granted, s
             evtimer_add(q->ev_gate, &tv);
         }
     }
-    agent_read_more(ag);
+    read_more(ag);
 }
 
 /* Ask for slots and starts for the first ADMIT_BATCH gated tasks. */
@@ -179,7 +186,7 @@ static void pump(struct queue_state *q)
         ag->ngated -= q->ngate;
         q->gate = NULL;
         q->ngate = 0;
-        ag->read_cbs->delivered(ag, list);
+        deliver(ag, list);
         return;
     }
     const char *members[ADMIT_BATCH], *keys[ADMIT_BATCH];

@@ -8,8 +8,11 @@ struct agent;
 struct queue_state;
 struct task;
 
-/* Metrics and the settings timer; settings are read at once. */
-void agent_limits_start(struct agent *ag);
+/* Metrics and the settings timer; settings are read at once. more: called
+ * when more entries may be read (a resume, an admit); delivered: the
+ * core's callback for admitted tasks. */
+void agent_limits_start(struct agent *ag, void (*more)(struct agent *ag),
+                        void (*delivered)(struct agent *ag, struct task *list));
 /* Read the settings of one queue again (control message "settings Q"). */
 void agent_limits_reload(struct agent *ag, const char *queue);
 /* A slot of queue was released somewhere (control message "slot Q"). */

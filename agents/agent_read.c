@@ -695,7 +695,7 @@ void agent_read_start(struct agent *ag, const struct agent_read_cbs *cbs)
                                         "Malformed retry envelopes moved from delayed to the DLQ");
         group_state(q, 0, "not connected to redis yet");
     }
-    agent_limits_start(ag);
+    agent_limits_start(ag, agent_read_more, cbs->delivered);
     ag->ev_groups_retry = evtimer_new(ag->base, groups_retry_cb, ag);
     rc_on_connect(ag->rc_read, on_read_connect, ag);
     rc_on_disconnect(ag->rc_read, on_read_disconnect, ag);
