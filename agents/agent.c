@@ -17,6 +17,7 @@
 #include "agent_bounds.h"
 #include "agent_claim.h"
 #include "agent_read.h"
+#include "agent_limits.h"
 #include "backoff.h"
 #include "config.h"
 #include "log.h"
@@ -106,29 +107,31 @@ static void release(struct agent *ag, struct task *list)
         struct task *t = list;
         list = t->next;
         held_remove(ag, t);
+        agent_limits_release(ag, t);
         task_free(t);
     }
     agent_read_more(ag);
 }
 
-/* XACK the entries of list whose `after` is AFTER_ACK, one command per queue. */
+/* XACK the entries of list whose `after` is AFTER_ACK, one command per stream. */
 static void ack_list(struct agent *ag, struct task *list)
 {
-    for (int qi = 0; qi < ag->nqueues; qi++) {
-        const char *ids[512];
-        size_t n = 0;
-        for (struct task *t = list; t; t = t->next) {
-            if (t->q != &ag->queues[qi] || t->after != AFTER_ACK)
-                continue;
-            ids[n++] = t->entry_id;
-            if (n == sizeof ids / sizeof *ids) {
-                queue_ack(ag->rc, ag->prefix, t->q->name, ids, n, NULL, NULL);
-                n = 0;
+    for (int qi = 0; qi < ag->nqueues; qi++)
+        for (int lv = 0; lv < QUEUE_LEVELS; lv++) {
+            const char *ids[512];
+            size_t n = 0;
+            for (struct task *t = list; t; t = t->next) {
+                if (t->q != &ag->queues[qi] || (int)t->level != lv || t->after != AFTER_ACK)
+                    continue;
+                ids[n++] = t->entry_id;
+                if (n == sizeof ids / sizeof *ids) {
+                    queue_ack_at(ag->rc, ag->prefix, t->q->name, t->level, ids, n, NULL, NULL);
+                    n = 0;
+                }
             }
+            if (n)
+                queue_ack_at(ag->rc, ag->prefix, ag->queues[qi].name, (enum queue_level)lv, ids, n, NULL, NULL);
         }
-        if (n)
-            queue_ack(ag->rc, ag->prefix, ag->queues[qi].name, ids, n, NULL, NULL);
-    }
 }
 
 struct bury_ctx {
@@ -169,7 +172,7 @@ static void bury(struct agent *ag, struct task *t)
     struct bury_ctx *b = xcalloc(1, sizeof *b);
     b->ag = ag;
     snprintf(b->task_id, sizeof b->task_id, "%s", t->env.id);
-    if (queue_bury(ag->rc, ag->prefix, t->q->name, t->entry_id, &dl, on_buried, b) < 0) {
+    if (queue_bury_at(ag->rc, ag->prefix, t->q->name, t->level, t->entry_id, &dl, on_buried, b) < 0) {
         log_warn("task %s: redis not connected, dead letter left to the reconciler", t->env.id);
         free(b);
     }
@@ -186,8 +189,8 @@ static void follow_up(struct agent *ag, struct task *list)
         if (t->after == AFTER_BURY) {
             bury(ag, t);
         } else if (t->after == AFTER_RETRY) {
-            if (queue_retry(ag->rc, ag->prefix, t->q->name, t->entry_id, t->retry_ms, t->env.id, t->spec->kind,
-                            t->attempt + 1, t->spec->json, NULL, NULL) < 0)
+            if (queue_retry_at(ag->rc, ag->prefix, t->q->name, t->level, t->entry_id, t->retry_ms, t->env.id,
+                               t->spec->kind, t->attempt + 1, t->spec->json, NULL, NULL) < 0)
                 log_warn("task %s: redis not connected, its retry is left to the reconciler", t->env.id);
         }
     }
@@ -569,9 +572,12 @@ static void parse_queues(struct agent *ag, const char *list)
         struct queue_state *q = &ag->queues[ag->nqueues++];
         q->name = xstrdup(tok);
         q->agent = ag;
-        snprintf(q->autoclaim_cursor, sizeof q->autoclaim_cursor, "0-0");
-        snprintf(q->pel_cursor, sizeof q->pel_cursor, "0-0");
-        queue_key(q->stream_key, sizeof q->stream_key, ag->prefix, q->name, "stream");
+        for (int lv = 0; lv < QUEUE_LEVELS; lv++) {
+            snprintf(q->autoclaim_cursor[lv], sizeof q->autoclaim_cursor[lv], "0-0");
+            snprintf(q->pel_cursor[lv], sizeof q->pel_cursor[lv], "0-0");
+            queue_stream_key(q->stream_key[lv], sizeof q->stream_key[lv], ag->prefix, q->name,
+                             (enum queue_level)lv);
+        }
     }
     free(copy);
     if (!ag->nqueues) {
@@ -662,6 +668,7 @@ int main(int argc, char **argv)
         held_remove(ag, t);
         task_free(t);
     }
+    agent_limits_stop(ag);
     exec_handler_shutdown();
     pgc_free(ag->pg);
     rc_free(ag->rc);

@@ -10,6 +10,7 @@
 #include "envelope.h"
 #include "handler.h"
 #include "pgc.h"
+#include "queue.h"
 #include "rc.h"
 #include "spec.h"
 
@@ -20,17 +21,26 @@ struct agent_read_cbs;
 
 struct queue_state {
     char *name;
-    char stream_key[256];
+    char stream_key[QUEUE_LEVELS][256]; /* one stream per priority level */
     int group_ready;             /* its consumer group exists: reads may start */
     char group_error[160];       /* why it is not ready (last XGROUP CREATE error) */
     struct metric *m_readable;   /* devsys_agent_queue_readable{queue=...} */
     struct metric *m_group_errors; /* devsys_agent_group_create_errors_total{queue=...} */
     struct metric *m_set_aside;  /* devsys_agent_delayed_set_aside_total{queue=...} */
     long long promote_err_at;    /* when a promote error was last logged (s) */
-    char pel_cursor[48];         /* while re-reading our own pending entries at start */
-    char autoclaim_cursor[48];
-    int autoclaiming;
+    int group_failed;            /* a level's XGROUP CREATE failed in this round */
+    char pel_cursor[QUEUE_LEVELS][48]; /* while re-reading our own pending entries at start */
+    char autoclaim_cursor[QUEUE_LEVELS][48];
+    int autoclaiming[QUEUE_LEVELS];
     struct agent *agent;
+    /* controls (agent_limits.c) */
+    struct queue_settings set;   /* as last read from <prefix>:{Q}:settings */
+    int settings_known;          /* read once (found or not): reads may start */
+    struct task *gate;           /* read, waiting for a cap slot or a rate start; by level */
+    int ngate;
+    int admitting;
+    struct event *ev_gate;       /* the next admit try (rate wait, or backstop for a slot) */
+    struct metric *m_paused;     /* devsys_agent_queue_paused{queue=...} */
 };
 
 enum task_phase { PHASE_CLAIMING, PHASE_RUNNING, PHASE_COMPLETING, PHASE_REJECTING };
@@ -39,7 +49,10 @@ enum task_phase { PHASE_CLAIMING, PHASE_RUNNING, PHASE_COMPLETING, PHASE_REJECTI
 struct task {
     struct agent *ag;
     struct queue_state *q;
+    enum queue_level level;      /* the stream it was read from */
     char entry_id[48];
+    char slot[128];              /* its member in <prefix>:{Q}:running */
+    int has_slot;                /* holds a cap slot until release */
     long long entry_ms;          /* ms part of the entry id: submit time of a hand-pushed entry */
     envelope_t env;
     spec_t *spec;                /* NULL when the entry was rejected */
@@ -88,6 +101,9 @@ struct agent {
     int slots_used;              /* tasks held from delivery until their XACK */
     int nrunning;
     int reading;
+    int rd_qi, rd_level, rd_left, rd_got; /* the read round: queue, level, budget, entries read */
+    int ngated;                  /* tasks in the queues' gates */
+    struct event *ev_settings;
     int pel_done;                /* own pending entries (a previous incarnation's) re-read */
     int stopping;
     struct task *backlog, **backlog_tail; /* claimed, waiting for a free slot */

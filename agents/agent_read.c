@@ -13,6 +13,7 @@
 
 #include "agent_internal.h"
 #include "agent_claim.h"
+#include "agent_limits.h"
 #include "kind.h"
 #include "log.h"
 #include "metrics.h"
@@ -165,42 +166,61 @@ static struct task *task_from_entry(struct agent *ag, struct queue_state *q, con
 
 /* -------------------------------------------------------------------- read */
 
-static struct queue_state *queue_by_key(struct agent *ag, const char *key, size_t len)
+/* The queue and level of a stream key. */
+static struct queue_state *queue_by_key(struct agent *ag, const char *key, enum queue_level *level)
 {
     for (int i = 0; i < ag->nqueues; i++)
-        if (strlen(ag->queues[i].stream_key) == len && memcmp(ag->queues[i].stream_key, key, len) == 0)
-            return &ag->queues[i];
+        for (int lv = 0; lv < QUEUE_LEVELS; lv++)
+            if (strcmp(ag->queues[i].stream_key[lv], key) == 0) {
+                *level = (enum queue_level)lv;
+                return &ag->queues[i];
+            }
     return NULL;
 }
 
 static void ensure_groups(struct agent *ag);
 
 /* Hands the entries of one stream (from XREADGROUP or XAUTOCLAIM) to the
- * core as one list of tasks, in delivery order. */
-static void accept_entries(struct agent *ag, struct queue_state *q, const queue_entry_t *entries, size_t n)
+ * core as one list of tasks, in delivery order; those of a capped,
+ * rate-limited or paused queue go through its gate first (rejects need no
+ * slot). */
+static void accept_entries(struct agent *ag, struct queue_state *q, enum queue_level level,
+                           const queue_entry_t *entries, size_t n)
 {
-    struct task *list = NULL, **tail = &list;
+    struct task *list = NULL, **tail = &list, *gated = NULL, **gtail = &gated;
+    /* paused: a blocking read under way when the pause came may still
+     * deliver; such entries wait in the gate until the resume */
+    int gate = agent_limits_gated(q) || q->set.paused;
     for (size_t i = 0; i < n; i++) {
         const queue_entry_t *e = &entries[i];
         /* an entry deleted while pending has no fields: nothing to run */
         if (e->deleted)
             continue;
         struct task *t = task_from_entry(ag, q, e);
-        *tail = t;
-        tail = &t->next;
+        t->level = level;
+        if (gate && t->phase == PHASE_CLAIMING) {
+            *gtail = t;
+            gtail = &t->next;
+        } else {
+            *tail = t;
+            tail = &t->next;
+        }
     }
     if (list)
         ag->read_cbs->delivered(ag, list);
+    if (gated)
+        agent_limits_offer(ag, q, gated);
 }
 
 /* Our own pending entries that were deleted from the stream come back with
  * no fields: nothing to run from them (the reconciler finds their tasks in
  * PostgreSQL), so they leave the pending list. */
-static void ack_deleted(struct agent *ag, struct queue_state *q, const queue_entry_t *entries, size_t n)
+static void ack_deleted(struct agent *ag, struct queue_state *q, enum queue_level level,
+                        const queue_entry_t *entries, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (entries[i].deleted)
-            queue_ack(ag->rc, ag->prefix, q->name, &entries[i].id, 1, NULL, NULL);
+            queue_ack_at(ag->rc, ag->prefix, q->name, level, &entries[i].id, 1, NULL, NULL);
 }
 
 static void read_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -210,37 +230,47 @@ static void read_retry_cb(evutil_socket_t fd, short what, void *arg)
     agent_read_more(arg);
 }
 
-/* The entries of every stream read, those of one stream adjacent. */
+/* A failed read: 1 when it was (reading resumes later), 0 when it was not. */
+static int read_failed(struct agent *ag, const char *err)
+{
+    if (!err[0])
+        return 0;
+    ag->reading = 0;
+    if (queue_disconnected(err)) /* reading resumes on reconnect */
+        return 1;
+    if (strncmp(err, "NOGROUP", 7) == 0) {
+        log_warn("consumer group missing (%s); creating it again", err);
+        ensure_groups(ag);
+    } else {
+        log_error("XREADGROUP failed: %s", err);
+        struct timeval tv = {1, 0};
+        evtimer_add(ag->ev_read_retry, &tv);
+    }
+    return 1;
+}
+
+/* The own pending entries, or the blocking wake-up read: the entries of
+ * every stream read, those of one stream adjacent. */
 static void on_read(void *arg, const char *err, const queue_entry_t *entries, size_t n)
 {
     struct agent *ag = arg;
+    if (read_failed(ag, err))
+        return;
     ag->reading = 0;
-    if (queue_disconnected(err)) /* reading resumes on reconnect */
-        return;
-    if (err[0]) {
-        if (strncmp(err, "NOGROUP", 7) == 0) {
-            log_warn("consumer group missing (%s); creating it again", err);
-            ensure_groups(ag);
-        } else {
-            log_error("XREADGROUP failed: %s", err);
-            struct timeval tv = {1, 0};
-            evtimer_add(ag->ev_read_retry, &tv);
-        }
-        return;
-    }
     size_t got = 0;
     for (size_t i = 0, k; i < n; i = k) {
         for (k = i + 1; k < n && strcmp(entries[k].stream, entries[i].stream) == 0; k++)
             ;
-        struct queue_state *q = queue_by_key(ag, entries[i].stream, strlen(entries[i].stream));
+        enum queue_level level;
+        struct queue_state *q = queue_by_key(ag, entries[i].stream, &level);
         if (!q)
             continue;
         got += k - i;
         if (!ag->pel_done) {
-            snprintf(q->pel_cursor, sizeof q->pel_cursor, "%s", entries[k - 1].id);
-            ack_deleted(ag, q, entries + i, k - i);
+            snprintf(q->pel_cursor[level], sizeof q->pel_cursor[level], "%s", entries[k - 1].id);
+            ack_deleted(ag, q, level, entries + i, k - i);
         }
-        accept_entries(ag, q, entries + i, k - i);
+        accept_entries(ag, q, level, entries + i, k - i);
     }
     if (!ag->pel_done && got == 0) {
         ag->pel_done = 1;
@@ -249,26 +279,116 @@ static void on_read(void *arg, const char *err, const queue_entry_t *entries, si
     agent_read_more(ag);
 }
 
+/* How many new entries of q this agent may read now: none while its
+ * settings are unknown or it is paused; with a cap, no more than the cap
+ * minus those already waiting in its gate. */
+static int read_budget(const struct agent *ag, const struct queue_state *q)
+{
+    if (!q->group_ready || !q->settings_known || q->set.paused)
+        return 0;
+    long free_slots = ag->concurrency - ag->slots_used - ag->ngated;
+    if (q->set.concurrency > 0 && q->set.concurrency - q->ngate < free_slots)
+        free_slots = q->set.concurrency - q->ngate;
+    return (int)free_slots;
+}
+
+static void read_step(struct agent *ag);
+
+static void on_level_read(void *arg, const char *err, const queue_entry_t *entries, size_t n)
+{
+    struct agent *ag = arg;
+    if (read_failed(ag, err))
+        return;
+    struct queue_state *q = &ag->queues[ag->rd_qi];
+    accept_entries(ag, q, (enum queue_level)ag->rd_level, entries, n);
+    ag->rd_got += (int)n;
+    ag->rd_left -= (int)n;
+    ag->rd_level++;
+    if (ag->stopping) {
+        ag->reading = 0;
+        return;
+    }
+    read_step(ag);
+}
+
+/* One round: for each queue, new entries of high, then (with budget left)
+ * normal, then low, each a read that answers at once; a round that found
+ * nothing blocks on every level of the readable queues (COUNT 1 each) to
+ * wake up on the next entry, then drains in order again. */
+static void read_step(struct agent *ag)
+{
+    while (ag->rd_qi < ag->nqueues) {
+        struct queue_state *q = &ag->queues[ag->rd_qi];
+        if (ag->rd_left < 0)
+            ag->rd_left = read_budget(ag, q);
+        if (ag->rd_left > 0 && ag->rd_level < QUEUE_LEVELS) {
+            const char *name = q->name, *from = ">";
+            enum queue_level level = (enum queue_level)ag->rd_level;
+            if (queue_read_levels(ag->rc_read, ag->prefix, &name, &level, &from, 1, ag->name, ag->rd_left, -1,
+                                  on_level_read, ag) < 0)
+                ag->reading = 0;
+            return;
+        }
+        ag->rd_qi++;
+        ag->rd_level = QUEUE_HIGH;
+        ag->rd_left = -1;
+    }
+    if (ag->rd_got) {
+        ag->reading = 0;
+        agent_read_more(ag);
+        return;
+    }
+    const char *names[64 * QUEUE_LEVELS], *from[64 * QUEUE_LEVELS];
+    enum queue_level levels[64 * QUEUE_LEVELS];
+    size_t n = 0;
+    for (int i = 0; i < ag->nqueues; i++) {
+        if (read_budget(ag, &ag->queues[i]) <= 0)
+            continue;
+        for (int lv = 0; lv < QUEUE_LEVELS; lv++) {
+            names[n] = ag->queues[i].name;
+            levels[n] = (enum queue_level)lv;
+            from[n++] = ">";
+        }
+    }
+    /* nothing readable (paused, gate full): a resume, an admit or a release reads again */
+    if (n == 0 || queue_read_levels(ag->rc_read, ag->prefix, names, levels, from, n, ag->name, 1, READ_BLOCK_MS,
+                                    on_read, ag) < 0)
+        ag->reading = 0;
+}
+
 void agent_read_more(struct agent *ag)
 {
     if (ag->reading || ag->stopping || !rc_connected(ag->rc_read))
         return;
-    int free_slots = ag->concurrency - ag->slots_used;
+    int free_slots = ag->concurrency - ag->slots_used - ag->ngated;
     if (free_slots <= 0)
         return;
     for (int i = 0; i < ag->nqueues; i++)
         if (!ag->queues[i].group_ready)
             return;
-    const char *names[64], *from[64];
-    /* First our own pending entries (left by a previous process with this
-     * name: Redis keeps them under the consumer name), then new ones. */
-    for (int i = 0; i < ag->nqueues; i++) {
-        names[i] = ag->queues[i].name;
-        from[i] = ag->pel_done ? ">" : ag->queues[i].pel_cursor;
+    if (!ag->pel_done) {
+        /* First our own pending entries (left by a previous process with
+         * this name: Redis keeps them under the consumer name), every level. */
+        const char *names[64 * QUEUE_LEVELS], *from[64 * QUEUE_LEVELS];
+        enum queue_level levels[64 * QUEUE_LEVELS];
+        size_t n = 0;
+        for (int i = 0; i < ag->nqueues; i++)
+            for (int lv = 0; lv < QUEUE_LEVELS; lv++) {
+                names[n] = ag->queues[i].name;
+                levels[n] = (enum queue_level)lv;
+                from[n++] = ag->queues[i].pel_cursor[lv];
+            }
+        if (queue_read_levels(ag->rc_read, ag->prefix, names, levels, from, n, ag->name, free_slots,
+                              READ_BLOCK_MS, on_read, ag) == 0)
+            ag->reading = 1;
+        return;
     }
-    if (queue_read_group(ag->rc_read, ag->prefix, names, from, (size_t)ag->nqueues, ag->name, free_slots,
-                         READ_BLOCK_MS, on_read, ag) == 0)
-        ag->reading = 1;
+    ag->rd_qi = 0;
+    ag->rd_level = QUEUE_HIGH;
+    ag->rd_left = -1;
+    ag->rd_got = 0;
+    ag->reading = 1;
+    read_step(ag);
 }
 
 /* ---------------------------------------------------------- consumer groups */
@@ -281,19 +401,22 @@ static void group_state(struct queue_state *q, int ready, const char *why)
     metric_set(q->m_readable, ready);
 }
 
+/* One level's XGROUP CREATE; the queue is readable once all three exist
+ * (on_groups_done decides). */
 static void on_group(void *arg, const char *err)
 {
     struct queue_state *q = arg;
     if (queue_disconnected(err)) { /* the connect hook creates the groups again */
+        q->group_failed = 1;
         group_state(q, 0, "redis disconnected");
     } else if (!err[0]) { /* created, or BUSYGROUP: it exists */
-        group_state(q, 1, NULL);
     } else {
+        q->group_failed = 1;
         /* e.g. LOADING while Redis reads its AOF after a restart: retried
          * with backoff until it works (on_groups_done), never given up on */
         metric_add(q->m_group_errors, 1);
         group_state(q, 0, err);
-        log_warn("queue %s: cannot create consumer group on %s: %s; retrying", q->name, q->stream_key, err);
+        log_warn("queue %s: cannot create a consumer group: %s; retrying", q->name, err);
     }
 }
 
@@ -302,6 +425,9 @@ static void on_groups_done(void *arg, const char *err)
     struct agent *ag = arg;
     if (queue_disconnected(err)) /* on_read_connect starts again */
         return;
+    for (int i = 0; i < ag->nqueues; i++)
+        if (!ag->queues[i].group_ready && !ag->queues[i].group_failed)
+            group_state(&ag->queues[i], 1, NULL);
     int all = 1;
     for (int i = 0; i < ag->nqueues; i++)
         all &= ag->queues[i].group_ready;
@@ -333,7 +459,9 @@ static void create_groups(struct agent *ag, int all)
             continue;
         if (all)
             group_state(q, 0, "consumer group being created");
-        queue_ensure_group(ag->rc_read, ag->prefix, q->name, on_group, q);
+        q->group_failed = 0;
+        for (int lv = 0; lv < QUEUE_LEVELS; lv++)
+            queue_ensure_group_at(ag->rc_read, ag->prefix, q->name, (enum queue_level)lv, on_group, q);
     }
     queue_ping(ag->rc_read, on_groups_done, ag);
 }
@@ -390,7 +518,8 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct agent *ag = arg;
     for (int i = 0; i < ag->nqueues; i++)
-        queue_trim(ag->rc, ag->prefix, ag->queues[i].name, NULL, NULL);
+        for (int lv = 0; lv < QUEUE_LEVELS; lv++)
+            queue_trim_at(ag->rc, ag->prefix, ag->queues[i].name, (enum queue_level)lv, NULL, NULL);
 }
 
 /* Keep-alive of every held entry in Redis (only those still ours) and of
@@ -401,21 +530,24 @@ static void lease_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct agent *ag = arg;
     agent_claim_lease_renew(ag, ag->read_cbs->cancelled);
-    for (int qi = 0; qi < ag->nqueues; qi++) {
-        const char *ids[1024];
-        size_t n = 0;
-        for (struct task *t = ag->held; t; t = t->hnext) {
-            if (t->q != &ag->queues[qi])
-                continue;
-            ids[n++] = t->entry_id;
-            if (n == sizeof ids / sizeof *ids) {
-                queue_keepalive(ag->rc, ag->prefix, t->q->name, ag->name, ids, n, NULL, NULL);
-                n = 0;
+    agent_limits_keepalive(ag);
+    for (int qi = 0; qi < ag->nqueues; qi++)
+        for (int lv = 0; lv < QUEUE_LEVELS; lv++) {
+            const char *ids[1024];
+            size_t n = 0;
+            for (struct task *t = ag->held; t; t = t->hnext) {
+                if (t->q != &ag->queues[qi] || (int)t->level != lv)
+                    continue;
+                ids[n++] = t->entry_id;
+                if (n == sizeof ids / sizeof *ids) {
+                    queue_keepalive_at(ag->rc, ag->prefix, t->q->name, t->level, ag->name, ids, n, NULL, NULL);
+                    n = 0;
+                }
             }
+            if (n)
+                queue_keepalive_at(ag->rc, ag->prefix, ag->queues[qi].name, (enum queue_level)lv, ag->name, ids,
+                                   n, NULL, NULL);
         }
-        if (n)
-            queue_keepalive(ag->rc, ag->prefix, ag->queues[qi].name, ag->name, ids, n, NULL, NULL);
-    }
 }
 
 /* The promote script answers {moved, set_aside, reason...}: each reason is
@@ -455,18 +587,27 @@ static void promote_cb(evutil_socket_t fd, short what, void *arg)
         queue_promote(ag->rc, ag->prefix, ag->queues[i].name, 1000, ag->name, on_promote, &ag->queues[i]);
 }
 
+/* What an XAUTOCLAIM of one level answers to. */
+struct autoclaim_ctx {
+    struct queue_state *q;
+    enum queue_level lv;
+};
+
 static void on_autoclaim(void *arg, const char *err, const char *cursor, const queue_entry_t *entries, size_t n,
                          size_t ndeleted)
 {
-    struct queue_state *q = arg;
+    struct autoclaim_ctx c = *(struct autoclaim_ctx *)arg;
+    free(arg);
+    struct queue_state *q = c.q;
+    enum queue_level lv = c.lv;
+    q->autoclaiming[lv] = 0;
     struct agent *ag = q->agent;
-    q->autoclaiming = 0;
     if (err[0]) {
         if (!queue_disconnected(err) && strncmp(err, "NOGROUP", 7) != 0)
-            log_warn("XAUTOCLAIM on %s: %s", q->stream_key, err);
+            log_warn("XAUTOCLAIM on %s: %s", q->stream_key[lv], err);
         return;
     }
-    snprintf(q->autoclaim_cursor, sizeof q->autoclaim_cursor, "%s", cursor);
+    snprintf(q->autoclaim_cursor[lv], sizeof q->autoclaim_cursor[lv], "%s", cursor);
     if (n)
         log_info("recovered %zu entries of %s idle past the lease", n, q->name);
     if (ndeleted)
@@ -474,7 +615,7 @@ static void on_autoclaim(void *arg, const char *err, const char *cursor, const q
          * where the reconciler finds them by their expired lease. */
         log_warn("%zu pending entries of %s were deleted from the stream", ndeleted, q->name);
     if (!ag->stopping)
-        accept_entries(ag, q, entries, n);
+        accept_entries(ag, q, lv, entries, n);
 }
 
 static void autoclaim_cb(evutil_socket_t fd, short what, void *arg)
@@ -485,11 +626,18 @@ static void autoclaim_cb(evutil_socket_t fd, short what, void *arg)
     int free_slots = ag->concurrency - ag->slots_used;
     for (int i = 0; i < ag->nqueues && !ag->stopping && free_slots > 0; i++) {
         struct queue_state *q = &ag->queues[i];
-        if (q->autoclaiming || !q->group_ready)
-            continue;
-        if (queue_autoclaim(ag->rc, ag->prefix, q->name, ag->name, (long long)ag->lease_s * 1000,
-                            q->autoclaim_cursor, free_slots, on_autoclaim, q) == 0)
-            q->autoclaiming = 1;
+        for (int lv = 0; lv < QUEUE_LEVELS && q->group_ready; lv++) {
+            if (q->autoclaiming[lv])
+                continue;
+            struct autoclaim_ctx *c = xmalloc(sizeof *c);
+            *c = (struct autoclaim_ctx){q, (enum queue_level)lv};
+            if (queue_autoclaim_at(ag->rc, ag->prefix, q->name, (enum queue_level)lv, ag->name,
+                                   (long long)ag->lease_s * 1000, q->autoclaim_cursor[lv], free_slots,
+                                   on_autoclaim, c) == 0)
+                q->autoclaiming[lv] = 1;
+            else
+                free(c);
+        }
     }
 }
 
@@ -497,7 +645,7 @@ static void autoclaim_cb(evutil_socket_t fd, short what, void *arg)
  * on a connection of its own, from the newest entry on. */
 static void read_control(struct agent *ag);
 
-static void on_control(void *arg, const char *err, const char *last_id, const char *const *task_ids, size_t n)
+static void on_control(void *arg, const char *err, const char *last_id, const struct queue_control_msgs *m)
 {
     struct agent *ag = arg;
     ag->ctl_reading = 0;
@@ -505,8 +653,12 @@ static void on_control(void *arg, const char *err, const char *last_id, const ch
         return;
     if (last_id)
         snprintf(ag->ctl_last, sizeof ag->ctl_last, "%s", last_id);
-    for (size_t i = 0; i < n; i++)
-        ag->read_cbs->cancelled(ag, task_ids[i]);
+    for (size_t i = 0; i < m->ncancel; i++)
+        ag->read_cbs->cancelled(ag, m->cancel[i]);
+    for (size_t i = 0; i < m->nsettings; i++)
+        agent_limits_reload(ag, m->settings[i]);
+    for (size_t i = 0; i < m->nslot; i++)
+        agent_limits_slot_freed(ag, m->slot[i]);
     read_control(ag);
 }
 
@@ -543,6 +695,7 @@ void agent_read_start(struct agent *ag, const struct agent_read_cbs *cbs)
                                         "Malformed retry envelopes moved from delayed to the DLQ");
         group_state(q, 0, "not connected to redis yet");
     }
+    agent_limits_start(ag, agent_read_more, cbs->delivered);
     ag->ev_groups_retry = evtimer_new(ag->base, groups_retry_cb, ag);
     rc_on_connect(ag->rc_read, on_read_connect, ag);
     rc_on_disconnect(ag->rc_read, on_read_disconnect, ag);

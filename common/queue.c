@@ -104,6 +104,35 @@ char *queue_key(char *buf, size_t cap, const char *prefix, const char *queue, co
     return buf;
 }
 
+/* ------------------------------------------------------ priority levels */
+
+static const char *const level_suffix[QUEUE_LEVELS] = {
+    [QUEUE_HIGH] = "stream:high", [QUEUE_NORMAL] = "stream", [QUEUE_LOW] = "stream:low"};
+static const char *const level_name[QUEUE_LEVELS] = {
+    [QUEUE_HIGH] = "high", [QUEUE_NORMAL] = "normal", [QUEUE_LOW] = "low"};
+
+enum queue_level queue_level_of(long priority)
+{
+    return priority > 0 ? QUEUE_HIGH : priority < 0 ? QUEUE_LOW : QUEUE_NORMAL;
+}
+
+enum queue_level queue_spec_level(const json_t *spec)
+{
+    json_t *p = json_object_get(spec, "priority");
+    return json_is_integer(p) ? queue_level_of((long)json_integer_value(p)) : QUEUE_NORMAL;
+}
+
+const char *queue_level_name(enum queue_level level)
+{
+    return level >= 0 && level < QUEUE_LEVELS ? level_name[level] : "normal";
+}
+
+char *queue_stream_key(char *buf, size_t cap, const char *prefix, const char *queue, enum queue_level level)
+{
+    return queue_key(buf, cap, prefix, queue, level_suffix[level >= 0 && level < QUEUE_LEVELS ? level
+                                                                                              : QUEUE_NORMAL]);
+}
+
 int queue_publish(rc_t *rc, const char *prefix, const char *queue, const char *id, const char *kind,
                   long attempt, long long enqueued_at, const json_t *spec, queue_id_fn *fn, void *arg)
 {
@@ -112,7 +141,7 @@ int queue_publish(rc_t *rc, const char *prefix, const char *queue, const char *i
     size_t lens[3 + 2 * ENVELOPE_MAX_FIELDS];
     char *storage = NULL;
     argv[0] = "XADD";
-    argv[1] = queue_key(key, sizeof key, prefix, queue, "stream");
+    argv[1] = queue_stream_key(key, sizeof key, prefix, queue, queue_spec_level(spec));
     argv[2] = "*";
     for (int i = 0; i < 3; i++)
         lens[i] = strlen(argv[i]);
@@ -136,9 +165,15 @@ static void group_reply(rc_t *rc, redisReply *r, void *arg)
 
 int queue_ensure_group(rc_t *rc, const char *prefix, const char *queue, queue_done_fn *fn, void *arg)
 {
+    return queue_ensure_group_at(rc, prefix, queue, QUEUE_NORMAL, fn, arg);
+}
+
+int queue_ensure_group_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                          queue_done_fn *fn, void *arg)
+{
     char key[256];
-    const char *argv[] = {"XGROUP", "CREATE", queue_key(key, sizeof key, prefix, queue, "stream"), QUEUE_GROUP,
-                          "0", "MKSTREAM"};
+    const char *argv[] = {"XGROUP", "CREATE", queue_stream_key(key, sizeof key, prefix, queue, level),
+                          QUEUE_GROUP, "0", "MKSTREAM"};
     return queue_send(rc, group_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
 }
 
@@ -151,10 +186,16 @@ int queue_ping(rc_t *rc, queue_done_fn *fn, void *arg)
 int queue_ack(rc_t *rc, const char *prefix, const char *queue, const char *const *ids, size_t n,
               queue_done_fn *fn, void *arg)
 {
+    return queue_ack_at(rc, prefix, queue, QUEUE_NORMAL, ids, n, fn, arg);
+}
+
+int queue_ack_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, const char *const *ids,
+                 size_t n, queue_done_fn *fn, void *arg)
+{
     char key[256];
     const char **argv = xmalloc((n + 3) * sizeof *argv);
     argv[0] = "XACK";
-    argv[1] = queue_key(key, sizeof key, prefix, queue, "stream");
+    argv[1] = queue_stream_key(key, sizeof key, prefix, queue, level);
     argv[2] = QUEUE_GROUP;
     memcpy(argv + 3, ids, n * sizeof *ids);
     int rv = queue_send(rc, queue_done_reply, (queue_fn *)fn, arg, (int)(n + 3), argv, NULL);
@@ -190,8 +231,14 @@ static const char trim_lua[] =
 
 int queue_trim(rc_t *rc, const char *prefix, const char *queue, queue_count_fn *fn, void *arg)
 {
+    return queue_trim_at(rc, prefix, queue, QUEUE_NORMAL, fn, arg);
+}
+
+int queue_trim_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, queue_count_fn *fn,
+                  void *arg)
+{
     char key[256];
-    const char *argv[4] = {"EVAL", trim_lua, "1", queue_key(key, sizeof key, prefix, queue, "stream")};
+    const char *argv[4] = {"EVAL", trim_lua, "1", queue_stream_key(key, sizeof key, prefix, queue, level)};
     return queue_send(rc, queue_count_reply, (queue_fn *)fn, arg, 4, argv, NULL);
 }
 

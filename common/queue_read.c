@@ -104,6 +104,13 @@ int queue_read_group(rc_t *rc, const char *prefix, const char *const *queues, co
                      size_t n, const char *consumer, int count, int block_ms, queue_entries_fn *fn,
                      void *arg)
 {
+    return queue_read_levels(rc, prefix, queues, NULL, from, n, consumer, count, block_ms, fn, arg);
+}
+
+int queue_read_levels(rc_t *rc, const char *prefix, const char *const *queues, const enum queue_level *levels,
+                      const char *const *from, size_t n, const char *consumer, int count, int block_ms,
+                      queue_entries_fn *fn, void *arg)
+{
     char cnt[16], block[16];
     snprintf(cnt, sizeof cnt, "%d", count);
     snprintf(block, sizeof block, "%d", block_ms);
@@ -112,8 +119,13 @@ int queue_read_group(rc_t *rc, const char *prefix, const char *const *queues, co
     const char **argv = xmalloc((nhead + 2 * n) * sizeof *argv);
     char (*keys)[256] = xmalloc((n ? n : 1) * sizeof *keys);
     memcpy(argv, head, sizeof head);
+    if (block_ms < 0) { /* no BLOCK: answer at once */
+        argv[6] = "STREAMS";
+        nhead -= 2;
+    }
     for (size_t i = 0; i < n; i++) {
-        argv[nhead + i] = queue_key(keys[i], sizeof keys[i], prefix, queues[i], "stream");
+        argv[nhead + i] = queue_stream_key(keys[i], sizeof keys[i], prefix, queues[i],
+                                           levels ? levels[i] : QUEUE_NORMAL);
         argv[nhead + n + i] = from[i];
     }
     int rv = queue_send(rc, read_group_reply, (queue_fn *)fn, arg, (int)(nhead + 2 * n), argv, NULL);
@@ -146,10 +158,17 @@ static void autoclaim_reply(rc_t *rc, redisReply *r, void *arg)
 int queue_autoclaim(rc_t *rc, const char *prefix, const char *queue, const char *consumer, long long min_idle_ms,
                     const char *start, int count, queue_claimed_fn *fn, void *arg)
 {
+    return queue_autoclaim_at(rc, prefix, queue, QUEUE_NORMAL, consumer, min_idle_ms, start, count, fn, arg);
+}
+
+int queue_autoclaim_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                       const char *consumer, long long min_idle_ms, const char *start, int count,
+                       queue_claimed_fn *fn, void *arg)
+{
     char stream[256], idle[24], cnt[16];
     snprintf(idle, sizeof idle, "%lld", min_idle_ms);
     snprintf(cnt, sizeof cnt, "%d", count);
-    const char *argv[] = {"XAUTOCLAIM", queue_key(stream, sizeof stream, prefix, queue, "stream"), QUEUE_GROUP,
+    const char *argv[] = {"XAUTOCLAIM", queue_stream_key(stream, sizeof stream, prefix, queue, level), QUEUE_GROUP,
                           consumer, idle, start, "COUNT", cnt};
     return queue_send(rc, autoclaim_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
 }
@@ -188,8 +207,14 @@ static void first_reply(rc_t *rc, redisReply *r, void *arg)
 
 int queue_stream_first(rc_t *rc, const char *prefix, const char *queue, queue_id_fn *fn, void *arg)
 {
+    return queue_stream_first_at(rc, prefix, queue, QUEUE_NORMAL, fn, arg);
+}
+
+int queue_stream_first_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                          queue_id_fn *fn, void *arg)
+{
     char stream[256];
-    const char *argv[] = {"XRANGE", queue_key(stream, sizeof stream, prefix, queue, "stream"), "-", "+", "COUNT",
-                          "1"};
+    const char *argv[] = {"XRANGE", queue_stream_key(stream, sizeof stream, prefix, queue, level), "-", "+",
+                          "COUNT", "1"};
     return queue_send(rc, first_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
 }

@@ -48,13 +48,20 @@ int queue_retry(rc_t *rc, const char *prefix, const char *queue, const char *ent
                 const char *id, const char *kind, long attempt, const json_t *spec, queue_done_fn *fn,
                 void *arg)
 {
+    return queue_retry_at(rc, prefix, queue, QUEUE_NORMAL, entry_id, delay_ms, id, kind, attempt, spec, fn, arg);
+}
+
+int queue_retry_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, const char *entry_id,
+                   long long delay_ms, const char *id, const char *kind, long attempt, const json_t *spec,
+                   queue_done_fn *fn, void *arg)
+{
     char stream[256], delayed[256], delay[24];
     size_t plen;
     char *packed = queue_pack_envelope(id, kind, attempt, 0, spec, &plen);
     if (!packed)
         return -1;
     snprintf(delay, sizeof delay, "%lld", delay_ms);
-    const char *argv[] = {"EVAL", retry_lua, "2", queue_key(stream, sizeof stream, prefix, queue, "stream"),
+    const char *argv[] = {"EVAL", retry_lua, "2", queue_stream_key(stream, sizeof stream, prefix, queue, level),
                           queue_key(delayed, sizeof delayed, prefix, queue, "delayed"), QUEUE_GROUP, entry_id,
                           delay, packed};
     size_t lens[9];
@@ -111,7 +118,12 @@ static const char promote_lua[] =
     "               'failed_at', ARGV[3], 'agent', ARGV[4], 'source', 'delayed', 'spec', spec)\n"
     "    aside[#aside + 1] = why .. ' (id ' .. (have['id'] or 'unknown') .. ')'\n"
     "  else\n"
-    "    redis.call('XADD', KEYS[1], '*', unpack(fields))\n"
+    "    -- the level of the spec's priority (high/normal/low stream), as queue_spec_level\n"
+    "    local key, ok, sp = KEYS[1], pcall(cmsgpack.unpack, have['spec'])\n"
+    "    if not ok or type(sp) ~= 'table' then ok, sp = pcall(cjson.decode, have['spec']) end\n"
+    "    local pr = ok and type(sp) == 'table' and tonumber(sp['priority']) or 0\n"
+    "    if pr > 0 then key = KEYS[4] elseif pr < 0 then key = KEYS[5] end\n"
+    "    redis.call('XADD', key, '*', unpack(fields))\n"
     "    moved = moved + 1\n"
     "  end\n"
     "  redis.call('ZREM', KEYS[2], m)\n"
@@ -142,11 +154,13 @@ static void promote_reply(rc_t *rc, redisReply *r, void *arg)
 int queue_promote(rc_t *rc, const char *prefix, const char *queue, int limit, const char *agent,
                   queue_promote_fn *fn, void *arg)
 {
-    char stream[256], delayed[256], dlq[256], lim[16], failed_at[32];
+    char stream[256], delayed[256], dlq[256], high[256], low[256], lim[16], failed_at[32];
     snprintf(lim, sizeof lim, "%d", limit);
-    const char *argv[] = {"EVAL", promote_lua, "3", queue_key(stream, sizeof stream, prefix, queue, "stream"),
+    const char *argv[] = {"EVAL", promote_lua, "5", queue_key(stream, sizeof stream, prefix, queue, "stream"),
                           queue_key(delayed, sizeof delayed, prefix, queue, "delayed"),
-                          queue_key(dlq, sizeof dlq, prefix, queue, "dlq"), lim, queue,
+                          queue_key(dlq, sizeof dlq, prefix, queue, "dlq"),
+                          queue_stream_key(high, sizeof high, prefix, queue, QUEUE_HIGH),
+                          queue_stream_key(low, sizeof low, prefix, queue, QUEUE_LOW), lim, queue,
                           queue_iso_now(failed_at, sizeof failed_at), agent};
     return queue_send(rc, promote_reply, (queue_fn *)fn, arg, (int)(sizeof argv / sizeof *argv), argv, NULL);
 }
@@ -159,8 +173,14 @@ static const char bury_lua[] =
 int queue_bury(rc_t *rc, const char *prefix, const char *queue, const char *entry_id,
                const struct dead_letter *dl, queue_id_fn *fn, void *arg)
 {
+    return queue_bury_at(rc, prefix, queue, QUEUE_NORMAL, entry_id, dl, fn, arg);
+}
+
+int queue_bury_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level, const char *entry_id,
+                  const struct dead_letter *dl, queue_id_fn *fn, void *arg)
+{
     char stream[256], dlq[256];
-    const char *argv[] = {"EVAL", bury_lua, "2", queue_key(stream, sizeof stream, prefix, queue, "stream"),
+    const char *argv[] = {"EVAL", bury_lua, "2", queue_stream_key(stream, sizeof stream, prefix, queue, level),
                           queue_key(dlq, sizeof dlq, prefix, queue, "dlq"), QUEUE_GROUP,
                           entry_id ? entry_id : "",
                           "id", dl->id, "kind", dl->kind, "queue", dl->queue, "attempts", dl->attempts,
@@ -179,7 +199,8 @@ int queue_replay(rc_t *rc, const char *prefix, const char *queue, const char *dl
 {
     char stream[256], dlq[256];
     const char *argv[6 + 2 * ENVELOPE_MAX_FIELDS] = {"EVAL", replay_lua, "2",
-                                                     queue_key(stream, sizeof stream, prefix, queue, "stream"),
+                                                     queue_stream_key(stream, sizeof stream, prefix, queue,
+                                                                      queue_spec_level(spec)),
                                                      queue_key(dlq, sizeof dlq, prefix, queue, "dlq")};
     size_t lens[6 + 2 * ENVELOPE_MAX_FIELDS];
     argv[5] = dlq_entry ? dlq_entry : "";
@@ -217,12 +238,18 @@ static const char keepalive_lua[] =
 int queue_keepalive(rc_t *rc, const char *prefix, const char *queue, const char *consumer,
                     const char *const *ids, size_t n, queue_done_fn *fn, void *arg)
 {
+    return queue_keepalive_at(rc, prefix, queue, QUEUE_NORMAL, consumer, ids, n, fn, arg);
+}
+
+int queue_keepalive_at(rc_t *rc, const char *prefix, const char *queue, enum queue_level level,
+                       const char *consumer, const char *const *ids, size_t n, queue_done_fn *fn, void *arg)
+{
     char stream[256];
     const char **argv = xmalloc((n + 6) * sizeof *argv);
     argv[0] = "EVAL";
     argv[1] = keepalive_lua;
     argv[2] = "1";
-    argv[3] = queue_key(stream, sizeof stream, prefix, queue, "stream");
+    argv[3] = queue_stream_key(stream, sizeof stream, prefix, queue, level);
     argv[4] = QUEUE_GROUP;
     argv[5] = consumer;
     memcpy(argv + 6, ids, n * sizeof *ids);

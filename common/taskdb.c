@@ -34,7 +34,7 @@ int taskdb_col(const PGresult *res, const char *name)
 
 /* ------------------------------------------------------------------ rows */
 
-#define ROWS_MAX_COLS 8
+#define ROWS_MAX_COLS 9
 #define REPORT_COLS 4
 
 enum rows_kind { ROWS_EMPTY, ROWS_CLAIM, ROWS_CLAIM_NEW, ROWS_OUTCOME, ROWS_REJECT, ROWS_LEASE, ROWS_DLQ_ENTRY,
@@ -422,35 +422,84 @@ void taskdb_dlq_entries(pgc_t *pg, taskdb_rows_t *r, int only_if_unset, pgc_resu
 
 /* ----------------------------------------------------------------- submit */
 
+/* A unique key (task_unique) is taken before the task is inserted, one row
+ * per distinct key of the batch (its first position), with ON CONFLICT DO
+ * UPDATE: that waits for a concurrent submit of the key to commit and locks
+ * its row, then either takes the key (devsys_unique_free, migrations/004) or
+ * keeps the holder, and RETURNING answers with whichever task holds it, so
+ * every concurrent submit gets the one id. Only the tasks that took their
+ * key (or have none) are inserted. $8 unique key, $9 its period in seconds
+ * (NULL: while unfinished). */
 static const char submit_sql[] =
     "WITH input AS ("
     "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[],"
-    "                       $7::text[]) WITH ORDINALITY"
-    "    AS t(id, queue, kind, spec, max_attempts, priority, ikey, ord)),"
+    "                       $7::text[], $8::text[], $9::float8[]) WITH ORDINALITY"
+    "    AS t(id, queue, kind, spec, max_attempts, priority, ikey, ukey, ufor, ord)),"
+    " uq AS ("
+    "  INSERT INTO task_unique AS u (key, task_id, expires_at)"
+    "  SELECT DISTINCT ON (ukey) ukey, id, now() + ufor * interval '1 second' FROM input"
+    "   WHERE ukey IS NOT NULL ORDER BY ukey, ord"
+    "  ON CONFLICT (key) DO UPDATE SET (task_id, expires_at) = (SELECT"
+    "    CASE WHEN f.free THEN EXCLUDED.task_id ELSE u.task_id END,"
+    "    CASE WHEN f.free THEN EXCLUDED.expires_at ELSE u.expires_at END"
+    "   FROM (SELECT devsys_unique_free(u.task_id, u.expires_at) AS free) f)"
+    "  RETURNING u.key, u.task_id),"
+    /* every queue submitted to gets a queue_settings row (defaults), so
+     * GET /v1/queues lists it without scanning tasks */
+    " reg AS (INSERT INTO queue_settings (queue) SELECT DISTINCT queue FROM input ON CONFLICT DO NOTHING),"
     " ins AS ("
     "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key, published_at)"
-    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey, now() FROM input ORDER BY ord"
+    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey, now() FROM input"
+    "   WHERE ukey IS NULL OR id IN (SELECT task_id FROM uq) ORDER BY ord"
     "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id)"
-    " SELECT i.ord, COALESCE(ins.id, t.id) AS id, ins.id IS NOT NULL AS created,"
-    "  COALESCE(t.state, 'queued') AS state"
+    " SELECT i.ord, COALESCE(ins.id, t.id, CASE WHEN uq.task_id <> i.id THEN uq.task_id END) AS id,"
+    "  ins.id IS NOT NULL AS created,"
+    "  COALESCE(t.state, (SELECT h.state FROM tasks h WHERE h.id = uq.task_id AND ins.id IS NULL),"
+    "   'queued') AS state"
     " FROM input i LEFT JOIN ins ON ins.id = i.id"
     " LEFT JOIN tasks t ON ins.id IS NULL AND t.idempotency_key = i.ikey"
-    " WHERE i.ikey IS NULL OR i.ord = (SELECT min(i2.ord) FROM input i2 WHERE i2.ikey = i.ikey)"
+    " LEFT JOIN uq ON uq.key = i.ukey"
+    " WHERE (i.ikey IS NULL OR i.ord = (SELECT min(i2.ord) FROM input i2 WHERE i2.ikey = i.ikey))"
     " ORDER BY i.ord";
 
 void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
-                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key)
+                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key,
+                       const char *unique_key, double unique_for_s)
 {
-    pgarr_t **c = row(r, ROWS_SUBMIT, 7);
+    pgarr_t **c = row(r, ROWS_SUBMIT, 9);
     add_task(c, id, queue, kind, spec_json);
     pgarr_add_long(c[4], max_attempts);
     pgarr_add_long(c[5], priority);
     pgarr_add(c[6], idempotency_key);
+    pgarr_add(c[7], unique_key);
+    char f[32];
+    snprintf(f, sizeof f, "%.17g", unique_for_s);
+    pgarr_add(c[8], unique_key && unique_for_s > 0 ? f : NULL);
 }
 
 void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg)
 {
     rows_send(pg, submit_sql, r, ROWS_SUBMIT, fn, arg);
+}
+
+static void unique_swept(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    (void)res;
+    (void)arg;
+    if (err[0])
+        log_warn("task_unique sweep: %s", err);
+}
+
+/* Keys whose hold is over, so task_unique follows the live keys, not every
+ * key ever used. A submit taking the key meanwhile locks the row; the DELETE
+ * re-checks the new holder after that lock and keeps it. */
+void taskdb_unique_sweep(pgc_t *pg)
+{
+    pgc_query(pg,
+              "DELETE FROM task_unique WHERE key IN (SELECT key FROM task_unique"
+              " WHERE devsys_unique_free(task_id, expires_at) LIMIT 10000)",
+              0, NULL, unique_swept, NULL);
 }
 
 /* Only while still queued: a task an agent already claimed has its entry. */
@@ -558,20 +607,23 @@ void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *a
  *     queue without agents does not collect a copy per interval. */
 #define STALE(col) "coalesce(" col ", created_at) < now() - $1::float8 * interval '1 second'"
 #define GONE(col) "($3::float8 IS NULL OR " col " < to_timestamp($3::float8 / 1000))"
+/* $4: the priority level probed (sign of priority: 1 high, 0 normal, -1 low;
+ * each level has its own stream, queue.h), NULL for all. */
+#define LEVEL " AND ($4::int IS NULL OR sign(priority) = $4::int)"
 static const char *const republish_sql[TASKDB_REPUBLISH_N] = {
     [TASKDB_REPUBLISH_QUEUED] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2"
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2" LEVEL
         "   AND " STALE("published_at") " AND " GONE("coalesce(published_at, created_at)")
         "   ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
         " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" REPUBLISH_RETURNING,
     [TASKDB_REPUBLISH_RETRYING] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'retrying' AND queue = $2"
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'retrying' AND queue = $2" LEVEL
         "   AND next_attempt_at < now() - $1::float8 * interval '1 second'"
         "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
         "   ORDER BY next_attempt_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
         " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" REPUBLISH_RETURNING,
     [TASKDB_REPUBLISH_RUNNING] =
-        "WITH c AS (SELECT id FROM tasks WHERE state = 'running' AND queue = $2"
+        "WITH c AS (SELECT id FROM tasks WHERE state = 'running' AND queue = $2" LEVEL
         "   AND lease_expires_at < now() - $1::float8 * interval '1 second'"
         "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
         "   ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
@@ -589,10 +641,10 @@ void taskdb_republish_queues(pgc_t *pg, const char *after_s, pgc_result_fn *fn, 
 }
 
 void taskdb_republish_claim(pgc_t *pg, enum taskdb_republish rule, const char *after_s, const char *queue,
-                            const char *first_ms, pgc_result_fn *fn, void *arg)
+                            const char *level, const char *first_ms, pgc_result_fn *fn, void *arg)
 {
-    const char *p[3] = {after_s, queue, first_ms};
-    pgc_query(pg, republish_sql[rule], 3, p, fn, arg);
+    const char *p[4] = {after_s, queue, first_ms, level};
+    pgc_query(pg, republish_sql[rule], 4, p, fn, arg);
 }
 
 void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_result_fn *fn, void *arg)

@@ -94,13 +94,18 @@ void taskdb_dlq_entries(pgc_t *pg, taskdb_rows_t *r, int only_if_unset, pgc_resu
 /* ---------------------------------------------------------------- manager */
 
 /* Submit: insert queued tasks (published now), in the order added; a task
- * whose idempotency_key exists is not inserted, the existing one answers.
+ * whose idempotency_key exists is not inserted, the existing one answers;
+ * so does the task holding its unique_key (NULL: none; unique_for_s > 0:
+ * held that many seconds from its submit, else while it is unfinished).
  * Result, by ord (1-based position of the row added; a key repeated in the
  * batch answers once, at its first position): ord; id (NULL while another
  * submit of that key is in flight); created (t/f); state. */
 void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
-                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key);
+                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key,
+                       const char *unique_key, double unique_for_s);
 void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg);
+/* Delete up to 10000 unique keys whose hold is over (reconciler). No result. */
+void taskdb_unique_sweep(pgc_t *pg);
 
 /* A submit's publish failed: mark the queued task's entry lost, so the
  * reconciler republishes it. No result. */
@@ -134,11 +139,13 @@ enum taskdb_republish { TASKDB_REPUBLISH_QUEUED, TASKDB_REPUBLISH_RETRYING, TASK
 /* Queues holding tasks some rule may republish. Result: queue. */
 void taskdb_republish_queues(pgc_t *pg, const char *after_s, pgc_result_fn *fn, void *arg);
 /* Take up to 1000 tasks of queue the rule finds lost (published_at = now,
- * so no other manager takes them too). first_ms: the stream's first entry
- * in ms minus a slack, NULL when the stream is missing or empty.
+ * so no other manager takes them too). level: the priority level whose
+ * stream was probed, as the sign of priority ("1", "0", "-1"; NULL: all).
+ * first_ms: that stream's first entry in ms minus a slack, NULL when the
+ * stream is missing or empty.
  * Result: id, queue, kind, attempt, spec. */
 void taskdb_republish_claim(pgc_t *pg, enum taskdb_republish rule, const char *after_s, const char *queue,
-                            const char *first_ms, pgc_result_fn *fn, void *arg);
+                            const char *level, const char *first_ms, pgc_result_fn *fn, void *arg);
 /* Take the dead tasks among ids (an array literal) whose letter is missing
  * from the DLQ, to bury them again (published_at = now). Result, the dead
  * letter's fields: id, kind, queue, attempts, error, failed_at, agent,

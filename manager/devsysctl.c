@@ -40,6 +40,11 @@ static const char usage_text[] =
     "  dlq show QUEUE ID             one dead letter (ID: DLQ entry id or task id)\n"
     "  dlq replay QUEUE ID|--all     put dead letters back on their queue\n"
     "  dlq purge QUEUE ID|--all      delete dead letters for good\n"
+    "  queues                        queues: settings, depth, in flight, delayed, DLQ\n"
+    "  queue show|pause|resume Q     one queue; stop or restart agents taking its work\n"
+    "  queue set Q [--concurrency N|none] [--rate N/PERIOD|none] [--per-key]\n"
+    "                                cap running tasks across agents; limit starts per\n"
+    "                                period (10/1s, 600/1m, 5/500ms), per spec rate_key\n"
     "  health                        the manager's view of Redis and PostgreSQL\n"
     "  report ID [--xml]             a testing task's report: counts, failed tests with\n"
     "                                their message; --xml prints the JUnit XML as stored\n"
@@ -58,7 +63,7 @@ static const char usage_text[] =
     "4 the manager refused the request (its status and error are printed)\n";
 
 
-static _Noreturn void die_usage(const char *fmt, const char *arg)
+_Noreturn void die_usage(const char *fmt, const char *arg)
 {
     fputs("devsysctl: ", stderr);
     fprintf(stderr, fmt, arg);
@@ -190,6 +195,8 @@ int ctl_request(const struct ctl *ctl, const char *method, const char *path,
         cmd = EVHTTP_REQ_POST;
     else if (strcmp(method, "DELETE") == 0)
         cmd = EVHTTP_REQ_DELETE;
+    else if (strcmp(method, "PATCH") == 0)
+        cmd = EVHTTP_REQ_PATCH;
     if (!base)
         goto fail;
     conn = evhttp_connection_base_new(base, NULL, ctl->host, (unsigned short)ctl->port);
@@ -212,6 +219,10 @@ int ctl_request(const struct ctl *ctl, const char *method, const char *path,
         free(auth);
     }
     if (body) {
+        /* libevent adds Content-Length by itself for POST and PUT only */
+        char *clen = xasprintf("%zu", body_len);
+        evhttp_add_header(h, "Content-Length", clen);
+        free(clen);
         evhttp_add_header(h, "Content-Type", "application/json");
         evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
     }
@@ -351,7 +362,7 @@ static void print_block(const char *key, const json_t *v)
 }
 
 /* key: value for every member of obj, the known keys in a useful order first. */
-static void print_object(const json_t *obj, const char *const *order, const char *const *blocks)
+void print_object(const json_t *obj, const char *const *order, const char *const *blocks)
 {
     for (size_t i = 0; order && order[i]; i++) {
         json_t *v = json_object_get(obj, order[i]);
@@ -569,7 +580,7 @@ static int cmd_list(const struct ctl *ctl, const char *const q[4])
 
 /* For actions whose answer shape is the manager's business (cancel, replay,
  * purge): the one-line verdict, then whatever scalar fields it sent back. */
-static int cmd_action(const struct ctl *ctl, const char *method, const char *path, const char *done)
+int cmd_action(const struct ctl *ctl, const char *method, const char *path, const char *done)
 {
     int code;
     json_t *doc = ctl_call(ctl, method, path, NULL, 0, &code);
@@ -663,17 +674,21 @@ static int cmd_health(const struct ctl *ctl)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML };
+    enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML, OPT_CONC, OPT_RATE,
+           OPT_PER_KEY };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
         { "queue", required_argument, NULL, OPT_QUEUE }, { "limit", required_argument, NULL, OPT_LIMIT },
         { "after", required_argument, NULL, OPT_AFTER }, { "all", no_argument, NULL, OPT_ALL },
         { "xml", no_argument, NULL, OPT_XML },
+        { "concurrency", required_argument, NULL, OPT_CONC }, { "rate", required_argument, NULL, OPT_RATE },
+        { "per-key", no_argument, NULL, OPT_PER_KEY },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[4] = { NULL, NULL, NULL, NULL };
+    struct queue_set_opts qs = { NULL, NULL, 0 };
     int all = 0, any_list_opt = 0, xml = 0, o;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -683,6 +698,9 @@ int main(int argc, char **argv)
         case OPT_URL: ctl.url = optarg; break;
         case OPT_ALL: all = 1; break;
         case OPT_XML: xml = 1; break;
+        case OPT_CONC: qs.concurrency = optarg; break;
+        case OPT_RATE: qs.rate = optarg; break;
+        case OPT_PER_KEY: qs.per_key = 1; break;
         case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
             list_q[o - OPT_STATE] = optarg;
             any_list_opt = 1;
@@ -715,7 +733,7 @@ int main(int argc, char **argv)
     /* Argument counts including the command; dlq checks its own. */
     static const struct { const char *name; int nargs; } cmds[] = {
         { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
-        { "report", 2 },
+        { "report", 2 }, { "queues", 1 }, { "queue", 3 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -730,6 +748,8 @@ int main(int argc, char **argv)
         die_usage("--all goes with dlq replay and dlq purge, not %s", cmd);
     if (xml && strcmp(cmd, "report") != 0)
         die_usage("--xml goes with report, not %s", cmd);
+    if ((qs.concurrency || qs.rate || qs.per_key) && !(strcmp(cmd, "queue") == 0 && strcmp(args[1], "set") == 0))
+        die_usage("--concurrency, --rate and --per-key go with queue set, not %s", cmd);
     if (ctl_parse_url(&ctl) != 0)
         die_usage("bad manager URL '%s' (expected http://HOST[:PORT][/PATH])", ctl.url);
 
@@ -752,6 +772,10 @@ int main(int argc, char **argv)
         code = cmd_dlq(&ctl, nargs - 1, args + 1, all);
     } else if (strcmp(cmd, "report") == 0) {
         code = cmd_report(&ctl, args[1], xml);
+    } else if (strcmp(cmd, "queues") == 0) {
+        code = cmd_queues(&ctl);
+    } else if (strcmp(cmd, "queue") == 0) {
+        code = cmd_queue(&ctl, args[1], args[2], &qs);
     } else {
         code = cmd_health(&ctl);
     }

@@ -1,6 +1,7 @@
-/* devsysctl: what the CLI's command files share (devsysctl.c holds main, the
- * HTTP client and the task commands; devsysctl_report.c the report command):
- * one blocking request per call, the exit codes, the printing helpers. */
+/* devsysctl: what the CLI's files share (devsysctl.c: main, the HTTP client,
+ * printing and the task and DLQ commands; devsysctl_queues.c: the queue
+ * commands; devsysctl_report.c: the report command): one blocking request per
+ * call, the exit codes, the printing helpers. */
 #ifndef DEVSYS_DEVSYSCTL_H
 #define DEVSYS_DEVSYSCTL_H
 
@@ -51,5 +52,22 @@ void print_table(const json_t *rows, const char *const *heads, const char *const
 
 /* devsysctl_report.c: `report ID [--xml]`; returns the exit code. */
 int cmd_report(const struct ctl *ctl, const char *id, int xml);
+
+/* Prints "devsysctl: <fmt with arg> (see devsysctl --help)" and exits 2. */
+_Noreturn void die_usage(const char *fmt, const char *arg);
+/* key: value for every member of obj, the keys of order first. */
+void print_object(const json_t *obj, const char *const *order, const char *const *blocks);
+/* A request whose answer is printed as the verdict line, then its scalar fields. */
+int cmd_action(const struct ctl *ctl, const char *method, const char *path, const char *done);
+
+/* ---- devsysctl_queues.c */
+struct queue_set_opts {
+    const char *concurrency; /* "N" or "none"; NULL: unchanged */
+    const char *rate;        /* "N/PERIOD" or "none"; NULL: unchanged */
+    int per_key;             /* --per-key */
+};
+int cmd_queues(const struct ctl *ctl);
+/* queue show|pause|resume|set Q */
+int cmd_queue(const struct ctl *ctl, const char *sub, const char *queue, const struct queue_set_opts *o);
 
 #endif

@@ -92,7 +92,7 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
     api->http = evhttp_new(base);
     /* libevent answers 413 itself past this; our own check gives JSON below it */
     evhttp_set_max_body_size(api->http, (ev_ssize_t)cfg->max_body + 1);
-    evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(api->http, on_request, api);
     struct guard_limits lim = cfg->edge;
     lim.max_body = cfg->max_body;

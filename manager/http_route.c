@@ -1,5 +1,6 @@
 /* http_route: the route table (see http_route.h). Roles: a viewer reads, an
- * operator submits, cancels, replays and purges; admin is above both. */
+ * operator submits, cancels, replays, purges and controls queues; admin is
+ * above both. */
 #include "http_route.h"
 #include "http_internal.h"
 
@@ -13,6 +14,7 @@
 #define GET EVHTTP_REQ_GET
 #define POST EVHTTP_REQ_POST
 #define DELETE EVHTTP_REQ_DELETE
+#define PATCH EVHTTP_REQ_PATCH
 
 const struct route routes[] = {
     /* method pattern                            least role     what                               handler */
@@ -33,12 +35,17 @@ const struct route routes[] = {
     {GET,    "/v1/dlq/{queue}/{entry}",          ROLE_VIEWER,   "reading a dead letter",           dlq_show},
     {DELETE, "/v1/dlq/{queue}/{entry}",          ROLE_OPERATOR, "purging dead letters",            dlq_purge},
     {POST,   "/v1/dlq/{queue}/{entry}/replay",   ROLE_OPERATOR, "replaying dead letters",          dlq_replay},
+    {GET,    "/v1/queues",                       ROLE_VIEWER,   "listing queues",                  queues_list},
+    {GET,    "/v1/queues/{queue}",               ROLE_VIEWER,   "reading a queue",                 queues_get},
+    {POST,   "/v1/queues/{queue}/pause",         ROLE_OPERATOR, "pausing a queue",                 queues_pause},
+    {POST,   "/v1/queues/{queue}/resume",        ROLE_OPERATOR, "resuming a queue",                queues_resume},
+    {PATCH,  "/v1/queues/{queue}/settings",      ROLE_OPERATOR, "changing a queue's settings",     queues_settings},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
-    return m == GET ? "GET" : m == POST ? "POST" : m == DELETE ? "DELETE" : "?";
+    return m == GET ? "GET" : m == POST ? "POST" : m == DELETE ? "DELETE" : m == PATCH ? "PATCH" : "?";
 }
 
 /* Percent-decodes one path segment of n bytes into dst (cap bytes). 0 for an

@@ -69,4 +69,11 @@ void replay_all(struct req *q, const struct route_args *a);
 void reports_task(struct req *q, const struct route_args *a);
 void reports_latest(struct req *q, const struct route_args *a);
 
+/* http_queues.c */
+void queues_list(struct req *q, const struct route_args *a);
+void queues_get(struct req *q, const struct route_args *a);
+void queues_pause(struct req *q, const struct route_args *a);
+void queues_resume(struct req *q, const struct route_args *a);
+void queues_settings(struct req *q, const struct route_args *a);
+
 #endif

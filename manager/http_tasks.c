@@ -184,7 +184,7 @@ void tasks_submit(struct req *q, const struct route_args *a)
             const spec_t *s = q->specs[i];
             uuid_v7(q->ids[i]);
             taskdb_submit_add(rows, q->ids[i], s->queue, s->kind, text, s->retry.max_attempts, s->priority,
-                              s->idempotency_key);
+                              s->idempotency_key, s->unique_key, s->unique_for_s);
             q->ids[i][0] = '\0'; /* filled from the insert's answer */
             free(text);
             continue;

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "pgarr.h"
 #include "queue.h"
+#include "queue_mirror.h"
 #include "taskdb.h"
 #include "xalloc.h"
 
@@ -58,6 +59,7 @@ struct pass {
 struct qwork {
     struct pass *p;
     char queue[72];
+    enum queue_level level; /* the priority level whose stream is probed */
     int gone;            /* stream missing or empty */
     long long first_ms;  /* ms of the stream's first entry */
     int failed;
@@ -202,11 +204,13 @@ static void claimed(pgc_t *pg, PGresult *res, const char *err, void *arg)
     free(c);
 }
 
-static void claim(struct pass *p, enum rule rule, const char *queue, const char *first_ms)
+static void claim(struct pass *p, enum rule rule, const char *queue, enum queue_level level, const char *first_ms)
 {
     struct claim_ctx *c = xmalloc(sizeof *c);
     *c = (struct claim_ctx){pass_ref(p), rule};
-    taskdb_republish_claim(p->r->pg, (enum taskdb_republish)rule, p->r->after_s, queue, first_ms, claimed, c);
+    static const char *const sign[QUEUE_LEVELS] = {[QUEUE_HIGH] = "1", [QUEUE_NORMAL] = "0", [QUEUE_LOW] = "-1"};
+    taskdb_republish_claim(p->r->pg, (enum taskdb_republish)rule, p->r->after_s, queue, sign[level], first_ms,
+                           claimed, c);
 }
 
 /* ------------------------------------------- probe: is a task's entry gone?
@@ -223,7 +227,7 @@ static void probe_decide(struct qwork *w)
         char first[32];
         snprintf(first, sizeof first, "%lld", w->first_ms - CLOCK_SLACK_MS);
         for (int rule = 0; rule < RULE_N; rule++)
-            claim(w->p, (enum rule)rule, w->queue, w->gone ? NULL : first);
+            claim(w->p, (enum rule)rule, w->queue, w->level, w->gone ? NULL : first);
     }
     qwork_free(w);
 }
@@ -247,11 +251,14 @@ static void due_queues(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct pass *p = arg;
     if (!sql_failed(p, res, err, "queues with due tasks") && pass_live(p)) {
         int c_queue = taskdb_col(res, "queue");
-        for (int i = 0; i < PQntuples(res); i++) {
-            struct qwork *w = qwork_new(p, PQgetvalue(res, i, c_queue));
-            if (queue_stream_first(p->r->rc, p->r->prefix, w->queue, probe_first, w) != 0)
-                probe_first(w, QUEUE_DISCONNECTED, NULL);
-        }
+        /* each priority level is a stream of its own (queue.h), probed apart */
+        for (int i = 0; i < PQntuples(res); i++)
+            for (int l = 0; l < QUEUE_LEVELS; l++) {
+                struct qwork *w = qwork_new(p, PQgetvalue(res, i, c_queue));
+                w->level = (enum queue_level)l;
+                if (queue_stream_first_at(p->r->rc, p->r->prefix, w->queue, w->level, probe_first, w) != 0)
+                    probe_first(w, QUEUE_DISCONNECTED, NULL);
+            }
     }
     pass_unref(p);
 }
@@ -450,6 +457,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     pgc_query(r->pg,
               "SELECT queue, count(*) FROM tasks WHERE state = 'dead' AND dlq_purged_at IS NULL GROUP BY queue",
               0, NULL, dead_queues, pass_ref(p));
+    qmirror_all(r->pg, r->rc, r->prefix); /* queue settings into Redis again: a flush heals */
+    taskdb_unique_sweep(r->pg);
     pass_unref(p);
 }
 

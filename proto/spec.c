@@ -371,6 +371,49 @@ static int check_retry(const json_t *v, const char *pre, struct spec_retry *r, c
     return 0;
 }
 
+/* unique: {"key": "...", "for_s": N} (one task per key created within N
+ * seconds) or {"key": "...", "while": "unfinished"} (one queued, running or
+ * retrying task per key). PostgreSQL enforces it at submit (task_unique). */
+static int check_unique(const json_t *v, const char *pre, spec_t *s, char *err, size_t errlen)
+{
+    if (!json_is_object(v))
+        return fail(err, errlen, pre, "unique", "must be an object {\"key\": ..., \"for_s\": N} or"
+                                                 " {\"key\": ..., \"while\": \"unfinished\"}");
+    const char *k;
+    size_t klen;
+    json_t *f;
+    char buf[64], field[96];
+    int has_for = 0, has_while = 0;
+    json_object_keylen_foreach((json_t *)v, k, klen, f)
+    {
+        snprintf(field, sizeof field, "unique.%s", printable(k, klen, buf));
+        int known = strlen(k) == klen;
+        if (known && strcmp(k, "key") == 0) {
+            if (!str_ok(f, 1, SPEC_UNIQUE_KEY_MAX))
+                return fail(err, errlen, pre, field, "must be a string of 1 to %d bytes", SPEC_UNIQUE_KEY_MAX);
+            s->unique_key = json_string_value(f);
+        } else if (known && strcmp(k, "for_s") == 0) {
+            if (!num_ok(f, 0, SPEC_UNIQUE_FOR_MAX) || json_number_value(f) <= 0)
+                return fail(err, errlen, pre, field, "must be a number greater than 0 and at most %d",
+                            SPEC_UNIQUE_FOR_MAX);
+            s->unique_for_s = json_number_value(f);
+            has_for = 1;
+        } else if (known && strcmp(k, "while") == 0) {
+            if (!json_is_string(f) || strcmp(json_string_value(f), "unfinished") != 0)
+                return fail(err, errlen, pre, field, "must be \"unfinished\"");
+            has_while = 1;
+        } else {
+            return fail(err, errlen, pre, field, "unknown field");
+        }
+    }
+    if (!s->unique_key)
+        return fail(err, errlen, pre, "unique.key", "required");
+    if (has_for == has_while)
+        return fail(err, errlen, pre, "unique", "needs exactly one of for_s (a period in seconds) and"
+                                                 " while (\"unfinished\")");
+    return 0;
+}
+
 /* A kind's own section (kind.h): an object, allowed only on the kinds that
  * own it, its contents checked by the kind's validator. */
 static int check_section(const json_t *v, const char *name, const char *pre, spec_t *s, char *err,
@@ -507,6 +550,13 @@ static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, c
             if (!str_ok(v, 1, 256))
                 return fail(err, errlen, pre, k, "must be a string of 1 to 256 bytes");
             s->idempotency_key = json_string_value(v);
+        } else if (strcmp(k, "rate_key") == 0) {
+            if (!str_ok(v, 1, SPEC_RATE_KEY_MAX))
+                return fail(err, errlen, pre, k, "must be a string of 1 to %d bytes", SPEC_RATE_KEY_MAX);
+            s->rate_key = json_string_value(v);
+        } else if (strcmp(k, "unique") == 0) {
+            if (check_unique(v, pre, s, err, errlen) < 0)
+                return -1;
         } else if (strcmp(k, "next") == 0) {
             if (check_next(v, pre, err, errlen) < 0)
                 return -1;

@@ -11,6 +11,9 @@
 #define SPEC_MAX_BYTES (1024 * 1024)   /* one spec, as JSON text or msgpack */
 #define SPEC_MAX_DEPTH 32              /* nesting of objects/arrays */
 #define SPEC_ERR_MAX 256
+#define SPEC_UNIQUE_KEY_MAX 256        /* bytes of unique.key */
+#define SPEC_UNIQUE_FOR_MAX 2592000    /* unique.for_s: 30 days */
+#define SPEC_RATE_KEY_MAX 128          /* bytes of rate_key */
 
 /* The one home of a task's retry defaults: a spec without retry_policy gets
  * them, and so does the agent without DEVSYS_RETRY_*. A row inserted without
@@ -46,6 +49,15 @@ typedef struct spec {
     double timeout_s;            /* 0 = none; else 0 < t <= 604800 */
     int priority;                /* -100..100, default 0 */
     const char *idempotency_key; /* may be NULL, 1..256 bytes */
+    /* unique: at most one task per key, enforced by PostgreSQL at submit:
+     * created within unique_for_s seconds (> 0), or, when unique_for_s is
+     * 0, not yet finished. unique_key NULL: no such rule. Priority levels
+     * (queue.h): > 0 high, 0 normal, < 0 low. */
+    const char *unique_key;
+    double unique_for_s;
+    /* rate_key: the bucket of a queue's per-key rate limit (a tenant, an
+     * app); NULL: the shared bucket. */
+    const char *rate_key;
     struct spec_retry retry;     /* defaults filled in */
     int has_retry_policy;        /* retry_policy was given in the spec */
     /* kinds "sleep" and "noop": section "sleep" (kind_sleep.c): {"ms": 0..86400000,

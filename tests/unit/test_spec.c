@@ -495,6 +495,33 @@ static void test_objects(void **state)
     }
 }
 
+static void test_unique_and_rate_key(void **state)
+{
+    (void)state;
+    spec_t *s = parse("{\"kind\":\"noop\",\"unique\":{\"key\":\"k1\",\"for_s\":2.5},\"rate_key\":\"tenant-a\"}");
+    assert_non_null(s);
+    assert_string_equal(s->unique_key, "k1");
+    assert_true(s->unique_for_s == 2.5);
+    assert_string_equal(s->rate_key, "tenant-a");
+    spec_free(s);
+    s = parse("{\"kind\":\"noop\",\"unique\":{\"while\":\"unfinished\",\"key\":\"k2\"}}");
+    assert_non_null(s);
+    assert_string_equal(s->unique_key, "k2");
+    assert_true(s->unique_for_s == 0);
+    spec_free(s);
+    expect_error(noop_with("unique", "\"k\""), "unique: must be an object {\"key\": ..., \"for_s\": N} or"
+                                                 " {\"key\": ..., \"while\": \"unfinished\"}");
+    expect_error(noop_with("unique", "{\"for_s\":1}"), "unique.key: required");
+    expect_error(noop_with("unique", "{\"key\":\"\",\"for_s\":1}"), "unique.key: must be a string of 1 to 256 bytes");
+    expect_error(noop_with("unique", "{\"key\":\"k\",\"for_s\":-1}"),
+                 "unique.for_s: must be a number greater than 0 and at most 2592000");
+    expect_error(noop_with("unique", "{\"key\":\"k\",\"while\":\"running\"}"), "unique.while: must be \"unfinished\"");
+    expect_error(noop_with("unique", "{\"key\":\"k\",\"for_s\":1,\"while\":\"unfinished\"}"),
+                 "unique: needs exactly one of for_s (a period in seconds) and while (\"unfinished\")");
+    expect_error(noop_with("unique", "{\"key\":\"k\",\"for_s\":1,\"tenant\":1}"), "unique.tenant: unknown field");
+    expect_error(noop_with("rate_key", "7"), "rate_key: must be a string of 1 to 128 bytes");
+}
+
 static void test_retry_policy(void **state)
 {
     (void)state;
@@ -681,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_command),           cmocka_unit_test(test_env),
         cmocka_unit_test(test_numbers),           cmocka_unit_test(test_lists),
         cmocka_unit_test(test_objects),           cmocka_unit_test(test_retry_policy),
+        cmocka_unit_test(test_unique_and_rate_key),
         cmocka_unit_test(test_next),              cmocka_unit_test(test_sleep),
         cmocka_unit_test(test_testing_section),
         cmocka_unit_test(test_from_json_reference), cmocka_unit_test(test_small_error_buffer),
