@@ -411,12 +411,14 @@ static void on_group(void *arg, const char *err)
         group_state(q, 0, "redis disconnected");
     } else if (!err[0]) { /* created, or BUSYGROUP: it exists */
     } else {
+        int first = !q->group_failed; /* one line per queue and round, not per level */
         q->group_failed = 1;
         /* e.g. LOADING while Redis reads its AOF after a restart: retried
          * with backoff until it works (on_groups_done), never given up on */
         metric_add(q->m_group_errors, 1);
         group_state(q, 0, err);
-        log_warn("queue %s: cannot create a consumer group: %s; retrying", q->name, err);
+        if (first)
+            log_warn("queue %s: cannot create consumer group: %s; retrying", q->name, err);
     }
 }
 
