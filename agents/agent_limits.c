@@ -41,18 +41,23 @@ static void on_settings(void *arg, const char *err, const struct queue_settings 
     }
     int first = !q->settings_known;
     q->settings_known = 1;
-    if (!found) /* not mirrored yet: keep what was read last */
+    if (!found) { /* not mirrored yet (a flushed Redis): keep what was read last */
+        if (first) /* the queue was not read until now: start */
+            read_more(ag);
         return;
-    int resumed = q->set.paused && !s->paused;
+    }
     if (first || memcmp(&q->set, s, sizeof *s) != 0)
         log_info("queue %s: paused %d, concurrency %ld, rate %ld per %ld ms%s", q->name, s->paused,
                  s->concurrency, s->rate_n, s->rate_period_ms, s->rate_per_key ? " per key" : "");
     q->set = *s;
     metric_set(q->m_paused, s->paused);
-    if (resumed || first)
+    if (!s->paused) {
+        /* Whatever changed (first answer, resume, a cap raised or cleared),
+         * the queue may be readable now: read_more is a no-op while a read
+         * is in flight, and the next round includes this queue. */
         read_more(ag);
-    if (!s->paused)
         pump(q);
+    }
 }
 
 static void load(struct queue_state *q)
