@@ -268,14 +268,8 @@ static void task_row(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
     struct op *o = arg;
-    if (!res || err[0]) {
-        op_db_error(o, err);
+    if (!op_have_row(o, res, err, "task %s is not in queue %s", o->task, o->queue))
         return;
-    }
-    if (PQntuples(res) == 0) {
-        op_error(o, 404, "task %s is not in queue %s", o->task, o->queue);
-        return;
-    }
     snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
     if (PQgetisnull(res, 0, 1) && !may_scan(o)) {
         op_found(o);

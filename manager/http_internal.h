@@ -104,6 +104,11 @@ void op_free(struct op *o);
 void op_reply(struct op *o, int status, json_t *j);
 void op_error(struct op *o, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void op_db_error(struct op *o, const char *err);
+/* The start of most statement callbacks on an op: a failed statement answers
+ * 503 (op_db_error), no row answers 404 with the message; both free o and
+ * return 0. Returns 1 when there is a row to read (o still owned by the caller). */
+int op_have_row(struct op *o, const PGresult *res, const char *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void op_conflict(struct op *o, const char *msg);
 /* Why a queue operation failed, in words (err as given to its callback). */
 const char *op_redis_why(const char *err);

@@ -58,6 +58,24 @@ void op_db_error(struct op *o, const char *err)
     op_free(o);
 }
 
+int op_have_row(struct op *o, const PGresult *res, const char *err, const char *fmt, ...)
+{
+    if (!res || err[0]) {
+        op_db_error(o, err);
+        return 0;
+    }
+    if (PQntuples(res) > 0)
+        return 1;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    reply_error(o->q, 404, msg);
+    op_free(o);
+    return 0;
+}
+
 /* 409 with the task's current state next to the message. */
 void op_conflict(struct op *o, const char *msg)
 {

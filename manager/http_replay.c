@@ -48,14 +48,8 @@ static void replay_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
     struct op *o = arg;
-    if (!res || err[0]) {
-        op_db_error(o, err);
+    if (!op_have_row(o, res, err, "task %s of this dead letter is not in queue %s", o->task, o->queue))
         return;
-    }
-    if (PQntuples(res) == 0) {
-        op_error(o, 404, "task %s of this dead letter is not in queue %s", o->task, o->queue);
-        return;
-    }
     int c_kind = taskdb_col(res, "kind");
     snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, taskdb_col(res, "was")));
     if (PQgetisnull(res, 0, c_kind)) {
@@ -85,14 +79,8 @@ static void replay_checked(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
     struct op *o = arg;
-    if (!res || err[0]) {
-        op_db_error(o, err);
+    if (!op_have_row(o, res, err, "task %s of this dead letter is not in queue %s", o->task, o->queue))
         return;
-    }
-    if (PQntuples(res) == 0) {
-        op_error(o, 404, "task %s of this dead letter is not in queue %s", o->task, o->queue);
-        return;
-    }
     snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, 0));
     if (strcmp(o->state, "dead") != 0) {
         op_conflict(o, "only a dead task can be replayed");

@@ -372,14 +372,8 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
     struct op *o = arg;
-    if (!res || err[0]) {
-        op_db_error(o, err);
+    if (!op_have_row(o, res, err, "task not found"))
         return;
-    }
-    if (PQntuples(res) == 0) {
-        op_error(o, 404, "task not found");
-        return;
-    }
     snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, taskdb_col(res, "was")));
     if (strcmp(PQgetvalue(res, 0, taskdb_col(res, "cancelled")), "1") != 0) {
         op_conflict(o, "the task has already finished");
