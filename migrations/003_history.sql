@@ -34,12 +34,13 @@ CREATE INDEX tasks_final ON tasks (state, created_at, id)
 -- audit_log retention deletes by age, oldest first through the primary key
 -- (ids grow with `at`).
 
--- devsys_history_maintain(keep_days, ahead_days): creates the day partitions of
--- the three history tables from the day of the oldest finished task still in
--- `tasks` (or today; never before today - keep_days) to today + ahead_days, and
+-- devsys_history_maintain(keep_days, ahead_days[, since]): creates the day
+-- partitions of the three history tables from the day of the oldest finished
+-- task still in `tasks` (or since, or today; never before today - keep_days) to
+-- today + ahead_days, and
 -- drops the partitions of days before today - keep_days. Days are UTC. Returns
 -- "created N dropped M". DDL only; the rows move in common/taskdb.c.
-CREATE FUNCTION devsys_history_maintain(keep_days int, ahead_days int) RETURNS text
+CREATE FUNCTION devsys_history_maintain(keep_days int, ahead_days int, since date DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     today   date := (now() AT TIME ZONE 'UTC')::date;
@@ -55,7 +56,7 @@ BEGIN
                   (SELECT min(created_at) FROM tasks WHERE state = 'cancelled'),
                   (SELECT min(created_at) FROM tasks WHERE state = 'dead')) AT TIME ZONE 'UTC')::date
       INTO oldest;
-    oldest := greatest(least(coalesce(oldest, today), today), today - keep_days);
+    oldest := greatest(least(coalesce(since, oldest, today), today), today - keep_days);
     FOR d IN SELECT g::date FROM generate_series(oldest, today + ahead_days, interval '1 day') g LOOP
         FOREACH t IN ARRAY ARRAY['tasks_history', 'task_attempts_history', 'checkpoints_history'] LOOP
             part := t || '_p' || to_char(d, 'YYYYMMDD');
