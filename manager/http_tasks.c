@@ -2,7 +2,8 @@
  * PostgreSQL, then published to Redis), get, list (cursor paging), cancel
  * (PostgreSQL first, then the agents' control stream) and checkpoints (paged).
  * PostgreSQL builds the JSON of task rows itself (jsonb_build_object), so the
- * read paths are one query and one copy. */
+ * read paths are one query and one copy. Reads of finished tasks look in the
+ * history tables too (retention moved them there). */
 #include "http_internal.h"
 
 #include <event2/buffer.h>
