@@ -1,7 +1,8 @@
 /* retention: every DEVSYS_RETENTION_S, one elected manager (a transaction
  * advisory lock per statement) creates the history partitions ahead, drops
  * those past the keep, moves finished tasks in batches until none is due
- * (at most RETENTION_MAX_BATCHES per tick) and deletes old audit rows. */
+ * (RETENTION_MAX_BATCHES per tick, the next tick at once while more are due)
+ * and deletes old audit rows. */
 #include "retention.h"
 
 #include <event2/event.h>
@@ -26,6 +27,7 @@ struct retention {
     pgc_t *pg;
     struct event *tick;
     int running; /* a tick's statements are in flight */
+    int closing; /* retention_free runs: callbacks only release */
     int batches;
     long taken, moved;
     char period[4][32]; /* succeeded, failed, cancelled, dead; "" = that state stays */
@@ -43,6 +45,8 @@ static int failed(retention_t *r, PGresult *res, const char *err, const char *wh
 {
     if (res && !err[0])
         return 0;
+    if (r->closing)
+        return 1;
     metric_add(r->m_errors, 1);
     log_warn("retention: %s: %s", what, err[0] ? err : "connection lost");
     return 1;
@@ -56,6 +60,9 @@ static void tick_done(retention_t *r)
     metric_add(r->m_moved, (double)r->moved);
     metric_add(r->m_dropped, (double)(r->taken - r->moved));
     r->running = 0;
+    /* a tick that ended on its batch cap has more due: the next one starts now */
+    if (r->batches >= RETENTION_MAX_BATCHES && !r->closing)
+        event_active(r->tick, EV_TIMEOUT, 0);
 }
 
 static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -101,8 +108,8 @@ static void moved(pgc_t *pg, PGresult *res, const char *err, void *arg)
     long taken = strtol(PQgetvalue(res, 0, taskdb_col(res, "taken")), NULL, 10);
     r->taken += taken;
     r->moved += strtol(PQgetvalue(res, 0, taskdb_col(res, "moved")), NULL, 10);
-    /* a batch that took nothing means nothing is due; a full tick leaves the rest to the next */
-    if (taken > 0 && ++r->batches < RETENTION_MAX_BATCHES)
+    /* each state takes up to batch rows: fewer in all means every state is done */
+    if (taken >= r->batch && ++r->batches < RETENTION_MAX_BATCHES)
         move_batch(r);
     else
         audit_delete(r);
@@ -208,7 +215,8 @@ void retention_free(retention_t *r)
 {
     if (!r)
         return;
+    r->closing = 1;
+    pgc_free(r->pg); /* fails the statement in flight: its callback ends the tick */
     event_free(r->tick);
-    pgc_free(r->pg); /* fails the callbacks in flight; they only touch r */
     free(r);
 }
