@@ -591,14 +591,18 @@ void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_resu
 /* -------------------------------------------------------------- retention */
 
 /* The oldest finished rows of one state whose period ($n seconds, NULL: the
- * state stays) has passed. created_at bounds the scan of tasks_final (a task
- * finishes after it was created), so a batch reads what it takes, not the
- * retention window. */
-#define RETAIN_STATE(STATE, N, EXTRA)                                                  \
-    "(SELECT id FROM tasks WHERE state = '" STATE "' AND $" N "::float8 IS NOT NULL"   \
+ * state stays) has passed. created_at bounds the index scan (a task finishes
+ * after it was created), so a batch reads what it takes, not the retention
+ * window: tasks_final_other for failed, dead and cancelled (GROUP, the index's
+ * predicate, for a generic plan), tasks_created_at_id for succeeded. */
+#define RETAIN_STATE(STATE, GROUP, N, EXTRA)                                           \
+    "(SELECT id FROM tasks WHERE state = '" STATE "' AND state IN (" GROUP ")"         \
+    "   AND $" N "::float8 IS NOT NULL"                                                \
     "   AND created_at < now() - $" N "::float8 * interval '1 second'"                \
     "   AND finished_at < now() - $" N "::float8 * interval '1 second'" EXTRA          \
     "   AND (SELECT ok FROM l) ORDER BY created_at LIMIT $6::int)"
+
+#define OTHER_FINAL "'failed', 'dead', 'cancelled'"
 
 /* The first instant history keeps: midnight UTC, $5 (keep days) days ago. */
 #define KEEP_FROM "(((now() AT TIME ZONE 'UTC')::date - $5::int)::timestamp AT TIME ZONE 'UTC')"
@@ -610,9 +614,10 @@ void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_resu
  * second manager from working on the same batch. */
 static const char retain_sql[] =
     "WITH l AS (SELECT pg_try_advisory_xact_lock($7::bigint) AS ok),"
-    " c AS (" RETAIN_STATE("succeeded", "1", "") " UNION ALL " RETAIN_STATE("failed", "2", "")
-    "   UNION ALL " RETAIN_STATE("cancelled", "3", "")
-    "   UNION ALL " RETAIN_STATE("dead", "4", " AND dlq_purged_at IS NOT NULL") "),"
+    " c AS (" RETAIN_STATE("succeeded", "'succeeded'", "1", "")
+    "   UNION ALL " RETAIN_STATE("failed", OTHER_FINAL, "2", "")
+    "   UNION ALL " RETAIN_STATE("cancelled", OTHER_FINAL, "3", "")
+    "   UNION ALL " RETAIN_STATE("dead", OTHER_FINAL, "4", " AND dlq_purged_at IS NOT NULL") "),"
     " m AS (DELETE FROM tasks t USING c WHERE t.id = c.id"
     "   AND t.state IN ('succeeded', 'failed', 'cancelled', 'dead') RETURNING t.*),"
     " h AS (INSERT INTO tasks_history SELECT * FROM m WHERE m.finished_at >= " KEEP_FROM "),"

@@ -307,17 +307,19 @@ static int list_cursor_parse(const char *s, char *us, size_t us_cap, char *id, s
 
 /* The list statement for a filter, in up to six texts (each prepared once):
  * every condition a plan could use is in the text only when it applies, so a
- * cached generic plan still reaches rows through an index (tasks_final or
- * tasks_live by state, created_at for a cursor). A final state, or none,
+ * cached generic plan still reaches rows through an index (tasks_final_other
+ * or tasks_live by the state's group, tasks_created_at_id for succeeded, all
+ * and a cursor). A final state, or none,
  * reads tasks_history too, merged by the cursor's order. The extra row
  * (limit echoed) keeps the answer non-empty so list_done can read the limit.
  * $1 state, $2 queue, $3 $4 cursor, $5 limit. */
 static void list_sql(char *sql, size_t cap, const char *state, int cursor)
 {
     int live = state && (!strcmp(state, "queued") || !strcmp(state, "running") || !strcmp(state, "retrying"));
-    const char *st = !state ? "$1::text IS NULL"
-                     : live ? "state = $1 AND state IN ('queued', 'running', 'retrying')"
-                            : "state = $1 AND state IN ('succeeded', 'failed', 'dead', 'cancelled')";
+    const char *st = !state                         ? "$1::text IS NULL"
+                     : live                         ? "state = $1 AND state IN ('queued', 'running', 'retrying')"
+                     : !strcmp(state, "succeeded") ? "state = $1 AND state = 'succeeded'"
+                                                    : "state = $1 AND state IN ('failed', 'dead', 'cancelled')";
     const char *cur = cursor ? " AND (created_at, id) < ('epoch'::timestamptz + $3::bigint * interval '1 microsecond',"
                                " $4::uuid)"
                              : " AND $3::bigint IS NULL AND $4::uuid IS NULL";

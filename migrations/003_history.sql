@@ -23,13 +23,16 @@ CREATE INDEX checkpoints_history_task ON checkpoints_history (task_id, id);
 -- is live, so its cost does not grow with finished rows:
 --   tasks_live: the reconciler's rules and lease expiry (non-final tasks);
 --   tasks_dlq: the dead-letter checks (dead tasks whose letter is not purged);
---   tasks_final: the list by final state and the retention job (oldest first).
+--   tasks_final_other: the list by failed, dead or cancelled and the retention
+--     job's scan of them. Succeeded tasks (most rows, and the noop fast path
+--     inserts them finished) get no entry: their list and retention read
+--     tasks_created_at_id, where they are the bulk, oldest first.
 -- The price: `state` is now indexed, so a state change is no HOT update (see
 -- BENCHMARKS.md, "Retention and the hot set").
 CREATE INDEX tasks_live ON tasks (state, queue) WHERE state IN ('queued', 'running', 'retrying');
 CREATE INDEX tasks_dlq ON tasks (queue, id) WHERE state = 'dead' AND dlq_purged_at IS NULL;
-CREATE INDEX tasks_final ON tasks (state, created_at, id)
-    WHERE state IN ('succeeded', 'failed', 'dead', 'cancelled');
+CREATE INDEX tasks_final_other ON tasks (state, created_at, id)
+    WHERE state IN ('failed', 'dead', 'cancelled');
 
 -- audit_log retention deletes by age, oldest first through the primary key
 -- (ids grow with `at`).

@@ -29,7 +29,7 @@ it_psql "VACUUM ANALYZE tasks" >/dev/null
 scans() { # scans: seq_scan of tasks, then idx_scan of each partial index
     it_psql "SELECT (SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'tasks') || ' ' ||
                     string_agg(indexrelname || '=' || idx_scan, ' ' ORDER BY indexrelname)
-             FROM pg_stat_user_indexes WHERE indexrelname IN ('tasks_live', 'tasks_dlq', 'tasks_final')"
+             FROM pg_stat_user_indexes WHERE indexrelname IN ('tasks_live', 'tasks_dlq', 'tasks_final_other')"
 }
 read -r seq0 _ <<<"$(scans)"
 
@@ -54,6 +54,6 @@ ok "the counters are flushed" it_wait_for 10 '[[ $(scans) != "$seq0 "* ]] || (( 
     "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '\''devsys-manager%'\''") == 0 ))'
 read -r seq1 idx <<<"$(scans)"
 is "$((seq1 - seq0))" 0 "no sequential scan of tasks by the reconciler, the retention job or the routes"
-like "$idx" '^tasks_dlq=[1-9][0-9]* tasks_final=[1-9][0-9]* tasks_live=[1-9][0-9]*$' \
+like "$idx" '^tasks_dlq=[1-9][0-9]* tasks_final_other=[1-9][0-9]* tasks_live=[1-9][0-9]*$' \
     "the partial indexes were used: dead letters, finished tasks, live tasks ($idx)"
 it_done
