@@ -634,7 +634,9 @@ void taskdb_republish_queues(pgc_t *pg, const char *after_s, pgc_result_fn *fn, 
 {
     const char *p[1] = {after_s};
     pgc_query(pg,
-              "SELECT DISTINCT queue FROM tasks WHERE " STALE("published_at") " AND (state = 'queued'"
+              /* the IN list matches tasks_live's predicate: the scan reads live rows only */
+              "SELECT DISTINCT queue FROM tasks WHERE state IN ('queued', 'running', 'retrying')"
+              "   AND " STALE("published_at") " AND (state = 'queued'"
               "   OR state = 'retrying' AND next_attempt_at < now() - $1::float8 * interval '1 second'"
               "   OR state = 'running' AND lease_expires_at < now() - $1::float8 * interval '1 second')",
               1, p, fn, arg);
@@ -664,4 +666,54 @@ void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_resu
               "             ORDER BY a.attempt DESC LIMIT 1), t.lease_owner, '') AS agent,"
               "   coalesce(t.source, '') AS source, t.spec::text AS spec",
               2, p, fn, arg);
+}
+
+/* -------------------------------------------------------------- retention */
+
+/* The oldest finished rows of one state whose period ($n seconds, NULL: the
+ * state stays) has passed. created_at bounds the index scan (a task finishes
+ * after it was created), so a batch reads what it takes, not the retention
+ * window: tasks_final_other for failed, dead and cancelled (GROUP, the index's
+ * predicate, for a generic plan), tasks_created_at_id for succeeded. */
+#define RETAIN_STATE(STATE, GROUP, N, EXTRA)                                           \
+    "(SELECT id FROM tasks WHERE state = '" STATE "' AND state IN (" GROUP ")"         \
+    "   AND $" N "::float8 IS NOT NULL"                                                \
+    "   AND created_at < now() - $" N "::float8 * interval '1 second'"                \
+    "   AND finished_at < now() - $" N "::float8 * interval '1 second'" EXTRA          \
+    "   AND (SELECT ok FROM l) ORDER BY created_at LIMIT $6::int)"
+
+#define OTHER_FINAL "'failed', 'dead', 'cancelled'"
+
+/* The first instant history keeps: midnight UTC, $5 (keep days) days ago. */
+#define KEEP_FROM "(((now() AT TIME ZONE 'UTC')::date - $5::int)::timestamp AT TIME ZONE 'UTC')"
+
+/* $1..$4 periods of succeeded, failed, cancelled, dead; $5 keep days; $6
+ * batch; $7 lock key. Final rows do not change state any more (only a dead
+ * task whose letter is still in the DLQ can be replayed, and those stay), so
+ * no row lock is needed beyond the DELETE's own; the advisory lock keeps a
+ * second manager from working on the same batch. */
+static const char retain_sql[] =
+    "WITH l AS (SELECT pg_try_advisory_xact_lock($7::bigint) AS ok),"
+    " c AS (" RETAIN_STATE("succeeded", "'succeeded'", "1", "")
+    "   UNION ALL " RETAIN_STATE("failed", OTHER_FINAL, "2", "")
+    "   UNION ALL " RETAIN_STATE("cancelled", OTHER_FINAL, "3", "")
+    "   UNION ALL " RETAIN_STATE("dead", OTHER_FINAL, "4", " AND dlq_purged_at IS NOT NULL") "),"
+    " m AS (DELETE FROM tasks t USING c WHERE t.id = c.id"
+    "   AND t.state IN ('succeeded', 'failed', 'cancelled', 'dead') RETURNING t.*),"
+    " h AS (INSERT INTO tasks_history SELECT * FROM m WHERE m.finished_at >= " KEEP_FROM "),"
+    " a AS (DELETE FROM task_attempts a USING m WHERE a.task_id = m.id RETURNING a.*, m.finished_at AS f),"
+    " ah AS (INSERT INTO task_attempts_history SELECT * FROM a WHERE a.f >= " KEEP_FROM "),"
+    " k AS (DELETE FROM checkpoints k USING m WHERE k.task_id = m.id RETURNING k.*, m.finished_at AS f),"
+    " kh AS (INSERT INTO checkpoints_history SELECT * FROM k WHERE k.f >= " KEEP_FROM ")"
+    " SELECT (SELECT ok FROM l) AS leader, count(*) AS taken,"
+    "  count(*) FILTER (WHERE m.finished_at >= " KEEP_FROM ") AS moved FROM m";
+
+void taskdb_retain(pgc_t *pg, const struct taskdb_retention *r, pgc_result_fn *fn, void *arg)
+{
+    char keep[24], batch[16], key[24];
+    snprintf(keep, sizeof keep, "%ld", r->keep_days);
+    snprintf(batch, sizeof batch, "%d", r->batch);
+    snprintf(key, sizeof key, "%lld", r->lock_key);
+    const char *p[7] = {r->succeeded_s, r->failed_s, r->cancelled_s, r->dead_s, keep, batch, key};
+    pgc_query(pg, retain_sql, 7, p, fn, arg);
 }

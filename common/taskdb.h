@@ -152,4 +152,23 @@ void taskdb_republish_claim(pgc_t *pg, enum taskdb_republish rule, const char *a
  * source, spec. */
 void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_result_fn *fn, void *arg);
 
+/* -------------------------------------------------------------- retention
+ * Move one batch of finished tasks out of `tasks`: each final state whose
+ * period (seconds as text, NULL = that state stays) has passed since
+ * finished_at; dead ones only once their letter was purged (dlq_purged_at).
+ * They go, with their task_attempts and checkpoints rows, into the history
+ * tables (migrations/003_history.sql), or are deleted when they finished
+ * before the oldest day history keeps (today - keep_days, UTC).
+ * Up to batch rows per state. Runs only in the session that gets the
+ * transaction advisory lock lock_key, so two managers never move the same
+ * rows twice. Result, one row: leader (t/f), taken (rows that left tasks),
+ * moved (of them, into history). */
+struct taskdb_retention {
+    const char *succeeded_s, *failed_s, *cancelled_s, *dead_s;
+    long keep_days;
+    int batch;
+    long long lock_key;
+};
+void taskdb_retain(pgc_t *pg, const struct taskdb_retention *r, pgc_result_fn *fn, void *arg);
+
 #endif

@@ -2,7 +2,8 @@
  * PostgreSQL, then published to Redis), get, list (cursor paging), cancel
  * (PostgreSQL first, then the agents' control stream) and checkpoints (paged).
  * PostgreSQL builds the JSON of task rows itself (jsonb_build_object), so the
- * read paths are one query and one copy. */
+ * read paths are one query and one copy. Reads of finished tasks look in the
+ * history tables too (retention moved them there). */
 #include "http_internal.h"
 
 #include <event2/buffer.h>
@@ -217,6 +218,14 @@ void tasks_submit(struct req *q, const struct route_args *a)
     "started_at, 'finished_at', finished_at, 'next_attempt_at', next_attempt_at, 'last_error', "    \
     "last_error, 'result', result"
 
+/* The attempts of task t, oldest first, wherever retention put them. */
+#define TASK_ATTEMPTS                                                                               \
+    "SELECT coalesce(jsonb_agg(jsonb_build_object('attempt', a.attempt, 'agent', a.agent, "         \
+    "'started_at', a.started_at, 'finished_at', a.finished_at, 'outcome', a.outcome, 'error', "     \
+    "a.error) ORDER BY a.attempt), '[]'::jsonb) FROM (SELECT attempt, agent, started_at, "          \
+    "finished_at, outcome, error FROM task_attempts WHERE task_id = t.id UNION ALL SELECT attempt, " \
+    "agent, started_at, finished_at, outcome, error FROM task_attempts_history WHERE task_id = t.id) a"
+
 /* pgc callback (arg: the req) for a query about one task that returns its
  * answer as one JSON text column: 200 with it, 404 when no row, 503 when
  * PostgreSQL failed. */
@@ -240,10 +249,13 @@ void tasks_get(struct req *q, const struct route_args *a)
         return;
     }
     const char *params[1] = {id};
+    /* A finished task may have moved to history (retention): the LIMIT stops
+     * at the hot table's row when there is one. */
     pgc_query(q->api->pg,
               "SELECT jsonb_build_object(" TASK_JSON_FIELDS
-              ", 'output_tail', output_tail, 'source', source, 'spec', spec)::text"
-              " FROM tasks WHERE id = $1::uuid",
+              ", 'output_tail', output_tail, 'source', source, 'spec', spec, 'attempts', (" TASK_ATTEMPTS "))::text"
+              " FROM (SELECT * FROM tasks WHERE id = $1::uuid"
+              "  UNION ALL SELECT * FROM tasks_history WHERE id = $1::uuid LIMIT 1) t",
               1, params, reply_task_row, q);
 }
 
@@ -293,6 +305,41 @@ static int list_cursor_parse(const char *s, char *us, size_t us_cap, char *id, s
     return 1;
 }
 
+/* The list statement for a filter, in up to six texts (each prepared once):
+ * every condition a plan could use is in the text only when it applies, so a
+ * cached generic plan still reaches rows through an index (tasks_final_other
+ * or tasks_live by the state's group, tasks_created_at_id for succeeded, all
+ * and a cursor). A final state, or none,
+ * reads tasks_history too, merged by the cursor's order. The extra row
+ * (limit echoed) keeps the answer non-empty so list_done can read the limit.
+ * $1 state, $2 queue, $3 $4 cursor, $5 limit. */
+static void list_sql(char *sql, size_t cap, const char *state, int cursor)
+{
+    int live = state && (!strcmp(state, "queued") || !strcmp(state, "running") || !strcmp(state, "retrying"));
+    const char *st = !state                         ? "$1::text IS NULL"
+                     : live                         ? "state = $1 AND state IN ('queued', 'running', 'retrying')"
+                     : !strcmp(state, "succeeded") ? "state = $1 AND state = 'succeeded'"
+                                                    : "state = $1 AND state IN ('failed', 'dead', 'cancelled')";
+    const char *cur = cursor ? " AND (created_at, id) < ('epoch'::timestamptz + $3::bigint * interval '1 microsecond',"
+                               " $4::uuid)"
+                             : " AND $3::bigint IS NULL AND $4::uuid IS NULL";
+    char where[512];
+    snprintf(where, sizeof where, " WHERE %s AND ($2::text IS NULL OR queue = $2)%s"
+             " ORDER BY created_at DESC, id DESC LIMIT $5::int", st, cur);
+    char page[1200];
+    if (live)
+        snprintf(page, sizeof page, "SELECT * FROM tasks%s", where);
+    else
+        snprintf(page, sizeof page, "(SELECT * FROM tasks%s) UNION ALL (SELECT * FROM tasks_history%s)"
+                 " ORDER BY created_at DESC, id DESC LIMIT $5::int", where, where);
+    snprintf(sql, cap,
+             "WITH page AS (%s)"
+             " SELECT jsonb_build_object(" TASK_JSON_FIELDS ")::text,"
+             "   (extract(epoch FROM created_at) * 1000000)::bigint || '_' || id, $5::int"
+             " FROM (SELECT * FROM page ORDER BY created_at DESC, id DESC) p"
+             " UNION ALL SELECT NULL, NULL, $5::int", page);
+}
+
 void tasks_list(struct req *q, const struct route_args *a)
 {
     (void)a;
@@ -334,18 +381,9 @@ void tasks_list(struct req *q, const struct route_args *a)
         reply_error(q, 400, bad);
         return;
     }
-    /* The extra row (limit echoed) keeps the answer non-empty so list_done can read the limit. */
-    pgc_query(q->api->pg,
-              "WITH page AS (SELECT * FROM tasks"
-              "  WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2)"
-              "    AND ($3::bigint IS NULL OR (created_at, id) <"
-              "         ('epoch'::timestamptz + $3::bigint * interval '1 microsecond', $4::uuid))"
-              "  ORDER BY created_at DESC, id DESC LIMIT $5::int)"
-              " SELECT jsonb_build_object(" TASK_JSON_FIELDS ")::text,"
-              "   (extract(epoch FROM created_at) * 1000000)::bigint || '_' || id, $5::int"
-              " FROM (SELECT * FROM page ORDER BY created_at DESC, id DESC) p"
-              " UNION ALL SELECT NULL, NULL, $5::int",
-              5, params, list_done, q);
+    char sql[2048];
+    list_sql(sql, sizeof sql, state, after != NULL);
+    pgc_query(q->api->pg, sql, 5, params, list_done, q);
     evhttp_clear_headers(&args);
 }
 
@@ -429,12 +467,15 @@ void tasks_checkpoints(struct req *q, const struct route_args *a)
     const char *params[3] = {id, pg.after[0] ? pg.after : "0", pg.limit};
     pgc_query(q->api->pg,
               "WITH page AS (SELECT id, attempt, data, created_at FROM checkpoints"
+              "   WHERE task_id = $1::uuid AND id > $2::bigint"
+              "  UNION ALL SELECT id, attempt, data, created_at FROM checkpoints_history"
               "   WHERE task_id = $1::uuid AND id > $2::bigint ORDER BY id LIMIT $3::int)"
               " SELECT jsonb_build_object('task_id', t.id, 'last', t.checkpoint,"
               "   'checkpoints', coalesce((SELECT jsonb_agg(jsonb_build_object('id', p.id, 'attempt', p.attempt,"
               "       'data', p.data, 'created_at', p.created_at) ORDER BY p.id) FROM page p), '[]'::jsonb),"
               "   'next', CASE WHEN (SELECT count(*) FROM page) = $3::int"
               "               THEN (SELECT max(id) FROM page)::text END)::text"
-              " FROM tasks t WHERE t.id = $1::uuid",
+              " FROM (SELECT id, checkpoint FROM tasks WHERE id = $1::uuid"
+              "  UNION ALL SELECT id, checkpoint FROM tasks_history WHERE id = $1::uuid LIMIT 1) t",
               3, params, reply_task_row, q);
 }

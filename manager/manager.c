@@ -15,6 +15,7 @@
 #include "pgc.h"
 #include "rc.h"
 #include "reconcile.h"
+#include "retention.h"
 
 static const char usage[] =
     "usage: devsys-manager [flags] [serve]    serve the HTTP API\n"
@@ -41,6 +42,7 @@ struct manager {
     struct event_base *base;
     api_t *api;
     reconcile_t *reconcile;
+    retention_t *retention;
     rc_t *rc;
     pgc_t *pg;
     struct event *sigterm, *sigint, *drain;
@@ -125,8 +127,10 @@ static int serve(void)
     event_add(m.sigterm, NULL);
     event_add(m.sigint, NULL);
     m.reconcile = reconcile_new(m.base, m.rc, m.pg, ac.prefix);
+    m.retention = retention_new(m.base, db_url);
     event_base_dispatch(m.base);
 
+    retention_free(m.retention);
     reconcile_free(m.reconcile);
     api_free(m.api);
     pgc_free(m.pg);
