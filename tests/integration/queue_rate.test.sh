@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Rate limit across agents: 10 starts per second on one queue, two agents, 30 s
 # of work queued up front. From task_attempts.started_at: about 300 starts in
-# the first 30 s (within 10 %), and no 3 s window holds more than 36 (12/s:
-# started_at is PostgreSQL's claim time, which batching may shift by a little).
+# the first 30 s (within 10 %), and no 3 s window holds more than 30 + 16: the
+# limit admits a start, and started_at is PostgreSQL's later claim time, so the
+# claims in flight (at most the two agents' 2 x 8 slots) may land together.
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"
@@ -17,6 +18,6 @@ n=$(it_psql "SELECT count(*) FROM task_attempts WHERE started_at < '$first'::tim
 ok "starts in the first 30 s: $n (300 +- 10 %)" test "$n" -ge 270 -a "$n" -le 330
 worst=$(it_psql "SELECT max(c) FROM (SELECT (SELECT count(*) FROM task_attempts b WHERE b.started_at >= a.started_at
                  AND b.started_at < a.started_at + interval '3 s') AS c FROM task_attempts a) x")
-ok "no 3 s window holds more than 36 starts (worst $worst)" test "$worst" -le 36
+ok "no 3 s window holds more than 46 starts (worst $worst)" test "$worst" -le 46
 is "$(it_psql "SELECT count(DISTINCT agent) FROM task_attempts")" 2 "both agents started tasks"
 it_done
