@@ -122,8 +122,10 @@ int cmd_queue(const struct ctl *ctl, const char *sub, const char *queue, const s
         path = xasprintf("/v1/queues/%s", q);
         code = show_queue(ctl, "GET", path, NULL, NULL);
     } else if (strcmp(sub, "pause") == 0 || strcmp(sub, "resume") == 0) {
-        path = xasprintf("/v1/queues/%s/%s", q, sub);
-        done = xasprintf("%s %s", strcmp(sub, "pause") == 0 ? "paused" : "resumed", queue);
+        int pause = strcmp(sub, "pause") == 0;
+        /* literals, not sub: gcc -O2 with the sanitizers cannot see sub is non-NULL here */
+        path = xasprintf("/v1/queues/%s/%s", q, pause ? "pause" : "resume");
+        done = xasprintf("%s %s", pause ? "paused" : "resumed", queue);
         code = show_queue(ctl, "POST", path, NULL, done);
     } else if (strcmp(sub, "set") == 0) {
         if (!o->concurrency && !o->rate)
