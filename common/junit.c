@@ -265,11 +265,21 @@ static void refuse_doctype(void *ctx, const xmlChar *name, const xmlChar *ext, c
     xmlStopParser(ctxt);
 }
 
+/* libxml2 reports encoding and I/O errors of the input without the parser
+ * context: they go to the generic handler (stderr by default) and to the
+ * global last error. Keep them off stderr; parse_doc reads them. */
+static void quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
 static xmlDocPtr parse_doc(const char *xml, size_t len, char *err, size_t errlen)
 {
     static int inited;
     if (!inited) {
         xmlInitParser();
+        xmlSetGenericErrorFunc(NULL, quiet);
         inited = 1;
     }
     if (len > (size_t)INT32_MAX) {
@@ -283,8 +293,18 @@ static xmlDocPtr parse_doc(const char *xml, size_t len, char *err, size_t errlen
     ctxt->_private = &doctype;
     ctxt->sax->internalSubset = refuse_doctype;
     ctxt->sax->externalSubset = NULL;
+    xmlResetLastError();
     xmlDocPtr doc = xmlCtxtReadMemory(ctxt, xml, (int)len, NULL, NULL, XML_OPTIONS);
-    if (doctype) {
+    /* Bytes that are not valid in the document's encoding end libxml2's
+     * input early without making the document malformed: what it parsed
+     * would not be the report as written, so refuse it. */
+    const xmlError *ge = xmlGetLastError();
+    if (doc && !doctype && ge && (ge->domain == XML_FROM_I18N || ge->domain == XML_FROM_IO)) {
+        snprintf(err, errlen, "line %d: the report is not valid in its declared encoding",
+                 ctxt->input ? ctxt->input->line : 0);
+        xmlFreeDoc(doc);
+        doc = NULL;
+    } else if (doctype) {
         snprintf(err, errlen, "line %d: a DOCTYPE is not allowed in a JUnit report (no DTDs or entities)",
                  ctxt->input ? ctxt->input->line : 0);
         xmlFreeDoc(doc);

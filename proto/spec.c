@@ -8,6 +8,7 @@
 #include "mpack.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,127 @@ static int check_str_list(const json_t *v, const char *pre, const char *field, s
     return 0;
 }
 
+/* A step name of a pipeline: 1..64 of [A-Za-z0-9_-]; a node of a fanned-out
+ * step adds "[i]" (inputs keys name nodes). */
+static int step_name_ok(const char *s, size_t n, int node)
+{
+    size_t i = 0;
+    for (; i < n && i < 64; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            break;
+    }
+    if (i == 0)
+        return 0;
+    if (i == n)
+        return 1;
+    if (!node || s[i] != '[' || s[n - 1] != ']' || n - i < 3 || n - i > 8)
+        return 0;
+    for (size_t j = i + 1; j < n - 1; j++)
+        if (s[j] < '0' || s[j] > '9')
+            return 0;
+    return 1;
+}
+
+/* "pipeline": {"id": uuid, "name": str, "step": step name, "index": 0..}, set
+ * by the manager on the tasks of a pipeline's steps. */
+static int check_pipeline(const json_t *v, const char *pre, spec_t *s, char *err, size_t errlen)
+{
+    if (!json_is_object(v))
+        return fail(err, errlen, pre, "pipeline", "must be an object");
+    const char *k;
+    size_t klen;
+    json_t *f;
+    char buf[64], field[96];
+    json_object_keylen_foreach((json_t *)v, k, klen, f)
+    {
+        snprintf(field, sizeof field, "pipeline.%s", printable(k, klen, buf));
+        if (strlen(k) != klen)
+            return fail(err, errlen, pre, field, "unknown field");
+        if (strcmp(k, "id") == 0) {
+            if (!json_is_string(f) || !uuid_valid(json_string_value(f), json_string_length(f)))
+                return fail(err, errlen, pre, field, "must be a UUID string");
+        } else if (strcmp(k, "name") == 0) {
+            if (!str_ok(f, 1, SPEC_NAME_MAX))
+                return fail(err, errlen, pre, field, "must be a string of 1 to %d bytes", SPEC_NAME_MAX);
+        } else if (strcmp(k, "step") == 0) {
+            if (!json_is_string(f) || !step_name_ok(json_string_value(f), json_string_length(f), 0))
+                return fail(err, errlen, pre, field, "must be 1 to 64 characters of [A-Za-z0-9_-]");
+        } else if (strcmp(k, "index") == 0) {
+            if (!int_ok(f, 0, SPEC_FANOUT_MAX - 1))
+                return fail(err, errlen, pre, field, "must be an integer from 0 to %d", SPEC_FANOUT_MAX - 1);
+        } else {
+            return fail(err, errlen, pre, field, "unknown field");
+        }
+    }
+    if (!json_object_get(v, "id") || !json_object_get(v, "step"))
+        return fail(err, errlen, pre, "pipeline", "must have \"id\" and \"step\"");
+    s->pipeline = v;
+    return 0;
+}
+
+static int sha256_hex_ok(const json_t *v)
+{
+    if (!json_is_string(v) || json_string_length(v) != 64)
+        return 0;
+    const char *h = json_string_value(v);
+    for (int i = 0; i < 64; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* "inputs": {"<node>": {"result": any JSON, "artifacts": [{"path", "sha256",
+ * "size"}]}}: what the steps this one needs published, filled in by the
+ * manager when the step falls due. */
+static int check_inputs(const json_t *v, const char *pre, spec_t *s, char *err, size_t errlen)
+{
+    if (!json_is_object(v))
+        return fail(err, errlen, pre, "inputs", "must be an object");
+    if (json_object_size(v) > SPEC_INPUTS_MAX)
+        return fail(err, errlen, pre, "inputs", "%zu entries exceeds the limit of %d", json_object_size(v),
+                    SPEC_INPUTS_MAX);
+    const char *k;
+    size_t klen;
+    json_t *in;
+    char buf[64], field[160];
+    json_object_keylen_foreach((json_t *)v, k, klen, in)
+    {
+        snprintf(field, sizeof field, "inputs.%s", printable(k, klen, buf));
+        if (!step_name_ok(k, klen, 1))
+            return fail(err, errlen, pre, field, "a step name is 1 to 64 characters of [A-Za-z0-9_-], then [index]");
+        if (!json_is_object(in))
+            return fail(err, errlen, pre, field, "must be an object");
+        const char *ik;
+        json_t *iv;
+        json_object_foreach(in, ik, iv)
+        {
+            if (strcmp(ik, "result") == 0)
+                continue;
+            if (strcmp(ik, "artifacts") != 0)
+                return fail(err, errlen, pre, field, "unknown field \"%s\"", printable(ik, strlen(ik), buf));
+            if (!json_is_array(iv) || json_array_size(iv) > SPEC_INPUT_ARTIFACTS_MAX)
+                return fail(err, errlen, pre, field, "artifacts: must be an array of at most %d",
+                            SPEC_INPUT_ARTIFACTS_MAX);
+            size_t i;
+            json_t *a;
+            json_array_foreach(iv, i, a)
+            {
+                const json_t *path = json_object_get(a, "path");
+                if (!json_is_object(a) || json_object_size(a) != 3 || !str_ok(path, 1, SPEC_ARTIFACT_MAX) ||
+                    json_string_value(path)[0] == '/' || !sha256_hex_ok(json_object_get(a, "sha256")) ||
+                    !int_ok(json_object_get(a, "size"), 0, INT64_MAX))
+                    return fail(err, errlen, pre, field,
+                                "artifacts[%zu]: must be {\"path\": relative path, \"sha256\": 64 hex digits,"
+                                " \"size\": bytes}",
+                                i);
+            }
+        }
+    }
+    s->inputs = v;
+    return 0;
+}
+
 static int check_retry(const json_t *v, const char *pre, struct spec_retry *r, char *err,
                        size_t errlen)
 {
@@ -556,6 +678,12 @@ static int check_spec(json_t *o, const char *self, const char *pre, spec_t *s, c
             s->rate_key = json_string_value(v);
         } else if (strcmp(k, "unique") == 0) {
             if (check_unique(v, pre, s, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(k, "pipeline") == 0) {
+            if (check_pipeline(v, pre, s, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(k, "inputs") == 0) {
+            if (check_inputs(v, pre, s, err, errlen) < 0)
                 return -1;
         } else if (strcmp(k, "next") == 0) {
             if (check_next(v, pre, err, errlen) < 0)

@@ -14,6 +14,9 @@
 #define SPEC_UNIQUE_KEY_MAX 256        /* bytes of unique.key */
 #define SPEC_UNIQUE_FOR_MAX 2592000    /* unique.for_s: 30 days */
 #define SPEC_RATE_KEY_MAX 128          /* bytes of rate_key */
+#define SPEC_FANOUT_MAX 256            /* tasks one pipeline step fans out to (matrix x shards) */
+#define SPEC_INPUTS_MAX 512            /* entries of "inputs" (nodes a step needs) */
+#define SPEC_INPUT_ARTIFACTS_MAX 64    /* artifacts of one input */
 
 /* The one home of a task's retry defaults: a spec without retry_policy gets
  * them, and so does the agent without DEVSYS_RETRY_*. A row inserted without
@@ -58,6 +61,13 @@ typedef struct spec {
     /* rate_key: the bucket of a queue's per-key rate limit (a tenant, an
      * app); NULL: the shared bucket. */
     const char *rate_key;
+    /* Set by the manager on a pipeline step's tasks (see README "Pipelines"):
+     * pipeline {"id", "name", "step", "index"}; inputs {"<node>": {"result":
+     * any, "artifacts": [{"path", "sha256", "size"}]}} of the steps it
+     * needs ("build", or "test[3]" for a node of a fanned-out step). NULL
+     * when absent. */
+    const json_t *pipeline;
+    const json_t *inputs;
     struct spec_retry retry;     /* defaults filled in */
     int has_retry_policy;        /* retry_policy was given in the spec */
     /* kinds "sleep" and "noop": section "sleep" (kind_sleep.c): {"ms": 0..86400000,

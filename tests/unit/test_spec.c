@@ -217,6 +217,40 @@ static void test_msgpack_limits(void **state)
     free(t);
 }
 
+/* The fields the manager sets on a pipeline step's tasks. */
+static void test_pipeline_fields(void **state)
+{
+    (void)state;
+    const char *uuid = "\"0190a0b0-1111-7222-8333-444455556666\"";
+    char buf[512];
+    snprintf(buf, sizeof buf, "{\"id\":%s,\"name\":\"site\",\"step\":\"test\",\"index\":3}", uuid);
+    expect_ok(noop_with("pipeline", buf));
+    expect_error(noop_with("pipeline", "{\"id\":\"x\",\"step\":\"a\"}"), "pipeline.id: must be a UUID string");
+    snprintf(buf, sizeof buf, "{\"id\":%s,\"step\":\"a b\"}", uuid);
+    expect_error(noop_with("pipeline", buf), "pipeline.step: must be 1 to 64 characters of [A-Za-z0-9_-]");
+    snprintf(buf, sizeof buf, "{\"id\":%s}", uuid);
+    expect_error(noop_with("pipeline", buf), "pipeline: must have \"id\" and \"step\"");
+    snprintf(buf, sizeof buf, "{\"id\":%s,\"step\":\"a\",\"index\":256}", uuid);
+    expect_error(noop_with("pipeline", buf), "pipeline.index: must be an integer from 0 to 255");
+    snprintf(buf, sizeof buf, "{\"id\":%s,\"step\":\"a\",\"x\":1}", uuid);
+    expect_error(noop_with("pipeline", buf), "pipeline.x: unknown field");
+
+    const char *sha = "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"";
+    snprintf(buf, sizeof buf,
+             "{\"build\":{\"result\":{\"v\":[1,2]},\"artifacts\":[{\"path\":\"dist/site.tgz\",\"sha256\":%s,\"size\":"
+             "12}]},\"test[19]\":{}}",
+             sha);
+    expect_ok(noop_with("inputs", buf));
+    expect_error(noop_with("inputs", "{\"a\":1}"), "inputs.a: must be an object");
+    expect_error(noop_with("inputs", "{\"a[x]\":{}}"),
+                 "inputs.a[x]: a step name is 1 to 64 characters of [A-Za-z0-9_-], then [index]");
+    expect_error(noop_with("inputs", "{\"a\":{\"other\":1}}"), "inputs.a: unknown field \"other\"");
+    snprintf(buf, sizeof buf, "{\"a\":{\"artifacts\":[{\"path\":\"/etc/passwd\",\"sha256\":%s,\"size\":1}]}}", sha);
+    expect_error_prefix(noop_with("inputs", buf), "inputs.a: artifacts[0]: must be {\"path\": relative path");
+    expect_error_prefix(noop_with("inputs", "{\"a\":{\"artifacts\":[{\"path\":\"x\",\"sha256\":\"AB\",\"size\":1}]}}"),
+                        "inputs.a: artifacts[0]: must be");
+}
+
 static void test_kind(void **state)
 {
     (void)state;
@@ -703,7 +737,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimal_exec),      cmocka_unit_test(test_full_spec),
         cmocka_unit_test(test_not_object_and_syntax), cmocka_unit_test(test_size_and_depth),
-        cmocka_unit_test(test_kind), cmocka_unit_test(test_msgpack_limits),             cmocka_unit_test(test_unknown_field),
+        cmocka_unit_test(test_kind), cmocka_unit_test(test_pipeline_fields), cmocka_unit_test(test_msgpack_limits),             cmocka_unit_test(test_unknown_field),
         cmocka_unit_test(test_queue),             cmocka_unit_test(test_strings),
         cmocka_unit_test(test_command),           cmocka_unit_test(test_env),
         cmocka_unit_test(test_numbers),           cmocka_unit_test(test_lists),
