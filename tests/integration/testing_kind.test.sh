@@ -69,7 +69,8 @@ is "$(get "/v1/reports/latest?name=tiny-unit" "$B" "$H")" 200 "latest as XML: 20
 is "$(xmllint --xpath 'count(//testcase)' "$B")" 3 "with its 3 testcases"
 is "$(get "/v1/reports/latest?name=nobody" "$B" "$H")" 404 "no report of that name: 404"
 is "$(get "/v1/reports/latest" "$B" "$H")" 400 "no name: 400"
-is "$(jq -r .error "$B")" "name: required (the task name whose latest report to show)" "the 400 says what is missing"
+is "$(jq -r .error "$B")" "pipeline or name: required (the pipeline name, or the task name, whose latest report to show)" \
+    "the 400 says what is missing"
 is "$(get "/v1/tasks/$id2/report?format=yaml" "$B" "$H")" 400 "an unknown format: 400"
 is "$(it_psql "SELECT count(*) FROM task_reports")" 2 "one report row per attempt that read a report"
 
