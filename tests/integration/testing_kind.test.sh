@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Kind testing end to end: a real `meson test` on a tiny meson project made
 # here (one C test passes, one fails, one skips) fails its task naming the
-# failing test; fixed, the task succeeds with the right counts. A real
-# `ctest --output-junit` run too. The reports are read back through the API
+# failing test; fixed, the task succeeds with the right counts. Real
+# `ctest --output-junit` and `pytest --junitxml` runs too (when installed). The reports are read back through the API
 # (XML and summary, latest by name) and devsysctl report; missing and hostile
 # reports fail with a clear error; a bad testing section is a 400 at submit.
 source "$(dirname "$0")/itest.sh"
@@ -104,6 +104,42 @@ else
     it_diag "ctest not installed: ctest part skipped"
 fi
 
+# ---- pytest --junitxml (xunit2)
+if python3 -c 'import pytest' 2>/dev/null; then
+    Y=$IT_DIR/pyproj
+    mkdir -p "$Y"
+    cat >"$Y/test_calc.py" <<'EOF'
+import pytest
+
+def test_adds():
+    assert 1 + 1 == 2
+
+def test_divides():
+    assert 7 // 2 == 4, "7 // 2 is 3"
+
+@pytest.mark.skip(reason="not today")
+def test_later():
+    pass
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_positive(n):
+    assert n > 0
+EOF
+    id=$(ctl submit - <<<"$(jq -nc --arg w "$Y" '{kind: "testing", name: "py", workdir: $w,
+        command: ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml=out/report.xml",
+                  "-o", "junit_family=xunit2"],
+        testing: {junit: ["out/report.xml"]}}')")
+    ok "a failing pytest run ends dead" it_wait_state 120 "$id" dead
+    like "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
+        '^exit status 1; 1 test failed: test_calc.test_divides$' "the error names the pytest test"
+    is "$(get "/v1/tasks/$id/report?format=summary" "$B" "$H")" 200 "its report: 200"
+    is "$(jq -r '[.summary.tests, .summary.failures, .summary.errors, .summary.skipped, .summary.passed] | join(" ")' "$B")" \
+        "5 1 0 1 3" "pytest's counts: 5 tests (a parametrized one twice), 1 failed, 1 skipped"
+    like "$(jq -r '.summary.failed[0].message' "$B")" '7 // 2 is 3' "with pytest's assertion message"
+else
+    it_diag "pytest not installed (apt-get install python3-pytest): pytest part skipped"
+fi
+
 # ---- missing and hostile reports
 id=$(ctl submit - <<<'{"kind":"testing","command":["true"],"testing":{"junit":["nope.xml","out/*.xml"]}}')
 ok "missing reports: dead" it_wait_state 60 "$id" dead
@@ -122,6 +158,27 @@ ok "an entity-expansion report: dead" it_wait_state 60 "$id" dead
 is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
     "JUnit report: lol.xml: line 2: a DOCTYPE is not allowed in a JUnit report (no DTDs or entities)" \
     "refused with a clear error"
+cp "$ds_root/tests/data/junit/external-entity.xml" "$W/xxe.xml"
+id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w, command: ["true"],
+    testing: {junit: ["xxe.xml"]}}')")
+ok "an external-entity report: dead" it_wait_state 60 "$id" dead
+is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
+    "JUnit report: xxe.xml: line 2: a DOCTYPE is not allowed in a JUnit report (no DTDs or entities)" \
+    "refused before the entity is read"
+ok "nothing of /etc/passwd was stored" \
+    it_not grep -q root: <<<"$(it_psql "SELECT coalesce(result::text, '') FROM tasks WHERE id='$id'")"
+cp "$ds_root/tests/data/junit/truncated.xml" "$W/cut.xml"
+id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w, command: ["true"],
+    testing: {junit: ["cut.xml"]}}')")
+ok "a truncated report: dead" it_wait_state 60 "$id" dead
+like "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
+    '^JUnit report: cut.xml: line [0-9]+: malformed XML: .+' "refused as malformed XML with libxml2's reason"
+id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w,
+    command: ["sh", "-c", "head -c 52428800 /dev/zero > huge.xml"], testing: {junit: ["huge.xml"]}}')")
+ok "a 50 MB report over the default limit: dead" it_wait_state 60 "$id" dead
+is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
+    "JUnit report: huge.xml: 52428800 bytes exceeds the limit of 16777216 bytes" "refused by the 16 MiB default"
+rm -f "$W/huge.xml"
 id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w,
     command: ["sh", "-c", "head -c 20000000 /dev/zero > big.xml"],
     testing: {junit: ["big.xml"], max_report_bytes: 1048576}}')")
