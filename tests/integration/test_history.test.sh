@@ -124,6 +124,10 @@ is "$(get '/v1/tests?name=billing&limit=5000')/$(jq -r .error "$B")" "400/limit:
     "a limit past 1000: 400"
 is "$(get '/v1/tests/history?name=billing')" 400 "history without test: 400"
 is "$(get '/v1/tests/history?name=billing&test=no::such')" 404 "history of an unknown test: 404"
+code=$(curl -s -o "$B" -w '%{http_code}' -X POST -H "Authorization: Bearer $T" "$DEVSYS_URL/v1/tasks" \
+    -d '{"kind":"testing","command":["true"],"testing":{"junit":["x.xml"],"input":""}}')
+is "$code/$(jq -r '.errors[0].message' "$B")" "400/testing.input: must be a string of 1 to 256 bytes" \
+    "an empty testing.input: 400 naming it"
 is "$(it_psql "SELECT count(*) FROM test_runs WHERE scope = 'name:billing'")" 7 "one run row per testcase (7)"
 
 # ---- the report is parsed off the loop: a 60 MB report does not stop the agent
