@@ -151,28 +151,26 @@ like "$(jq -r .error "$B")" "has no test report" "the 404 says so"
 
 W=$IT_DIR/hostile
 mkdir -p "$W"
-cp "$ds_root/tests/data/junit/billion-laughs.xml" "$W/lol.xml"
-id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w, command: ["true"],
-    testing: {junit: ["lol.xml"]}}')")
-ok "an entity-expansion report: dead" it_wait_state 60 "$id" dead
-is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
-    "JUnit report: lol.xml: line 2: a DOCTYPE is not allowed in a JUnit report (no DTDs or entities)" \
-    "refused with a clear error"
-cp "$ds_root/tests/data/junit/external-entity.xml" "$W/xxe.xml"
-id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w, command: ["true"],
-    testing: {junit: ["xxe.xml"]}}')")
-ok "an external-entity report: dead" it_wait_state 60 "$id" dead
-is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
-    "JUnit report: xxe.xml: line 2: a DOCTYPE is not allowed in a JUnit report (no DTDs or entities)" \
-    "refused before the entity is read"
+# hostile FILE: submits a testing task whose report is tests/data/junit/FILE
+# (copied into $W, its command does nothing); prints the task id.
+hostile() {
+    cp "$ds_root/tests/data/junit/$1" "$W/$1"
+    ctl submit - <<<"$(jq -nc --arg w "$W" --arg f "$1" '{kind: "testing", workdir: $w, command: ["true"],
+        testing: {junit: [$f]}}')"
+}
+for f in billion-laughs.xml external-entity.xml; do
+    id=$(hostile "$f")
+    ok "$f (entity expansion, external entity): dead" it_wait_state 60 "$id" dead
+    is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
+        "JUnit report: $f: line 2: a DOCTYPE is not allowed in a JUnit report (no DTDs or entities)" \
+        "refused with a clear error, before any entity is declared or read"
+done
 ok "nothing of /etc/passwd was stored" \
     it_not grep -q root: <<<"$(it_psql "SELECT coalesce(result::text, '') FROM tasks WHERE id='$id'")"
-cp "$ds_root/tests/data/junit/truncated.xml" "$W/cut.xml"
-id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w, command: ["true"],
-    testing: {junit: ["cut.xml"]}}')")
+id=$(hostile truncated.xml)
 ok "a truncated report: dead" it_wait_state 60 "$id" dead
 like "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
-    '^JUnit report: cut.xml: line [0-9]+: malformed XML: .+' "refused as malformed XML with libxml2's reason"
+    '^JUnit report: truncated.xml: line [0-9]+: malformed XML: .+' "refused as malformed XML with libxml2's reason"
 id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w,
     command: ["sh", "-c", "head -c 52428800 /dev/zero > huge.xml"], testing: {junit: ["huge.xml"]}}')")
 ok "a 50 MB report over the default limit: dead" it_wait_state 60 "$id" dead
