@@ -75,6 +75,7 @@ static void task_free(struct task *t)
     free(t->res.output);
     json_decref(t->res.result);
     json_decref(t->res.report_summary);
+    json_decref(t->res.report_history);
     free(t->res.report_xml);
     free(t);
 }
@@ -663,6 +664,7 @@ int main(int argc, char **argv)
     ag->abandoning = 1;
     for (struct task *t = ag->running; t; t = t->rnext)
         t->ops->cancel(&t->run);
+    testing_handler_shutdown(); /* runs still parsing reports end now, while held */
     while (ag->held) { /* still pending in Redis: other agents reclaim them */
         struct task *t = ag->held;
         held_remove(ag, t);

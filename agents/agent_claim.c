@@ -294,7 +294,7 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             done(ag, list, 0);
             return;
         }
-        if (!split && (list->res.output || list->res.result || list->res.report_xml)) {
+        if (!split && (list->res.output || list->res.result || list->res.report_xml || list->res.report_history)) {
             /* the output or result is what PostgreSQL refused: keep the outcome, drop them */
             log_warn("outcome of task %s refused (%s); recording it without output", list->env.id, err);
             free(list->res.output);
@@ -303,6 +303,8 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             list->res.result = NULL;
             free(list->res.report_xml);
             list->res.report_xml = NULL;
+            json_decref(list->res.report_history);
+            list->res.report_history = NULL;
             agent_claim_complete(ag, list, done);
             return;
         }
@@ -355,8 +357,10 @@ void agent_claim_complete(struct agent *ag, struct task *list, agent_claim_done_
                            tv_us(&t->started), t->retry_ms);
         if (t->res.report_summary) {
             char *summary = json_dumps(t->res.report_summary, JSON_COMPACT);
-            taskdb_outcome_report(rows, t->env.id, t->attempt, t->res.report_xml, summary);
+            char *history = t->res.report_history ? json_dumps(t->res.report_history, JSON_COMPACT) : NULL;
+            taskdb_outcome_report(rows, t->env.id, t->attempt, t->res.report_xml, summary, history);
             free(summary);
+            free(history);
         }
         free(result);
         free(output);

@@ -28,6 +28,7 @@ typedef struct handler_result {
     /* kind testing: the report stored with the outcome (task_reports) */
     json_t *report_summary; /* junit_summary_json; reference owned by the agent, or NULL: no report */
     char *report_xml;       /* its JUnit XML (UTF-8); malloc'd or NULL */
+    json_t *report_history; /* {"scope","input","cases"} for the test history (taskdb.h); owned, or NULL */
 } handler_result_t;
 
 struct task_run {
@@ -101,5 +102,11 @@ const handler_ops_t *handler_at(size_t i);
  * state. Call it before event_base_free, never from a handler callback. */
 void exec_handler_init(struct event_base *base);
 void exec_handler_shutdown(void);
+
+/* handler_testing parses reports on worker threads. shutdown waits for the
+ * parse under way and reports every run still parsing through done()
+ * ("cancelled"). Call it while the agent still holds those tasks, before
+ * event_base_free, never from a handler callback. */
+void testing_handler_shutdown(void);
 
 #endif

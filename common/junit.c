@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,19 @@ struct failed {
     char *name, *classname, *message;
 };
 
+/* One testcase for the test history (junit_cases_json). */
+struct case_row {
+    char *test;    /* "classname::name" */
+    char *message; /* failed or errored: the message; else NULL */
+    double time_s;
+    const char *outcome;
+};
+
 struct junit_summary {
     long tests, failures, errors, skipped, flaky;
+    struct case_row *cases; /* at most JUNIT_HISTORY_MAX */
+    int ncases, cases_cap;
+    long cases_unrecorded;
     double time_s;
     struct failed failed[JUNIT_FAILED_LIST_MAX];
     int nfailed;       /* listed */
@@ -54,11 +66,21 @@ static void failed_clear(struct failed *f, int n)
     }
 }
 
+static void cases_clear(struct case_row *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(c[i].test);
+        free(c[i].message);
+    }
+}
+
 void junit_summary_free(junit_summary_t *s)
 {
     if (!s)
         return;
     failed_clear(s->failed, s->nfailed);
+    cases_clear(s->cases, s->ncases);
+    free(s->cases);
     free(s->first_xml);
     if (s->suites)
         xmlBufferFree(s->suites);
@@ -172,6 +194,27 @@ static char *failure_message(const xmlNode *tc, const xmlNode *f)
 
 /* ---- counting ---- */
 
+/* Adds the testcase to s's history rows while there is room. */
+static void case_record(junit_summary_t *s, const xmlNode *tc, const char *outcome, const xmlNode *why)
+{
+    if (s->ncases >= JUNIT_HISTORY_MAX) {
+        s->cases_unrecorded++;
+        return;
+    }
+    if (s->ncases == s->cases_cap) {
+        s->cases_cap = s->cases_cap ? s->cases_cap * 2 : 64;
+        s->cases = xrealloc(s->cases, (size_t)s->cases_cap * sizeof *s->cases);
+    }
+    char *name = attr_clip(tc, "name", JUNIT_NAME_MAX, 0), *cls = attr_clip(tc, "classname", JUNIT_NAME_MAX, 0);
+    struct case_row *c = &s->cases[s->ncases++];
+    c->test = xasprintf("%s::%s", cls ? cls : "", name ? name : "");
+    c->message = why ? failure_message(tc, why) : NULL;
+    c->time_s = attr_seconds(tc);
+    c->outcome = outcome;
+    free(name);
+    free(cls);
+}
+
 struct walk {
     junit_summary_t *s; /* this document's counts, merged on success */
     char *err;
@@ -209,6 +252,8 @@ static void count_case(struct walk *w, const xmlNode *tc)
     s->time_s += attr_seconds(tc);
     const xmlNode *why = failure ? failure : error ? error : rerun_f ? rerun_f : rerun_e;
     enum outcome o = failure || (!error && rerun_f) ? FAILED : why ? ERRORED : skipped ? SKIPPED : PASSED;
+    case_record(s, tc, o == SKIPPED ? "skipped" : o == PASSED ? (flaky ? "flaky" : "passed")
+                                       : o == FAILED ? "failed" : "error", why);
     if (o == SKIPPED) {
         s->skipped++;
     } else if (o == PASSED) {
@@ -274,14 +319,18 @@ static void quiet(void *ctx, const char *msg, ...)
     (void)msg;
 }
 
+static void init_once(void)
+{
+    xmlInitParser();
+}
+
+/* Parses run on worker threads (agents/handler_testing.c): libxml2 is
+ * initialised once, and its generic error handler is per thread. */
 static xmlDocPtr parse_doc(const char *xml, size_t len, char *err, size_t errlen)
 {
-    static int inited;
-    if (!inited) {
-        xmlInitParser();
-        xmlSetGenericErrorFunc(NULL, quiet);
-        inited = 1;
-    }
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_once);
+    xmlSetGenericErrorFunc(NULL, quiet);
     if (len > (size_t)INT32_MAX) {
         snprintf(err, errlen, "%zu bytes is too large to parse", len);
         return NULL;
@@ -340,6 +389,20 @@ static void merge(junit_summary_t *s, junit_summary_t *d)
         }
     }
     d->nfailed = 0;
+    s->cases_unrecorded += d->cases_unrecorded;
+    for (int i = 0; i < d->ncases; i++) {
+        if (s->ncases >= JUNIT_HISTORY_MAX) {
+            cases_clear(&d->cases[i], 1);
+            s->cases_unrecorded++;
+            continue;
+        }
+        if (s->ncases == s->cases_cap) {
+            s->cases_cap = s->cases_cap ? s->cases_cap * 2 : 64;
+            s->cases = xrealloc(s->cases, (size_t)s->cases_cap * sizeof *s->cases);
+        }
+        s->cases[s->ncases++] = d->cases[i];
+    }
+    d->ncases = 0;
 }
 
 /* Keeps the document for junit_summary_xml: the first one whole, every
@@ -398,6 +461,8 @@ int junit_parse(junit_summary_t *s, const char *xml, size_t len, char *err, size
     rc = 0;
 out:
     failed_clear(d.failed, d.nfailed);
+    cases_clear(d.cases, d.ncases);
+    free(d.cases);
     xmlFreeDoc(doc);
     return rc;
 }
@@ -480,6 +545,25 @@ char *junit_failed_line(const junit_summary_t *s, size_t max)
         line = next;
     }
     return line;
+}
+
+json_t *junit_cases_json(const junit_summary_t *s)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < s->ncases; i++) {
+        const struct case_row *c = &s->cases[i];
+        json_t *o = json_pack("{s:s,s:s,s:f}", "test", c->test, "outcome", c->outcome, "time_s",
+                              round(c->time_s * 1000) / 1000);
+        if (c->message)
+            json_object_set_new(o, "message", json_string(c->message));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+long junit_cases_unrecorded(const junit_summary_t *s)
+{
+    return s->cases_unrecorded;
 }
 
 char *junit_summary_xml(const junit_summary_t *s, size_t *len)

@@ -13,6 +13,7 @@
 #define JUNIT_NAME_MAX 200        /* bytes of a name or classname in the summary */
 #define JUNIT_MESSAGE_MAX 240     /* bytes of a failure message in the summary */
 #define JUNIT_XML_MAX (8 * 1024 * 1024) /* the combined XML kept by junit_summary_xml */
+#define JUNIT_HISTORY_MAX 20000   /* testcases of one summary kept for the test history */
 
 /* The tests of one or more reports. Counts come from the testcases, never
  * from the tests=/failures= attributes. A testcase is exactly one of:
@@ -50,6 +51,15 @@ json_t *junit_summary_json(const junit_summary_t *s);
 /* "3 tests failed: a.b.test_x, a.b.test_y, c.test_z" (names capped to about
  * max bytes, then ", ..."). Caller frees. NULL when nothing failed. */
 char *junit_failed_line(const junit_summary_t *s, size_t max);
+
+/* The testcases for the test history (new reference), the first
+ * JUNIT_HISTORY_MAX in document order: [{"test": "classname::name" (each
+ * part at most JUNIT_NAME_MAX bytes), "outcome": "passed" | "failed" |
+ * "error" | "skipped" | "flaky" (passed after a Surefire rerun), "time_s",
+ * "message" (failed and error only, at most JUNIT_MESSAGE_MAX bytes)}]. */
+json_t *junit_cases_json(const junit_summary_t *s);
+/* Testcases past JUNIT_HISTORY_MAX, not in junit_cases_json. */
+long junit_cases_unrecorded(const junit_summary_t *s);
 
 /* The parsed reports as one UTF-8 XML document: the one document as parsed
  * when there was one, else a <testsuites> holding each one's suites. NULL

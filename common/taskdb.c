@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "junit.h"
 #include "log.h"
 #include "pgarr.h"
 #include "spec.h"
@@ -35,7 +36,7 @@ int taskdb_col(const PGresult *res, const char *name)
 /* ------------------------------------------------------------------ rows */
 
 #define ROWS_MAX_COLS 9
-#define REPORT_COLS 4
+#define REPORT_COLS 5
 
 enum rows_kind { ROWS_EMPTY, ROWS_CLAIM, ROWS_CLAIM_NEW, ROWS_OUTCOME, ROWS_REJECT, ROWS_LEASE, ROWS_DLQ_ENTRY,
                  ROWS_SUBMIT, ROWS_REPLAY };
@@ -254,7 +255,34 @@ static const char complete_sql[] =
     " rep AS (INSERT INTO task_reports (task_id, attempt, xml, summary)"
     "  SELECT x.id, x.attempt, x.xml, x.summary"
     "  FROM unnest($10::uuid[], $11::int[], $12::text[], $13::jsonb[]) AS x(id, attempt, xml, summary)"
-    "  WHERE x.id IN (SELECT id FROM u) ON CONFLICT (task_id, attempt) DO NOTHING)"
+    "  WHERE x.id IN (SELECT id FROM u) ON CONFLICT (task_id, attempt) DO NOTHING RETURNING task_id, attempt),"
+    /* test history (migrations/009), only with a report that was stored. A run
+     * is flaky when the test was failed (or error) on the same input before and
+     * is not now, or the other way round, or when Surefire reran it (flaky). */
+    " hc AS (SELECT h.h->>'scope' AS scope, c.test, h.h->>'input' AS input, h.id, h.attempt, c.outcome,"
+    "  left(c.message, " XSTR(JUNIT_MESSAGE_MAX) ") AS message, c.time_s, c.outcome = 'flaky' OR c.outcome <> 'skipped'"
+    "   AND EXISTS (SELECT 1 FROM test_runs o WHERE o.scope = h.h->>'scope' AND o.input = h.h->>'input'"
+    "    AND o.test = c.test AND o.outcome <> 'skipped'"
+    "    AND (o.outcome IN ('failed', 'error')) <> (c.outcome IN ('failed', 'error'))) AS flaky"
+    "  FROM unnest($10::uuid[], $11::int[], $14::jsonb[]) AS h(id, attempt, h)"
+    "  JOIN rep ON rep.task_id = h.id AND rep.attempt = h.attempt,"
+    "  jsonb_to_recordset(h.h->'cases') AS c(test text, outcome text, message text, time_s float8)"
+    "  WHERE h.h IS NOT NULL),"
+    " hist AS (INSERT INTO test_runs (scope, test, input, task_id, attempt, outcome, message, time_s, flaky)"
+    "  SELECT scope, test, input, id, attempt, outcome, message, time_s, flaky FROM hc),"
+    /* one row per test, locked in (scope, test) order so that two agents'
+     * statements never wait on each other in a cycle */
+    " st AS (INSERT INTO test_stats AS s (scope, test, last, runs, last_at, last_task, last_failure, flaky_at)"
+    "  SELECT scope, test, left(string_agg(CASE outcome WHEN 'passed' THEN 'P' WHEN 'failed' THEN 'F'"
+    "   WHEN 'error' THEN 'E' WHEN 'skipped' THEN 'S' ELSE 'K' END, '' ORDER BY attempt DESC, id), "
+    XSTR(TASKDB_TEST_LAST) "), count(*), now(), (array_agg(id ORDER BY attempt DESC, id))[1],"
+    "   (array_agg(message ORDER BY attempt DESC, id) FILTER (WHERE message IS NOT NULL))[1],"
+    "   CASE WHEN bool_or(flaky) THEN now() END"
+    "  FROM hc GROUP BY scope, test ORDER BY scope, test"
+    "  ON CONFLICT (scope, test) DO UPDATE SET last = left(EXCLUDED.last || s.last, " XSTR(TASKDB_TEST_LAST) "),"
+    "   runs = s.runs + EXCLUDED.runs, last_at = EXCLUDED.last_at, last_task = EXCLUDED.last_task,"
+    "   last_failure = coalesce(EXCLUDED.last_failure, s.last_failure),"
+    "   flaky_at = coalesce(EXCLUDED.flaky_at, s.flaky_at))"
     /* CASE: the row is looked up again only where the update did not take */
     " SELECT r.id, u.id IS NOT NULL AS recorded, CASE WHEN u.id IS NULL THEN"
     "  (SELECT t.state || ' ' || t.attempt FROM tasks t WHERE t.id = r.id) END AS state_attempt"
@@ -275,7 +303,7 @@ void taskdb_outcome_add(taskdb_rows_t *r, const char *id, long attempt, const ch
 }
 
 void taskdb_outcome_report(taskdb_rows_t *r, const char *id, long attempt, const char *xml,
-                           const char *summary_json)
+                           const char *summary_json, const char *history_json)
 {
     if (r->kind != ROWS_OUTCOME || r->n == 0) {
         log_error("taskdb: a report added before its outcome");
@@ -288,6 +316,7 @@ void taskdb_outcome_report(taskdb_rows_t *r, const char *id, long attempt, const
     pgarr_add_long(r->report[1], attempt);
     pgarr_add(r->report[2], xml);
     pgarr_add(r->report[3], summary_json);
+    pgarr_add(r->report[4], history_json);
 }
 
 void taskdb_complete(pgc_t *pg, taskdb_rows_t *r, const char *owner, pgc_result_fn *fn, void *arg)
@@ -296,8 +325,9 @@ void taskdb_complete(pgc_t *pg, taskdb_rows_t *r, const char *owner, pgc_result_
     for (int i = 0; i < REPORT_COLS; i++)
         rep[i] = r->report[i] ? pgarr_finish(r->report[i]) : xstrdup("{}");
     rows_take(r, ROWS_OUTCOME, c);
-    const char *p[13] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], owner, rep[0], rep[1], rep[2], rep[3]};
-    pgc_query(pg, complete_sql, 13, p, fn, arg);
+    const char *p[14] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], owner, rep[0], rep[1], rep[2], rep[3],
+                         rep[4]};
+    pgc_query(pg, complete_sql, 14, p, fn, arg);
     params_free(c, 8);
     params_free(rep, REPORT_COLS);
 }

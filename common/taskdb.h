@@ -57,9 +57,13 @@ void taskdb_outcome_add(taskdb_rows_t *r, const char *id, long attempt, const ch
                         const char *result_json, const char *output, long long started_us, long long retry_ms);
 /* The test report of the outcome just added (kind testing): a task_reports
  * row (JUnit XML, may be NULL; its summary as JSON text) written in the same
- * statement, only where the outcome is recorded. */
+ * statement, only where the outcome is recorded; with history_json
+ * ({"scope", "input", "cases": junit_cases_json}, may be NULL) also a
+ * test_runs row per case and the test_stats row of each test (its last
+ * TASKDB_TEST_LAST outcomes, flaky_at), only where the report row is new. */
+#define TASKDB_TEST_LAST 20
 void taskdb_outcome_report(taskdb_rows_t *r, const char *id, long attempt, const char *xml,
-                           const char *summary_json);
+                           const char *summary_json, const char *history_json);
 void taskdb_complete(pgc_t *pg, taskdb_rows_t *r, const char *owner, pgc_result_fn *fn, void *arg);
 
 /* An entry that cannot run: no row, or queued | retrying | running -> dead

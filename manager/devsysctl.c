@@ -48,6 +48,8 @@ static const char usage_text[] =
     "  health                        the manager's view of Redis and PostgreSQL\n"
     "  report ID [--xml]             a testing task's report: counts, failed tests with\n"
     "                                their message; --xml prints the JUnit XML as stored\n"
+    "  tests [--flaky] [--name] PIPELINE [CLASS::NAME]  test history: last outcomes, failure\n"
+    "                                rate, flaky (--name: of a task name); one test's runs\n"
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -675,7 +677,7 @@ static int cmd_health(const struct ctl *ctl)
 int main(int argc, char **argv)
 {
     enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML, OPT_CONC, OPT_RATE,
-           OPT_PER_KEY };
+           OPT_PER_KEY, OPT_FLAKY, OPT_NAME };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
@@ -683,13 +685,14 @@ int main(int argc, char **argv)
         { "after", required_argument, NULL, OPT_AFTER }, { "all", no_argument, NULL, OPT_ALL },
         { "xml", no_argument, NULL, OPT_XML },
         { "concurrency", required_argument, NULL, OPT_CONC }, { "rate", required_argument, NULL, OPT_RATE },
-        { "per-key", no_argument, NULL, OPT_PER_KEY },
+        { "per-key", no_argument, NULL, OPT_PER_KEY }, { "flaky", no_argument, NULL, OPT_FLAKY },
+        { "name", no_argument, NULL, OPT_NAME },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[4] = { NULL, NULL, NULL, NULL };
     struct queue_set_opts qs = { NULL, NULL, 0 };
-    int all = 0, any_list_opt = 0, xml = 0, o;
+    int all = 0, any_list_opt = 0, xml = 0, tests_opts = 0, o;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -701,6 +704,7 @@ int main(int argc, char **argv)
         case OPT_CONC: qs.concurrency = optarg; break;
         case OPT_RATE: qs.rate = optarg; break;
         case OPT_PER_KEY: qs.per_key = 1; break;
+        case OPT_FLAKY: case OPT_NAME: tests_opts |= o == OPT_FLAKY ? TESTS_FLAKY : TESTS_BY_NAME; break;
         case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
             list_q[o - OPT_STATE] = optarg;
             any_list_opt = 1;
@@ -733,7 +737,7 @@ int main(int argc, char **argv)
     /* Argument counts including the command; dlq checks its own. */
     static const struct { const char *name; int nargs; } cmds[] = {
         { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
-        { "report", 2 }, { "queues", 1 }, { "queue", 3 },
+        { "report", 2 }, { "queues", 1 }, { "queue", 3 }, { "tests", -1 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -746,6 +750,8 @@ int main(int argc, char **argv)
         die_usage("--state, --queue, --limit and --after go with list, not %s", cmd);
     if (all && strcmp(cmd, "dlq") != 0)
         die_usage("--all goes with dlq replay and dlq purge, not %s", cmd);
+    if (strcmp(cmd, "tests") == 0 ? nargs < 2 || nargs > 3 : tests_opts != 0)
+        die_usage("%s", tests_opts ? "--flaky and --name go with tests" : "tests takes PIPELINE [CLASS::NAME]");
     if (xml && strcmp(cmd, "report") != 0)
         die_usage("--xml goes with report, not %s", cmd);
     if ((qs.concurrency || qs.rate || qs.per_key) && !(strcmp(cmd, "queue") == 0 && strcmp(args[1], "set") == 0))
@@ -772,6 +778,8 @@ int main(int argc, char **argv)
         code = cmd_dlq(&ctl, nargs - 1, args + 1, all);
     } else if (strcmp(cmd, "report") == 0) {
         code = cmd_report(&ctl, args[1], xml);
+    } else if (strcmp(cmd, "tests") == 0) {
+        code = cmd_tests(&ctl, args[1], nargs > 2 ? args[2] : NULL, tests_opts);
     } else if (strcmp(cmd, "queues") == 0) {
         code = cmd_queues(&ctl);
     } else if (strcmp(cmd, "queue") == 0) {

@@ -52,6 +52,9 @@ void print_table(const json_t *rows, const char *const *heads, const char *const
 
 /* devsysctl_report.c: `report ID [--xml]`; returns the exit code. */
 int cmd_report(const struct ctl *ctl, const char *id, int xml);
+/* devsysctl_tests.c: `tests [--flaky] [--name] PIPELINE [TEST]`. */
+enum { TESTS_FLAKY = 1, TESTS_BY_NAME = 2 };
+int cmd_tests(const struct ctl *ctl, const char *scope, const char *test, int opts);
 
 /* Prints "devsysctl: <fmt with arg> (see devsysctl --help)" and exits 2. */
 _Noreturn void die_usage(const char *fmt, const char *arg);

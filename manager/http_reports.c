@@ -1,8 +1,8 @@
 /* http_reports: the test reports of testing tasks (task_reports, written by
  * the agents with the outcome): a task's latest report as the JUnit XML
  * stored or, with ?format=summary, its summary JSON; and the latest report
- * of the tasks of one name (?name=, the stand-in for ?pipeline= until
- * pipelines exist). */
+ * of the testing tasks of one pipeline name (?pipeline=, the spec's
+ * pipeline.name) or task name (?name=). */
 #include "http_internal.h"
 
 #include <event2/http.h>
@@ -22,6 +22,7 @@
 #define REPORT_COLUMNS                                                                              \
     "SELECT t.id::text, t.kind, r.attempt, r.xml,"                                                  \
     " CASE WHEN r.attempt IS NOT NULL THEN jsonb_build_object('task_id', t.id, 'name', t.spec->>'name'," \
+    "  'pipeline', t.spec->'pipeline',"                                                              \
     "  'attempt', r.attempt, 'state', t.state, 'created_at', r.created_at, 'summary', r.summary)::text END AS doc"
 
 struct report_req {
@@ -38,9 +39,10 @@ static struct report_req *report_req_new(struct req *q)
     return rr;
 }
 
-/* Reads ?format= (xml or summary) and, when want_name, ?name= into name.
- * Returns 0, or -1 once q is answered 400. */
-static int report_query(struct req *q, int *summary, int want_name, char *name, size_t cap)
+/* Reads ?format= (xml or summary) and, when want_name, ?pipeline= or ?name=
+ * into name (*by_pipeline tells which). Returns 0, or -1 once q is answered
+ * 400. */
+static int report_query(struct req *q, int *summary, int want_name, char *name, size_t cap, int *by_pipeline)
 {
     struct evkeyvalq args;
     TAILQ_INIT(&args);
@@ -49,16 +51,21 @@ static int report_query(struct req *q, int *summary, int want_name, char *name, 
         why = "query string does not parse";
     } else {
         const char *f = evhttp_find_header(&args, "format");
-        const char *n = evhttp_find_header(&args, "name");
+        const char *pl = evhttp_find_header(&args, "pipeline");
+        const char *n = pl ? pl : evhttp_find_header(&args, "name");
         *summary = f && strcmp(f, "summary") == 0;
         if (f && !*summary && strcmp(f, "xml") != 0)
             why = "format: must be xml (the default) or summary";
+        else if (want_name && pl && evhttp_find_header(&args, "name"))
+            why = "pipeline, name: give one of them, not both";
         else if (want_name && (!n || !*n))
-            why = "name: required (the task name whose latest report to show)";
+            why = "pipeline or name: required (the pipeline name, or the task name, whose latest report to show)";
         else if (want_name && strlen(n) > REPORT_NAME_MAX)
-            why = "name: must be 1 to 256 bytes";
-        else if (want_name)
+            why = pl ? "pipeline: must be 1 to 256 bytes" : "name: must be 1 to 256 bytes";
+        else if (want_name) {
             snprintf(name, cap, "%s", n);
+            *by_pipeline = pl != NULL;
+        }
     }
     evhttp_clear_headers(&args);
     if (why) {
@@ -104,7 +111,7 @@ void reports_task(struct req *q, const struct route_args *a)
         reply_error(q, 404, "task not found (not a task id)");
         return;
     }
-    if (report_query(q, &rr->summary, 0, NULL, 0) < 0) {
+    if (report_query(q, &rr->summary, 0, NULL, 0, NULL) < 0) {
         free(rr);
         return;
     }
@@ -122,15 +129,19 @@ void reports_latest(struct req *q, const struct route_args *a)
     (void)a;
     struct report_req *rr = report_req_new(q);
     char name[REPORT_NAME_MAX + 1];
-    if (report_query(q, &rr->summary, 1, name, sizeof name) < 0) {
+    int by_pipeline = 0;
+    if (report_query(q, &rr->summary, 1, name, sizeof name, &by_pipeline) < 0) {
         free(rr);
         return;
     }
-    snprintf(rr->not_found, sizeof rr->not_found, "no test report for tasks named \"%.256s\"", name);
+    snprintf(rr->not_found, sizeof rr->not_found, "no test report for %s \"%.256s\"",
+             by_pipeline ? "the pipeline" : "tasks named", name);
     const char *params[1] = {name};
     /* newest reports first (their created_at index), the first of that name */
     pgc_query(q->api->pg,
-              REPORT_COLUMNS " FROM task_reports r JOIN tasks t ON t.id = r.task_id"
-              " WHERE t.spec->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1",
+              by_pipeline ? REPORT_COLUMNS " FROM task_reports r JOIN tasks t ON t.id = r.task_id"
+                            " WHERE t.spec->'pipeline'->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1"
+                          : REPORT_COLUMNS " FROM task_reports r JOIN tasks t ON t.id = r.task_id"
+                            " WHERE t.spec->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1",
               1, params, report_done, rr);
 }

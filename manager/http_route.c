@@ -28,6 +28,8 @@ const struct route routes[] = {
     {GET,    "/v1/tasks/{id}/checkpoints",       ROLE_VIEWER,   "reading a task's checkpoints",    tasks_checkpoints},
     {GET,    "/v1/tasks/{id}/report",            ROLE_VIEWER,   "reading a test report",           reports_task},
     {GET,    "/v1/reports/latest",               ROLE_VIEWER,   "reading a test report",           reports_latest},
+    {GET,    "/v1/tests",                        ROLE_VIEWER,   "reading test history",            tests_list},
+    {GET,    "/v1/tests/history",                ROLE_VIEWER,   "reading test history",            tests_history},
     {GET,    "/v1/dlq",                          ROLE_VIEWER,   "listing queues with dead letters", dlq_queues},
     {GET,    "/v1/dlq/{queue}",                  ROLE_VIEWER,   "listing dead letters",            dlq_list},
     {DELETE, "/v1/dlq/{queue}",                  ROLE_OPERATOR, "purging dead letters",            dlq_purge_all},

@@ -68,6 +68,9 @@ void replay_all(struct req *q, const struct route_args *a);
 /* http_reports.c */
 void reports_task(struct req *q, const struct route_args *a);
 void reports_latest(struct req *q, const struct route_args *a);
+/* http_tests.c */
+void tests_list(struct req *q, const struct route_args *a);
+void tests_history(struct req *q, const struct route_args *a);
 
 /* http_queues.c */
 void queues_list(struct req *q, const struct route_args *a);

@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "pgc.h"
 #include "taskdb.h"
+#include "testdb.h"
 #include "xalloc.h"
 
 /* Its pg_advisory lock key ("devr"; migrations use another). */
@@ -33,6 +34,8 @@ struct retention {
     char period[4][32]; /* succeeded, failed, cancelled, dead; "" = that state stays */
     long keep_days;
     char audit_s[32];   /* "" = audit rows stay */
+    char tests_s[32];   /* test history period; "" = kept */
+    int tests_more;     /* the last test history batch was full */
     int batch;
     metric_t *m_moved, *m_dropped, *m_errors;
 };
@@ -61,8 +64,31 @@ static void tick_done(retention_t *r)
     metric_add(r->m_dropped, (double)(r->taken - r->moved));
     r->running = 0;
     /* a tick that ended on its batch cap has more due: the next one starts now */
-    if (r->batches >= RETENTION_MAX_BATCHES && !r->closing)
+    if ((r->batches >= RETENTION_MAX_BATCHES || r->tests_more) && !r->closing)
         event_active(r->tick, EV_TIMEOUT, 0);
+}
+
+static void tests_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    retention_t *r = arg;
+    if (!failed(r, res, err, "deleting old test history")) {
+        const char *runs = PQgetvalue(res, 0, taskdb_col(res, "runs")),
+                   *tests = PQgetvalue(res, 0, taskdb_col(res, "tests"));
+        r->tests_more = strtol(runs, NULL, 10) >= r->batch || strtol(tests, NULL, 10) >= r->batch;
+        if (strcmp(runs, "0") != 0 || strcmp(tests, "0") != 0)
+            log_info("retention: test history: %s runs and %s tests deleted", runs, tests);
+    }
+    tick_done(r);
+}
+
+/* One batch per tick (a batch of test_runs is about one report's tests). */
+static void tests_delete(retention_t *r)
+{
+    if (!r->tests_s[0])
+        tick_done(r);
+    else
+        testdb_retain(r->pg, r->tests_s, r->batch, tests_done, r);
 }
 
 static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -70,7 +96,7 @@ static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     retention_t *r = arg;
     failed(r, res, err, "deleting old audit rows");
-    tick_done(r);
+    tests_delete(r);
 }
 
 /* Oldest first through the primary key (ids grow with `at`), one batch per
@@ -78,7 +104,7 @@ static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 static void audit_delete(retention_t *r)
 {
     if (!r->audit_s[0]) {
-        tick_done(r);
+        tests_delete(r);
         return;
     }
     char batch[16];
@@ -156,6 +182,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     r->running = 1;
     r->batches = 0;
+    r->tests_more = 0;
     r->taken = r->moved = 0;
     char keep[24], ahead[16], key[24];
     snprintf(keep, sizeof keep, "%ld", r->keep_days);
@@ -194,6 +221,7 @@ retention_t *retention_new(struct event_base *base, const char *db_url)
     for (int i = 0; i < 4; i++)
         period(r->period[i], sizeof r->period[i], state_env[i], state_default[i]);
     period(r->audit_s, sizeof r->audit_s, "DEVSYS_RETENTION_AUDIT_S", 90.0 * 86400);
+    period(r->tests_s, sizeof r->tests_s, "DEVSYS_RETENTION_TEST_HISTORY_S", 14.0 * 86400);
     r->keep_days = cfg_long("DEVSYS_HISTORY_KEEP_DAYS", 90, 1, 3650);
     r->batch = (int)cfg_long("DEVSYS_RETENTION_BATCH", 1000, 1, 100000);
     r->m_moved = metric_counter("devsys_retention_moved_total", NULL,

@@ -1,6 +1,8 @@
 /* kind_testing: the "testing" section of kind testing: {"junit": [paths or
  * glob patterns of the JUnit XML files the command writes, 1..32, relative to
- * workdir, no ".." segment], "max_report_bytes": bytes per file (optional)}. */
+ * workdir, no ".." segment], "max_report_bytes": bytes per file (optional),
+ * "input": what the tests ran on, e.g. a commit (optional, 1..256 bytes; runs
+ * of one input whose outcomes differ make a test flaky)}. */
 #include "kind.h"
 #include "spec.h"
 
@@ -9,6 +11,7 @@
 
 #define JUNIT_PATHS_MAX 32
 #define JUNIT_PATH_MAX 1024
+#define TESTING_INPUT_MAX 256
 
 /* Is p (n bytes) a path relative to the workdir that stays inside it? */
 static const char *path_why(const char *p, size_t n)
@@ -65,6 +68,12 @@ int kind_testing_section(const json_t *sec, struct spec *out, char *err, size_t 
                 return -1;
             }
             out->max_report_bytes = (long)json_integer_value(f);
+        } else if (known && strcmp(k, "input") == 0) {
+            if (!json_is_string(f) || json_string_length(f) == 0 || json_string_length(f) > TESTING_INPUT_MAX ||
+                strlen(json_string_value(f)) != json_string_length(f)) {
+                snprintf(err, errlen, "input: must be a string of 1 to %d bytes", TESTING_INPUT_MAX);
+                return -1;
+            }
         } else {
             char buf[64];
             snprintf(err, errlen, "%s: unknown field", spec_printable(k, klen, buf));

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Kind testing end to end: a real `meson test` on a tiny meson project made
 # here (one C test passes, one fails, one skips) fails its task naming the
-# failing test; fixed, the task succeeds with the right counts. A real
-# `ctest --output-junit` run too. The reports are read back through the API
+# failing test; fixed, the task succeeds with the right counts. Real
+# `ctest --output-junit` and `pytest --junitxml` runs too (when installed). The reports are read back through the API
 # (XML and summary, latest by name) and devsysctl report; missing and hostile
 # reports fail with a clear error; a bad testing section is a 400 at submit.
 source "$(dirname "$0")/itest.sh"
@@ -69,7 +69,8 @@ is "$(get "/v1/reports/latest?name=tiny-unit" "$B" "$H")" 200 "latest as XML: 20
 is "$(xmllint --xpath 'count(//testcase)' "$B")" 3 "with its 3 testcases"
 is "$(get "/v1/reports/latest?name=nobody" "$B" "$H")" 404 "no report of that name: 404"
 is "$(get "/v1/reports/latest" "$B" "$H")" 400 "no name: 400"
-is "$(jq -r .error "$B")" "name: required (the task name whose latest report to show)" "the 400 says what is missing"
+is "$(jq -r .error "$B")" "pipeline or name: required (the pipeline name, or the task name, whose latest report to show)" \
+    "the 400 says what is missing"
 is "$(get "/v1/tasks/$id2/report?format=yaml" "$B" "$H")" 400 "an unknown format: 400"
 is "$(it_psql "SELECT count(*) FROM task_reports")" 2 "one report row per attempt that read a report"
 
@@ -103,6 +104,42 @@ else
     it_diag "ctest not installed: ctest part skipped"
 fi
 
+# ---- pytest --junitxml (xunit2)
+if python3 -c 'import pytest' 2>/dev/null; then
+    Y=$IT_DIR/pyproj
+    mkdir -p "$Y"
+    cat >"$Y/test_calc.py" <<'EOF'
+import pytest
+
+def test_adds():
+    assert 1 + 1 == 2
+
+def test_divides():
+    assert 7 // 2 == 4, "7 // 2 is 3"
+
+@pytest.mark.skip(reason="not today")
+def test_later():
+    pass
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_positive(n):
+    assert n > 0
+EOF
+    id=$(ctl submit - <<<"$(jq -nc --arg w "$Y" '{kind: "testing", name: "py", workdir: $w,
+        command: ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml=out/report.xml",
+                  "-o", "junit_family=xunit2"],
+        testing: {junit: ["out/report.xml"]}}')")
+    ok "a failing pytest run ends dead" it_wait_state 120 "$id" dead
+    like "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
+        '^exit status 1; 1 test failed: test_calc.test_divides$' "the error names the pytest test"
+    is "$(get "/v1/tasks/$id/report?format=summary" "$B" "$H")" 200 "its report: 200"
+    is "$(jq -r '[.summary.tests, .summary.failures, .summary.errors, .summary.skipped, .summary.passed] | join(" ")' "$B")" \
+        "5 1 0 1 3" "pytest's counts: 5 tests (a parametrized one twice), 1 failed, 1 skipped"
+    like "$(jq -r '.summary.failed[0].message' "$B")" '7 // 2 is 3' "with pytest's assertion message"
+else
+    it_diag "pytest not installed (apt-get install python3-pytest): pytest part skipped"
+fi
+
 # ---- missing and hostile reports
 id=$(ctl submit - <<<'{"kind":"testing","command":["true"],"testing":{"junit":["nope.xml","out/*.xml"]}}')
 ok "missing reports: dead" it_wait_state 60 "$id" dead
@@ -114,13 +151,32 @@ like "$(jq -r .error "$B")" "has no test report" "the 404 says so"
 
 W=$IT_DIR/hostile
 mkdir -p "$W"
-cp "$ds_root/tests/data/junit/billion-laughs.xml" "$W/lol.xml"
-id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w, command: ["true"],
-    testing: {junit: ["lol.xml"]}}')")
-ok "an entity-expansion report: dead" it_wait_state 60 "$id" dead
+# hostile FILE: submits a testing task whose report is tests/data/junit/FILE
+# (copied into $W, its command does nothing); prints the task id.
+hostile() {
+    cp "$ds_root/tests/data/junit/$1" "$W/$1"
+    ctl submit - <<<"$(jq -nc --arg w "$W" --arg f "$1" '{kind: "testing", workdir: $w, command: ["true"],
+        testing: {junit: [$f]}}')"
+}
+for f in billion-laughs.xml external-entity.xml; do
+    id=$(hostile "$f")
+    ok "$f (entity expansion, external entity): dead" it_wait_state 60 "$id" dead
+    is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
+        "JUnit report: $f: line 2: a DOCTYPE is not allowed in a JUnit report (no DTDs or entities)" \
+        "refused with a clear error, before any entity is declared or read"
+done
+ok "nothing of /etc/passwd was stored" \
+    it_not grep -q root: <<<"$(it_psql "SELECT coalesce(result::text, '') FROM tasks WHERE id='$id'")"
+id=$(hostile truncated.xml)
+ok "a truncated report: dead" it_wait_state 60 "$id" dead
+like "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
+    '^JUnit report: truncated.xml: line [0-9]+: malformed XML: .+' "refused as malformed XML with libxml2's reason"
+id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w,
+    command: ["sh", "-c", "head -c 52428800 /dev/zero > huge.xml"], testing: {junit: ["huge.xml"]}}')")
+ok "a 50 MB report over the default limit: dead" it_wait_state 60 "$id" dead
 is "$(it_psql "SELECT last_error FROM tasks WHERE id='$id'")" \
-    "JUnit report: lol.xml: line 2: a DOCTYPE is not allowed in a JUnit report (no DTDs or entities)" \
-    "refused with a clear error"
+    "JUnit report: huge.xml: 52428800 bytes exceeds the limit of 16777216 bytes" "refused by the 16 MiB default"
+rm -f "$W/huge.xml"
 id=$(ctl submit - <<<"$(jq -nc --arg w "$W" '{kind: "testing", workdir: $w,
     command: ["sh", "-c", "head -c 20000000 /dev/zero > big.xml"],
     testing: {junit: ["big.xml"], max_report_bytes: 1048576}}')")

@@ -130,6 +130,53 @@ static void test_surefire_reruns(void **state)
     junit_summary_free(s);
 }
 
+/* The history rows: one per testcase, outcome words, flaky for a Surefire
+ * rerun that passed, the message only where it failed. */
+static void test_history_cases(void **state)
+{
+    (void)state;
+    junit_summary_t *s = sample("surefire-flaky.xml");
+    json_t *c = junit_cases_json(s);
+    assert_int_equal(json_array_size(c), 7);
+    char got[1024] = "";
+    size_t i;
+    json_t *row;
+    json_array_foreach(c, i, row)
+    {
+        const char *t = json_string_value(json_object_get(row, "test"));
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s %s%s|", strrchr(t, ':') + 1,
+                 json_string_value(json_object_get(row, "outcome")), json_object_get(row, "message") ? " m" : "");
+    }
+    assert_string_equal(got, "computesTotal passed|appliesDiscount flaky|talksToLedger flaky|roundsHalfEven failed m|"
+                             "exportsPdf failed m|loadsFixtures error m|legacyFormat skipped|");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(c, 0), "test")),
+                        "com.example.billing.InvoiceServiceTest::computesTotal");
+    assert_int_equal(junit_cases_unrecorded(s), 0);
+    json_decref(c);
+    junit_summary_free(s);
+}
+
+/* Past JUNIT_HISTORY_MAX testcases the rest are counted, not kept. */
+static void test_history_cap(void **state)
+{
+    (void)state;
+    size_t n = JUNIT_HISTORY_MAX + 5, cap = n * 48 + 64, len = 0;
+    char *xml = xmalloc(cap);
+    len += (size_t)snprintf(xml + len, cap - len, "<testsuite>");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(xml + len, cap - len, "<testcase classname=\"c\" name=\"t%zu\"/>", i);
+    len += (size_t)snprintf(xml + len, cap - len, "</testsuite>");
+    junit_summary_t *s = junit_summary_new();
+    assert_int_equal(junit_parse(s, xml, len, err, sizeof err), 0);
+    json_t *c = junit_cases_json(s);
+    assert_int_equal(json_array_size(c), JUNIT_HISTORY_MAX);
+    assert_int_equal(junit_cases_unrecorded(s), 5);
+    assert_int_equal(junit_tests(s), (long)n);
+    json_decref(c);
+    junit_summary_free(s);
+    free(xml);
+}
+
 static void test_go_junit_report(void **state)
 {
     (void)state;
@@ -334,6 +381,8 @@ int main(void)
         cmocka_unit_test(test_pytest_xunit2),
         cmocka_unit_test(test_surefire_reruns),
         cmocka_unit_test(test_go_junit_report),
+        cmocka_unit_test(test_history_cases),
+        cmocka_unit_test(test_history_cap),
         cmocka_unit_test(test_several_files),
         cmocka_unit_test(test_entity_expansion),
         cmocka_unit_test(test_external_entity),
