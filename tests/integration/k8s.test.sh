@@ -7,7 +7,7 @@
 # the real stream keys and consumer group. Needs no store.
 source "$(dirname "$0")/itest.sh"
 cd "$ds_root" || it_bail "cd $ds_root"
-command -v kubectl >/dev/null || it_bail "kubectl on PATH"
+command -v kubectl >/dev/null || it_bail "kubectl on PATH" "not a Debian package: install it from pkgs.k8s.io (see .github/workflows/ci.yml)"
 
 # skip DESC REASON: a TAP skip (counted as passed-with-skip by tests/run).
 skip() { IT_N=$((IT_N + 1)); printf 'ok %d - %s # SKIP %s\n' "$IT_N" "$1" "$2" >&7; }
