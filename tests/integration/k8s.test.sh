@@ -5,6 +5,7 @@
 # schema cannot see hold (tests/tools/k8s_check.py): probes, limits, non-root,
 # drain grace, one lag-mode redis-streams ScaledObject per agent Deployment on
 # the real stream keys and consumer group. Needs no store.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 cd "$ds_root" || it_bail "cd $ds_root"
 command -v kubectl >/dev/null || it_bail "kubectl on PATH" "not a Debian package: install it from pkgs.k8s.io (see .github/workflows/ci.yml)"

@@ -2,6 +2,7 @@
 # deploy/prometheus and deploy/grafana: promtool accepts the rules and the
 # config, every alert has a unit test that fires it, and every metric the
 # rules and the dashboard use is exposed by a real manager or agent.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 command -v promtool >/dev/null || it_bail "promtool on PATH" "install Debian's prometheus (./dev deps)"
 it_setup

@@ -3,6 +3,7 @@
 # manager and an agent: promtool accepts every endpoint's exposition, the
 # alert rules load and evaluate, every dashboard query runs, and a PromQL
 # query sees the finished-attempts counter rise while tasks run.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 command -v prometheus >/dev/null || it_bail "prometheus on PATH" "install Debian's prometheus (./dev deps)"
 it_setup

@@ -4,6 +4,7 @@
 # the sandboxing directives are there, and `systemd-analyze security` rates
 # the exposure. The units name /usr/local/bin binaries, which verify wants
 # to exist: it checks temp copies pointing at this build's binaries.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 cd "$ds_root" || it_bail "cd $ds_root"
 command -v systemd-analyze >/dev/null || it_bail "systemd-analyze on PATH" "install systemd (./dev deps)"
