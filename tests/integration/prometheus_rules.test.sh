@@ -32,6 +32,15 @@ for a in DevsysQueueStalled DevsysDLQGrowth DevsysNoLiveAgents DevsysTaskErrorRa
          DevsysReconcilerRepublishing DevsysPostgresUnreachable DevsysRedisUnreachable; do
     ok "the rules define $a" grep -q "alert: $a\$" "$P/devsys-alerts.yml"
 done
+# Each alert's runbook annotation points at its own section of docs/runbook.md.
+while IFS=' ' read -r alert link; do
+    ok "docs/runbook.md explains $alert" grep -qx "### $alert" docs/runbook.md
+    is "$link" "docs/runbook.md#${alert,,}" "$alert links to its runbook section"
+done < <(python3 -c '
+import sys, yaml
+for g in yaml.safe_load(open(sys.argv[1]))["groups"]:
+    for r in g["rules"]:
+        print(r["alert"], r["annotations"].get("runbook", "none"))' "$P/devsys-alerts.yml")
 ok "the dashboard is valid JSON with panels" jq -e '.panels | length > 5' "$DASH"
 
 # The names the rules and the dashboard use, against a real scrape of both processes.
