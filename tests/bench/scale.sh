@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/bench/scale.sh: `tests/bench/run scale`, sourced by run once the servers,
 # the manager and the agents are up. Fills the task tables to each size of
 # SCALE_SIZES (cumulative, finished noop tasks with one attempt each) and at each

@@ -113,6 +113,6 @@ is "$st" 2 "an agent with DEVSYS_DATABASE_URL and DEVSYS_DATABASE_URL_FILE both 
 like "$out" 'DEVSYS_DATABASE_URL and DEVSYS_DATABASE_URL_FILE are both set' "and says so"
 out=$(DEVSYS_ADMIN_TOKEN_FILE="$IT_DIR/db_url" timeout 10 "$BIN/manager/devsys-manager" 2>&1 </dev/null 7>&-)
 like "$out" 'DEVSYS_ADMIN_TOKEN and DEVSYS_ADMIN_TOKEN_FILE are both set' "the manager too"
-out=$(DEVSYS_REDIS_URL= DEVSYS_REDIS_URL_FILE="$IT_DIR/missing" timeout 10 "$BIN/agents/devsys-agent" 2>&1 </dev/null 7>&-)
+out=$(DEVSYS_REDIS_URL='' DEVSYS_REDIS_URL_FILE="$IT_DIR/missing" timeout 10 "$BIN/agents/devsys-agent" 2>&1 </dev/null 7>&-)
 like "$out" "DEVSYS_REDIS_URL_FILE: cannot read $IT_DIR/missing: No such file" "an unreadable file is named"
 it_done

@@ -2,6 +2,7 @@
 # The layout rules a grep can check (README, "What is in the box"): only
 # common/taskdb.c writes tasks, a task's defaults have one home, and the
 # include graph has no cycle, points one way and has no oversized file.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 cd "$ds_root" || it_bail "cd $ds_root"

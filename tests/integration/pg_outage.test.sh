@@ -76,12 +76,12 @@ is "$(it_psql "SELECT count(*) FROM tasks WHERE spec->>'name' = 'ghost-stopped'"
 pm=$(head -n 1 "$IT_PRIV_PG_DIR/data/postmaster.pid")
 pids="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
 it_on_exit "kill -CONT $pids"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $pids is a list of pids: split on purpose
 ok "SIGSTOP postgres ($pids)" kill -STOP $pids
 check_outage stopped-process
 r=$(req GET /healthz)
 ok "stopped-process: /healthz keeps answering within 5 s ($r)" fast "$r"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $pids is a list of pids: split on purpose
 ok "SIGCONT postgres" kill -CONT $pids
 after_outage stopped-process
 ghosts=$(it_psql "SELECT count(*) FROM tasks WHERE spec->>'name' = 'ghost-stopped-process'")

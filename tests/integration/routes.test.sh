@@ -3,6 +3,7 @@
 # prints, and the running manager serves every row with the role it states:
 # a token below the row's role gets 403 naming the role, one at it gets past
 # the check; a method the path lacks is a 405 with Allow; an unknown path 404.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

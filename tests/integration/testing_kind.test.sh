@@ -5,6 +5,7 @@
 # `ctest --output-junit` and `pytest --junitxml` runs too (when installed). The reports are read back through the API
 # (XML and summary, latest by name) and devsysctl report; missing and hostile
 # reports fail with a clear error; a bad testing section is a 400 at submit.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"
