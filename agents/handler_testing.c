@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "junit.h"
+#include "workspace.h"
 #include "xalloc.h"
 
 #define REPORT_FILES_MAX 64    /* files matched by all the patterns together */
@@ -45,10 +46,10 @@ static void problem_add(struct problems *p, const char *fmt, const char *a, cons
 }
 
 /* Reads every file the section names into s; what is missing or unreadable
- * goes to p. Patterns are relative to the workdir (the agent's own directory
- * when the spec has none), as the command saw them. At most REPORT_FILES_MAX
- * files and REPORT_TOTAL_MAX bytes are read. */
-static void read_reports(const spec_t *spec, junit_summary_t *s, struct problems *p)
+ * goes to p. Patterns are relative to workdir (the spec's, or the task's
+ * workspace when it has none), as the command saw them. At most
+ * REPORT_FILES_MAX files and REPORT_TOTAL_MAX bytes are read. */
+static void read_reports(const spec_t *spec, const char *workdir, junit_summary_t *s, struct problems *p)
 {
     size_t max = spec->max_report_bytes > 0 ? (size_t)spec->max_report_bytes : JUNIT_FILE_MAX_DEFAULT;
     size_t i, files = 0;
@@ -57,7 +58,7 @@ static void read_reports(const spec_t *spec, junit_summary_t *s, struct problems
     json_array_foreach(spec->junit, i, pat)
     {
         const char *rel = json_string_value(pat);
-        char *full = spec->workdir ? xasprintf("%s/%s", spec->workdir, rel) : xstrdup(rel);
+        char *full = workdir ? xasprintf("%s/%s", workdir, rel) : xstrdup(rel);
         glob_t g;
         int rc = glob(full, GLOB_NOESCAPE, NULL, &g);
         if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
@@ -66,7 +67,7 @@ static void read_reports(const spec_t *spec, junit_summary_t *s, struct problems
             problem_add(p, "%s: %s", rel, "cannot be listed");
         } else {
             for (size_t k = 0; k < g.gl_pathc; k++) {
-                const char *shown = g.gl_pathv[k] + (spec->workdir ? strlen(spec->workdir) + 1 : 0);
+                const char *shown = g.gl_pathv[k] + (workdir ? strlen(workdir) + 1 : 0);
                 char why[300];
                 if (++files > REPORT_FILES_MAX) {
                     snprintf(why, sizeof why, "more than %d files match", REPORT_FILES_MAX);
@@ -124,7 +125,9 @@ static void judge(const task_run_t *run, handler_result_t *res)
     int exited0 = json_is_integer(code) && json_integer_value(code) == 0;
     junit_summary_t *s = junit_summary_new();
     struct problems p = {NULL, 0};
-    read_reports(spec, s, &p);
+    char *workdir = spec->workdir ? xstrdup(spec->workdir) : ws_dir_for(run->id);
+    read_reports(spec, workdir, s, &p);
+    free(workdir);
 
     if (p.n == 0 || junit_tests(s) > 0) {
         json_t *summary = junit_summary_json(s);
