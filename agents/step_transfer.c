@@ -130,6 +130,8 @@ static int http_failed(xfer_t *x, CURLcode rc, const char *verb, char *err, size
         for (size_t i = 0; i < x->reply_len; i++)
             if (x->reply[i] == '\n' || x->reply[i] == '\r')
                 x->reply[i] = ' ';
+        while (x->reply_len > 0 && x->reply[x->reply_len - 1] == ' ')
+            x->reply[--x->reply_len] = '\0';
         snprintf(err, errlen, "%s %s: HTTP %ld from the manager%s%s%s", verb, x->shown, status,
                  status == 404 ? " (not in the artifact store)" : "", x->reply_len ? ": " : "", x->reply);
         return 1;
@@ -162,7 +164,7 @@ static void download_done(CURL *easy, CURLcode rc, void *arg)
         snprintf(err, sizeof err, "input %s: writing: %s", x->shown, strerror(x->write_err));
     } else if (x->too_long || x->got != x->want_size) {
         snprintf(err, sizeof err, "input %s: size mismatch: %s%lld bytes, expected %lld", x->shown,
-                 x->too_long ? "more than " : "", x->got, x->want_size);
+                 x->too_long ? "more than " : "", x->too_long ? x->want_size : x->got, x->want_size);
     } else if (strcmp(got, x->want_sha) != 0) {
         snprintf(err, sizeof err, "input %s: sha256 mismatch: got %s, expected %s", x->shown, got, x->want_sha);
     } else if (fsync(x->out_fd) < 0 || renameat(x->dirfd, x->tmpname, x->dirfd, x->name) < 0) {
