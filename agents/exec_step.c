@@ -375,9 +375,9 @@ static void inputs_next(step_t *s)
         if (base >= 0)
             close(base);
         json_object_set_new(a, "file", json_sprintf("%s/inputs/%s", s->ws->dir, full));
-        free(full);
         if (dfd < 0) {
             snprintf(err, sizeof err, "input %.300s: %s", shown, strerror(errno));
+            free(full);
             free(shown);
             step_fail_later(s, 1, err);
             return;
@@ -385,6 +385,7 @@ static void inputs_next(step_t *s)
         s->in_dirfd = dfd;
         s->xfer = xfer_download(dfd, leaf, shown, sha, json_integer_value(json_object_get(a, "size")), on_downloaded,
                                 s, err, sizeof err);
+        free(full); /* leaf points into it */
         free(shown);
         if (!s->xfer)
             step_fail_later(s, 1, err);
