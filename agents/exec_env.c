@@ -72,7 +72,10 @@ char **exec_env_build(const task_run_t *run, int cp_fd)
     size_t n_agent = 0;
     while (environ && environ[n_agent])
         n_agent++;
-    size_t cap = n_agent + (senv ? json_object_size(senv) : 0) + 8;
+    size_t n_extra_env = 0;
+    while (run->env_extra && run->env_extra[n_extra_env])
+        n_extra_env++;
+    size_t cap = n_agent + (senv ? json_object_size(senv) : 0) + n_extra_env + 8;
     char **envp = xcalloc(cap, sizeof *envp);
     size_t n = 0;
     int have_path = 0;
@@ -107,6 +110,8 @@ char **exec_env_build(const task_run_t *run, int cp_fd)
     if (run->checkpoint)
         envp[n++] = xasprintf("DEVSYS_CHECKPOINT=%s", run->checkpoint);
     envp[n++] = xasprintf("DEVSYS_CHECKPOINT_FD=%d", cp_fd);
+    for (size_t i = 0; i < n_extra_env; i++) /* DEVSYS_WORKSPACE, DEVSYS_RESULT, DEVSYS_INPUTS */
+        envp[n++] = xstrdup(run->env_extra[i]);
     envp[n] = NULL;
     return envp;
 }

@@ -14,7 +14,9 @@ typedef struct task_run task_run_t;
 
 #define OUTPUT_TAIL_MAX (64 * 1024)
 #define CHECKPOINT_MAX (64 * 1024)   /* one checkpoint's JSON text; longer ones are refused */
-#define RESULT_MAX (64 * 1024)       /* a result's JSON text; the agent drops a longer one */
+/* A result's JSON text; the agent drops a longer one. Room for a 64 KiB
+ * $DEVSYS_RESULT document and the list of artifacts (step_output.h). */
+#define RESULT_MAX (128 * 1024)
 
 /* The outcome of one attempt. The agent takes ownership of error, output and
  * result when done() is called. */
@@ -40,6 +42,9 @@ struct task_run {
     const char *checkpoint;   /* last checkpoint as JSON text, or NULL */
     const char *agent_name;
     double kill_grace_s;      /* SIGTERM -> SIGKILL grace on timeout/cancel */
+    /* set by the exec step (exec_step.c) for the process it starts; NULL otherwise */
+    const char *workdir;      /* where the command runs; NULL: spec->workdir */
+    char *const *env_extra;   /* "NAME=value" entries added last to its environment, NULL-terminated */
 
     /* The handler reports the outcome exactly once. Calling done() may free
      * the run: the handler must not touch run (or its own state reachable
@@ -69,6 +74,10 @@ extern const handler_ops_t handler_exec;   /* kinds exec, coding */
 extern const handler_ops_t handler_noop;   /* kind noop */
 extern const handler_ops_t handler_sleep;  /* kind sleep */
 extern const handler_ops_t handler_testing; /* kind testing */
+/* The bare process of exec, coding and testing (handler_exec.c), without the
+ * workspace, inputs, result and artifacts that handler_exec (exec_step.c)
+ * adds around it; in no table. */
+extern const handler_ops_t exec_process;
 
 /* The handler table (handlers.c): the handler that runs kind, or NULL. */
 const handler_ops_t *handler_find(const char *kind);

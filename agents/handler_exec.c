@@ -21,6 +21,7 @@
 #include "exec_contain.h"
 #include "exec_env.h"
 #include "exec_pipe.h"
+#include "exec_step.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -170,7 +171,7 @@ static void set_nonblocking(int fd)
  * to default before unblocking, and ignored ones (SIGPIPE) too, because
  * SIG_IGN would otherwise survive exec and break the child's pipelines. */
 static void __attribute__((noreturn))
-exec_child(const spec_t *spec, char **envp, int cg_fd, int devnull, int out_w, int cp_w, int st_w)
+exec_child(const spec_t *spec, const char *workdir, char **envp, int cg_fd, int devnull, int out_w, int cp_w, int st_w)
 {
     struct child_failure cf = {STAGE_SETUP, 0};
     struct sigaction sa;
@@ -203,7 +204,7 @@ exec_child(const spec_t *spec, char **envp, int cg_fd, int devnull, int out_w, i
     /* Sockets of the agent (Redis, PostgreSQL) may lack O_CLOEXEC: none of
      * them may leak into a task that can outlive the agent. */
     (void)close_range(EXEC_CHECKPOINT_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
-    if (spec->workdir && chdir(spec->workdir) < 0) {
+    if (workdir && chdir(workdir) < 0) {
         cf.stage = STAGE_WORKDIR;
         goto fail;
     }
@@ -260,7 +261,7 @@ static int exec_spawn(exec_run_t *er, handler_result_t *res)
     sigprocmask(SIG_SETMASK, &all, &old);
     pid_t pid = fork();
     if (pid == 0)
-        exec_child(spec, envp, contain_join_fd(er->contain), devnull, out[1], cp[1], st[1]);
+        exec_child(spec, run->workdir ? run->workdir : spec->workdir, envp, contain_join_fd(er->contain), devnull, out[1], cp[1], st[1]);
     int fork_errno = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
@@ -286,7 +287,8 @@ static int exec_spawn(exec_run_t *er, handler_result_t *res)
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
         if (cf.stage == STAGE_WORKDIR)
-            fail_with(res, 0, xasprintf("workdir: %s: %s", spec->workdir, strerror(cf.err)));
+            fail_with(res, 0, xasprintf("workdir: %s: %s", run->workdir ? run->workdir : spec->workdir,
+                                        strerror(cf.err)));
         else if (cf.stage == STAGE_CGROUP)
             fail_with(res, 1, xasprintf("spawn: joining the task's cgroup: %s", strerror(cf.err)));
         else if (cf.stage == STAGE_EXEC)
@@ -579,6 +581,7 @@ void exec_handler_shutdown(void)
 {
     if (!exec_base)
         return;
+    exec_step_stop_all(); /* steps downloading, hashing or uploading: cancelled */
     for (size_t b = 0; b < REGISTRY_BUCKETS; b++)
         for (exec_run_t *er = exec_registry[b]; er; er = er->next)
             exec_signal_group(er, SIGKILL);
@@ -607,6 +610,7 @@ void exec_handler_shutdown(void)
         }
     }
     reap_non_leaders();
+    exec_step_shutdown();
     contain_shutdown();
     exec_env_shutdown();
     event_free(exec_sigchld_ev);
@@ -663,8 +667,9 @@ static void exec_cancel(task_run_t *run)
         exec_terminate(er);
 }
 
-const handler_ops_t handler_exec = {
-    .kinds = (const char *const[]){"exec", "coding", NULL},
+/* The bare process; handler_exec (exec_step.c) runs it in the task's workspace. */
+const handler_ops_t exec_process = {
+    .kinds = (const char *const[]){NULL},
     .start = exec_start,
     .cancel = exec_cancel,
 };

@@ -17,6 +17,7 @@
 #include "junit.h"
 #include "log.h"
 #include "offload.h"
+#include "workspace.h"
 #include "xalloc.h"
 
 #define REPORT_FILES_MAX 64    /* files matched by all the patterns together */
@@ -61,7 +62,7 @@ typedef struct parse_job {
     handler_result_t res; /* the command's outcome, completed by judge */
     char **patterns;      /* testing.junit, copied */
     size_t npatterns;
-    char *workdir;        /* NULL: the agent's directory */
+    char *workdir;        /* the spec's, else the task's workspace */
     size_t max;           /* bytes per file */
     atomic_int cancelled; /* set by cancel: the worker skips the files left */
     junit_summary_t *s;
@@ -283,7 +284,7 @@ static void testing_exec_done(task_run_t *inner, handler_result_t *res)
     j->patterns = xcalloc(j->npatterns, sizeof *j->patterns);
     for (size_t i = 0; i < j->npatterns; i++)
         j->patterns[i] = xstrdup(json_string_value(json_array_get(spec->junit, i)));
-    j->workdir = spec->workdir ? xstrdup(spec->workdir) : NULL;
+    j->workdir = spec->workdir ? xstrdup(spec->workdir) : ws_dir_for(outer->id);
     j->max = spec->max_report_bytes > 0 ? (size_t)spec->max_report_bytes : JUNIT_FILE_MAX_DEFAULT;
     atomic_init(&j->cancelled, 0);
     j->s = junit_summary_new();

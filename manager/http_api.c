@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "artifact_store.h"
 #include "auth.h"
 #include "metrics.h"
 #include "xalloc.h"
@@ -91,11 +92,22 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
     api->auth = auth_new(pg, &authc);
     api->http = evhttp_new(base);
     /* libevent answers 413 itself past this; our own check gives JSON below it */
-    evhttp_set_max_body_size(api->http, (ev_ssize_t)cfg->max_body + 1);
-    evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+    api->artifact_max = cfg->artifact_max;
+    /* evhttp's bound is one for all routes: the larger one; the guard holds
+     * every other route to max_body before a byte of the body is read. */
+    size_t evhttp_max = cfg->max_body > cfg->artifact_max ? cfg->max_body : cfg->artifact_max;
+    evhttp_set_max_body_size(api->http, (ev_ssize_t)evhttp_max + 1);
+    evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                              EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(api->http, on_request, api);
     struct guard_limits lim = cfg->edge;
     lim.max_body = cfg->max_body;
+    lim.max_artifact_body = cfg->artifact_max;
+    api->store = astore_new(base, cfg->artifact_dir ? cfg->artifact_dir : astore_dir_from_env(), err, errlen);
+    if (!api->store) {
+        api_free(api);
+        return NULL;
+    }
     api->guard = guard_new(base, api->http, api->auth, &lim, route_public_paths(), host, port, err, errlen);
     if (!api->guard) {
         api_free(api);
@@ -125,6 +137,7 @@ void api_free(api_t *api)
     if (api->http)
         evhttp_free(api->http);
     auth_free(api->auth);
+    astore_free(api->store);
     free(api->prefix);
     free(api);
 }

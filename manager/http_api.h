@@ -20,6 +20,8 @@ struct api_config {
     struct guard_limits edge; /* connection cap, header cap, timeouts (max_body is copied in) */
     long auth_cache_ms;       /* a valid token's answer is reused this long (revocation delay) */
     double auth_lookups_per_s; /* PostgreSQL lookups/s for tokens not known valid */
+    const char *artifact_dir;  /* the artifact store's directory */
+    size_t artifact_max;       /* bytes of one artifact; PUT /v1/artifacts/ bodies only */
 };
 
 /* Binds and starts serving. Returns NULL with a message in err. */

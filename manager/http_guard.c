@@ -60,6 +60,7 @@ struct conn {
     size_t head_len;     /* PH_AUTH_WAIT: bytes of the held head */
     int chunked;
     unsigned long long remaining, body_total, content_length;
+    size_t body_max;     /* this request's bound: max_body, or max_artifact_body for an artifact PUT */
     long long request_started_ms; /* 0 = between requests */
     int auth_pending, auth_sync, auth_done;
     struct auth_result auth;
@@ -377,10 +378,14 @@ static enum bufferevent_filter_result conn_head(struct conn *c, struct evbuffer 
         return conn_refuse(c, src, dst, 400, "bad_framing", "both Transfer-Encoding and Content-Length");
     if (h.folded || h.no_colon)
         return conn_refuse(c, src, dst, 400, "bad_framing", "malformed header line (folded or without ':')");
-    if (h.n_content_length && h.content_length > lim->max_body)
+    /* an artifact's body may be larger: the route streams it to disk */
+    int artifact_put = head_len > 4 && memcmp(evbuffer_pullup(src, 4), "PUT ", 4) == 0 &&
+                       strncmp(h.path, "/v1/artifacts/", 14) == 0;
+    c->body_max = artifact_put ? lim->max_artifact_body : lim->max_body;
+    if (h.n_content_length && h.content_length > c->body_max)
         return conn_refuse(c, src, dst, 413, "body_too_large",
-                           "request body of %llu bytes exceeds the limit of %zu bytes (DEVSYS_MAX_BODY)",
-                           h.content_length, lim->max_body);
+                           "request body of %llu bytes exceeds the limit of %zu bytes (%s)", h.content_length,
+                           c->body_max, artifact_put ? "DEVSYS_ARTIFACT_MAX_BYTES" : "DEVSYS_MAX_BODY");
     if (h.n_authorization > 1)
         return conn_refuse(c, src, dst, 400, "bad_framing", "more than one Authorization header");
     c->head_len = head_len;
@@ -405,6 +410,12 @@ static enum bufferevent_filter_result conn_head(struct conn *c, struct evbuffer 
         return BEV_NEED_MORE; /* conn_auth_done runs the filter again */
     c->phase = PH_HEAD;
     return conn_auth_decided(c, src, dst);
+}
+
+/* evhttp's own body bound: the largest of the routes' (http_api.c sets it + 1). */
+static size_t lim_evhttp_max(const struct guard_limits *lim)
+{
+    return lim->max_body > lim->max_artifact_body ? lim->max_body : lim->max_artifact_body;
 }
 
 /* Moves up to n bytes of body on; returns the number moved. */
@@ -440,12 +451,17 @@ static enum bufferevent_filter_result conn_chunked(struct conn *c, struct evbuff
             conn_kill(c);
             return BEV_NEED_MORE;
         }
-        evbuffer_remove_buffer(src, dst, (size_t)eol + eol_len);
         c->body_total += size;
-        if (c->body_total > c->g->lim.max_body || size > c->g->lim.max_body) {
-            c->phase = PH_DISCARD; /* evhttp sees the size line and answers 413 itself */
+        if (c->body_total > c->body_max || size > c->body_max) {
+            /* evhttp sees a size line past its own bound (the largest of all
+             * routes) and answers 413 itself */
+            evbuffer_drain(src, (size_t)eol + eol_len);
+            size_t evhttp_max = lim_evhttp_max(&c->g->lim);
+            evbuffer_add_printf(dst, "%zx\r\n", evhttp_max + 2);
+            c->phase = PH_DISCARD;
             return BEV_OK;
         }
+        evbuffer_remove_buffer(src, dst, (size_t)eol + eol_len);
         c->remaining = size;
         c->phase = size ? PH_CHUNK_DATA : PH_TRAILER;
         return BEV_OK;

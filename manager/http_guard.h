@@ -20,6 +20,7 @@ struct guard_limits {
     int max_conns;            /* open connections; past it accept() waits */
     size_t max_header;        /* request line + headers, bytes (431 past it) */
     size_t max_body;          /* declared or chunked body, bytes (413 past it) */
+    size_t max_artifact_body; /* the same for PUT /v1/artifacts/... (authenticated) */
     double header_timeout_s;  /* from connection or first byte to end of head */
     double request_timeout_s; /* from first byte of a request to end of its body */
     double idle_timeout_s;    /* keep-alive idle and stalled reads/writes (evhttp's timeout) */

@@ -26,6 +26,8 @@ struct api {
     int inflight;
     metric_t *m_requests, *m_submitted, *m_errors;
     guard_t *guard; /* the HTTP edge: connection cap, head checks before bodies */
+    struct astore *store; /* artifacts (artifact_store.h) */
+    size_t artifact_max;  /* bytes of one artifact (PUT body) */
 };
 
 /* One request being served. Freed by reply(). */

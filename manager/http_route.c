@@ -15,6 +15,8 @@
 #define POST EVHTTP_REQ_POST
 #define DELETE EVHTTP_REQ_DELETE
 #define PATCH EVHTTP_REQ_PATCH
+#define PUT EVHTTP_REQ_PUT
+#define HEAD EVHTTP_REQ_HEAD
 
 const struct route routes[] = {
     /* method pattern                            least role     what                               handler */
@@ -42,12 +44,16 @@ const struct route routes[] = {
     {POST,   "/v1/queues/{queue}/pause",         ROLE_OPERATOR, "pausing a queue",                 queues_pause},
     {POST,   "/v1/queues/{queue}/resume",        ROLE_OPERATOR, "resuming a queue",                queues_resume},
     {PATCH,  "/v1/queues/{queue}/settings",      ROLE_OPERATOR, "changing a queue's settings",     queues_settings},
+    {PUT,    "/v1/artifacts/{sha256}",           ROLE_OPERATOR, "uploading an artifact",           artifacts_put},
+    {GET,    "/v1/artifacts/{sha256}",           ROLE_VIEWER,   "reading an artifact",             artifacts_get},
+    {HEAD,   "/v1/artifacts/{sha256}",           ROLE_VIEWER,   "reading an artifact",             artifacts_head},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
-    return m == GET ? "GET" : m == POST ? "POST" : m == DELETE ? "DELETE" : m == PATCH ? "PATCH" : "?";
+    return m == GET ? "GET" : m == POST ? "POST" : m == DELETE ? "DELETE" : m == PATCH ? "PATCH"
+         : m == PUT ? "PUT" : m == HEAD ? "HEAD" : "?";
 }
 
 /* Percent-decodes one path segment of n bytes into dst (cap bytes). 0 for an
@@ -76,6 +82,8 @@ static char *param_slot(struct route_args *a, const char *name, size_t n)
         return a->queue;
     if (n == 7 && memcmp(name, "{entry}", 7) == 0)
         return a->entry;
+    if (n == 8 && memcmp(name, "{sha256}", 8) == 0)
+        return a->sha256;
     return NULL;
 }
 

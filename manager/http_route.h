@@ -18,11 +18,12 @@ struct route_args {
     char id[128];    /* {id}: a task id as given (the handler checks it) */
     char queue[128]; /* {queue}: a valid queue name (checked before the handler runs) */
     char entry[128]; /* {entry}: a DLQ entry id or a task id as given */
+    char sha256[128]; /* {sha256}: an artifact's hash as given (the handler checks it) */
 };
 
 struct route {
     enum evhttp_cmd_type method;
-    const char *pattern; /* "/v1/tasks/{id}/cancel": literal segments and {id}, {queue}, {entry} */
+    const char *pattern; /* "/v1/tasks/{id}/cancel": literal segments and {id}, {queue}, {entry}, {sha256} */
     enum role min_role;  /* ROLE_NONE: served without a token */
     const char *what;    /* "cancelling a task": the 403 says "<what> needs the <role> role" */
     void (*handler)(struct req *q, const struct route_args *a);
@@ -78,5 +79,9 @@ void queues_get(struct req *q, const struct route_args *a);
 void queues_pause(struct req *q, const struct route_args *a);
 void queues_resume(struct req *q, const struct route_args *a);
 void queues_settings(struct req *q, const struct route_args *a);
+/* http_artifacts.c */
+void artifacts_put(struct req *q, const struct route_args *a);
+void artifacts_get(struct req *q, const struct route_args *a);
+void artifacts_head(struct req *q, const struct route_args *a);
 
 #endif

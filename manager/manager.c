@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "artifact_store.h"
 #include "config.h"
 #include "http_api.h"
 #include "http_route.h"
@@ -98,6 +99,8 @@ static int serve(void)
         },
         .auth_cache_ms = cfg_long("DEVSYS_AUTH_CACHE_MS", 900, 0, 60000),
         .auth_lookups_per_s = cfg_double("DEVSYS_AUTH_LOOKUPS_PER_S", 20, 0.1, 1e6),
+        .artifact_dir = astore_dir_from_env(),
+        .artifact_max = (size_t)cfg_long("DEVSYS_ARTIFACT_MAX_BYTES", ASTORE_MAX_DEFAULT, 1, 1L << 40),
     };
     m.grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 10, 0, 3600);
     if (!ac.admin_token)

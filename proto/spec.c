@@ -123,7 +123,8 @@ const char *spec_env_refused(const char *name, size_t len)
                                          "LOCALDOMAIN", "LOCPATH", "NIS_PATH", "NLSPATH",
                                          "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR"};
     static const char *const shell[] = {"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS"};
-    static const char *const agent[] = {"DEVSYS_ATTEMPT", "DEVSYS_CHECKPOINT", "DEVSYS_CHECKPOINT_FD"};
+    static const char *const agent[] = {"DEVSYS_ATTEMPT", "DEVSYS_CHECKPOINT", "DEVSYS_CHECKPOINT_FD",
+                                        "DEVSYS_WORKSPACE", "DEVSYS_RESULT", "DEVSYS_INPUTS"};
     if (name_starts(name, len, "LD_") || name_starts(name, len, "MALLOC_"))
         return "loader variables may not be set";
     for (size_t i = 0; i < sizeof loader / sizeof *loader; i++)

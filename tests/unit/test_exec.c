@@ -198,7 +198,10 @@ static void test_echo_output(void **state)
     assert_int_equal(fr->res.output_len, strlen("hello\noops\n"));
     assert_memory_equal(fr->res.output, "hello\noops\n", fr->res.output_len);
     assert_int_equal(result_int(fr, "exit_code"), 0);
-    assert_int_equal(json_object_size(fr->res.result), 1);
+    /* {"exit_code": 0, "output": null, "artifacts": []}: no $DEVSYS_RESULT, no expected_artifacts */
+    assert_int_equal(json_object_size(fr->res.result), 3);
+    assert_true(json_is_null(json_object_get(fr->res.result, "output")));
+    assert_int_equal(json_array_size(json_object_get(fr->res.result, "artifacts")), 0);
     fake_free(fr);
 }
 

@@ -1,0 +1,325 @@
+/* artifact_store: content-addressed files on the manager's disk (see
+ * artifact_store.h). Writes run in one thread each; the thread hands its job
+ * back to the loop through the store's pipe. */
+#include "artifact_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "xalloc.h"
+
+struct put_job {
+    astore_t *s;
+    pthread_t thread;
+    char sha[65];
+    struct evbuffer *body;
+    astore_put_fn *fn;
+    void *arg;
+    int status;
+    long long size;
+    char msg[300];
+    struct put_job *next;
+};
+
+struct astore {
+    struct event_base *base;
+    char *dir;
+    int pipe_r, pipe_w;    /* threads write the address of their finished job */
+    struct event *done_ev;
+    struct put_job *jobs;  /* in flight */
+};
+
+const char *astore_dir_from_env(void)
+{
+    static char def[128];
+    snprintf(def, sizeof def, "/var/tmp/devsys-%u/artifacts", (unsigned)getuid());
+    return cfg_str("DEVSYS_ARTIFACT_DIR", def);
+}
+
+int astore_sha_ok(const char *hex)
+{
+    size_t i = 0;
+    for (; hex[i]; i++)
+        if (i >= 64 || !((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            return 0;
+    return i == 64;
+}
+
+void astore_path(const char *dir, const char *sha, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%.2s/%.2s/%s", dir, sha, sha + 2, sha);
+}
+
+static int mkdir_p(const char *path)
+{
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+            free(p);
+            return -1;
+        }
+        *s = '/';
+    }
+    int rc = mkdir(p, 0700) < 0 && errno != EEXIST ? -1 : 0;
+    free(p);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ writes */
+
+static void job_finish(struct put_job *j, int status, const char *fmt, const char *a, const char *b)
+{
+    j->status = status;
+    snprintf(j->msg, sizeof j->msg, fmt, a, b);
+}
+
+/* The thread: temp file in dir/tmp, hashed as written, synced, renamed. */
+static void *put_thread(void *arg)
+{
+    struct put_job *j = arg;
+    const char *dir = j->s->dir;
+    char tmp[4200], final[4200];
+    snprintf(tmp, sizeof tmp, "%s/tmp/put-XXXXXX", dir);
+    astore_path(dir, j->sha, final, sizeof final);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        job_finish(j, 500, "artifact store: temp file: %s%s", strerror(errno), "");
+        goto out;
+    }
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    int nvec = evbuffer_peek(j->body, -1, NULL, NULL, 0);
+    struct evbuffer_iovec *v = xcalloc((size_t)(nvec > 0 ? nvec : 1), sizeof *v);
+    evbuffer_peek(j->body, -1, NULL, v, nvec);
+    int werr = 0;
+    for (int i = 0; i < nvec && !werr; i++) {
+        crypto_hash_sha256_update(&st, v[i].iov_base, v[i].iov_len);
+        const char *p = v[i].iov_base;
+        size_t left = v[i].iov_len;
+        while (left > 0) {
+            ssize_t n = write(fd, p, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                werr = errno;
+                break;
+            }
+            p += n;
+            left -= (size_t)n;
+        }
+    }
+    free(v);
+    j->size = (long long)evbuffer_get_length(j->body);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&st, h);
+    char got[65];
+    sodium_bin2hex(got, sizeof got, h, sizeof h);
+    if (!werr && fdatasync(fd) < 0)
+        werr = errno;
+    close(fd);
+    if (werr) {
+        job_finish(j, 500, "artifact store: writing: %s%s", strerror(werr), "");
+    } else if (strcmp(got, j->sha) != 0) {
+        job_finish(j, 400, "body sha256 is %s, not %s (the sha256 in the path)", got, j->sha);
+    } else if (access(final, F_OK) == 0) {
+        /* idempotent; the put renews its age for the GC */
+        utimensat(AT_FDCWD, final, NULL, 0);
+        job_finish(j, 200, "exists%s%s", "", "");
+    } else {
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%.*s", (int)(strrchr(final, '/') - final), final);
+        if (mkdir_p(sub) < 0 || rename(tmp, final) < 0)
+            job_finish(j, 500, "artifact store: %.200s: %s", final, strerror(errno));
+        else
+            job_finish(j, 201, "stored%s%s", "", "");
+    }
+    if (j->status != 201)
+        unlink(tmp);
+out:
+    (void)!write(j->s->pipe_w, &j, sizeof j);
+    return NULL;
+}
+
+static void job_unlink(astore_t *s, struct put_job *j)
+{
+    for (struct put_job **pp = &s->jobs; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            return;
+        }
+}
+
+static void on_job_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    astore_t *s = arg;
+    struct put_job *j;
+    while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
+        pthread_join(j->thread, NULL);
+        job_unlink(s, j);
+        evbuffer_free(j->body);
+        j->fn(j->status, j->msg, j->size, j->arg);
+        free(j);
+    }
+}
+
+void astore_put(astore_t *s, const char *sha, struct evbuffer *body, astore_put_fn *fn, void *arg)
+{
+    /* even when the file exists the body is hashed: a wrong one is a 400 */
+    struct put_job *j = xcalloc(1, sizeof *j);
+    j->s = s;
+    snprintf(j->sha, sizeof j->sha, "%s", sha);
+    j->body = evbuffer_new();
+    evbuffer_add_buffer(j->body, body);
+    j->fn = fn;
+    j->arg = arg;
+    if (pthread_create(&j->thread, NULL, put_thread, j) != 0) {
+        evbuffer_free(j->body);
+        free(j);
+        fn(500, "artifact store: cannot start a writer thread", 0, arg);
+        return;
+    }
+    j->next = s->jobs;
+    s->jobs = j;
+}
+
+/* -------------------------------------------------------------- lifecycle */
+
+astore_t *astore_new(struct event_base *base, const char *dir, char *err, size_t errlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s/tmp", dir);
+    if (sodium_init() < 0 || mkdir_p(tmp) < 0) {
+        snprintf(err, errlen, "DEVSYS_ARTIFACT_DIR: cannot create %s: %s", tmp, strerror(errno));
+        return NULL;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+        snprintf(err, errlen, "artifact store: pipe: %s", strerror(errno));
+        return NULL;
+    }
+    astore_t *s = xcalloc(1, sizeof *s);
+    s->base = base;
+    s->dir = xstrdup(dir);
+    s->pipe_r = p[0];
+    s->pipe_w = p[1];
+    s->done_ev = event_new(base, p[0], EV_READ | EV_PERSIST, on_job_done, s);
+    event_add(s->done_ev, NULL);
+    return s;
+}
+
+void astore_free(astore_t *s)
+{
+    if (!s)
+        return;
+    while (s->jobs) {
+        struct put_job *j = s->jobs;
+        s->jobs = j->next;
+        pthread_join(j->thread, NULL);
+        evbuffer_free(j->body);
+        free(j);
+    }
+    event_free(s->done_ev);
+    close(s->pipe_r);
+    close(s->pipe_w);
+    free(s->dir);
+    free(s);
+}
+
+const char *astore_dir(const astore_t *s)
+{
+    return s->dir;
+}
+
+int astore_open(const astore_t *s, const char *sha, off_t *size)
+{
+    char path[4200];
+    astore_path(s->dir, sha, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = ENOENT;
+        return -1;
+    }
+    *size = st.st_size;
+    return fd;
+}
+
+/* --------------------------------------------------------------------- GC */
+
+static int hex2(const char *n)
+{
+    return strlen(n) == 2 && ((n[0] >= '0' && n[0] <= '9') || (n[0] >= 'a' && n[0] <= 'f')) &&
+           ((n[1] >= '0' && n[1] <= '9') || (n[1] >= 'a' && n[1] <= 'f'));
+}
+
+static int too_old(const struct stat *st, double age_s)
+{
+    return (double)(time(NULL) - st->st_mtime) > age_s;
+}
+
+size_t astore_old_files(const char *dir, int *cursor, double age_s, char (*shas)[65], size_t max)
+{
+    /* the aa directories are 00..ff: visit the next existing one */
+    size_t n = 0;
+    for (int step = 0; step < 256; step++) {
+        *cursor = (*cursor + 1) % 256;
+        char top[4200];
+        snprintf(top, sizeof top, "%s/%02x", dir, *cursor);
+        DIR *d1 = opendir(top);
+        if (!d1)
+            continue;
+        struct dirent *e1;
+        while ((e1 = readdir(d1)) && n < max) {
+            if (!hex2(e1->d_name))
+                continue;
+            char sub[4300];
+            snprintf(sub, sizeof sub, "%s/%s", top, e1->d_name);
+            DIR *d2 = opendir(sub);
+            if (!d2)
+                continue;
+            struct dirent *e2;
+            while ((e2 = readdir(d2)) && n < max) {
+                struct stat st;
+                if (!astore_sha_ok(e2->d_name) || fstatat(dirfd(d2), e2->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                    continue;
+                if (too_old(&st, age_s))
+                    memcpy(shas[n++], e2->d_name, 65); /* 64 hex digits and the NUL */
+            }
+            closedir(d2);
+        }
+        closedir(d1);
+        break;
+    }
+    return n;
+}
+
+int astore_remove_if_old(const char *dir, const char *sha, double age_s)
+{
+    char path[4200];
+    astore_path(dir, sha, path, sizeof path);
+    struct stat st;
+    if (lstat(path, &st) < 0 || !too_old(&st, age_s))
+        return 0;
+    return unlink(path) == 0;
+}
