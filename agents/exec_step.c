@@ -106,10 +106,14 @@ static void step_report(step_t *s)
     json_decref(s->inputs_doc);
     for (int i = 0; s->env_extra[i]; i++)
         free(s->env_extra[i]);
-    free(s->workdir);
+    /* The caller's run learns where the command ran for the length of its
+     * done() (a wrapping handler, testing, reads its reports there). */
+    char *workdir = s->workdir;
     free(s);
     outer->handler_data = NULL;
+    outer->workdir = workdir;
     outer->done(outer, &res);
+    free(workdir);
 }
 
 static void on_defer(evutil_socket_t fd, short what, void *arg)

@@ -266,12 +266,15 @@ static void testing_exec_done(task_run_t *inner, handler_result_t *res)
 {
     testing_run_t *tr = RUN_OF(inner);
     task_run_t *outer = tr->outer;
+    /* where the command ran (exec_step.c sets it for this call) */
+    char *ran_in = inner->workdir ? xstrdup(inner->workdir) : NULL;
     free(tr);
     outer->handler_data = NULL;
     /* cancelled or timed out: the reports are partial at best */
     int stopped = !res->ok && res->error &&
                   (strcmp(res->error, "cancelled") == 0 || strcmp(res->error, "timeout") == 0);
     if (stopped) {
+        free(ran_in);
         outer->done(outer, res);
         return;
     }
@@ -284,7 +287,7 @@ static void testing_exec_done(task_run_t *inner, handler_result_t *res)
     j->patterns = xcalloc(j->npatterns, sizeof *j->patterns);
     for (size_t i = 0; i < j->npatterns; i++)
         j->patterns[i] = xstrdup(json_string_value(json_array_get(spec->junit, i)));
-    j->workdir = spec->workdir ? xstrdup(spec->workdir) : ws_dir_for(outer->id);
+    j->workdir = ran_in ? ran_in : spec->workdir ? xstrdup(spec->workdir) : ws_dir_for(outer->id);
     j->max = spec->max_report_bytes > 0 ? (size_t)spec->max_report_bytes : JUNIT_FILE_MAX_DEFAULT;
     atomic_init(&j->cancelled, 0);
     j->s = junit_summary_new();

@@ -23,6 +23,7 @@
 
 #define SWEEP_MAX_PER_PASS 32  /* workspaces removed per pass */
 #define TRASH_PREFIX ".trash-"
+#define WS_SIBLINGS_MAX 8      /* directories one task may use at once (attempts of fenced-out agents) */
 
 static char *ws_root_dir;
 static double ws_retention_s;
@@ -62,23 +63,35 @@ ws_t *ws_open(const char *task_id, char *err, size_t errlen)
         return NULL;
     }
     ws_t *w = xcalloc(1, sizeof *w);
-    w->dir = ws_dir_for(task_id);
-    w->meta = xasprintf("%s/.devsys", w->dir);
     w->lock_fd = -1;
-    /* A sweep may rename the directory away between our mkdir and our lock:
-     * then the lock is on a file that left the path; try again. */
-    for (int tries = 0; tries < 5; tries++) {
+    /* Never wait for the lock (this runs on the agent's loop): a workspace
+     * held by another attempt of the task (an agent that was fenced out but
+     * still runs it, or is frozen) is left alone, and this attempt gets the
+     * next free sibling "<id>.2", "<id>.3"... A sweep may rename a
+     * directory away between our mkdir and our lock: then the lock is on a
+     * file that left the path; try again. */
+    for (int tries = 0, sibling = 1; tries < 5 + WS_SIBLINGS_MAX; tries++) {
+        free(w->dir);
+        free(w->meta);
+        char *base = ws_dir_for(task_id);
+        w->dir = sibling == 1 ? base : xasprintf("%s.%d", base, sibling);
+        if (sibling != 1)
+            free(base);
+        w->meta = xasprintf("%s/.devsys", w->dir);
         if (mkdir_private(w->dir) < 0 || mkdir_private(w->meta) < 0) {
             snprintf(err, errlen, "workspace: %s: %s", w->dir, strerror(errno));
             goto fail;
         }
         char *lock = xasprintf("%s/lock", w->meta);
         int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        int held = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
         struct stat a, b;
-        int same = fd >= 0 && flock(fd, LOCK_EX) == 0 && fstat(fd, &a) == 0 && stat(lock, &b) == 0 &&
-                   a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+        int same = fd >= 0 && !held && fstat(fd, &a) == 0 && stat(lock, &b) == 0 && a.st_ino == b.st_ino &&
+                   a.st_dev == b.st_dev;
         free(lock);
         if (same) {
+            if (sibling != 1)
+                log_warn("workspace of task %s is held by another attempt: this one runs in %s", task_id, w->dir);
             w->lock_fd = fd;
             return w;
         }
@@ -87,6 +100,11 @@ ws_t *ws_open(const char *task_id, char *err, size_t errlen)
             goto fail;
         }
         close(fd);
+        if (held && ++sibling > WS_SIBLINGS_MAX) {
+            snprintf(err, errlen, "workspace: %s and %d siblings are held by other attempts", task_id,
+                     WS_SIBLINGS_MAX - 1);
+            goto fail;
+        }
     }
     snprintf(err, errlen, "workspace: %s: removed by a sweep again and again", w->dir);
 fail:
