@@ -10,6 +10,7 @@
 #include "spec.h"
 
 struct event_base;
+struct pgc;
 typedef struct task_run task_run_t;
 
 #define OUTPUT_TAIL_MAX (64 * 1024)
@@ -39,6 +40,7 @@ struct task_run {
     const char *checkpoint;   /* last checkpoint as JSON text, or NULL */
     const char *agent_name;
     double kill_grace_s;      /* SIGTERM -> SIGKILL grace on timeout/cancel */
+    struct pgc *pg;           /* the agent's PostgreSQL client (kind deploy keeps its rows and lock there) */
 
     /* The handler reports the outcome exactly once. Calling done() may free
      * the run: the handler must not touch run (or its own state reachable
@@ -68,6 +70,7 @@ extern const handler_ops_t handler_exec;   /* kinds exec, coding */
 extern const handler_ops_t handler_noop;   /* kind noop */
 extern const handler_ops_t handler_sleep;  /* kind sleep */
 extern const handler_ops_t handler_testing; /* kind testing */
+extern const handler_ops_t handler_deploy;  /* kind deploy */
 
 /* The handler table (handlers.c): the handler that runs kind, or NULL. */
 const handler_ops_t *handler_find(const char *kind);
