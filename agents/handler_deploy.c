@@ -26,7 +26,8 @@
 
 /* Copies (dir) or checks and extracts (tar) $2 into the staging dir $3,
  * refuses archive members with an absolute path or a ".." segment, hard
- * links, devices and fifos before extracting, and any symlink that resolves
+ * links, devices, fifos and symlinks to absolute paths before extracting,
+ * an archive tar cannot extract cleanly, and any symlink that resolves
  * outside the revision after; then moves the staging dir to $4 (rename(2)).
  * GNU tar never writes through a symlink it extracted with an absolute or
  * ".." target (it delays them), so nothing lands outside even before the
@@ -49,7 +50,13 @@ static const char prepare_script[] =
     "  if [ -n \"$bad\" ]; then\n"
     "    echo \"refused: the archive holds a hard link, device or fifo: $bad\"; exit 3\n"
     "  fi\n"
-    "  tar -xf \"$src\" -C \"$stage\" --no-same-owner\n"
+    "  bad=$(tar -tvf \"$src\" | grep -m1 -E '^l.* -> /') || true\n"
+    "  if [ -n \"$bad\" ]; then\n"
+    "    echo \"refused: the archive holds a symlink to an absolute path: $bad\"; exit 3\n"
+    "  fi\n"
+    "  if ! out=$(tar -xf \"$src\" -C \"$stage\" --no-same-owner 2>&1); then\n"
+    "    echo \"refused: tar cannot extract it safely: $(printf '%s' \"$out\" | head -n 1)\"; exit 3\n"
+    "  fi\n"
     "fi\n"
     "root=$(cd -- \"$stage\" && pwd -P)\n"
     "bad=$(find \"$stage\" -type l | while IFS= read -r l; do\n"

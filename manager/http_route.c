@@ -40,6 +40,8 @@ const struct route routes[] = {
     {POST,   "/v1/queues/{queue}/pause",         ROLE_OPERATOR, "pausing a queue",                 queues_pause},
     {POST,   "/v1/queues/{queue}/resume",        ROLE_OPERATOR, "resuming a queue",                queues_resume},
     {PATCH,  "/v1/queues/{queue}/settings",      ROLE_OPERATOR, "changing a queue's settings",     queues_settings},
+    {GET,    "/v1/apps/{app}/revisions",         ROLE_VIEWER,   "listing an app's revisions",      apps_revisions},
+    {POST,   "/v1/apps/{app}/rollback",          ROLE_OPERATOR, "rolling an app back",             apps_rollback},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 
@@ -74,6 +76,8 @@ static char *param_slot(struct route_args *a, const char *name, size_t n)
         return a->queue;
     if (n == 7 && memcmp(name, "{entry}", 7) == 0)
         return a->entry;
+    if (n == 5 && memcmp(name, "{app}", 5) == 0)
+        return a->app;
     return NULL;
 }
 
