@@ -41,11 +41,12 @@ static const char *value(const PGresult *res, const char *name)
 /* ------------------------------------------------------------------ begin */
 
 static const char *const sql_begin =
-    "INSERT INTO deployments (app, env, action, revision, task_id, attempt, pipeline_id, deployed_by) "
+    "INSERT INTO deployments (app, env, action, revision, task_id, attempt, pipeline_id, deployed_by, queued_at) "
     "VALUES ($1, $2, $3, CASE WHEN $3 = 'rollback' THEN NULL ELSE COALESCE($4, "
     "  to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS') || '-' || right(replace($5::text, '-', ''), 8)) END, "
     "  $5::text::uuid, $6::integer, $7, "
-    "  COALESCE((SELECT actor FROM audit_log WHERE target = $5::text ORDER BY id DESC LIMIT 1), $8)) "
+    "  COALESCE((SELECT actor FROM audit_log WHERE target = $5::text ORDER BY id DESC LIMIT 1), $8), "
+    "  COALESCE((SELECT created_at FROM tasks WHERE id = $5::text::uuid), now())) "
     "ON CONFLICT (task_id) DO UPDATE SET attempt = EXCLUDED.attempt, state = 'waiting', locked_at = NULL, "
     "  finished_at = NULL, outcome = NULL, error = NULL "
     "RETURNING revision, previous_revision, switched_at IS NOT NULL AS switched";

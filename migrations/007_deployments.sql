@@ -4,7 +4,7 @@
 -- app+env: deploy_lock_try grants it to the oldest unfinished row whose task is alive.
 
 CREATE TABLE deployments (
-    id                bigserial PRIMARY KEY,          -- arrival order: the lock goes oldest first
+    id                bigserial PRIMARY KEY,
     app               text NOT NULL,
     env               text NOT NULL,
     action            text NOT NULL DEFAULT 'deploy' CHECK (action IN ('deploy', 'rollback')),
@@ -15,6 +15,7 @@ CREATE TABLE deployments (
     pipeline_id       text,                           -- spec "pipeline"."id"
     deployed_by       text NOT NULL,                  -- the submitter (audit log) or the agent
     state             text NOT NULL DEFAULT 'waiting' CHECK (state IN ('waiting', 'holding', 'done')),
+    queued_at         timestamptz NOT NULL,           -- the task's created_at: the lock goes oldest first
     started_at        timestamptz NOT NULL DEFAULT now(),
     locked_at         timestamptz,
     switched_at       timestamptz,
@@ -53,9 +54,9 @@ BEGIN
     SELECT d.task_id INTO blocker
       FROM deployments d JOIN tasks t ON t.id = d.task_id
      WHERE d.app = r.app AND d.env = r.env AND d.finished_at IS NULL AND d.task_id <> p_task
-       AND (d.state = 'holding' OR d.id < r.id)
+       AND (d.state = 'holding' OR (d.queued_at, d.id) < (r.queued_at, r.id))
        AND t.state = 'running' AND t.attempt = d.attempt AND t.lease_expires_at > now()
-     ORDER BY (d.state = 'holding') DESC, d.id
+     ORDER BY (d.state = 'holding') DESC, d.queued_at, d.id
      LIMIT 1;
     IF FOUND THEN
         RETURN;
