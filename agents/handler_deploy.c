@@ -165,6 +165,19 @@ static int stop_if_cancelled(deploy_t *dp)
     return 1;
 }
 
+/* The start of a deployments answer's callback: 1 to go on; 0 when the task
+ * was cancelled meanwhile or the statement failed (the task then fails). */
+static int db_answered(deploy_t *dp, const char *err)
+{
+    if (stop_if_cancelled(dp))
+        return 0;
+    if (err[0]) {
+        fail(dp, 1, xasprintf("deployments: %s", err));
+        return 0;
+    }
+    return 1;
+}
+
 /* ------------------------------------------------------- prune, rollback */
 
 static void on_pruned(handler_result_t *res, void *arg)
@@ -325,12 +338,8 @@ static void prepare(deploy_t *dp)
 static void on_revision_taken(const char *other, const char *err, void *arg)
 {
     deploy_t *dp = arg;
-    if (stop_if_cancelled(dp))
+    if (!db_answered(dp, err))
         return;
-    if (err[0]) {
-        fail(dp, 1, xasprintf("deployments: %s", err));
-        return;
-    }
     if (other) {
         fail(dp, 0, xasprintf("revision %s of %s/%s was already deployed by task %s: choose another revision "
                               "name (or roll back to it)",
@@ -371,12 +380,8 @@ static void rollback_to(deploy_t *dp, const char *target)
 static void on_previous(const char *prev, const char *err, void *arg)
 {
     deploy_t *dp = arg;
-    if (stop_if_cancelled(dp))
+    if (!db_answered(dp, err))
         return;
-    if (err[0]) {
-        fail(dp, 1, xasprintf("deployments: %s", err));
-        return;
-    }
     rollback_to(dp, prev);
 }
 
@@ -446,12 +451,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void on_begun(const deploydb_row_t *row, const char *err, void *arg)
 {
     deploy_t *dp = arg;
-    if (stop_if_cancelled(dp))
+    if (!db_answered(dp, err))
         return;
-    if (err[0]) {
-        fail(dp, 1, xasprintf("deployments: %s", err));
-        return;
-    }
     dp->revision = row->revision ? xstrdup(row->revision) : NULL;
     dp->row_previous = row->previous_revision ? xstrdup(row->previous_revision) : NULL;
     dp->row_switched = row->switched;

@@ -156,6 +156,19 @@ out=$(ctl revisions web staging)
 like "$out" 'ENV +REVISION +CURRENT' "devsysctl revisions prints a table"
 like "$out" 'staging +r7 +true +(rollback|deploy)' "with the current revision marked"
 
+# ---- devsysctl deploy, and a pipeline step's deploy records its pipeline
+cd "$IT_DIR" || it_bail "cd"
+id=$(ctl deploy web qa site4 --check-url "http://127.0.0.1:$PORT/index.html")
+ok "devsysctl deploy (a relative SOURCE, an HTTP check) succeeds" it_wait_state 60 "$id" succeeded
+is "$(readlink "$ROOT/qa/web/current")" "revisions/$(row revision "$id")" "qa/web/current -> its revision"
+is "$(it_psql "SELECT spec->'deploy'->>'source' FROM tasks WHERE id='$id'")" "$IT_DIR/site4" "the source was sent as an absolute path"
+pid=01a23540-0000-7000-8000-000000000001
+id=$(ctl submit - <<<"$(jq -nc --arg s "$IT_DIR/site1" --arg p "$pid" \
+    '{kind: "deploy", pipeline: {id: $p, name: "site", step: "deploy-qa", index: 0}, deploy: {app: "web", env: "qa", source: $s}}')")
+ok "a deploy carrying a pipeline succeeds" it_wait_state 60 "$id" succeeded
+is "$(row pipeline_id "$id")" "$pid" "its row records the pipeline id"
+is "$(ctl revisions web qa | awk 'NR > 1 {print $1}' | sort -u)" qa "devsysctl revisions APP ENV lists only that env"
+
 # ---- keep=2 prunes
 for r in k1 k2 k3; do
     id=$(deploy "$(jq -nc --arg s "$IT_DIR/site1" --arg r "$r" '{app: "web", env: "staging", source: $s, revision: $r, keep: 2}')")
