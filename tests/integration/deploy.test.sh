@@ -194,8 +194,9 @@ tar("dotdot.tgz", [("index.html", b"ok", None), ("../../../../evil-dotdot", b"x"
 tar("abs.tgz", [("index.html", b"ok", None), (f"{d}/evil-abs", b"x", None)])
 tar("link.tgz", [("index.html", b"ok", None), ("out", b"", d), ("out/evil-link", b"x", None)])
 tar("link2.tgz", [("index.html", b"ok", None), ("up", b"", "../../../../..")])
+open(f"{d}/corrupt.tgz", "wb").write(b"\x1f\x8b\x08\x00not really gzip")
 EOF
-for t in dotdot abs link link2; do
+for t in dotdot abs link link2 corrupt; do
     id=$(deploy "$(jq -nc --arg s "$IT_DIR/$t.tgz" --arg r "h-$t" '{app: "web", env: "staging", source: $s, revision: $r}')")
     ok "hostile tarball $t: the deploy fails" it_wait_state 60 "$id" dead
     like "$(err "$id")" "^source .*$t.tgz refused: " "hostile tarball $t: the error says it was refused"

@@ -49,6 +49,17 @@ is "$(it_psql "SELECT string_agg(revision, ' ' ORDER BY locked_at) FROM deployme
     "submitted s1, s2, s3: they took the lock in that order"
 ok "and never at the same time" no_overlap web
 
+# ---- a deploy cancelled while it waits for the lock
+hold=$(ctl submit - <<<"$(spec web c1 3)")
+ok "c1 holds the lock" it_wait_sql 30 "SELECT state FROM deployments WHERE task_id = '$hold'" holding
+waiter=$(ctl submit - <<<"$(spec web c2 0)")
+ok "c2 waits for it" it_wait_sql 30 "SELECT state FROM deployments WHERE task_id = '$waiter'" waiting
+ok "c2 is cancelled" ctl cancel "$waiter"
+ok "its row ends failed: cancelled" it_wait_sql 30 \
+    "SELECT outcome || ' ' || error || ' ' || (switched_at IS NULL) FROM deployments WHERE task_id = '$waiter'" "failed cancelled true"
+ok "c1 goes on and succeeds" it_wait_state 60 "$hold" succeeded
+is "$(readlink "$ROOT/prod/web/current")" "revisions/c1" "current -> c1"
+
 # ---- a holder killed with its agent stops blocking once its lease expires
 # (k1 has one attempt: nobody runs it again, its row stays unfinished)
 hold=$(ctl submit - <<<"$(spec web k1 60 | jq -c '.retry_policy = {max_attempts: 1}')")
