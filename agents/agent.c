@@ -275,6 +275,7 @@ static void start_task(struct agent *ag, struct task *t)
         .checkpoint = t->checkpoint,
         .agent_name = ag->name,
         .kill_grace_s = ag->kill_grace_s,
+        .pg = ag->pg,
         .done = on_handler_done,
         .checkpoint_save = on_checkpoint,
         .agent_data = t,

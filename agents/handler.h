@@ -10,6 +10,7 @@
 #include "spec.h"
 
 struct event_base;
+struct pgc;
 typedef struct task_run task_run_t;
 
 #define OUTPUT_TAIL_MAX (64 * 1024)
@@ -45,6 +46,7 @@ struct task_run {
     /* set by the exec step (exec_step.c) for the process it starts; NULL otherwise */
     const char *workdir;      /* where the command runs; NULL: spec->workdir */
     char *const *env_extra;   /* "NAME=value" entries added last to its environment, NULL-terminated */
+    struct pgc *pg;           /* the agent's PostgreSQL client (kind deploy keeps its rows and lock there) */
 
     /* The handler reports the outcome exactly once. Calling done() may free
      * the run: the handler must not touch run (or its own state reachable
@@ -78,6 +80,7 @@ extern const handler_ops_t handler_testing; /* kind testing */
  * workspace, inputs, result and artifacts that handler_exec (exec_step.c)
  * adds around it; in no table. */
 extern const handler_ops_t exec_process;
+extern const handler_ops_t handler_deploy;  /* kind deploy */
 
 /* The handler table (handlers.c): the handler that runs kind, or NULL. */
 const handler_ops_t *handler_find(const char *kind);

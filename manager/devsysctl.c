@@ -50,6 +50,9 @@ static const char usage_text[] =
     "                                their message; --xml prints the JUnit XML as stored\n"
     "  tests [--flaky] [--name] PIPELINE [CLASS::NAME]  test history: last outcomes, failure\n"
     "                                rate, flaky (--name: of a task name); one test's runs\n"
+    "  deploy APP ENV SOURCE [--check-url URL]   deploy a directory or tarball (a task)\n"
+    "  rollback APP ENV [REV]        switch back to REV (default: the previous revision)\n"
+    "  revisions APP [ENV]           an app's deployments, the current revision marked\n"
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -677,7 +680,7 @@ static int cmd_health(const struct ctl *ctl)
 int main(int argc, char **argv)
 {
     enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML, OPT_CONC, OPT_RATE,
-           OPT_PER_KEY, OPT_FLAKY, OPT_NAME };
+           OPT_PER_KEY, OPT_FLAKY, OPT_NAME, OPT_CHECK_URL };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
@@ -686,13 +689,14 @@ int main(int argc, char **argv)
         { "xml", no_argument, NULL, OPT_XML },
         { "concurrency", required_argument, NULL, OPT_CONC }, { "rate", required_argument, NULL, OPT_RATE },
         { "per-key", no_argument, NULL, OPT_PER_KEY }, { "flaky", no_argument, NULL, OPT_FLAKY },
-        { "name", no_argument, NULL, OPT_NAME },
+        { "name", no_argument, NULL, OPT_NAME }, { "check-url", required_argument, NULL, OPT_CHECK_URL },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[4] = { NULL, NULL, NULL, NULL };
     struct queue_set_opts qs = { NULL, NULL, 0 };
     int all = 0, any_list_opt = 0, xml = 0, tests_opts = 0, o;
+    const char *check_url = NULL;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -705,6 +709,7 @@ int main(int argc, char **argv)
         case OPT_RATE: qs.rate = optarg; break;
         case OPT_PER_KEY: qs.per_key = 1; break;
         case OPT_FLAKY: case OPT_NAME: tests_opts |= o == OPT_FLAKY ? TESTS_FLAKY : TESTS_BY_NAME; break;
+        case OPT_CHECK_URL: check_url = optarg; break;
         case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
             list_q[o - OPT_STATE] = optarg;
             any_list_opt = 1;
@@ -738,6 +743,7 @@ int main(int argc, char **argv)
     static const struct { const char *name; int nargs; } cmds[] = {
         { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
         { "report", 2 }, { "queues", 1 }, { "queue", 3 }, { "tests", -1 },
+        { "deploy", -1 }, { "rollback", -1 }, { "revisions", -1 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -784,6 +790,8 @@ int main(int argc, char **argv)
         code = cmd_queues(&ctl);
     } else if (strcmp(cmd, "queue") == 0) {
         code = cmd_queue(&ctl, args[1], args[2], &qs);
+    } else if (check_url || strcmp(cmd, "deploy") == 0 || strcmp(cmd, "rollback") == 0 || strcmp(cmd, "revisions") == 0) {
+        code = cmd_deploy_family(&ctl, nargs, args, check_url);
     } else {
         code = cmd_health(&ctl);
     }

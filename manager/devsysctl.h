@@ -63,6 +63,10 @@ void print_object(const json_t *obj, const char *const *order, const char *const
 /* A request whose answer is printed as the verdict line, then its scalar fields. */
 int cmd_action(const struct ctl *ctl, const char *method, const char *path, const char *done);
 
+/* ---- devsysctl_deploy.c: deploy APP ENV SOURCE [--check-url URL] | rollback
+ * APP ENV [REV] | revisions APP [ENV] (args[0] is the command). */
+int cmd_deploy_family(const struct ctl *ctl, int nargs, char **args, const char *check_url);
+
 /* ---- devsysctl_queues.c */
 struct queue_set_opts {
     const char *concurrency; /* "N" or "none"; NULL: unchanged */

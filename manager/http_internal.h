@@ -47,6 +47,7 @@ struct req {
     char (*states)[16];
     int publishing;
     int any_created;
+    int accepted;    /* answer 202 {"task_id", "state"} (one spec submitted for another resource) */
 };
 
 /* ------------------------------------------------------------ http_reply.c */

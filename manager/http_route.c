@@ -47,6 +47,8 @@ const struct route routes[] = {
     {PUT,    "/v1/artifacts/{sha256}",           ROLE_OPERATOR, "uploading an artifact",           artifacts_put},
     {GET,    "/v1/artifacts/{sha256}",           ROLE_VIEWER,   "reading an artifact",             artifacts_get},
     {HEAD,   "/v1/artifacts/{sha256}",           ROLE_VIEWER,   "reading an artifact",             artifacts_head},
+    {GET,    "/v1/apps/{app}/revisions",         ROLE_VIEWER,   "listing an app's revisions",      apps_revisions},
+    {POST,   "/v1/apps/{app}/rollback",          ROLE_OPERATOR, "rolling an app back",             apps_rollback},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 
@@ -84,6 +86,8 @@ static char *param_slot(struct route_args *a, const char *name, size_t n)
         return a->entry;
     if (n == 8 && memcmp(name, "{sha256}", 8) == 0)
         return a->sha256;
+    if (n == 5 && memcmp(name, "{app}", 5) == 0)
+        return a->app;
     return NULL;
 }
 

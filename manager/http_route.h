@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "auth.h"
 
 struct req;
@@ -19,6 +21,7 @@ struct route_args {
     char queue[128]; /* {queue}: a valid queue name (checked before the handler runs) */
     char entry[128]; /* {entry}: a DLQ entry id or a task id as given */
     char sha256[128]; /* {sha256}: an artifact's hash as given (the handler checks it) */
+    char app[128];   /* {app}: an app name as given (the handler checks it) */
 };
 
 struct route {
@@ -53,6 +56,9 @@ void health_check(struct req *q, const struct route_args *a);
 void health_metrics(struct req *q, const struct route_args *a);
 /* http_tasks.c */
 void tasks_submit(struct req *q, const struct route_args *a);
+/* Submits the spec or batch body (reference taken) as POST /v1/tasks does;
+ * with accepted set, answers 202 {"task_id", "state"} for its one task. */
+void tasks_submit_json(struct req *q, json_t *body, int accepted);
 void tasks_list(struct req *q, const struct route_args *a);
 void tasks_get(struct req *q, const struct route_args *a);
 void tasks_cancel(struct req *q, const struct route_args *a);
@@ -72,6 +78,10 @@ void reports_latest(struct req *q, const struct route_args *a);
 /* http_tests.c */
 void tests_list(struct req *q, const struct route_args *a);
 void tests_history(struct req *q, const struct route_args *a);
+
+/* http_apps.c */
+void apps_revisions(struct req *q, const struct route_args *a);
+void apps_rollback(struct req *q, const struct route_args *a);
 
 /* http_queues.c */
 void queues_list(struct req *q, const struct route_args *a);

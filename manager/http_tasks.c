@@ -71,6 +71,10 @@ static void publish_settled(struct req *q)
 {
     if (--q->publishing > 0)
         return;
+    if (q->accepted && q->n == 1 && q->ids[0][0]) {
+        reply_json(q, 202, json_pack("{s:s,s:s}", "task_id", q->ids[0], "state", q->states[0]));
+        return;
+    }
     json_t *tasks = json_array();
     for (size_t i = 0; i < q->n; i++)
         json_array_append_new(tasks, json_pack("{s:s,s:s,s:b}", "id", q->ids[i], "state", q->states[i],
@@ -157,8 +161,13 @@ void tasks_submit(struct req *q, const struct route_args *a)
 {
     (void)a;
     json_t *body = req_body_json(q);
-    if (!body)
-        return;
+    if (body)
+        tasks_submit_json(q, body, 0);
+}
+
+void tasks_submit_json(struct req *q, json_t *body, int accepted)
+{
+    q->accepted = accepted;
     size_t n = json_is_array(body) ? json_array_size(body) : 1;
     if (n == 0 || n > SUBMIT_MAX_BATCH) {
         json_decref(body);

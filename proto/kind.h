@@ -51,5 +51,9 @@ int kind_sleep_section(const json_t *sec, struct spec *out, char *err, size_t er
 #define KIND_TESTING_REPORT_MIN 1024
 #define KIND_TESTING_REPORT_MAX (64 * 1024 * 1024)
 int kind_testing_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
+/* kind_deploy.c */
+int kind_deploy_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
+/* Is s an app, env or revision name: 1..64 of [A-Za-z0-9_.-], not "." or ".."? */
+int kind_deploy_name_ok(const char *s);
 
 #endif

@@ -78,6 +78,23 @@ typedef struct spec {
     /* kind "testing": section "testing" (kind_testing.c) */
     const json_t *junit;         /* array of 1..32 relative paths or glob patterns */
     long max_report_bytes;       /* per report file; 0 = the default */
+    /* kind "deploy": section "deploy" (kind_deploy.c); all NULL/0 otherwise */
+    struct spec_deploy {
+        const char *app, *env;   /* 1..64 of [A-Za-z0-9_.-] */
+        const char *source;      /* deploy: a path, or "input:<node>/<path>" */
+        const char *revision;    /* NULL: derived from the task (id, time) */
+        const char *to;          /* rollback: the revision, NULL: the previous one */
+        int rollback;            /* action "rollback" (else "deploy") */
+        int keep;                /* revisions kept, 2..100 (default 5) */
+        /* check: http (check_url set) or command (check_command set), or neither */
+        const char *check_url;
+        int check_status;        /* expected HTTP status (default 200) */
+        const char *check_body;  /* substring or POSIX extended regex, or NULL */
+        double check_timeout_s;  /* per try (default 10) */
+        int check_retries;       /* tries after the first (default 0) */
+        double check_interval_s; /* between tries (default 1) */
+        const json_t *check_command; /* argv: array of 1..256 strings */
+    } deploy;
 } spec_t;
 
 /* Parse JSON text (len bytes, need not be NUL-terminated) and validate it.

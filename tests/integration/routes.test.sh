@@ -31,6 +31,7 @@ call() {
 example() {
     local p=${1//\{id\}/00000000-0000-7000-8000-0000000000aa}
     p=${p//\{queue\}/routes}
+    p=${p//\{app\}/web}
     printf '%s\n' "${p//\{entry\}/1-1}"
 }
 

@@ -258,22 +258,22 @@ static void test_kind(void **state)
     expect_error("{\"command\":[\"x\"]}", "kind: required");
     expect_error("{\"kind\":5}", "kind: must be a string");
     expect_error("{\"kind\":\"foo\"}",
-                 "kind: unknown kind \"foo\" (expected one of exec, coding, noop, sleep, testing)");
+                 "kind: unknown kind \"foo\" (expected one of exec, coding, noop, sleep, testing, deploy)");
     /* untrusted text in messages is shortened and made printable */
     expect_error("{\"kind\":\"a\\nb\\\"c\"}",
-                 "kind: unknown kind \"a?b?c\" (expected one of exec, coding, noop, sleep, testing)");
-    const char *kinds[] = {"exec", "coding", "noop", "sleep", "testing"};
-    for (size_t i = 0; i < 5; i++)
+                 "kind: unknown kind \"a?b?c\" (expected one of exec, coding, noop, sleep, testing, deploy)");
+    const char *kinds[] = {"exec", "coding", "noop", "sleep", "testing", "deploy"};
+    for (size_t i = 0; i < 6; i++)
         assert_non_null(kind_find(kinds[i]));
     assert_null(kind_find("EXEC"));
     assert_null(kind_find(""));
     assert_null(kind_find(NULL));
     /* kinds without a handler yet are not in the registry: refused up front */
-    const char *gone[] = {"deploy", "monitor", "notify"};
+    const char *gone[] = {"webhook", "monitor", "notify"};
     for (size_t i = 0; i < 3; i++) {
         char text[64], want[128];
         snprintf(text, sizeof text, "{\"kind\":\"%s\"}", gone[i]);
-        snprintf(want, sizeof want, "kind: unknown kind \"%s\" (expected one of exec, coding, noop, sleep, testing)",
+        snprintf(want, sizeof want, "kind: unknown kind \"%s\" (expected one of exec, coding, noop, sleep, testing, deploy)",
                  gone[i]);
         expect_error(text, want);
         assert_null(kind_find(gone[i]));
@@ -521,7 +521,7 @@ static void test_objects(void **state)
     expect_error(noop_with("resource_requirements", "[]"), "resource_requirements: must be an object");
     expect_error(noop_with("resource_requirements", "null"), "resource_requirements: must be an object");
     /* the sections of kinds that left the registry left with them */
-    const char *gone[] = {"deploy", "monitor", "notify"};
+    const char *gone[] = {"webhook", "monitor", "notify"};
     for (size_t i = 0; i < 3; i++) {
         char want[64];
         snprintf(want, sizeof want, "%s: unknown field", gone[i]);
@@ -600,8 +600,8 @@ static void test_next(void **state)
     (void)state;
     expect_ok("{\"kind\":\"noop\",\"next\":[]}");
     expect_ok("{\"kind\":\"coding\",\"command\":[\"x\"],\"next\":[{\"kind\":\"noop\",\"next\":[{\"kind\":\"sleep\"}]}]}");
-    expect_error("{\"kind\":\"coding\",\"command\":[\"x\"],\"next\":[{\"kind\":\"noop\",\"next\":[{\"kind\":\"deploy\"}]}]}",
-                 "next[0].next[0].kind: unknown kind \"deploy\" (expected one of exec, coding, noop, sleep, testing)");
+    expect_error("{\"kind\":\"coding\",\"command\":[\"x\"],\"next\":[{\"kind\":\"noop\",\"next\":[{\"kind\":\"monitor\"}]}]}",
+                 "next[0].next[0].kind: unknown kind \"monitor\" (expected one of exec, coding, noop, sleep, testing, deploy)");
     expect_error("{\"kind\":\"noop\",\"next\":{}}", "next: must be an array of specs");
     expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"noop\"},{\"kind\":\"noop\"},{\"kind\":\"exec\"}]}",
                  "next[2].command: must be a non-empty array of strings");
@@ -671,6 +671,105 @@ static void test_testing_section(void **state)
                  "testing: only allowed for kinds testing");
     expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"testing\",\"command\":[\"true\"]}]}",
                  "next[0].testing: required for kind testing");
+}
+
+/* kind deploy: its section (proto/kind_deploy.c). */
+#define DEPLOY(sec) "{\"kind\":\"deploy\",\"deploy\":" sec "}"
+static void test_deploy_section(void **state)
+{
+    (void)state;
+    spec_t *s = parse(DEPLOY("{\"app\":\"web\",\"env\":\"staging\",\"source\":\"dist\","
+                             "\"check\":{\"http\":{\"url\":\"http://127.0.0.1:8080/health\",\"body_pattern\":\"ok|up\","
+                             "\"retries\":3,\"interval_s\":0.5}}}"));
+    assert_non_null(s);
+    assert_string_equal(s->deploy.app, "web");
+    assert_string_equal(s->deploy.env, "staging");
+    assert_string_equal(s->deploy.source, "dist");
+    assert_null(s->deploy.revision);
+    assert_int_equal(s->deploy.keep, 5);
+    assert_int_equal(s->deploy.rollback, 0);
+    assert_string_equal(s->deploy.check_url, "http://127.0.0.1:8080/health");
+    assert_int_equal(s->deploy.check_status, 200);
+    assert_string_equal(s->deploy.check_body, "ok|up");
+    assert_int_equal(s->deploy.check_retries, 3);
+    assert_true(s->deploy.check_interval_s == 0.5 && s->deploy.check_timeout_s == 10);
+    spec_free(s);
+    s = parse(DEPLOY("{\"app\":\"web\",\"env\":\"prod\",\"action\":\"rollback\",\"to\":\"v1.2\"}"));
+    assert_non_null(s);
+    assert_int_equal(s->deploy.rollback, 1);
+    assert_string_equal(s->deploy.to, "v1.2");
+    assert_null(s->deploy.source);
+    spec_free(s);
+    s = parse(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"input:build/site.tgz\",\"revision\":\"r-1\","
+                     "\"keep\":2,\"check\":{\"command\":[\"test\",\"-f\",\"index.html\"]}}"));
+    assert_non_null(s);
+    assert_int_equal(json_array_size(s->deploy.check_command), 3);
+    assert_null(s->deploy.check_url);
+    spec_free(s);
+    expect_ok(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"/srv/x.tar.gz\",\"keep\":100}"));
+
+    expect_error("{\"kind\":\"deploy\"}", "deploy: required for kind deploy");
+    expect_error(DEPLOY("{\"env\":\"e\",\"source\":\"d\"}"), "deploy.app: required");
+    expect_error(DEPLOY("{\"app\":\"a\",\"source\":\"d\"}"), "deploy.env: required");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\"}"),
+                 "deploy.source: required (a directory or a .tar/.tar.gz/.tgz to deploy)");
+    const char *names[] = {"\"a/b\"", "\"..\"", "\".\"", "\"\"", "5", "\"a b\"",
+                           "\"0123456789012345678901234567890123456789012345678901234567890123456789\""};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char text[256];
+        snprintf(text, sizeof text, DEPLOY("{\"app\":%s,\"env\":\"e\",\"source\":\"d\"}"), names[i]);
+        expect_error(text, "deploy.app: must be 1 to 64 characters of [A-Za-z0-9_.-] (not \".\" or \"..\")");
+    }
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e/../x\",\"source\":\"d\"}"),
+                 "deploy.env: must be 1 to 64 characters of [A-Za-z0-9_.-] (not \".\" or \"..\")");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"revision\":\"../x\"}"),
+                 "deploy.revision: must be 1 to 64 characters of [A-Za-z0-9_.-] (not \".\" or \"..\")");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"keep\":1}"),
+                 "deploy.keep: must be an integer from 2 to 100");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"keep\":101}"),
+                 "deploy.keep: must be an integer from 2 to 100");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"input:build\"}"),
+                 "deploy.source: \"input:\" must be followed by <node>/<path>");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"input:b/../../etc\"}"),
+                 "deploy.source: an input path must not contain a \"..\" segment");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"\"}"),
+                 "deploy.source: must be a path of 1 to 4096 bytes");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"action\":\"undo\"}"),
+                 "deploy.action: must be \"deploy\" or \"rollback\"");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"action\":\"rollback\"}"),
+                 "deploy.source: not allowed with action \"rollback\" (name the revision in \"to\")");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"to\":\"r1\"}"),
+                 "deploy.to: only allowed with action \"rollback\"");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{}}"),
+                 "deploy.check: must be {\"http\": {...}} or {\"command\": [argv]}");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{\"http\":{}}}"),
+                 "deploy.check.http.url: required");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{\"http\":{\"url\":\"file:///etc/passwd\"}}}"),
+                 "deploy.check.http.url: must be an http:// or https:// URL of at most 2048 bytes");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{\"http\":{\"url\":\"http://x\","
+                        "\"expect_status\":600}}}"),
+                 "deploy.check.http.expect_status: must be an integer from 100 to 599");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{\"http\":{\"url\":\"http://x\","
+                        "\"body_pattern\":\"(unclosed\"}}}"),
+                 "deploy.check.http.body_pattern: must be a POSIX extended regular expression");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{\"http\":{\"url\":\"http://x\","
+                        "\"timeout_s\":0}}}"),
+                 "deploy.check.http.timeout_s: must be a number above 0, at most 600");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{\"http\":{\"url\":\"http://x\","
+                        "\"retries\":101}}}"),
+                 "deploy.check.http.retries: must be an integer from 0 to 100");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{\"http\":{\"url\":\"http://x\","
+                        "\"method\":\"POST\"}}}"),
+                 "deploy.check.http.method: unknown field");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{\"command\":[]}}"),
+                 "deploy.check.command: must be an array of 1 to 256 strings");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"check\":{\"command\":[\"\"]}}"),
+                 "deploy.check.command[0]: must be a non-empty string of at most 4096 bytes without NUL");
+    expect_error(DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"source\":\"d\",\"target\":1}"), "deploy.target: unknown field");
+    expect_error("{\"kind\":\"exec\",\"command\":[\"x\"],\"deploy\":{\"app\":\"a\"}}",
+                 "deploy: only allowed for kinds deploy");
+    expect_error("{\"kind\":\"noop\",\"next\":[" DEPLOY("{\"app\":\"a\",\"env\":\"e\",\"keep\":0}") "]}",
+                 "next[0].deploy.keep: must be an integer from 2 to 100");
 }
 
 static void test_sleep(void **state)
@@ -745,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_unique_and_rate_key),
         cmocka_unit_test(test_next),              cmocka_unit_test(test_sleep),
         cmocka_unit_test(test_testing_section),
+        cmocka_unit_test(test_deploy_section),
         cmocka_unit_test(test_from_json_reference), cmocka_unit_test(test_small_error_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
