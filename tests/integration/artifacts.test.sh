@@ -7,6 +7,7 @@
 # a task with "inputs" gets the files under inputs/<node>/ and
 # $DEVSYS_INPUTS; a wrong sha256 in inputs fails clearly; workspaces go away
 # after DEVSYS_WORKSPACE_RETENTION_S.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 export DEVSYS_ARTIFACT_DIR=$IT_DIR/store

@@ -5,6 +5,7 @@
 # a 413 (declared or chunked), a viewer 403, no token 401; a repeated PUT is
 # idempotent. An artifact body may be larger than DEVSYS_MAX_BODY, other
 # routes still not.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 export DEVSYS_ARTIFACT_DIR=$IT_DIR/store

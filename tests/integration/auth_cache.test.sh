@@ -3,6 +3,7 @@
 # tokens cost a bounded number of PostgreSQL lookups, are counted in
 # /metrics and leave a sampled audit trail. Lookups are counted in the
 # server's own statement log (a private cluster with log_statement=all).
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_private_postgres || it_bail "private PostgreSQL"

@@ -3,6 +3,7 @@
 # a running command ends its whole process group and the task stays
 # cancelled; SIGTERM lets an agent finish and record its in-flight tasks,
 # take no new ones, and exit 0.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -3,6 +3,7 @@
 # goes; its agent is killed with SIGKILL midway; on the other agent the next
 # attempt gets the last saved checkpoint in $DEVSYS_CHECKPOINT and resumes
 # from there. devsysctl get shows the checkpoints.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

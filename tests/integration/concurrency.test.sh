@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 200 sleep tasks at concurrency 50 on one agent run overlapped: judged from the
 # recorded attempt intervals, never from the wall clock.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -3,6 +3,7 @@
 # a non-string field) due alongside a real retry: the retry is promoted and
 # runs at once, and each bad member is moved to the DLQ with a readable
 # reason instead of stopping the queue's promotions.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 # the reconciler would republish a stuck retry only after a minute

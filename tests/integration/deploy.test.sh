@@ -6,6 +6,7 @@
 # devsysctl) returns current to a named revision; keep=N prunes; hostile
 # tarballs are refused with nothing written outside; the deployments table
 # and GET /v1/apps/{app}/revisions record who deployed what and the outcome.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -4,6 +4,7 @@
 # lock-to-finish intervals from the deployments table never overlap), in the
 # order the tasks were submitted on one agent; other apps are not held up;
 # a holder whose agent is killed stops blocking once its lease expires.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

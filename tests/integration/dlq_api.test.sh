@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The dead-letter API (ls, show, replay, purge), cancel and checkpoints, over
 # HTTP and devsysctl, checked against redis-cli and PostgreSQL after each step.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 DEVSYS_RECONCILE_S=0 it_start_manager || it_bail "start manager" # reconciler: last section only

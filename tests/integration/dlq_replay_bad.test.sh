@@ -3,6 +3,7 @@
 # entry with a string retry_policy.max_attempts, buried by the agent): the good
 # ones are replayed and run, the bad one is reported with its reason and stays
 # in the DLQ; replaying it alone answers 422 naming the field.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 DEVSYS_RECONCILE_S=0 it_start_manager || it_bail "start manager"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # exec tasks end to end: devsysctl submit, redis-cli XADD by hand, timeouts.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -2,6 +2,7 @@
 # What an exec task can reach: its environment (an allow-list, never the
 # agent's credentials, read here from a *_FILE), loader variables refused,
 # no descendant outliving the task (cgroup and subreaper), bounded checkpoints.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -2,6 +2,7 @@
 # Fencing: an agent frozen (SIGSTOP) while its task runs loses the lease; a
 # second agent runs and completes the task; when the first one wakes up, its
 # late outcome is neither recorded nor able to re-run the task.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

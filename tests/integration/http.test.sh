@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The manager's HTTP API: auth, validation, size limit, idempotency, reads, paging.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -3,6 +3,7 @@
 # do not grow its memory or starve a normal client; bad heads get clear
 # errors before any body is read; slow heads are cut; the connection cap and
 # the descriptor limit hold without flooding the log.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 CLIENTS=$(dirname "$0")/http_clients.py

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The kind registry at submit: an unknown kind, or a known kind with a bad
 # section, is refused with a 400 naming the field, and nothing is inserted.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -3,6 +3,7 @@
 # the queue names that are kinds): a task of another kind routed to its queue
 # ends dead with a dead letter saying why, and its command never runs. A
 # hand-pushed entry of an unknown kind ends dead too, not queued forever.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

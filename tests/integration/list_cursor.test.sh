@@ -3,6 +3,7 @@
 # out-of-range `after` and `limit` on the task list and the DLQ list. A show of
 # a task that is not dead is answered from PostgreSQL without reading the DLQ
 # (checked on Redis' command statistics against a DLQ of 20,000 entries).
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 DEVSYS_RECONCILE_S=0 it_start_manager || it_bail "start manager"

@@ -5,6 +5,7 @@
 # `tasks` sequentially; they reach rows through the partial indexes of
 # migrations/003_history.sql. Asserts the mechanism (PostgreSQL's own scan
 # counters), not times.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_psql "INSERT INTO tasks (id, queue, kind, spec, state, attempt, created_at, started_at, finished_at)

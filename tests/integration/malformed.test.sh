@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Malformed entries pushed with redis-cli: a readable reason is recorded, the
 # agent stays up, and the next good task on the same queue succeeds.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_agent a1 DEVSYS_QUEUES=exec

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # devsys-manager migrate: twice in a row, and twice at once, under the advisory lock.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup   # it_setup has migrated once already
 n=$(it_psql "SELECT count(*) FROM schema_migrations")

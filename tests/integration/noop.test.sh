@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # noop tasks (the benchmark's kind): done in their claim statement, through the
 # API and by hand, each recorded once with one attempt row.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -5,6 +5,7 @@
 # with 503 + Retry-After within a bound; a submit that never reached the
 # server is never inserted later; a submit retried with the same
 # idempotency_key after recovery yields exactly one task.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_private_postgres || it_bail "private PostgreSQL cluster"

@@ -3,6 +3,7 @@
 # lease — on a private cluster (the runner's shared one must never restart):
 # agents keep running their tasks, hold the outcomes and write them when the
 # server is back. No outcome is lost, none is written twice.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_private_postgres || it_bail "private PostgreSQL cluster"

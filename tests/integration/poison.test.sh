@@ -3,6 +3,7 @@
 # supervised agents are restarted whenever they die (as a container runtime
 # would). After max_attempts deliveries the task is dead in the DLQ with an
 # error starting "poison:", and the other tasks of the queue keep succeeding.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

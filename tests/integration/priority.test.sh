@@ -2,6 +2,7 @@
 # Priorities on the agent: 10 high tasks submitted behind 10,000 low ones (the
 # queue paused while they are pushed) all start before the 50th low one, judged
 # from task_attempts.started_at; a retried high task goes back to the high stream.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

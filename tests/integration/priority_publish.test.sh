@@ -2,6 +2,7 @@
 # Priority levels on the wire: the manager publishes a task to the stream of
 # its priority level (high: <prefix>:{Q}:stream:high, normal: :stream, low:
 # :stream:low); the reconciler's republish and a DLQ replay keep the level.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 DEVSYS_RECONCILE_S=1 DEVSYS_REPUBLISH_AFTER_S=1 it_start_manager || it_bail "start manager"

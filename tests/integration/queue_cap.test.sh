@@ -2,6 +2,7 @@
 # Concurrency cap across agents: queue capped at 3, three agents of
 # concurrency 4, 30 sleep tasks of 300 ms. From the recorded attempt
 # intervals (not the wall clock): never more than 3 at once, and 3 reached.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -2,6 +2,7 @@
 # Pause on the agent: a paused queue's tasks stay queued while another queue
 # served by the same agent runs; resume runs them at once; the agent's
 # devsys_agent_queue_paused gauge follows.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

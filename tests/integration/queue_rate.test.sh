@@ -4,6 +4,7 @@
 # the first 30 s (within 10 %), and no 3 s window holds more than 30 + 16: the
 # limit admits a start, and started_at is PostgreSQL's later claim time, so the
 # claims in flight (at most the two agents' 2 x 8 slots) may land together.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

@@ -3,6 +3,7 @@
 # over the API and devsysctl; PostgreSQL holds them, the Redis hash
 # devsys:{Q}:settings mirrors them (healed by the reconciler after a flush),
 # agents are told on the control stream; metrics, audit and roles.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 DEVSYS_RECONCILE_S=1 it_start_manager || it_bail "start manager"

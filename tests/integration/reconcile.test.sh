@@ -2,6 +2,7 @@
 # The manager's reconciler: Redis loses everything (FLUSHALL, restart) or one
 # entry, and every task PostgreSQL knows still runs; dead letters come back
 # into their DLQ; nothing is published twice, even by two managers.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 export DEVSYS_RECONCILE_S=1 DEVSYS_REPUBLISH_AFTER_S=2

@@ -2,6 +2,7 @@
 # Crash recovery: an agent killed with SIGKILL while holding 20 long tasks; a
 # second agent takes every one of them over once their lease expired, and each
 # task is recorded exactly once. A live agent keeps its tasks past the lease.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

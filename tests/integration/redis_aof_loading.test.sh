@@ -4,6 +4,7 @@
 # retrying, say "not ready" on /readyz and in devsys_agent_queue_readable
 # while they cannot read, and consume again once Redis is loaded, without
 # being restarted.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 KEYS=${AOF_LOADING_KEYS:-2500000}   # ~2.5 s of loading here (~500 MB in memory)

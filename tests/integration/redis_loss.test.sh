@@ -3,6 +3,7 @@
 # and every accepted task still ends in its final state, recorded once: agents
 # recreate the consumer group, the manager's reconciler republishes what
 # PostgreSQL says is due and rebuilds the dead-letter stream.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 DEVSYS_RECONCILE_S=1 DEVSYS_REPUBLISH_AFTER_S=2 it_start_manager || it_bail "start manager"

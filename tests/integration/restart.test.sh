@@ -2,6 +2,7 @@
 # An agent killed with -9 and restarted under the same name takes its own
 # pending entries back at once (no waiting for the lease), each task recorded
 # once, the vanished attempts recorded as lost.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

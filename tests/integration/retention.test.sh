@@ -4,6 +4,7 @@
 # and checkpoints, and are still found by id and by list; live tasks and dead
 # letters still in the DLQ stay; history days past the keep are dropped; old
 # audit rows go; two managers never move a task twice.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 export DEVSYS_RETENTION_S=0.5 DEVSYS_RETENTION_SUCCEEDED_S=2 DEVSYS_RETENTION_CANCELLED_S=2 \

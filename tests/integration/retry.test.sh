@@ -3,6 +3,7 @@
 # the agent's defaults), exhausted and non-retryable tasks land in the DLQ with
 # readable fields, and an operator can replay or purge them.
 # Timing is judged from task_attempts.started_at, never from the wall clock.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 DEVSYS_RECONCILE_S=1 DEVSYS_REPUBLISH_AFTER_S=2 it_start_manager || it_bail "start manager"

@@ -6,6 +6,7 @@
 # filter, paging), /v1/tests/history, /v1/reports/latest?pipeline=, devsysctl
 # tests; retention deletes old history; a 60 MB report is parsed off the
 # agent's loop, which meanwhile runs another task.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"

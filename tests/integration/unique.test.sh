@@ -2,6 +2,7 @@
 # Unique tasks: a spec's `unique` key is enforced by PostgreSQL at submit
 # (task_unique); a second submit of a held key is answered (200) with the task
 # that holds it. Held for a period (for_s) or while the task is unfinished.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager"
