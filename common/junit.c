@@ -407,8 +407,36 @@ static void merge(junit_summary_t *s, junit_summary_t *d)
 
 /* Keeps the document for junit_summary_xml: the first one whole, every
  * one's suites for a combined document, while under JUNIT_XML_MAX. */
+/* libxml2 writes a namespace declaration's URI without escaping it (2.9:
+ * xmlNsDumpOutput), so a URI holding '<', '&' or '"' would come back as
+ * malformed XML. Such a URI is no namespace anyone uses: percent-encode
+ * those bytes (and controls) in place before the tree is written. */
+static void escape_ns_uris(xmlNodePtr n)
+{
+    for (; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE)
+            continue;
+        for (xmlNsPtr ns = n->nsDef; ns; ns = ns->next) {
+            const xmlChar *h = ns->href;
+            if (!h || !h[strcspn((const char *)h, "<&\"\t\n\r")])
+                continue;
+            size_t len = strlen((const char *)h);
+            char *out = xmalloc(len * 3 + 1), *o = out;
+            for (const xmlChar *c = h; *c; c++)
+                o += (*c == '<' || *c == '&' || *c == '"' || *c < 0x20) ? sprintf(o, "%%%02X", *c)
+                                                                           : (*o = (char)*c, 1);
+            *o = '\0';
+            xmlFree((xmlChar *)ns->href);
+            ns->href = xmlStrdup((const xmlChar *)out);
+            free(out);
+        }
+        escape_ns_uris(n->children);
+    }
+}
+
 static void keep_xml(junit_summary_t *s, xmlDocPtr doc, xmlNodePtr root)
 {
+    escape_ns_uris(root);
     if (s->ndocs++ == 0) {
         xmlChar *mem = NULL;
         int n = 0;

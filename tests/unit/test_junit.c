@@ -330,6 +330,32 @@ static void test_huge_file(void **state)
 }
 
 /* Bounds of what a report can make the summary hold. */
+/* What junit_summary_xml keeps parses again to the same counts, also when a
+ * namespace URI holds bytes libxml2 would write unescaped (found by fuzz_junit). */
+static void test_kept_xml_reparses(void **state)
+{
+    (void)state;
+    static const char doc[] = "<testsuite xmlns:x=\"a&lt;b&amp;c&quot;d\"><testcase name=\"t\"><failure/></testcase>"
+                              "<testsuite xmlns:y=\"&lt;&lt;\"><testcase name=\"u\"/></testsuite></testsuite>";
+    for (int docs = 1; docs <= 2; docs++) {
+        char why[256] = "";
+        junit_summary_t *s = junit_summary_new();
+        for (int i = 0; i < docs; i++)
+            assert_int_equal(junit_parse(s, doc, sizeof doc - 1, why, sizeof why), 0);
+        size_t len;
+        char *xml = junit_summary_xml(s, &len);
+        assert_non_null(xml);
+        junit_summary_t *again = junit_summary_new();
+        if (junit_parse(again, xml, len, why, sizeof why) < 0)
+            fail_msg("kept XML does not parse (%s): %s", why, xml);
+        assert_int_equal(junit_tests(again), 2 * docs);
+        assert_int_equal(junit_failed_count(again), docs);
+        junit_summary_free(again);
+        junit_summary_free(s);
+        free(xml);
+    }
+}
+
 static void test_caps(void **state)
 {
     (void)state;
@@ -390,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_huge_file),
         cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_kept_xml_reparses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
