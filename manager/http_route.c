@@ -40,6 +40,11 @@ const struct route routes[] = {
     {POST,   "/v1/queues/{queue}/pause",         ROLE_OPERATOR, "pausing a queue",                 queues_pause},
     {POST,   "/v1/queues/{queue}/resume",        ROLE_OPERATOR, "resuming a queue",                queues_resume},
     {PATCH,  "/v1/queues/{queue}/settings",      ROLE_OPERATOR, "changing a queue's settings",     queues_settings},
+    {POST,   "/v1/pipelines",                    ROLE_OPERATOR, "submitting pipelines",            pipelines_submit},
+    {GET,    "/v1/pipelines",                    ROLE_VIEWER,   "listing pipelines",               pipelines_list},
+    {GET,    "/v1/pipelines/{id}",               ROLE_VIEWER,   "reading a pipeline",              pipelines_get},
+    {POST,   "/v1/pipelines/{id}/cancel",        ROLE_OPERATOR, "cancelling a pipeline",           pipelines_cancel},
+    {POST,   "/v1/pipelines/{id}/rerun",         ROLE_OPERATOR, "re-running a pipeline",           pipelines_rerun},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 

@@ -76,4 +76,10 @@ void queues_pause(struct req *q, const struct route_args *a);
 void queues_resume(struct req *q, const struct route_args *a);
 void queues_settings(struct req *q, const struct route_args *a);
 
+void pipelines_submit(struct req *q, const struct route_args *a);
+void pipelines_list(struct req *q, const struct route_args *a);
+void pipelines_get(struct req *q, const struct route_args *a);
+void pipelines_cancel(struct req *q, const struct route_args *a);
+void pipelines_rerun(struct req *q, const struct route_args *a);
+
 #endif
