@@ -116,7 +116,7 @@ const char *op_redis_why(const char *err);
 /* ?limit= and ?after= of a paged GET. */
 struct op_page {
     char limit[16]; /* the limit as text (def when not given) */
-    char after[48]; /* the cursor, "" when not given */
+    char after[64]; /* the cursor, "" when not given */
     char why[80];   /* what is wrong, when op_parse_page returns -1 */
 };
 /* Parses query (may be NULL): limit 1..max, default def; after must satisfy
