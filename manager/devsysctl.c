@@ -48,6 +48,10 @@ static const char usage_text[] =
     "  health                        the manager's view of Redis and PostgreSQL\n"
     "  report ID [--xml]             a testing task's report: counts, failed tests with\n"
     "                                their message; --xml prints the JUnit XML as stored\n"
+    "  pipeline submit FILE|-        submit a pipeline (README \"Pipelines\"); prints its id\n"
+    "  pipeline ID [--watch]         its steps and nodes; --watch follows it until it ends\n"
+    "                                (exit 0 when it succeeded, 1 otherwise)\n"
+    "  pipeline rerun|cancel ID      re-run its failed steps and what follows, or cancel it\n"
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -429,8 +433,7 @@ void print_table(const json_t *rows, const char *const *heads, const char *const
 
 /* ---- commands ----------------------------------------------------------- */
 
-/* Reads all of path ("-" is stdin); caller frees; NULL after printing why. */
-static char *read_all(const char *path, size_t *len)
+char *ctl_read_all(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f) {
@@ -460,7 +463,7 @@ static char *read_all(const char *path, size_t *len)
 static int cmd_submit(const struct ctl *ctl, const char *path)
 {
     size_t len;
-    char *body = read_all(path, &len);
+    char *body = ctl_read_all(path, &len);
     if (!body)
         return EXIT_OTHER;
     /* Catch a broken file here with a line number; the manager judges the rest. */
@@ -675,7 +678,7 @@ static int cmd_health(const struct ctl *ctl)
 int main(int argc, char **argv)
 {
     enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML, OPT_CONC, OPT_RATE,
-           OPT_PER_KEY };
+           OPT_PER_KEY, OPT_WATCH };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
@@ -683,13 +686,13 @@ int main(int argc, char **argv)
         { "after", required_argument, NULL, OPT_AFTER }, { "all", no_argument, NULL, OPT_ALL },
         { "xml", no_argument, NULL, OPT_XML },
         { "concurrency", required_argument, NULL, OPT_CONC }, { "rate", required_argument, NULL, OPT_RATE },
-        { "per-key", no_argument, NULL, OPT_PER_KEY },
+        { "per-key", no_argument, NULL, OPT_PER_KEY }, { "watch", no_argument, NULL, OPT_WATCH },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[4] = { NULL, NULL, NULL, NULL };
     struct queue_set_opts qs = { NULL, NULL, 0 };
-    int all = 0, any_list_opt = 0, xml = 0, o;
+    int all = 0, any_list_opt = 0, xml = 0, watch = 0, o;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -698,6 +701,7 @@ int main(int argc, char **argv)
         case OPT_URL: ctl.url = optarg; break;
         case OPT_ALL: all = 1; break;
         case OPT_XML: xml = 1; break;
+        case OPT_WATCH: watch = 1; break;
         case OPT_CONC: qs.concurrency = optarg; break;
         case OPT_RATE: qs.rate = optarg; break;
         case OPT_PER_KEY: qs.per_key = 1; break;
@@ -733,7 +737,7 @@ int main(int argc, char **argv)
     /* Argument counts including the command; dlq checks its own. */
     static const struct { const char *name; int nargs; } cmds[] = {
         { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
-        { "report", 2 }, { "queues", 1 }, { "queue", 3 },
+        { "report", 2 }, { "queues", 1 }, { "queue", 3 }, { "pipeline", -1 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -748,6 +752,8 @@ int main(int argc, char **argv)
         die_usage("--all goes with dlq replay and dlq purge, not %s", cmd);
     if (xml && strcmp(cmd, "report") != 0)
         die_usage("--xml goes with report, not %s", cmd);
+    if (watch && strcmp(cmd, "pipeline") != 0)
+        die_usage("--watch goes with pipeline ID, not %s", cmd);
     if ((qs.concurrency || qs.rate || qs.per_key) && !(strcmp(cmd, "queue") == 0 && strcmp(args[1], "set") == 0))
         die_usage("--concurrency, --rate and --per-key go with queue set, not %s", cmd);
     if (ctl_parse_url(&ctl) != 0)
@@ -774,6 +780,8 @@ int main(int argc, char **argv)
         code = cmd_report(&ctl, args[1], xml);
     } else if (strcmp(cmd, "queues") == 0) {
         code = cmd_queues(&ctl);
+    } else if (strcmp(cmd, "pipeline") == 0) {
+        code = cmd_pipeline(&ctl, nargs - 1, args + 1, watch);
     } else if (strcmp(cmd, "queue") == 0) {
         code = cmd_queue(&ctl, args[1], args[2], &qs);
     } else {

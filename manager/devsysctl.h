@@ -50,6 +50,9 @@ char *show(const json_t *v);
  * header "ATTEMPT" shows attempt/max_attempts. */
 void print_table(const json_t *rows, const char *const *heads, const char *const *keys, size_t ncol);
 
+/* Reads all of path ("-" is stdin); caller frees; NULL after printing why. */
+char *ctl_read_all(const char *path, size_t *len);
+
 /* devsysctl_report.c: `report ID [--xml]`; returns the exit code. */
 int cmd_report(const struct ctl *ctl, const char *id, int xml);
 
@@ -69,5 +72,8 @@ struct queue_set_opts {
 int cmd_queues(const struct ctl *ctl);
 /* queue show|pause|resume|set Q */
 int cmd_queue(const struct ctl *ctl, const char *sub, const char *queue, const struct queue_set_opts *o);
+
+/* ---- devsysctl_pipeline.c: pipeline submit FILE | ID [--watch] | rerun ID | cancel ID */
+int cmd_pipeline(const struct ctl *ctl, int argc, char **argv, int watch);
 
 #endif

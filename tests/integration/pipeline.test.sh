@@ -149,4 +149,24 @@ is "$(jq -r '[.pipelines[].name] | join(",")' <<<"$r")" "chain,cancel-me" "the l
 r=$(body "$(api GET "/v1/pipelines?limit=2&after=$(jq -r .next <<<"$r")")")
 is "$(jq -r '[.pipelines[].name] | join(",")' <<<"$r")" "ship,diamond" "the next page continues"
 is "$(body "$(api GET '/v1/pipelines?name=ship')" | jq -r '.pipelines[0].state')" succeeded "filter by name"
+
+# ---- devsysctl pipeline submit | ID --watch | ID | rerun | cancel
+jq -nc --argjson a "$(exec_step 'sleep 1')" --argjson b "$(exec_step 'test -f "$F"' '["a"]')" \
+    '{name: "cli", steps: {a: $a, b: ($b + {matrix: {os: ["linux", "bsd"]}})}}' >"$IT_DIR/cli.json"
+pid=$(ctl pipeline submit "$IT_DIR/cli.json")
+like "$pid" '^[0-9a-f-]{36}$' "devsysctl pipeline submit prints the id"
+ctl pipeline "$pid" --watch >"$IT_DIR/watch.out"
+st=$?
+is "$st" 1 "--watch follows until the end, exit 1: it failed (no \$F)"
+like "$(cat "$IT_DIR/watch.out")" 'state running' "--watch showed it running"
+like "$(tail -n 5 "$IT_DIR/watch.out" | paste -sd"|")" 'pipeline: .* cli  state failed.*b <- \["a"\] +b\[0\] +(failed|dead)' \
+    "... then failed, with a table of steps and nodes"
+is "$(it_psql "SELECT string_agg(spec->'env'->>'DEVSYS_MATRIX_OS', ',' ORDER BY spec->'pipeline'->>'index')
+               FROM tasks WHERE pipeline_id = '$pid' AND spec->'pipeline'->>'step' = 'b'")" "linux,bsd" \
+    "each matrix node sees DEVSYS_MATRIX_OS"
+like "$(ctl pipeline rerun "$pid")" "re-running $pid" "devsysctl pipeline rerun"
+like "$(ctl pipeline cancel "$pid")" "cancelled $pid" "devsysctl pipeline cancel"
+like "$(ctl pipeline "$pid")" 'state cancelled' "devsysctl pipeline ID shows it cancelled"
+ctl pipeline cancel "$pid" >/dev/null 2>&1
+is "$?" 4 "cancelling a finished pipeline: refused (exit 4)"
 it_done
