@@ -186,9 +186,9 @@ void tasks_submit(struct req *q, const struct route_args *a)
         if (tlen > SPEC_MAX_BYTES) {
             snprintf(err, sizeof err, "spec: %zu bytes exceeds the limit of %d", tlen, SPEC_MAX_BYTES);
             too_large = 1;
-        } else if (json_object_get(j, "next")) {
+        } else if ((q->specs[i] = spec_from_json(j, err, sizeof err)) && json_object_get(j, "next")) {
             snprintf(err, sizeof err, "next: submit a spec with next alone, not in a batch (it becomes a pipeline)");
-        } else if ((q->specs[i] = spec_from_json(j, err, sizeof err))) {
+        } else if (q->specs[i]) {
             const spec_t *s = q->specs[i];
             uuid_v7(q->ids[i]);
             taskdb_submit_add(rows, q->ids[i], s->queue, s->kind, text, s->retry.max_attempts, s->priority,
