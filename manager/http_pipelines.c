@@ -39,6 +39,25 @@ static struct preq *preq_new(struct req *q, const char *id)
     return pr;
 }
 
+/* A statement that failed: answers 503 and frees pr; returns 1. */
+static int db_failed(struct preq *pr, const PGresult *res, const char *err)
+{
+    if (res && !err[0])
+        return 0;
+    reply_db_unavailable(pr->q, err, NULL);
+    free(pr);
+    return 1;
+}
+
+/* A route's {id}: 0 once q is answered 404 (not a UUID, so no pipeline). */
+static int id_ok(struct req *q, const char *id)
+{
+    if (uuid_valid(id, strlen(id)))
+        return 1;
+    reply_error(q, 404, "pipeline not found (not a pipeline id)");
+    return 0;
+}
+
 static void publish(struct preq *pr, pipelinedb_published_fn *done)
 {
     const char *ids[1] = {pr->id};
@@ -152,10 +171,8 @@ static void get_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 
 void pipelines_get(struct req *q, const struct route_args *a)
 {
-    if (!uuid_valid(a->id, strlen(a->id))) {
-        reply_error(q, 404, "pipeline not found (not a pipeline id)");
+    if (!id_ok(q, a->id))
         return;
-    }
     pipelinedb_get(q->api->pg, a->id, get_done, q);
 }
 
@@ -233,11 +250,8 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct preq *pr = arg;
     struct req *q = pr->q;
-    if (!res || err[0]) {
-        reply_db_unavailable(q, err, NULL);
-        free(pr);
+    if (db_failed(pr, res, err))
         return;
-    }
     const char *was = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
     if (!was) {
         reply_error(q, 404, "pipeline not found");
@@ -265,10 +279,8 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 
 void pipelines_cancel(struct req *q, const struct route_args *a)
 {
-    if (!uuid_valid(a->id, strlen(a->id))) {
-        reply_error(q, 404, "pipeline not found (not a pipeline id)");
+    if (!id_ok(q, a->id))
         return;
-    }
     pipelinedb_cancel(q->api->pg, a->id, cancel_done, preq_new(q, a->id));
 }
 
@@ -288,11 +300,8 @@ static void rerun_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     (void)pg;
     struct preq *pr = arg;
     struct req *q = pr->q;
-    if (!res || err[0]) {
-        reply_db_unavailable(q, err, NULL);
-        free(pr);
+    if (db_failed(pr, res, err))
         return;
-    }
     if (PQgetisnull(res, 0, 0)) {
         reply_error(q, 404, "pipeline not found");
         free(pr);
@@ -313,9 +322,7 @@ static void rerun_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 
 void pipelines_rerun(struct req *q, const struct route_args *a)
 {
-    if (!uuid_valid(a->id, strlen(a->id))) {
-        reply_error(q, 404, "pipeline not found (not a pipeline id)");
+    if (!id_ok(q, a->id))
         return;
-    }
     pipelinedb_rerun(q->api->pg, a->id, rerun_done, preq_new(q, a->id));
 }
