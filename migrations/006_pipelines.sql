@@ -85,6 +85,7 @@ DECLARE
     any_failed boolean;
     created    integer := 0;
     n          integer;
+    again      boolean;
     cancelling boolean := coalesce(current_setting('devsys.pipeline_cancel', true), '') = p::text;
 BEGIN
     -- nodes follow their current task (a task that aged out keeps its node)
@@ -112,6 +113,9 @@ BEGIN
         WHERE st.pipeline_id = p AND nd.pipeline_id = p AND nd.step = st.step AND st.state = 'waiting'
           AND nd.state = 'skipped';
     END IF;
+    <<pass>>
+    LOOP
+    again := false;
     -- steps whose nodes all finished take their outcome
     UPDATE pipeline_steps st SET state = o.outcome
     FROM (SELECT nd.step, CASE WHEN bool_or(nd.state IN ('failed', 'dead')) THEN 'failed'
@@ -155,11 +159,15 @@ BEGIN
             FROM due, inp ORDER BY due.idx;
             GET DIAGNOSTICS n = ROW_COUNT;
             created := created + n;
+            -- no node left to run (a rerun kept them all): finish it in another pass
+            again := again OR n = 0;
         ELSE
             UPDATE pipeline_steps SET state = 'skipped' WHERE pipeline_id = p AND step = s.step;
             UPDATE pipeline_nodes SET state = 'skipped' WHERE pipeline_id = p AND step = s.step
                 AND state = 'waiting';
         END IF;
+    END LOOP;
+    EXIT pass WHEN NOT again;
     END LOOP;
     -- every step finished: so did the pipeline
     IF NOT EXISTS (SELECT 1 FROM pipeline_steps WHERE pipeline_id = p AND state IN ('waiting', 'running')) THEN

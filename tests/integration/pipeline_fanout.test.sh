@@ -70,4 +70,15 @@ is "$(it_psql "SELECT count(*) FROM tasks WHERE pipeline_id = '$pid' AND state <
 lost=$(it_psql "SELECT count(*) FROM task_attempts a JOIN tasks t ON t.id = a.task_id
                 WHERE t.pipeline_id = '$pid' AND a.outcome = 'lost'")
 ok "the killed agent's shards were taken over (lost attempts: $lost)" test "$lost" -ge 1
+
+# ---- step tasks committed but never published (their creator died first): the reconciler publishes them
+lonely=00000000-0000-7000-8000-00000000abcd
+it_psql "SELECT devsys_pipeline_submit('$lonely', 'lonely', '{}', 'test',
+           '[{\"step\":\"only\",\"pos\":0,\"needs\":[],\"cond\":\"success\"}]',
+           '[{\"step\":\"only\",\"idx\":0,\"name\":\"only\",\"queue\":\"noop\",\"kind\":\"noop\",
+              \"priority\":0,\"max_attempts\":3,\"spec\":{\"kind\":\"noop\"}}]')" >/dev/null
+is "$(it_psql "SELECT count(*) FROM tasks WHERE pipeline_id = '$lonely' AND published_at IS NULL")" 1 \
+    "a step task recorded, never published"
+ok "the reconciler publishes it and it runs" \
+    it_wait_sql 30 "SELECT state FROM pipelines WHERE id = '$lonely'" succeeded
 it_done
