@@ -197,16 +197,10 @@ void pipelinedb_list(pgc_t *pg, const char *name, const char *after_us, const ch
 
 /* ------------------------------------------------------- cancel, rerun */
 
-/* The outer SELECT reads pipelines with the statement's snapshot: the state
- * before the cancel, which tells 404 and 409 from a cancel. */
 void pipelinedb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
 {
     const char *p[1] = {id};
-    pgc_query(pg,
-              "WITH c AS (SELECT * FROM devsys_pipeline_cancel($1::uuid))"
-              " SELECT (SELECT state FROM pipelines WHERE id = $1::uuid) AS was,"
-              "  (SELECT json_agg(json_build_object('id', c.id, 'was', c.was)) FROM c)::text AS tasks",
-              1, p, fn, arg);
+    pgc_query(pg, "SELECT devsys_pipeline_cancel($1::uuid)::text AS result", 1, p, fn, arg);
 }
 
 void pipelinedb_rerun(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)

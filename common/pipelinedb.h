@@ -34,9 +34,9 @@ void pipelinedb_get(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
 void pipelinedb_list(pgc_t *pg, const char *name, const char *after_us, const char *after_id, const char *limit,
                      pgc_result_fn *fn, void *arg);
 
-/* Cancel p's unfinished tasks, and the steps not started. Result rows: was
- * (p's state before; NULL when absent), tasks (JSON [{"id","was"}] of the
- * tasks cancelled, NULL when none). */
+/* Cancel p's unfinished tasks, and the steps not started. Result: one row,
+ * result: JSON {"state": p's state now (null: absent), "cancelled": this
+ * call cancelled it, "tasks": [{"id", "was"}] of the tasks cancelled}. */
 void pipelinedb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
 
 /* Rerun a finished p from its failures. Result: created (tasks; NULL when p

@@ -252,14 +252,15 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct req *q = pr->q;
     if (db_failed(pr, res, err))
         return;
-    const char *was = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
-    if (!was) {
+    json_t *r = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    const char *state = json_string_value(json_object_get(r, "state"));
+    json_t *tasks = json_object_get(r, "tasks");
+    if (!state) {
         reply_error(q, 404, "pipeline not found");
-    } else if (strcmp(was, "running") != 0) {
+    } else if (!json_is_true(json_object_get(r, "cancelled"))) {
         reply_json(q, 409, json_pack("{s:s,s:s,s:s}", "error", "the pipeline has already finished", "id", pr->id,
-                                     "state", was));
+                                     "state", state));
     } else {
-        json_t *tasks = PQgetisnull(res, 0, 1) ? json_array() : json_loads(PQgetvalue(res, 0, 1), 0, NULL);
         size_t i;
         json_t *t;
         json_array_foreach(tasks, i, t) {
@@ -272,8 +273,9 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         }
         http_audit(q->api, q->actor, "pipeline.cancel", pr->id,
                    json_pack("{s:I}", "cancelled_tasks", (json_int_t)json_array_size(tasks)));
-        reply_json(q, 200, json_pack("{s:s,s:s,s:o}", "id", pr->id, "state", "cancelled", "cancelled_tasks", tasks));
+        reply_json(q, 200, json_pack("{s:s,s:s,s:O}", "id", pr->id, "state", state, "cancelled_tasks", tasks));
     }
+    json_decref(r);
     free(pr);
 }
 

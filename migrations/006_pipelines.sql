@@ -244,27 +244,36 @@ BEGIN
 END $$;
 
 -- devsys_pipeline_cancel(p): cancels every unfinished task of p (the trigger
--- then cancels the steps that have not started) and p itself. Returns one
--- row per task cancelled (id, was: running ones need a signal to their agent);
--- no row and state unchanged when p is absent or already finished (the
--- caller reads pipelines to tell).
-CREATE FUNCTION devsys_pipeline_cancel(p uuid) RETURNS TABLE (id uuid, was text)
+-- then cancels the steps that have not started, `always` ones too) and p
+-- itself. The tasks are locked first, then p (the lock order). Returns
+-- {"state": p's state after (NULL: no such pipeline), "cancelled": whether
+-- this call cancelled it (false: it had finished), "tasks": [{"id", "was"}]
+-- of the tasks cancelled (running ones need a signal to their agent)}.
+CREATE FUNCTION devsys_pipeline_cancel(p uuid) RETURNS jsonb
 LANGUAGE plpgsql AS $$
+DECLARE
+    tasks jsonb;
+    st    text;
+    ran   boolean;
 BEGIN
     PERFORM set_config('devsys.pipeline_cancel', p::text, true);
-    RETURN QUERY
     WITH prev AS (SELECT t.id, t.state FROM tasks t
                   WHERE t.pipeline_id = p AND t.state IN ('queued', 'running', 'retrying')
                   ORDER BY t.id FOR UPDATE),
          upd AS (UPDATE tasks t SET state = 'cancelled', finished_at = now(), next_attempt_at = NULL
                  FROM prev WHERE t.id = prev.id RETURNING t.id)
-    SELECT prev.id, prev.state FROM prev JOIN upd ON upd.id = prev.id;
+    SELECT jsonb_agg(jsonb_build_object('id', prev.id, 'was', prev.state) ORDER BY prev.id) INTO tasks
+    FROM prev JOIN upd ON upd.id = prev.id;
     -- nothing was live (or the trigger ran already): advance under the lock
-    PERFORM 1 FROM pipelines pl WHERE pl.id = p AND pl.state = 'running' FOR UPDATE;
-    IF FOUND THEN
+    SELECT state INTO st FROM pipelines WHERE id = p FOR UPDATE;
+    ran := st = 'running';
+    IF ran THEN
         PERFORM devsys_pipeline_advance(p);
+        SELECT state INTO st FROM pipelines WHERE id = p;
     END IF;
     PERFORM set_config('devsys.pipeline_cancel', '', true);
+    RETURN jsonb_build_object('state', st, 'cancelled', tasks IS NOT NULL OR coalesce(ran, false),
+                              'tasks', coalesce(tasks, '[]'::jsonb));
 END $$;
 
 -- devsys_pipeline_rerun(p): a finished pipeline runs again from its failures:

@@ -166,7 +166,7 @@ is "$(jq -r '[.pipelines[].name] | join(",")' <<<"$r")" "replay,ship" "the next 
 is "$(body "$(api GET '/v1/pipelines?name=ship')" | jq -r '.pipelines[0].state')" succeeded "filter by name"
 
 # ---- devsysctl pipeline submit | ID --watch | ID | rerun | cancel
-jq -nc --argjson a "$(exec_step 'sleep 1')" --argjson b "$(exec_step 'test -f "$F"' '["a"]')" \
+jq -nc --argjson a "$(exec_step 'sleep 1')" --argjson b "$(exec_step 'sleep 3; test -f "$F"' '["a"]')" \
     '{name: "cli", steps: {a: $a, b: ($b + {matrix: {os: ["linux", "bsd"]}})}}' >"$IT_DIR/cli.json"
 pid=$(ctl pipeline submit "$IT_DIR/cli.json")
 like "$pid" '^[0-9a-f-]{36}$' "devsysctl pipeline submit prints the id"
