@@ -421,7 +421,8 @@ pipeline_t *pipeline_parse(const char *text, size_t len, const char *id, char *e
 /* ------------------------------------------------------------ next sugar */
 
 /* Appends spec (without its next) as step "next-<n>" needing prev, then its
- * own next entries in order. */
+ * own next entries in order. -1: not a spec object, a next that is not an
+ * array, or past PIPELINE_STEPS_MAX steps. */
 static int add_chain(json_t *steps, const json_t *spec, char *prev, size_t prev_cap, int *n)
 {
     if (!json_is_object(spec))
@@ -442,7 +443,9 @@ static int add_chain(json_t *steps, const json_t *spec, char *prev, size_t prev_
     snprintf(prev, prev_cap, "%s", name);
     (*n)++;
     const json_t *next = json_object_get(spec, "next");
-    for (size_t i = 0; json_is_array(next) && i < json_array_size(next); i++)
+    if (next && !json_is_array(next))
+        return -1;
+    for (size_t i = 0; next && i < json_array_size(next); i++)
         if (add_chain(steps, json_array_get(next, i), prev, prev_cap, n) < 0)
             return -1;
     return 0;
@@ -460,7 +463,7 @@ pipeline_t *pipeline_from_next(const json_t *spec, const char *id, char *err, si
     int n = 0;
     if (add_chain(steps, spec, prev, sizeof prev, &n) < 0) {
         json_decref(steps);
-        fail(err, errlen, "next: more than %d steps in all", PIPELINE_STEPS_MAX);
+        fail(err, errlen, "next: must be arrays of spec objects, at most %d steps in all", PIPELINE_STEPS_MAX);
         return NULL;
     }
     char nm[PIPELINE_NAME_MAX + 1];
