@@ -12,6 +12,7 @@
 #include "agent_internal.h"
 #include "kind.h"
 #include "log.h"
+#include "pipelinedb.h"
 #include "taskdb.h"
 #include "utf8.h"
 #include "xalloc.h"
@@ -119,6 +120,41 @@ static void split_batch(struct agent *ag, struct task *list, agent_claim_done_fn
     }
 }
 
+/* ------------------------------------------------------------- pipelines */
+
+/* Tasks of pipelines whose final outcome this agent just recorded: that
+ * transaction may have created later steps' tasks (migrations/006), which
+ * we publish at once (the reconciler does it if we die first). */
+struct pl_due {
+    const char **ids;
+    size_t n;
+};
+
+static void pl_due_init(struct pl_due *d, struct task *list)
+{
+    d->ids = xcalloc((size_t)list_len(list), sizeof *d->ids);
+    d->n = 0;
+}
+
+static void pl_due_add(struct pl_due *d, const struct task *t)
+{
+    const char *id = t->spec && t->spec->pipeline ? json_string_value(json_object_get(t->spec->pipeline, "id")) : NULL;
+    if (!id)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        if (strcmp(d->ids[i], id) == 0)
+            return;
+    d->ids[d->n++] = id;
+}
+
+/* Publishes and frees d; before the tasks (whose specs hold the ids) go. */
+static void pl_due_publish(struct agent *ag, struct pl_due *d)
+{
+    if (d->n)
+        pipelinedb_publish(ag->pg, ag->rc, ag->prefix, d->ids, d->n, NULL, NULL);
+    free(d->ids);
+}
+
 /* ------------------------------------------------------------------- claim */
 
 /* An instant kind (a plain noop) has nothing to run, so its claim records its
@@ -178,6 +214,8 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         t->after = AFTER_ACK;
     struct idmap map;
     idmap_of_list(&map, list);
+    struct pl_due due;
+    pl_due_init(&due, list);
     int c_id = taskdb_col(res, "id"), c_state = taskdb_col(res, "state"), c_was = taskdb_col(res, "was"),
         c_attempt = taskdb_col(res, "attempt"), c_max = taskdb_col(res, "max_attempts"),
         c_error = taskdb_col(res, "last_error"), c_checkpoint = taskdb_col(res, "checkpoint");
@@ -200,9 +238,11 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         if (strcmp(state, "succeeded") == 0) { /* an instant kind, done */
             t->final_state = "succeeded";
             t->after = AFTER_ACK;
+            pl_due_add(&due, t);
             continue;
         }
         if (strcmp(state, "dead") == 0) { /* poison */
+            pl_due_add(&due, t);
             t->final_state = "dead";
             t->after = AFTER_BURY;
             t->res.error = xstrdup(PQgetvalue(res, i, c_error));
@@ -213,6 +253,7 @@ static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             t->checkpoint = xstrdup(PQgetvalue(res, i, c_checkpoint));
     }
     free(map.slot);
+    pl_due_publish(ag, &due);
     done(ag, list, 1);
 }
 
@@ -317,6 +358,8 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         t->after = AFTER_NONE;
     struct idmap map;
     idmap_of_list(&map, list);
+    struct pl_due due;
+    pl_due_init(&due, list);
     int c_id = taskdb_col(res, "id"), c_recorded = taskdb_col(res, "recorded"),
         c_now = taskdb_col(res, "state_attempt");
     for (int i = 0; i < PQntuples(res); i++) {
@@ -330,6 +373,8 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
                        /* our own commit whose answer was lost with the connection */
                        (now_attempt == t->attempt && strcmp(now, t->final_state) == 0);
         if (recorded) {
+            if (strcmp(t->final_state, "retrying") != 0)
+                pl_due_add(&due, t);
             t->after = !strcmp(t->final_state, "retrying") ? AFTER_RETRY
                      : !strcmp(t->final_state, "dead")     ? AFTER_BURY
                                                            : AFTER_ACK;
@@ -344,6 +389,7 @@ static void complete_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         }
     }
     free(map.slot);
+    pl_due_publish(ag, &due);
     done(ag, list, 1);
 }
 
@@ -406,10 +452,15 @@ static void reject_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         log_error("entry %s of queue %s could not be recorded in PostgreSQL (%s): %s", list->entry_id,
                   list->q->name, err, list->reject);
     int c_id = err[0] ? -1 : taskdb_col(res, "id");
+    struct pl_due due;
+    pl_due_init(&due, list);
     for (int i = 0; !err[0] && i < PQntuples(res); i++)
         for (struct task *t = list; t; t = t->next)
-            if (strcmp(t->env.id, PQgetvalue(res, i, c_id)) == 0)
+            if (strcmp(t->env.id, PQgetvalue(res, i, c_id)) == 0) {
                 t->after = AFTER_BURY;
+                pl_due_add(&due, t);
+            }
+    pl_due_publish(ag, &due);
     done(ag, list, 1);
 }
 

@@ -591,11 +591,11 @@ void taskdb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
 {
     const char *p[1] = {id};
     pgc_query(pg,
-              "WITH prev AS (SELECT id, state FROM tasks WHERE id = $1::uuid FOR UPDATE),"
+              "WITH prev AS (SELECT id, state, pipeline_id FROM tasks WHERE id = $1::uuid FOR UPDATE),"
               " upd AS (UPDATE tasks t SET state = 'cancelled', finished_at = now(), next_attempt_at = NULL"
               "   FROM prev WHERE t.id = prev.id AND prev.state IN ('queued', 'running', 'retrying')"
               "   RETURNING t.id)"
-              " SELECT prev.state AS was, (SELECT count(*) FROM upd) AS cancelled FROM prev",
+              " SELECT prev.state AS was, (SELECT count(*) FROM upd) AS cancelled, prev.pipeline_id FROM prev",
               1, p, fn, arg);
 }
 
@@ -620,6 +620,19 @@ void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *a
               1, p, fn, arg);
 }
 
+/* A concurrent take of the same pipeline waits on the row locks and then
+ * finds published_at set: each task is taken once. Through tasks_pipeline. */
+void taskdb_pipeline_take(pgc_t *pg, const char *ids, pgc_result_fn *fn, void *arg)
+{
+    const char *p[1] = {ids};
+    pgc_query(pg,
+              "UPDATE tasks t SET published_at = now() WHERE t.pipeline_id = ANY($1::uuid[])"
+              " AND t.state = 'queued' AND t.published_at IS NULL"
+              " RETURNING t.id, t.queue, t.kind, t.attempt, t.spec::text AS spec,"
+              "   t.spec->'pipeline'->>'step' AS step, t.spec->'pipeline'->>'index' AS idx",
+              1, p, fn, arg);
+}
+
 /* ------------------------------------------------------------- reconciler */
 
 #define REPUBLISH_RETURNING " RETURNING t.id, t.queue, t.kind, t.attempt, t.spec::text AS spec"
@@ -628,7 +641,9 @@ void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *a
  * (s); $2: the queue; $3: the stream's first entry in ms minus the slack, NULL
  * when the stream is missing or empty (then every entry of it is lost).
  *   queued: the task's last publish (the submit's, or ours) is older than
- *     the first entry, so its entry is gone (PUBLISH_LOST always is).
+ *     the first entry, so its entry is gone (PUBLISH_LOST always is), or it
+ *     was never published (a pipeline step's task whose creator died before
+ *     publishing it, migrations/006_pipelines.sql).
  *   retrying: overdue by more than the interval (its delayed envelope was
  *     lost, or no agent promotes it); running: lease expired that long ago
  *     (the entry was lost with its agent). Their envelopes were written by
@@ -643,7 +658,7 @@ void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *a
 static const char *const republish_sql[TASKDB_REPUBLISH_N] = {
     [TASKDB_REPUBLISH_QUEUED] =
         "WITH c AS (SELECT id FROM tasks WHERE state = 'queued' AND queue = $2" LEVEL
-        "   AND " STALE("published_at") " AND " GONE("coalesce(published_at, created_at)")
+        "   AND " STALE("published_at") " AND (published_at IS NULL OR " GONE("published_at") ")"
         "   ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED)"
         " UPDATE tasks t SET published_at = now() FROM c WHERE t.id = c.id" REPUBLISH_RETURNING,
     [TASKDB_REPUBLISH_RETRYING] =

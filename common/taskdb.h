@@ -127,7 +127,9 @@ void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget);
 void taskdb_replay(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, pgc_result_fn *fn, void *arg);
 
 /* Cancel: queued | running | retrying -> cancelled. Result: no row when the
- * task does not exist; else was (the state before), cancelled ("1" or "0"). */
+ * task does not exist; else was (the state before), cancelled ("1" or "0"),
+ * pipeline_id (NULL unless the task is a pipeline node's: a cancel may make
+ * later steps due, see taskdb_pipeline_take). */
 void taskdb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
 
 /* Purge a dead task's letter (dlq_purged_at = now; the row stays dead).
@@ -135,6 +137,12 @@ void taskdb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
  * Whole queue: purged (count). */
 void taskdb_purge(pgc_t *pg, const char *id, const char *queue, pgc_result_fn *fn, void *arg);
 void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *arg);
+
+/* Take the tasks a pipeline's steps got (migrations/006_pipelines.sql:
+ * queued, never published) of the pipelines in ids (an array literal), to
+ * publish them: published_at = now, so no one else takes them too.
+ * Result: id, queue, kind, attempt, spec, step, idx. */
+void taskdb_pipeline_take(pgc_t *pg, const char *ids, pgc_result_fn *fn, void *arg);
 
 /* ------------------------------------------------------------- reconciler
  * after_s: seconds a task must be overdue (DEVSYS_REPUBLISH_AFTER_S). */

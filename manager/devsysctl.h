@@ -1,5 +1,5 @@
-/* devsysctl: what the CLI's files share (devsysctl.c: main, the HTTP client,
- * printing and the task and DLQ commands; devsysctl_queues.c: the queue
+/* devsysctl: what the CLI's files share (devsysctl.c: main, printing and the
+ * task and DLQ commands; devsysctl_http.c: the HTTP client; devsysctl_queues.c: the queue
  * commands; devsysctl_report.c: the report command): one blocking request per
  * call, the exit codes, the printing helpers. */
 #ifndef DEVSYS_DEVSYSCTL_H
@@ -30,6 +30,9 @@ struct reply {
     int timed_out;
 };
 
+/* devsysctl_http.c: the HTTP client. Fills host/port/prefix from ctl->url;
+ * -1 on anything but http://host[:port][/path]. */
+int ctl_parse_url(struct ctl *ctl);
 /* Sends one request and waits for the answer. path starts with '/' and is
  * appended to the URL's prefix. body may be NULL. On return 0, *out holds the
  * status and the body (caller frees out->body); on -1 the manager could not
@@ -49,6 +52,9 @@ char *show(const json_t *v);
 /* Prints rows (array of objects) as a table of the given columns; a column
  * header "ATTEMPT" shows attempt/max_attempts. */
 void print_table(const json_t *rows, const char *const *heads, const char *const *keys, size_t ncol);
+
+/* Reads all of path ("-" is stdin); caller frees; NULL after printing why. */
+char *ctl_read_all(const char *path, size_t *len);
 
 /* devsysctl_report.c: `report ID [--xml]`; returns the exit code. */
 int cmd_report(const struct ctl *ctl, const char *id, int xml);
@@ -76,5 +82,8 @@ struct queue_set_opts {
 int cmd_queues(const struct ctl *ctl);
 /* queue show|pause|resume|set Q */
 int cmd_queue(const struct ctl *ctl, const char *sub, const char *queue, const struct queue_set_opts *o);
+
+/* ---- devsysctl_pipeline.c: pipeline submit FILE | ID [--watch] | rerun ID | cancel ID */
+int cmd_pipeline(const struct ctl *ctl, int argc, char **argv, int watch);
 
 #endif

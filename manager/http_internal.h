@@ -119,16 +119,27 @@ const char *op_redis_why(const char *err);
 /* ?limit= and ?after= of a paged GET. */
 struct op_page {
     char limit[16]; /* the limit as text (def when not given) */
-    char after[48]; /* the cursor, "" when not given */
+    char after[64]; /* the cursor, "" when not given */
     char why[80];   /* what is wrong, when op_parse_page returns -1 */
 };
 /* Parses query (may be NULL): limit 1..max, default def; after must satisfy
  * after_ok. Returns 0, or -1 with the message for a 400 in p->why. */
 int op_parse_page(const char *query, long def, long max, int (*after_ok)(const char *), struct op_page *p);
+/* A list cursor "<created_at in µs since the epoch>_<id>" (opaque to
+ * clients) into its parts; 0 when s is not one. */
+int op_cursor_parse(const char *s, char *us, size_t us_cap, char *id, size_t id_cap);
+
 /* ------------------------------------------------------------ http_replay.c */
 
 /* o (kind OP_REPLAY, from http_dlq.c) has found its dead letter (o->task,
  * o->entry filled in); replays that task alone and answers. */
 void replay_one(struct op *o);
+
+/* ---------------------------------------------------------- http_pipelines.c */
+
+/* POST /v1/tasks with one spec holding "next": submits it as the linear
+ * pipeline it stands for (proto/pipeline.h, pipeline_from_next) and answers
+ * as a task submit does, plus "pipeline". Takes the reference to spec. */
+void pipelines_submit_next(struct req *q, json_t *spec);
 
 #endif

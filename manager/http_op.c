@@ -14,6 +14,7 @@
 
 #include "pgarr.h"
 #include "queue.h"
+#include "uuid.h"
 #include "xalloc.h"
 
 struct op *op_new(struct req *q, const char *queue)
@@ -114,4 +115,22 @@ int op_parse_page(const char *query, long def, long max, int (*after_ok)(const c
     }
     evhttp_clear_headers(&args);
     return p->why[0] ? -1 : 0;
+}
+
+/* A list cursor is "<created_at in µs since the epoch>_<id>", opaque to
+ * clients. Whole string checked and the time kept inside PostgreSQL's range
+ * (up to year 9999), so a forged one is a 400, not a failed query. */
+#define LIST_CURSOR_MAX_US 253402300799999999LL
+
+int op_cursor_parse(const char *s, char *us, size_t us_cap, char *id, size_t id_cap)
+{
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 18 || s[n] != '_' || strlen(s + n + 1) != 36 || !uuid_valid(s + n + 1, 36) ||
+        us_cap <= n || id_cap <= 36)
+        return 0;
+    if (strtoll(s, NULL, 10) > LIST_CURSOR_MAX_US)
+        return 0;
+    snprintf(us, us_cap, "%.*s", (int)n, s);
+    snprintf(id, id_cap, "%s", s + n + 1);
+    return 1;
 }

@@ -49,6 +49,11 @@ const struct route routes[] = {
     {HEAD,   "/v1/artifacts/{sha256}",           ROLE_VIEWER,   "reading an artifact",             artifacts_head},
     {GET,    "/v1/apps/{app}/revisions",         ROLE_VIEWER,   "listing an app's revisions",      apps_revisions},
     {POST,   "/v1/apps/{app}/rollback",          ROLE_OPERATOR, "rolling an app back",             apps_rollback},
+    {POST,   "/v1/pipelines",                    ROLE_OPERATOR, "submitting pipelines",            pipelines_submit},
+    {GET,    "/v1/pipelines",                    ROLE_VIEWER,   "listing pipelines",               pipelines_list},
+    {GET,    "/v1/pipelines/{id}",               ROLE_VIEWER,   "reading a pipeline",              pipelines_get},
+    {POST,   "/v1/pipelines/{id}/cancel",        ROLE_OPERATOR, "cancelling a pipeline",           pipelines_cancel},
+    {POST,   "/v1/pipelines/{id}/rerun",         ROLE_OPERATOR, "re-running a pipeline",           pipelines_rerun},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 

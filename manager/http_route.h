@@ -94,4 +94,10 @@ void artifacts_put(struct req *q, const struct route_args *a);
 void artifacts_get(struct req *q, const struct route_args *a);
 void artifacts_head(struct req *q, const struct route_args *a);
 
+void pipelines_submit(struct req *q, const struct route_args *a);
+void pipelines_list(struct req *q, const struct route_args *a);
+void pipelines_get(struct req *q, const struct route_args *a);
+void pipelines_cancel(struct req *q, const struct route_args *a);
+void pipelines_rerun(struct req *q, const struct route_args *a);
+
 #endif

@@ -19,6 +19,7 @@
 #include "uuid.h"
 #include "log.h"
 #include "metrics.h"
+#include "pipelinedb.h"
 #include "queue.h"
 #include "spec.h"
 #include "taskdb.h"
@@ -161,8 +162,13 @@ void tasks_submit(struct req *q, const struct route_args *a)
 {
     (void)a;
     json_t *body = req_body_json(q);
-    if (body)
-        tasks_submit_json(q, body, 0);
+    if (!body)
+        return;
+    if (json_is_object(body) && json_object_get(body, "next")) {
+        pipelines_submit_next(q, body); /* "next" is sugar for a linear pipeline */
+        return;
+    }
+    tasks_submit_json(q, body, 0);
 }
 
 void tasks_submit_json(struct req *q, json_t *body, int accepted)
@@ -190,7 +196,9 @@ void tasks_submit_json(struct req *q, json_t *body, int accepted)
         if (tlen > SPEC_MAX_BYTES) {
             snprintf(err, sizeof err, "spec: %zu bytes exceeds the limit of %d", tlen, SPEC_MAX_BYTES);
             too_large = 1;
-        } else if ((q->specs[i] = spec_from_json(j, err, sizeof err))) {
+        } else if ((q->specs[i] = spec_from_json(j, err, sizeof err)) && json_object_get(j, "next")) {
+            snprintf(err, sizeof err, "next: submit a spec with next alone, not in a batch (it becomes a pipeline)");
+        } else if (q->specs[i]) {
             const spec_t *s = q->specs[i];
             uuid_v7(q->ids[i]);
             taskdb_submit_add(rows, q->ids[i], s->queue, s->kind, text, s->retry.max_attempts, s->priority,
@@ -296,24 +304,6 @@ static void list_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     evbuffer_free(b);
 }
 
-/* A list cursor is "<created_at in µs since the epoch>_<id>", opaque to
- * clients. Whole string checked and the time kept inside PostgreSQL's range
- * (up to year 9999), so a forged one is a 400, not a failed query. */
-#define LIST_CURSOR_MAX_US 253402300799999999LL
-
-static int list_cursor_parse(const char *s, char *us, size_t us_cap, char *id, size_t id_cap)
-{
-    size_t n = strspn(s, "0123456789");
-    if (n == 0 || n > 18 || s[n] != '_' || strlen(s + n + 1) != 36 || !uuid_valid(s + n + 1, 36) ||
-        us_cap <= n || id_cap <= 36)
-        return 0;
-    if (strtoll(s, NULL, 10) > LIST_CURSOR_MAX_US)
-        return 0;
-    snprintf(us, us_cap, "%.*s", (int)n, s);
-    snprintf(id, id_cap, "%s", s + n + 1);
-    return 1;
-}
-
 /* The list statement for a filter, in up to six texts (each prepared once):
  * every condition a plan could use is in the text only when it applies, so a
  * cached generic plan still reaches rows through an index (tasks_final_other
@@ -371,7 +361,7 @@ void tasks_list(struct req *q, const struct route_args *a)
             bad = "limit: must be an integer from 1 to 1000";
         snprintf(limit, sizeof limit, "%ld", l);
     }
-    if (after && !list_cursor_parse(after, after_us, sizeof after_us, after_id, sizeof after_id))
+    if (after && !op_cursor_parse(after, after_us, sizeof after_us, after_id, sizeof after_id))
         bad = "after: not a cursor returned by this API";
     static const char *const states[] = {"queued", "running",   "retrying", "succeeded",
                                          "failed", "dead",      "cancelled"};
@@ -427,6 +417,12 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         return;
     }
     http_audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
+    int c_pl = taskdb_col(res, "pipeline_id");
+    if (!PQgetisnull(res, 0, c_pl)) {
+        /* a pipeline node: the cancel may have made later steps due (if: always) */
+        const char *pl[1] = {PQgetvalue(res, 0, c_pl)};
+        pipelinedb_publish(o->q->api->pg, o->q->api->rc, o->q->api->prefix, pl, 1, NULL, NULL);
+    }
     if (strcmp(o->state, "running") == 0) {
         /* Agents follow the capped control stream with a blocking XREAD;
          * each also finds cancelled tasks when it renews its leases. */

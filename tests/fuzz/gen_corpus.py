@@ -157,8 +157,41 @@ def junit_seeds():
           b'<testcase name="caf\xe9"><failure>\n\n  first line\nsecond</failure></testcase></testsuite>')
 
 
+def pipeline_seeds():
+    """fuzz_pipeline: the README's examples, every field, and each kind of refusal."""
+    step = lambda needs=(), **kw: dict(needs=list(needs), spec=dict(kind="exec", command=["make", "test"]), **kw)
+    docs = {
+        "linear": {"name": "linear", "steps": {"build": step(), "test": step(["build"]),
+                                                "deploy": step(["test"])}},
+        "diamond": {"name": "diamond", "steps": {"a": step(), "b": step(["a"], shards=4), "c": step(["a"]),
+                                                  "d": step(["b", "c"], **{"if": "always"})}},
+        "matrix": {"name": "matrix", "steps": {"t": step(matrix={"os": ["linux", "bsd"], "py": [3, 3.5, True]},
+                                                         shards=2),
+                                                "fail": step(["t"], **{"if": "failure"})}},
+        "full-spec": {"name": "full", "steps": {"s": {"spec": SPECS["testing"] | {"idempotency_key": None}}}},
+        "cycle": {"name": "c", "steps": {"a": step(["c"]), "b": step(["a"]), "c": step(["b"])}},
+        "unknown-need": {"name": "u", "steps": {"test": step(), "deploy": step(["tset"])}},
+        "fanout-too-big": {"name": "f", "steps": {"a": step(shards=256, matrix={"v": [1, 2]})}},
+        "bad-spec": {"name": "b", "steps": {"a": {"spec": {"kind": "exec", "next": []}}}},
+    }
+    for name, doc in docs.items():
+        if name == "full-spec":
+            doc["steps"]["s"]["spec"].pop("idempotency_key")
+        write("fuzz_pipeline", name + ".json", compact(doc))
+    write("fuzz_pipeline", "next-sugar.json", compact({"name": "n", "steps": {"main": step(), "next-1": step(["main"])}}))
+    write("fuzz_http", "pipeline-submit", http("POST", "/v1/pipelines", compact(docs["diamond"])))
+    write("fuzz_http", "pipeline-invalid", http("POST", "/v1/pipelines", compact(docs["cycle"])))
+    write("fuzz_http", "pipeline-get", http("GET", "/v1/pipelines/" + TASK_ID))
+    write("fuzz_http", "pipeline-list", http("GET", "/v1/pipelines?name=diamond&limit=5&after=1700000000000000_"
+                                             + TASK_ID))
+    write("fuzz_http", "pipeline-rerun", http("POST", f"/v1/pipelines/{TASK_ID}/rerun"))
+    write("fuzz_http", "pipeline-cancel", http("POST", f"/v1/pipelines/{TASK_ID}/cancel"))
+    write("fuzz_http", "pipeline-next", http("POST", "/v1/tasks", compact(SPECS["noop"] | {"next": [SPECS["noop"]]})))
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
+    pipeline_seeds()
     for name, spec in SPECS.items():
         text = compact(spec)
         write("fuzz_spec", name + ".json", text)

@@ -1,0 +1,210 @@
+/* pipelinedb: the statements on the pipeline tables (see pipelinedb.h); the
+ * state machine itself is SQL (migrations/006_pipelines.sql), so whichever
+ * transaction finalizes a task advances its pipeline. */
+#include "pipelinedb.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pgarr.h"
+#include "queue.h"
+#include "taskdb.h"
+#include "xalloc.h"
+
+/* ------------------------------------------------------------------ submit */
+
+void pipelinedb_submit(pgc_t *pg, const pipeline_t *p, const char *id, const char *actor, pgc_result_fn *fn,
+                       void *arg)
+{
+    json_t *steps = json_array(), *nodes = json_array();
+    for (size_t i = 0; i < p->nsteps; i++) {
+        const pipeline_step_t *st = &p->steps[i];
+        json_t *needs = json_array();
+        for (size_t m = 0; m < st->nneeds; m++)
+            json_array_append_new(needs, json_string(p->steps[st->needs[m]].name));
+        json_array_append_new(steps, json_pack("{s:s,s:i,s:o,s:s}", "step", st->name, "pos", (int)i, "needs", needs,
+                                               "cond", pipeline_if_name(st->cond)));
+        for (size_t j = 0; j < st->nnodes; j++) {
+            const pipeline_node_t *nd = &st->nodes[j];
+            json_array_append_new(nodes, json_pack("{s:s,s:i,s:s,s:s,s:s,s:i,s:i,s:O}", "step", st->name, "idx",
+                                                   nd->index, "name", nd->name, "queue", nd->queue, "kind",
+                                                   nd->kind, "priority", nd->priority, "max_attempts",
+                                                   nd->max_attempts, "spec", nd->spec));
+        }
+    }
+    char *doc = json_dumps(p->doc, JSON_COMPACT);
+    char *s = json_dumps(steps, JSON_COMPACT), *n = json_dumps(nodes, JSON_COMPACT);
+    const char *params[6] = {id, p->name, doc, actor, s, n};
+    pgc_query(pg,
+              "SELECT devsys_pipeline_submit($1::uuid, $2, $3::jsonb, $4, $5::jsonb, $6::jsonb) AS created", 6,
+              params, fn, arg);
+    free(doc);
+    free(s);
+    free(n);
+    json_decref(steps);
+    json_decref(nodes);
+}
+
+/* ----------------------------------------------------------------- publish */
+
+struct publish {
+    pgc_t *pg;
+    rc_t *rc;
+    char *prefix;
+    pipelinedb_published_fn *done;
+    void *arg;
+    json_t *tasks;
+    int pending, failed;
+};
+
+static void publish_unmarked(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    (void)res;
+    (void)arg;
+    if (err[0])
+        log_error("pipeline: could not mark a task unpublished: %s", err);
+}
+
+static void publish_release(struct publish *pb)
+{
+    if (--pb->pending > 0)
+        return;
+    if (pb->done)
+        pb->done(pb->arg, pb->tasks, pb->failed);
+    json_decref(pb->tasks);
+    free(pb->prefix);
+    free(pb);
+}
+
+struct publish_one {
+    struct publish *pb;
+    char id[40];
+};
+
+static void published_one(void *arg, const char *err, const char *entry)
+{
+    (void)entry;
+    struct publish_one *po = arg;
+    struct publish *pb = po->pb;
+    if (err[0]) {
+        log_warn("pipeline: publish of task %s failed (%s); the reconciler republishes it", po->id, err);
+        pb->failed++;
+        taskdb_mark_unpublished(pb->pg, po->id, publish_unmarked, NULL);
+    }
+    free(po);
+    publish_release(pb);
+}
+
+static void taken(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct publish *pb = arg;
+    if (!res || err[0]) {
+        /* taken or not, the reconciler finds them (published_at NULL) */
+        log_warn("pipeline: taking new step tasks failed (%s); the reconciler publishes them", err);
+        pb->failed = -1;
+        publish_release(pb);
+        return;
+    }
+    int c_id = taskdb_col(res, "id"), c_queue = taskdb_col(res, "queue"), c_kind = taskdb_col(res, "kind"),
+        c_attempt = taskdb_col(res, "attempt"), c_spec = taskdb_col(res, "spec"), c_step = taskdb_col(res, "step"),
+        c_idx = taskdb_col(res, "idx");
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *id = PQgetvalue(res, i, c_id);
+        json_array_append_new(pb->tasks, json_pack("{s:s,s:s,s:i}", "id", id, "step", PQgetvalue(res, i, c_step),
+                                                   "index", atoi(PQgetvalue(res, i, c_idx))));
+        struct publish_one *po = xcalloc(1, sizeof *po);
+        po->pb = pb;
+        snprintf(po->id, sizeof po->id, "%s", id);
+        pb->pending++;
+        json_t *spec = json_loads(PQgetvalue(res, i, c_spec), 0, NULL);
+        if (!spec || queue_publish(pb->rc, pb->prefix, PQgetvalue(res, i, c_queue), id, PQgetvalue(res, i, c_kind),
+                                   strtol(PQgetvalue(res, i, c_attempt), NULL, 10), 0, spec, published_one, po) != 0)
+            published_one(po, QUEUE_DISCONNECTED, NULL);
+        json_decref(spec);
+    }
+    publish_release(pb);
+}
+
+void pipelinedb_publish(pgc_t *pg, rc_t *rc, const char *prefix, const char *const *ids, size_t n,
+                        pipelinedb_published_fn *done, void *arg)
+{
+    struct publish *pb = xcalloc(1, sizeof *pb);
+    *pb = (struct publish){pg, rc, xstrdup(prefix), done, arg, json_array(), 1, 0};
+    pgarr_t *a = pgarr_new();
+    for (size_t i = 0; i < n; i++)
+        pgarr_add(a, ids[i]);
+    char *lit = pgarr_finish(a);
+    taskdb_pipeline_take(pg, lit, taken, pb);
+    free(lit);
+}
+
+/* ------------------------------------------------------------------- reads */
+
+/* A node's live state is its task's while it runs; the task may have aged
+ * out into history (retention), then the node's own record answers. */
+#define NODE_JSON                                                                                          \
+    "jsonb_build_object('name', n.name, 'index', n.idx, 'state',"                                          \
+    "  CASE WHEN n.state = 'queued' THEN coalesce(t.state, 'queued') ELSE n.state END,"                    \
+    "  'task_id', n.task_id, 'runs', n.attempts, 'attempt', t.attempt, 'started_at', t.started_at,"        \
+    "  'finished_at', t.finished_at, 'duration_s', extract(epoch FROM t.finished_at - t.started_at),"     \
+    "  'error', t.last_error, 'links', CASE WHEN n.task_id IS NOT NULL THEN jsonb_build_object("          \
+    "    'task', '/v1/tasks/' || n.task_id, 'report', '/v1/tasks/' || n.task_id || '/report') END)"
+
+#define PIPELINE_HEAD                                                                                      \
+    "'id', p.id, 'name', p.name, 'state', p.state, 'runs', p.runs, 'created_by', p.created_by,"            \
+    " 'created_at', p.created_at, 'finished_at', p.finished_at"
+
+void pipelinedb_get(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
+{
+    const char *p[1] = {id};
+    pgc_query(pg,
+              "SELECT jsonb_build_object(" PIPELINE_HEAD ", 'steps', (SELECT jsonb_agg(jsonb_build_object("
+              "   'step', s.step, 'needs', to_jsonb(s.needs), 'if', s.cond, 'state', s.state,"
+              "   'started_at', x.started_at, 'finished_at', x.finished_at,"
+              "   'duration_s', extract(epoch FROM x.finished_at - x.started_at), 'nodes', x.nodes) ORDER BY s.pos)"
+              "  FROM pipeline_steps s, LATERAL (SELECT jsonb_agg(" NODE_JSON " ORDER BY n.idx) AS nodes,"
+              "    min(t.started_at) AS started_at,"
+              "    CASE WHEN s.state NOT IN ('waiting', 'running') THEN max(t.finished_at) END AS finished_at"
+              "    FROM pipeline_nodes n LEFT JOIN LATERAL (SELECT h.state, h.attempt, h.started_at,"
+              "      h.finished_at, h.last_error FROM tasks h WHERE h.id = n.task_id"
+              "      UNION ALL SELECT h.state, h.attempt, h.started_at, h.finished_at, h.last_error"
+              "      FROM tasks_history h WHERE h.id = n.task_id LIMIT 1) t ON true"
+              "    WHERE n.pipeline_id = s.pipeline_id AND n.step = s.step) x"
+              "  WHERE s.pipeline_id = p.id))::text"
+              " FROM pipelines p WHERE p.id = $1::uuid",
+              1, p, fn, arg);
+}
+
+void pipelinedb_list(pgc_t *pg, const char *name, const char *after_us, const char *after_id, const char *limit,
+                     pgc_result_fn *fn, void *arg)
+{
+    const char *p[4] = {name, after_us, after_id, limit};
+    pgc_query(pg,
+              "SELECT jsonb_build_object(" PIPELINE_HEAD ", 'steps', (SELECT jsonb_object_agg(s.state, s.n)"
+              "   FROM (SELECT state, count(*) AS n FROM pipeline_steps WHERE pipeline_id = p.id GROUP BY state) s)"
+              "  )::text AS json,"
+              " (extract(epoch FROM p.created_at) * 1000000)::bigint || '_' || p.id AS cursor"
+              " FROM pipelines p WHERE ($1::text IS NULL OR p.name = $1)"
+              " AND ($2::bigint IS NULL OR (p.created_at, p.id) <"
+              "   ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid))"
+              " ORDER BY p.created_at DESC, p.id DESC LIMIT $4::int",
+              4, p, fn, arg);
+}
+
+/* ------------------------------------------------------- cancel, rerun */
+
+void pipelinedb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
+{
+    const char *p[1] = {id};
+    pgc_query(pg, "SELECT devsys_pipeline_cancel($1::uuid)::text AS result", 1, p, fn, arg);
+}
+
+void pipelinedb_rerun(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
+{
+    const char *p[1] = {id};
+    pgc_query(pg, "SELECT devsys_pipeline_rerun($1::uuid) AS created", 1, p, fn, arg);
+}

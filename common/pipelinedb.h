@@ -1,0 +1,46 @@
+/* pipelinedb: the pipeline tables in PostgreSQL (migrations/006_pipelines.sql:
+ * record, read, cancel, rerun) and the publishing of the tasks a pipeline's
+ * steps get, shared by the manager and the agents. */
+#ifndef DEVSYS_PIPELINEDB_H
+#define DEVSYS_PIPELINEDB_H
+
+#include <jansson.h>
+
+#include "pgc.h"
+#include "pipeline.h"
+#include "rc.h"
+
+/* Record p (validated, id its UUID) with its steps and nodes, and create its
+ * root steps' tasks, in one statement. Result: one row, created (tasks). */
+void pipelinedb_submit(pgc_t *pg, const pipeline_t *p, const char *id, const char *actor, pgc_result_fn *fn,
+                       void *arg);
+
+/* Take the pipelines' unpublished step tasks (taskdb_pipeline_take) and
+ * publish each to its queue; a publish that fails marks the task unpublished
+ * (the reconciler republishes it). ids: n pipeline ids (copied). done (may be
+ * NULL) is called once with the tasks taken, [{"id", "step", "index"}]
+ * (borrowed), and how many publishes failed (-1: the statement failed). */
+typedef void pipelinedb_published_fn(void *arg, const json_t *tasks, int failed);
+void pipelinedb_publish(pgc_t *pg, rc_t *rc, const char *prefix, const char *const *ids, size_t n,
+                        pipelinedb_published_fn *done, void *arg);
+
+/* One pipeline as JSON (one text column): steps in order with their nodes,
+ * each node's state, task, attempts, duration and links. No row: absent. */
+void pipelinedb_get(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
+
+/* Recent pipelines, newest first, name NULL for all; keyset paged after
+ * (after_us, after_id) (both NULL: from the newest). Result rows: json,
+ * cursor ("<created_at µs>_<id>"). */
+void pipelinedb_list(pgc_t *pg, const char *name, const char *after_us, const char *after_id, const char *limit,
+                     pgc_result_fn *fn, void *arg);
+
+/* Cancel p's unfinished tasks, and the steps not started. Result: one row,
+ * result: JSON {"state": p's state now (null: absent), "cancelled": this
+ * call cancelled it, "tasks": [{"id", "was"}] of the tasks cancelled}. */
+void pipelinedb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
+
+/* Rerun a finished p from its failures. Result: created (tasks; NULL when p
+ * is absent, -1 while it runs). */
+void pipelinedb_rerun(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
+
+#endif
