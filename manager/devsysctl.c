@@ -48,6 +48,11 @@ static const char usage_text[] =
     "  health                        the manager's view of Redis and PostgreSQL\n"
     "  report ID [--xml]             a testing task's report: counts, failed tests with\n"
     "                                their message; --xml prints the JUnit XML as stored\n"
+    "  schedule add NAME CRON SPEC_FILE [--tz ZONE] [--catch-up once|all|skip]\n"
+    "                                submit SPEC_FILE at each tick of CRON (\"*/5 * * * *\",\n"
+    "                                6 fields with seconds, @daily, \"@every 30s\")\n"
+    "  schedule list|show NAME|pause NAME|resume NAME|rm NAME\n"
+    "                                schedules: next due, last tick; recent ticks' tasks\n"
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -675,7 +680,7 @@ static int cmd_health(const struct ctl *ctl)
 int main(int argc, char **argv)
 {
     enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML, OPT_CONC, OPT_RATE,
-           OPT_PER_KEY };
+           OPT_PER_KEY, OPT_TZ, OPT_CATCH_UP };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
@@ -684,11 +689,13 @@ int main(int argc, char **argv)
         { "xml", no_argument, NULL, OPT_XML },
         { "concurrency", required_argument, NULL, OPT_CONC }, { "rate", required_argument, NULL, OPT_RATE },
         { "per-key", no_argument, NULL, OPT_PER_KEY },
+        { "tz", required_argument, NULL, OPT_TZ }, { "catch-up", required_argument, NULL, OPT_CATCH_UP },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[4] = { NULL, NULL, NULL, NULL };
     struct queue_set_opts qs = { NULL, NULL, 0 };
+    struct schedule_opts so = { NULL, NULL };
     int all = 0, any_list_opt = 0, xml = 0, o;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -701,6 +708,8 @@ int main(int argc, char **argv)
         case OPT_CONC: qs.concurrency = optarg; break;
         case OPT_RATE: qs.rate = optarg; break;
         case OPT_PER_KEY: qs.per_key = 1; break;
+        case OPT_TZ: so.tz = optarg; break;
+        case OPT_CATCH_UP: so.catch_up = optarg; break;
         case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
             list_q[o - OPT_STATE] = optarg;
             any_list_opt = 1;
@@ -733,7 +742,7 @@ int main(int argc, char **argv)
     /* Argument counts including the command; dlq checks its own. */
     static const struct { const char *name; int nargs; } cmds[] = {
         { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
-        { "report", 2 }, { "queues", 1 }, { "queue", 3 },
+        { "report", 2 }, { "queues", 1 }, { "queue", 3 }, { "schedule", -1 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -776,6 +785,8 @@ int main(int argc, char **argv)
         code = cmd_queues(&ctl);
     } else if (strcmp(cmd, "queue") == 0) {
         code = cmd_queue(&ctl, args[1], args[2], &qs);
+    } else if (strcmp(cmd, "schedule") == 0) {
+        code = cmd_schedule(&ctl, nargs - 1, args + 1, &so);
     } else {
         code = cmd_health(&ctl);
     }

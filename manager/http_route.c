@@ -40,6 +40,12 @@ const struct route routes[] = {
     {POST,   "/v1/queues/{queue}/pause",         ROLE_OPERATOR, "pausing a queue",                 queues_pause},
     {POST,   "/v1/queues/{queue}/resume",        ROLE_OPERATOR, "resuming a queue",                queues_resume},
     {PATCH,  "/v1/queues/{queue}/settings",      ROLE_OPERATOR, "changing a queue's settings",     queues_settings},
+    {POST,   "/v1/schedules",                    ROLE_OPERATOR, "creating a schedule",             schedules_create},
+    {GET,    "/v1/schedules",                    ROLE_VIEWER,   "listing schedules",               schedules_list},
+    {GET,    "/v1/schedules/{id}",               ROLE_VIEWER,   "reading a schedule",              schedules_get},
+    {DELETE, "/v1/schedules/{id}",               ROLE_OPERATOR, "deleting a schedule",             schedules_delete},
+    {POST,   "/v1/schedules/{id}/pause",         ROLE_OPERATOR, "pausing a schedule",              schedules_pause},
+    {POST,   "/v1/schedules/{id}/resume",        ROLE_OPERATOR, "resuming a schedule",             schedules_resume},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 
