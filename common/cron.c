@@ -458,12 +458,9 @@ int cron_walk(const cron_t *c, time_t from, time_t until, time_t *out, int cap, 
         tz_enter(c->tz, &s);
     *count = 0;
     *truncated = 0;
-    int n = 0;
+    int n = 0, jumped = 0;
+    long steps = 0;
     time_t t = from;
-    if (until - from > CRON_WALK_MAX) {
-        *truncated = 1;
-        t = next_in_zone(c, until - CRON_WALK_MAX);
-    }
     while (t >= 0 && t <= until) {
         (*count)++;
         if (cap > 0) {
@@ -472,6 +469,19 @@ int cron_walk(const cron_t *c, time_t from, time_t until, time_t *out, int cap, 
                 n--;
             }
             out[n++] = t;
+        }
+        if (++steps >= CRON_WALK_MAX && !jumped) {
+            /* a dense schedule over a long span: go on from the last
+             * CRON_WALK_MAX seconds (at most that many ticks), if it has one */
+            jumped = *truncated = 1;
+            time_t j = next_in_zone(c, until - CRON_WALK_MAX);
+            if (j > t && j <= until) {
+                t = j;
+                continue;
+            }
+        } else if (steps >= 3L * CRON_WALK_MAX) {
+            t = next_in_zone(c, until);
+            break;
         }
         t = next_in_zone(c, t);
     }

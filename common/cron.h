@@ -50,10 +50,11 @@ long cron_parse_every(const char *s, char *err, size_t errlen);
 time_t cron_next(const cron_t *c, time_t after);
 
 /* The ticks of c from `from` (itself a tick: the stored due time) to until,
- * both included. *count: how many (from the last CRON_WALK_MAX seconds'
- * worth when the span is wider: then *truncated = 1); the last min(count,
- * cap) of them go to out[], oldest first, and their number is returned.
- * *next: the first tick after until (-1: none). Applies the zone once. */
+ * both included: *count of them, the last min(count, cap) in out[], oldest
+ * first (their number is returned), and *next, the first tick after until
+ * (-1: none). A dense schedule over a long span is walked for its first
+ * CRON_WALK_MAX ticks and then from until - CRON_WALK_MAX on: *truncated is
+ * 1 and *count a lower bound. Applies the zone once. */
 #define CRON_WALK_MAX 100000
 int cron_walk(const cron_t *c, time_t from, time_t until, time_t *out, int cap, long *count, int *truncated,
               time_t *next);

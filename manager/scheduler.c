@@ -141,14 +141,14 @@ static void fired(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     long long now_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    int made = 0;
+    const char *first = "-";
     for (int i = 0; i < rows; i++) {
         const char *id = PQgetvalue(res, i, c_id);
-        int created = PQgetvalue(res, i, c_created)[0] == 't';
-        log_info("schedule %s: tick fired, task %s%s (%ld missed ticks left out)", f->name,
-                 PQgetisnull(res, i, c_id) ? "-" : id, created ? "" : " (its unique key's holder, not a new task)",
-                 f->missed);
-        if (!created || PQgetisnull(res, i, c_id))
-            continue;
+        if (PQgetisnull(res, i, c_id) || PQgetvalue(res, i, c_created)[0] != 't')
+            continue; /* the holder of the spec's unique key answered: no new task */
+        if (made++ == 0)
+            first = id;
         struct sent *x = xcalloc(1, sizeof *x);
         x->f = f;
         snprintf(x->id, sizeof x->id, "%s", id);
@@ -161,6 +161,8 @@ static void fired(pgc_t *pg, PGresult *res, const char *err, void *arg)
             free(x);
         }
     }
+    log_info("schedule %s: %d tick%s fired, %d new task%s (first %s), %ld missed tick%s left out", f->name, rows,
+             rows == 1 ? "" : "s", made, made == 1 ? "" : "s", first, f->missed, f->missed == 1 ? "" : "s");
     fire_release(f);
 }
 

@@ -201,11 +201,20 @@ static void test_walk_bounds(void **state)
     assert_int_equal(count, 1000);
     assert_int_equal(trunc, 0);
     assert_true(out[0] == t0 + 900 && out[99] == t0 + 999 && next == t0 + 1000);
-    /* a span past CRON_WALK_MAX: only its end is walked */
+    /* a dense span past CRON_WALK_MAX ticks: its start, then its end */
     n = cron_walk(c, t0, t0 + 10 * CRON_WALK_MAX, out, 100, &count, &trunc, &next);
     assert_int_equal(trunc, 1);
-    assert_int_equal(count, CRON_WALK_MAX);
-    assert_true(out[99] == t0 + 10 * CRON_WALK_MAX);
+    assert_int_equal(count, 2 * CRON_WALK_MAX);
+    assert_true(out[0] == t0 + 10 * CRON_WALK_MAX - 99 && out[99] == t0 + 10 * CRON_WALK_MAX);
+    cron_free(c);
+    /* a sparse one over a long span: walked whole (a yearly tick 11 months late) */
+    c = cron_parse("0 0 1 1 *", NULL, err, sizeof err);
+    n = cron_walk(c, at("2026-01-01T00:00:00Z"), at("2026-12-02T00:00:00Z"), out, 100, &count, &trunc, &next);
+    assert_int_equal(n, 1);
+    assert_int_equal(count, 1);
+    assert_int_equal(trunc, 0);
+    assert_string_equal(iso(out[0], a), "2026-01-01T00:00:00Z");
+    assert_string_equal(iso(next, a), "2027-01-01T00:00:00Z");
     /* from after until: nothing */
     n = cron_walk(c, t0 + 5, t0, out, 100, &count, &trunc, &next);
     assert_int_equal(n, 0);
