@@ -35,7 +35,7 @@ struct scheduler {
     char *prefix;
     struct event *timer;
     struct pass *pass; /* in flight, or NULL */
-    metric_t *m_fired, *m_missed, *m_errors;
+    metric_t *m_fired, *m_missed, *m_errors, *m_lost;
 };
 
 /* One pass; lives until its last statement and publish answered. */
@@ -131,6 +131,7 @@ static void fired(pgc_t *pg, PGresult *res, const char *err, void *arg)
     }
     int rows = PQntuples(res);
     if (rows == 0) { /* another manager fired it first */
+        metric_add(s->m_lost, 1);
         fire_release(f);
         return;
     }
@@ -323,6 +324,8 @@ scheduler_t *scheduler_new(struct event_base *base, rc_t *rc, pgc_t *pg, const c
     s->m_fired = metric_counter("devsys_schedule_ticks_total", NULL, "Schedule ticks this manager fired");
     s->m_missed = metric_counter("devsys_schedule_missed_ticks_total", NULL,
                                  "Missed schedule ticks left out by their catch-up policy");
+    s->m_lost = metric_counter("devsys_schedule_ticks_lost_total", NULL,
+                               "Schedule ticks another manager fired first (this one's fire changed nothing)");
     s->m_errors = metric_counter("devsys_schedule_errors_total", NULL, "Schedule passes or fires that failed");
     arm(s, 0);
     return s;
