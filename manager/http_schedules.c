@@ -171,7 +171,10 @@ static void created(pgc_t *pg, PGresult *res, const char *err, void *arg)
     if (db_failed(r, res, err))
         return;
     if (PQgetisnull(res, 0, PQfnumber(res, "id"))) {
-        int taken = PQgetvalue(res, 0, PQfnumber(res, "taken"))[0] == 't';
+        /* a name taken by a concurrent create is not in this statement's
+         * snapshot: below the limit, a conflict can only be the name */
+        int taken = PQgetvalue(res, 0, PQfnumber(res, "taken"))[0] == 't' ||
+                    strtol(PQgetvalue(res, 0, PQfnumber(res, "total")), NULL, 10) < SCHEDULES_MAX;
         char msg[96];
         snprintf(msg, sizeof msg, "schedules: the limit of %d schedules is reached", SCHEDULES_MAX);
         reply_error(r->q, 409, taken ? "name: a schedule of that name exists" : msg);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "config.h"
 #include "cron.h"
@@ -35,6 +36,7 @@ struct scheduler {
     char *prefix;
     struct event *timer;
     struct pass *pass; /* in flight, or NULL */
+    time_t warned;     /* when a failure was last logged (one line per 10 s) */
     metric_t *m_fired, *m_missed, *m_errors, *m_lost;
 };
 
@@ -57,6 +59,20 @@ struct fire {
 };
 
 static void pass_release(struct pass *p);
+
+/* Counts a failure; logs it unless one was logged in the last 10 s (a
+ * PostgreSQL outage fails every pass, once a second). */
+static void failure(struct pass *p, const char *what, const char *name, const char *err)
+{
+    scheduler_t *s = p->s;
+    p->errors++;
+    metric_add(s->m_errors, 1);
+    time_t now = time(NULL);
+    if (now - s->warned < 10)
+        return;
+    s->warned = now;
+    log_warn("scheduler: %s%s%s: %s", what, name ? " " : "", name ? name : "", err && err[0] ? err : "connection lost");
+}
 
 static void fire_release(struct fire *f)
 {
@@ -123,9 +139,7 @@ static void fired(pgc_t *pg, PGresult *res, const char *err, void *arg)
         return;
     }
     if (!res || err[0]) {
-        f->p->errors++;
-        metric_add(s->m_errors, 1);
-        log_warn("scheduler: firing schedule %s: %s", f->name, err[0] ? err : "connection lost");
+        failure(f->p, "firing schedule", f->name, err);
         fire_release(f);
         return;
     }
@@ -173,9 +187,7 @@ static void advanced(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct fire *f = arg;
     scheduler_t *s = f->p->s;
     if (s && (!res || err[0])) {
-        f->p->errors++;
-        metric_add(s->m_errors, 1);
-        log_warn("scheduler: advancing schedule %s: %s", f->name, err[0] ? err : "connection lost");
+        failure(f->p, "advancing schedule", f->name, err);
     } else if (s && PQntuples(res) > 0) {
         f->p->worked = 1;
         metric_add(s->m_missed, (double)f->missed);
@@ -200,9 +212,7 @@ static void fire_one(struct pass *p, const PGresult *res, int i)
     cron_t *c = cron_parse(PQgetvalue(res, i, PQfnumber(res, "cron")), PQgetvalue(res, i, PQfnumber(res, "tz")),
                            err, sizeof err);
     if (!c) { /* e.g. this host's tzdata lacks the zone: another manager may fire it */
-        p->errors++;
-        metric_add(s->m_errors, 1);
-        log_warn("scheduler: schedule %s cannot be computed here: %s", name, err);
+        failure(p, "this host cannot compute schedule", name, err);
         return;
     }
     time_t ticks[SCHEDULE_CATCH_UP_MAX], next;
@@ -278,9 +288,7 @@ static void due_read(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct pass *p = arg;
     scheduler_t *s = p->s;
     if (s && (!res || err[0])) {
-        p->errors++;
-        metric_add(s->m_errors, 1);
-        log_warn("scheduler: reading due schedules: %s", err[0] ? err : "connection lost");
+        failure(p, "reading due schedules", NULL, err);
     } else if (s && PQntuples(res) > 0) {
         int c_id = PQfnumber(res, "id"), c_wake = PQfnumber(res, "wake");
         p->now = strtod(PQgetvalue(res, 0, PQfnumber(res, "now")), NULL);
