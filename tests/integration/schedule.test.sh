@@ -100,7 +100,11 @@ is "$(it_psql "SELECT count(*) FROM tasks WHERE idempotency_key LIKE 'schedule:$
     "a deleted schedule ticks no more (its tasks stay)"
 
 # ---- catch-up: the manager stopped while ticks were due
+is "$(api POST /v1/schedules '{"name":"gap","every":"1s","spec":'"$noop"'}')" 201 "create gap (every 1s, catch_up once)"
+gid=$(jq -r .id "$B")
+ok "gap ticks" it_wait_for 10 '(( $(tasks gap) >= 2 ))'
 it_stop_manager
+sleep 4 # four or five ticks pass with no manager
 for p in once all skip; do
     it_psql "INSERT INTO schedules (id, name, cron, spec, catch_up, created_by, next_due_at)
              VALUES (gen_random_uuid(), 'c-$p', '@every 1s', '$noop', '$p', 'test',
@@ -124,6 +128,14 @@ first_fire() {
 like "$(first_fire c-once)" '^1 (29[0-9]|3[01][0-9])$' "once: 300 s of missed ticks -> one task, ~300 recorded missed"
 like "$(first_fire c-all)" '^100 (19[0-9]|2[01][0-9])$' "all: the newest 100 ticks -> 100 tasks, the ~200 before missed"
 like "$(first_fire c-skip)" '^1 (29[0-9]|3[01][0-9])$' "skip: the current tick runs (it is on time), the ~300 missed do not"
+ok "gap: ticks again after the restart" it_wait_for 5 '(( $(it_psql "SELECT max(missed) FROM schedule_ticks
+                                                                   WHERE schedule_id = '"'$gid'"'") >= 3 ))'
+is "$(it_psql "SELECT count(*) FROM (SELECT missed, tick_at - lag(tick_at) OVER (ORDER BY tick_at) AS step
+               FROM schedule_ticks WHERE schedule_id = '$gid') k
+               WHERE step IS NOT NULL AND extract(epoch FROM step)::int - 1 <> missed")" 0 \
+    "gap: every step between ticks is one second, or the ticks it skips are recorded missed (catch_up once)"
+is "$(it_psql "SELECT count(*) FROM schedule_ticks WHERE schedule_id = '$gid' AND missed > 0")" 1 \
+    "gap: one catch-up task for the whole outage"
 is "$(it_psql "SELECT count(*) FROM schedule_ticks k JOIN schedules s ON s.id = k.schedule_id
                WHERE s.name = 'y-once' AND k.created")" 1 "once: a yearly tick months late runs once"
 is "$(it_psql "SELECT count(*) FROM schedule_ticks k JOIN schedules s ON s.id = k.schedule_id

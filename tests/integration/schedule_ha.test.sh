@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Schedules with two managers: a schedule every second for 20 s, with manager
 # A kill -9'd mid-way and started again later, enqueues each tick exactly
-# once: one task row per tick second, no duplicate, no gap (manager B keeps
-# ticking while A is down, so nothing is missed), and each task published once.
+# once: one task row per tick second, no duplicate, no gap, and each task
+# published once. catch_up "all": a pass that comes late (a loaded machine)
+# fires every tick it finds due, so a gap would be a lost tick.
 source "$(dirname "$0")/itest.sh"
 it_setup
 it_start_manager || it_bail "start manager A"
@@ -22,7 +23,7 @@ start_b() {
 start_b || it_bail "start manager B"
 
 code=$(curl -s -o "$IT_DIR/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $DEVSYS_TOKEN" \
-    "$A_URL/v1/schedules" -d '{"name":"heartbeat","every":"1s","spec":{"kind":"noop","queue":"hb"}}')
+    "$A_URL/v1/schedules" -d '{"name":"heartbeat","every":"1s","catch_up":"all","spec":{"kind":"noop","queue":"hb"}}')
 is "$code" 201 "schedule every 1s created"
 sid=$(jq -r .id "$IT_DIR/body")
 key="schedule:$sid:%"
@@ -49,7 +50,7 @@ ok "about 20 s of ticks ($n)" test "$n" -ge 18
 is "$(sort -u <<<"$ticks" | wc -l)" "$n" "no tick has two tasks"
 is "$((last - first + 1))" "$n" "no gap: every second from the first tick to the last has its task"
 is "$(it_psql "SELECT count(*) FROM schedule_ticks WHERE schedule_id = '$sid' AND missed > 0")" 0 \
-    "no tick was recorded missed (B ticked while A was down)"
+    "no tick was recorded missed"
 is "$(it_psql "SELECT count(*) FROM schedule_ticks WHERE schedule_id = '$sid'")" "$n" "one tick row per task"
 is "$(it_psql "SELECT count(*) FROM tasks t JOIN schedule_ticks k ON k.task_id = t.id
                WHERE k.schedule_id = '$sid'
@@ -59,8 +60,10 @@ is "$(it_psql "SELECT count(*) FROM tasks t JOIN schedule_ticks k ON k.task_id =
 # leave one for the reconciler, 30 s later: allowed one short).
 xlen=$(it_redis XLEN 'devsys:{hb}:stream')
 ok "each task published once ($xlen entries for $n tasks)" test "$xlen" -le "$n" -a "$xlen" -ge $((n - 1))
-fired_a=$(grep -c '"schedule heartbeat: 1 tick fired' "$IT_DIR/manager.log")
-fired_b=$(grep -c '"schedule heartbeat: 1 tick fired' "$IT_DIR/manager-b.log")
+# fired LOG: the ticks a manager's log says it fired
+fired() { grep -o '"schedule heartbeat: [0-9]* ticks\? fired' "$1" | awk '{ n += $3 } END { print n + 0 }'; }
+fired_a=$(fired "$IT_DIR/manager.log")
+fired_b=$(fired "$IT_DIR/manager-b.log")
 it_diag "ticks fired by manager A (both runs): $fired_a, by manager B: $fired_b"
 is "$((fired_a + fired_b))" "$n" "the managers' fire logs add up to the tasks"
 it_diag "$(curl -s "$B_URL/metrics" | grep '^devsys_schedule_ticks_lost_total') (B's fires that A had made first)"
