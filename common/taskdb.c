@@ -3,6 +3,7 @@
  * and do their work in one round trip: PostgreSQL CPU per task is the
  * system's bottleneck, so each change here is measured with ./dev bench. */
 #include "taskdb.h"
+#include "taskdb_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,16 +13,6 @@
 #include "pgarr.h"
 #include "spec.h"
 #include "xalloc.h"
-
-#define XSTR(x) STR(x)
-#define STR(x) #x
-
-/* published_at = the epoch marks a task whose stream entry is lost (its
- * XADD failed). The reconciler takes an entry as gone when the task was
- * published before the stream's first entry, which the epoch always is, so
- * the task is republished at its next pass past DEVSYS_REPUBLISH_AFTER_S,
- * whatever the stream holds. */
-#define PUBLISH_LOST "'epoch'::timestamptz"
 
 int taskdb_col(const PGresult *res, const char *name)
 {
@@ -34,19 +25,6 @@ int taskdb_col(const PGresult *res, const char *name)
 }
 
 /* ------------------------------------------------------------------ rows */
-
-#define ROWS_MAX_COLS 9
-#define REPORT_COLS 5
-
-enum rows_kind { ROWS_EMPTY, ROWS_CLAIM, ROWS_CLAIM_NEW, ROWS_OUTCOME, ROWS_REJECT, ROWS_LEASE, ROWS_DLQ_ENTRY,
-                 ROWS_SUBMIT, ROWS_REPLAY };
-
-struct taskdb_rows {
-    enum rows_kind kind;
-    int ncols, n;
-    pgarr_t *col[ROWS_MAX_COLS];
-    pgarr_t *report[REPORT_COLS]; /* outcomes: the test reports that go with them */
-};
 
 taskdb_rows_t *taskdb_rows_new(void)
 {
@@ -70,7 +48,7 @@ int taskdb_rows_count(const taskdb_rows_t *r)
 }
 
 /* Starts a row of kind; returns the columns to fill, in statement order. */
-static pgarr_t **row(taskdb_rows_t *r, enum rows_kind kind, int ncols)
+pgarr_t **tdb_row(taskdb_rows_t *r, enum rows_kind kind, int ncols)
 {
     if (r->kind == ROWS_EMPTY) {
         r->kind = kind;
@@ -87,7 +65,7 @@ static pgarr_t **row(taskdb_rows_t *r, enum rows_kind kind, int ncols)
 
 /* Finishes r's columns into p[0..ncols-1] (caller frees each) and frees r.
  * Rows of another statement, or none, are a bug of the caller's. */
-static void rows_take(taskdb_rows_t *r, enum rows_kind want, char **p)
+void tdb_rows_take(taskdb_rows_t *r, enum rows_kind want, char **p)
 {
     if (r->kind != want || r->n == 0) {
         log_error("taskdb: a statement sent with %s", r->n ? "another statement's rows" : "no rows");
@@ -98,25 +76,25 @@ static void rows_take(taskdb_rows_t *r, enum rows_kind want, char **p)
     free(r);
 }
 
-static void params_free(char **p, int n)
+void tdb_params_free(char **p, int n)
 {
     for (int i = 0; i < n; i++)
         free(p[i]);
 }
 
 /* Sends sql with r's columns as its parameters $1..$n; frees r. */
-static void rows_send(pgc_t *pg, const char *sql, taskdb_rows_t *r, enum rows_kind want, pgc_result_fn *fn,
+void tdb_rows_send(pgc_t *pg, const char *sql, taskdb_rows_t *r, enum rows_kind want, pgc_result_fn *fn,
                       void *arg)
 {
     int n = r->ncols;
     char *p[ROWS_MAX_COLS] = {0};
-    rows_take(r, want, p);
+    tdb_rows_take(r, want, p);
     pgc_query(pg, sql, n, (const char *const *)p, fn, arg);
-    params_free(p, n);
+    tdb_params_free(p, n);
 }
 
 /* The first columns of every statement that may insert a task row. */
-static void add_task(pgarr_t **c, const char *id, const char *queue, const char *kind, const char *spec_json)
+void tdb_add_task(pgarr_t **c, const char *id, const char *queue, const char *kind, const char *spec_json)
 {
     pgarr_add(c[0], id);
     pgarr_add(c[1], queue);
@@ -198,15 +176,15 @@ static const char *const claim_sql[2][2] = {
 
 void taskdb_claim_add(taskdb_rows_t *r, const char *id)
 {
-    pgarr_add(row(r, ROWS_CLAIM, 1)[0], id);
+    pgarr_add(tdb_row(r, ROWS_CLAIM, 1)[0], id);
 }
 
 void taskdb_claim_add_new(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
                           const char *spec_json, long max_attempts, long priority, long long created_ms,
                           const char *source)
 {
-    pgarr_t **c = row(r, ROWS_CLAIM_NEW, 8);
-    add_task(c, id, queue, kind, spec_json);
+    pgarr_t **c = tdb_row(r, ROWS_CLAIM_NEW, 8);
+    tdb_add_task(c, id, queue, kind, spec_json);
     pgarr_add_long(c[4], max_attempts);
     pgarr_add_long(c[5], priority);
     pgarr_add_long(c[6], created_ms);
@@ -219,12 +197,12 @@ void taskdb_claim(pgc_t *pg, taskdb_rows_t *r, const char *owner, int lease_s, i
     int is_new = r->kind == ROWS_CLAIM_NEW, ncols = r->ncols;
     char lease[16], *cols[ROWS_MAX_COLS];
     snprintf(lease, sizeof lease, "%d", lease_s);
-    rows_take(r, is_new ? ROWS_CLAIM_NEW : ROWS_CLAIM, cols);
+    tdb_rows_take(r, is_new ? ROWS_CLAIM_NEW : ROWS_CLAIM, cols);
     const char *p[10] = {cols[0], owner, lease};
     for (int i = 1; i < ncols; i++)
         p[i + 2] = cols[i];
     pgc_query(pg, claim_sql[is_new][instant ? 1 : 0], ncols + 2, p, fn, arg);
-    params_free(cols, ncols);
+    tdb_params_free(cols, ncols);
 }
 
 /* --------------------------------------------------------------- outcomes */
@@ -291,7 +269,7 @@ static const char complete_sql[] =
 void taskdb_outcome_add(taskdb_rows_t *r, const char *id, long attempt, const char *state, const char *error,
                         const char *result_json, const char *output, long long started_us, long long retry_ms)
 {
-    pgarr_t **c = row(r, ROWS_OUTCOME, 8);
+    pgarr_t **c = tdb_row(r, ROWS_OUTCOME, 8);
     pgarr_add(c[0], id);
     pgarr_add_long(c[1], attempt);
     pgarr_add(c[2], state);
@@ -324,12 +302,12 @@ void taskdb_complete(pgc_t *pg, taskdb_rows_t *r, const char *owner, pgc_result_
     char *c[8], *rep[REPORT_COLS];
     for (int i = 0; i < REPORT_COLS; i++)
         rep[i] = r->report[i] ? pgarr_finish(r->report[i]) : xstrdup("{}");
-    rows_take(r, ROWS_OUTCOME, c);
+    tdb_rows_take(r, ROWS_OUTCOME, c);
     const char *p[14] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], owner, rep[0], rep[1], rep[2], rep[3],
                          rep[4]};
     pgc_query(pg, complete_sql, 14, p, fn, arg);
-    params_free(c, 8);
-    params_free(rep, REPORT_COLS);
+    tdb_params_free(c, 8);
+    tdb_params_free(rep, REPORT_COLS);
 }
 
 /* A task that ended keeps its outcome: that delivery was a duplicate. A new
@@ -349,8 +327,8 @@ static const char reject_sql[] =
 void taskdb_reject_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
                        const char *spec_json, const char *error, long long created_ms, const char *source)
 {
-    pgarr_t **c = row(r, ROWS_REJECT, 7);
-    add_task(c, id, queue, kind, spec_json);
+    pgarr_t **c = tdb_row(r, ROWS_REJECT, 7);
+    tdb_add_task(c, id, queue, kind, spec_json);
     pgarr_add(c[4], error);
     pgarr_add_long(c[5], created_ms);
     pgarr_add(c[6], source);
@@ -358,7 +336,7 @@ void taskdb_reject_add(taskdb_rows_t *r, const char *id, const char *queue, cons
 
 void taskdb_reject(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg)
 {
-    rows_send(pg, reject_sql, r, ROWS_REJECT, fn, arg);
+    tdb_rows_send(pg, reject_sql, r, ROWS_REJECT, fn, arg);
 }
 
 /* Only while the task is still cancelled at that attempt (rare: one
@@ -382,7 +360,7 @@ void taskdb_attempt_cancelled(pgc_t *pg, const char *id, long attempt, const cha
 
 void taskdb_lease_add(taskdb_rows_t *r, const char *id, long attempt)
 {
-    pgarr_t **c = row(r, ROWS_LEASE, 2);
+    pgarr_t **c = tdb_row(r, ROWS_LEASE, 2);
     pgarr_add(c[0], id);
     pgarr_add_long(c[1], attempt);
 }
@@ -393,7 +371,7 @@ void taskdb_lease_renew(pgc_t *pg, taskdb_rows_t *r, const char *owner, int leas
 {
     char lease[16], *c[2];
     snprintf(lease, sizeof lease, "%d", lease_s);
-    rows_take(r, ROWS_LEASE, c);
+    tdb_rows_take(r, ROWS_LEASE, c);
     const char *p[4] = {c[0], c[1], lease, owner};
     pgc_query(pg,
               "WITH i AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS i(id, attempt)),"
@@ -402,7 +380,7 @@ void taskdb_lease_renew(pgc_t *pg, taskdb_rows_t *r, const char *owner, int leas
               "  AND t.state = 'running' RETURNING t.id)"
               " SELECT t.id FROM tasks t JOIN i ON t.id = i.id WHERE t.state = 'cancelled'",
               4, p, fn, arg);
-    params_free(c, 2);
+    tdb_params_free(c, 2);
 }
 
 void taskdb_lease_release(pgc_t *pg, const char *owner, pgc_result_fn *fn, void *arg)
@@ -435,118 +413,19 @@ void taskdb_checkpoint(pgc_t *pg, const char *id, long attempt, const char *owne
 
 void taskdb_dlq_entry_add(taskdb_rows_t *r, const char *id, const char *entry)
 {
-    pgarr_t **c = row(r, ROWS_DLQ_ENTRY, 2);
+    pgarr_t **c = tdb_row(r, ROWS_DLQ_ENTRY, 2);
     pgarr_add(c[0], id);
     pgarr_add(c[1], entry);
 }
 
 void taskdb_dlq_entries(pgc_t *pg, taskdb_rows_t *r, int only_if_unset, pgc_result_fn *fn, void *arg)
 {
-    rows_send(pg,
+    tdb_rows_send(pg,
               only_if_unset ? "UPDATE tasks t SET dlq_entry = u.e FROM unnest($1::uuid[], $2::text[]) AS u(id, e)"
                               " WHERE t.id = u.id AND t.state = 'dead' AND t.dlq_entry IS NULL"
                             : "UPDATE tasks t SET dlq_entry = u.e FROM unnest($1::uuid[], $2::text[]) AS u(id, e)"
                               " WHERE t.id = u.id AND t.state = 'dead'",
               r, ROWS_DLQ_ENTRY, fn, arg);
-}
-
-/* ----------------------------------------------------------------- submit */
-
-/* A unique key (task_unique) is taken before the task is inserted, one row
- * per distinct key of the batch (its first position), with ON CONFLICT DO
- * UPDATE: that waits for a concurrent submit of the key to commit and locks
- * its row, then either takes the key (devsys_unique_free, migrations/004) or
- * keeps the holder, and RETURNING answers with whichever task holds it, so
- * every concurrent submit gets the one id. Only the tasks that took their
- * key (or have none) are inserted. $8 unique key, $9 its period in seconds
- * (NULL: while unfinished). */
-static const char submit_sql[] =
-    "WITH input AS ("
-    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[],"
-    "                       $7::text[], $8::text[], $9::float8[]) WITH ORDINALITY"
-    "    AS t(id, queue, kind, spec, max_attempts, priority, ikey, ukey, ufor, ord)),"
-    " uq AS ("
-    "  INSERT INTO task_unique AS u (key, task_id, expires_at)"
-    "  SELECT DISTINCT ON (ukey) ukey, id, now() + ufor * interval '1 second' FROM input"
-    "   WHERE ukey IS NOT NULL ORDER BY ukey, ord"
-    "  ON CONFLICT (key) DO UPDATE SET (task_id, expires_at) = (SELECT"
-    "    CASE WHEN f.free THEN EXCLUDED.task_id ELSE u.task_id END,"
-    "    CASE WHEN f.free THEN EXCLUDED.expires_at ELSE u.expires_at END"
-    "   FROM (SELECT devsys_unique_free(u.task_id, u.expires_at) AS free) f)"
-    "  RETURNING u.key, u.task_id),"
-    /* every queue submitted to gets a queue_settings row (defaults), so
-     * GET /v1/queues lists it without scanning tasks */
-    " reg AS (INSERT INTO queue_settings (queue) SELECT DISTINCT queue FROM input ON CONFLICT DO NOTHING),"
-    " ins AS ("
-    "  INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, idempotency_key, published_at)"
-    "  SELECT id, queue, kind, spec, max_attempts, priority, ikey, now() FROM input"
-    "   WHERE ukey IS NULL OR id IN (SELECT task_id FROM uq) ORDER BY ord"
-    "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id)"
-    " SELECT i.ord, COALESCE(ins.id, t.id, CASE WHEN uq.task_id <> i.id THEN uq.task_id END) AS id,"
-    "  ins.id IS NOT NULL AS created,"
-    "  COALESCE(t.state, (SELECT h.state FROM tasks h WHERE h.id = uq.task_id AND ins.id IS NULL),"
-    "   'queued') AS state"
-    " FROM input i LEFT JOIN ins ON ins.id = i.id"
-    " LEFT JOIN tasks t ON ins.id IS NULL AND t.idempotency_key = i.ikey"
-    " LEFT JOIN uq ON uq.key = i.ukey"
-    " WHERE (i.ikey IS NULL OR i.ord = (SELECT min(i2.ord) FROM input i2 WHERE i2.ikey = i.ikey))"
-    " ORDER BY i.ord";
-
-void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, const char *kind,
-                       const char *spec_json, long max_attempts, long priority, const char *idempotency_key,
-                       const char *unique_key, double unique_for_s)
-{
-    pgarr_t **c = row(r, ROWS_SUBMIT, 9);
-    add_task(c, id, queue, kind, spec_json);
-    pgarr_add_long(c[4], max_attempts);
-    pgarr_add_long(c[5], priority);
-    pgarr_add(c[6], idempotency_key);
-    pgarr_add(c[7], unique_key);
-    char f[32];
-    snprintf(f, sizeof f, "%.17g", unique_for_s);
-    pgarr_add(c[8], unique_key && unique_for_s > 0 ? f : NULL);
-}
-
-void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg)
-{
-    rows_send(pg, submit_sql, r, ROWS_SUBMIT, fn, arg);
-}
-
-static void unique_swept(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    (void)res;
-    (void)arg;
-    if (err[0])
-        log_warn("task_unique sweep: %s", err);
-}
-
-/* Keys whose hold is over, so task_unique follows the live keys, not every
- * key ever used. A submit taking the key meanwhile locks the row; the DELETE
- * re-checks the new holder after that lock and keeps it. */
-void taskdb_unique_sweep(pgc_t *pg)
-{
-    pgc_query(pg,
-              "DELETE FROM task_unique WHERE key IN (SELECT key FROM task_unique"
-              " WHERE devsys_unique_free(task_id, expires_at) LIMIT 10000)",
-              0, NULL, unique_swept, NULL);
-}
-
-/* Only while still queued: a task an agent already claimed has its entry. */
-void taskdb_mark_unpublished(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
-{
-    const char *p[1] = {id};
-    pgc_query(pg, "UPDATE tasks SET published_at = " PUBLISH_LOST " WHERE id = $1::uuid AND state = 'queued'", 1,
-              p, fn, arg);
-}
-
-void taskdb_mark_published(pgc_t *pg, const char *ids, int ok, pgc_result_fn *fn, void *arg)
-{
-    const char *p[2] = {ids, ok ? "true" : "false"};
-    pgc_query(pg,
-              "UPDATE tasks SET published_at = CASE WHEN $2::bool THEN now() ELSE " PUBLISH_LOST " END"
-              " WHERE id = ANY($1::uuid[])",
-              2, p, fn, arg);
 }
 
 /* ---------------------------------------------------- replay, cancel, purge */
@@ -570,7 +449,7 @@ static const char replay_sql[] =
 
 void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget)
 {
-    pgarr_t **c = row(r, ROWS_REPLAY, 2);
+    pgarr_t **c = tdb_row(r, ROWS_REPLAY, 2);
     pgarr_add(c[0], id);
     pgarr_add_long(c[1], budget);
 }
@@ -578,10 +457,10 @@ void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget)
 void taskdb_replay(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, pgc_result_fn *fn, void *arg)
 {
     char *c[2];
-    rows_take(r, ROWS_REPLAY, c);
+    tdb_rows_take(r, ROWS_REPLAY, c);
     const char *p[4] = {c[0], c[1], queue, any_state ? "true" : "false"};
     pgc_query(pg, replay_sql, 4, p, fn, arg);
-    params_free(c, 2);
+    tdb_params_free(c, 2);
 }
 
 /* One statement: lock the row, cancel it if it has not finished, and return

@@ -108,6 +108,19 @@ void taskdb_submit_add(taskdb_rows_t *r, const char *id, const char *queue, cons
                        const char *spec_json, long max_attempts, long priority, const char *idempotency_key,
                        const char *unique_key, double unique_for_s);
 void taskdb_submit(pgc_t *pg, taskdb_rows_t *r, pgc_result_fn *fn, void *arg);
+/* Fire a schedule's tick: the rows (taskdb_submit_add, one per tick, with
+ * the idempotency key "schedule:<id>:<tick>") are inserted as by a submit,
+ * in the same statement that moves the schedule's next_due_at from due to
+ * next (-1: NULL, never again), and only if it does: a tick another manager
+ * fired already inserts nothing and answers no rows. ticks: the tick times
+ * (epoch s) as a PostgreSQL array literal, one per row; missed: ticks left
+ * out by the catch-up policy (recorded with the last). Result as submit's. */
+struct taskdb_tick {
+    const char *schedule_id, *ticks;
+    long long due, next;
+    long missed;
+};
+void taskdb_schedule_fire(pgc_t *pg, taskdb_rows_t *r, const struct taskdb_tick *t, pgc_result_fn *fn, void *arg);
 /* Delete up to 10000 unique keys whose hold is over (reconciler). No result. */
 void taskdb_unique_sweep(pgc_t *pg);
 

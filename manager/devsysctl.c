@@ -48,6 +48,11 @@ static const char usage_text[] =
     "  pipeline ID [--watch]         its steps and nodes; --watch follows it until it ends\n"
     "                                (exit 0 when it succeeded, 1 otherwise)\n"
     "  pipeline rerun|cancel ID      re-run its failed steps and what follows, or cancel it\n"
+    "  schedule add NAME CRON SPEC_FILE [--tz ZONE] [--catch-up once|all|skip]\n"
+    "                                submit SPEC_FILE at each tick of CRON (\"*/5 * * * *\",\n"
+    "                                6 fields with seconds, @daily, \"@every 30s\")\n"
+    "  schedule list|show NAME|pause NAME|resume NAME|rm NAME\n"
+    "                                schedules: next due, last tick; recent ticks' tasks\n"
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -425,7 +430,7 @@ static int cmd_health(const struct ctl *ctl)
 int main(int argc, char **argv)
 {
     enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML, OPT_CONC, OPT_RATE,
-           OPT_PER_KEY, OPT_FLAKY, OPT_NAME, OPT_CHECK_URL, OPT_WATCH };
+           OPT_PER_KEY, OPT_FLAKY, OPT_NAME, OPT_CHECK_URL, OPT_WATCH, OPT_TZ, OPT_CATCH_UP };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
@@ -436,11 +441,13 @@ int main(int argc, char **argv)
         { "per-key", no_argument, NULL, OPT_PER_KEY }, { "flaky", no_argument, NULL, OPT_FLAKY },
         { "name", no_argument, NULL, OPT_NAME }, { "check-url", required_argument, NULL, OPT_CHECK_URL },
         { "watch", no_argument, NULL, OPT_WATCH },
+        { "tz", required_argument, NULL, OPT_TZ }, { "catch-up", required_argument, NULL, OPT_CATCH_UP },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[4] = { NULL, NULL, NULL, NULL };
     struct queue_set_opts qs = { NULL, NULL, 0 };
+    struct schedule_opts so = { NULL, NULL };
     int all = 0, any_list_opt = 0, xml = 0, tests_opts = 0, watch = 0, o;
     const char *check_url = NULL;
     opterr = 0;
@@ -457,6 +464,8 @@ int main(int argc, char **argv)
         case OPT_PER_KEY: qs.per_key = 1; break;
         case OPT_FLAKY: case OPT_NAME: tests_opts |= o == OPT_FLAKY ? TESTS_FLAKY : TESTS_BY_NAME; break;
         case OPT_CHECK_URL: check_url = optarg; break;
+        case OPT_TZ: so.tz = optarg; break;
+        case OPT_CATCH_UP: so.catch_up = optarg; break;
         case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
             list_q[o - OPT_STATE] = optarg;
             any_list_opt = 1;
@@ -491,6 +500,7 @@ int main(int argc, char **argv)
         { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
         { "report", 2 }, { "queues", 1 }, { "queue", 3 }, { "tests", -1 }, { "pipeline", -1 },
         { "deploy", -1 }, { "rollback", -1 }, { "revisions", -1 },
+        { "schedule", -1 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -543,6 +553,8 @@ int main(int argc, char **argv)
         code = cmd_queue(&ctl, args[1], args[2], &qs);
     } else if (check_url || strcmp(cmd, "deploy") == 0 || strcmp(cmd, "rollback") == 0 || strcmp(cmd, "revisions") == 0) {
         code = cmd_deploy_family(&ctl, nargs, args, check_url);
+    } else if (strcmp(cmd, "schedule") == 0) {
+        code = cmd_schedule(&ctl, nargs - 1, args + 1, &so);
     } else {
         code = cmd_health(&ctl);
     }

@@ -85,5 +85,12 @@ int cmd_queue(const struct ctl *ctl, const char *sub, const char *queue, const s
 
 /* ---- devsysctl_pipeline.c: pipeline submit FILE | ID [--watch] | rerun ID | cancel ID */
 int cmd_pipeline(const struct ctl *ctl, int argc, char **argv, int watch);
+/* ---- devsysctl_schedule.c */
+struct schedule_opts {
+    const char *tz;       /* --tz ZONE; NULL: the API's default (UTC) */
+    const char *catch_up; /* --catch-up once|all|skip; NULL: once */
+};
+/* schedule add NAME CRON SPEC_FILE | list | show | pause | resume | rm NAME */
+int cmd_schedule(const struct ctl *ctl, int argc, char **argv, const struct schedule_opts *o);
 
 #endif

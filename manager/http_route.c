@@ -54,6 +54,12 @@ const struct route routes[] = {
     {GET,    "/v1/pipelines/{id}",               ROLE_VIEWER,   "reading a pipeline",              pipelines_get},
     {POST,   "/v1/pipelines/{id}/cancel",        ROLE_OPERATOR, "cancelling a pipeline",           pipelines_cancel},
     {POST,   "/v1/pipelines/{id}/rerun",         ROLE_OPERATOR, "re-running a pipeline",           pipelines_rerun},
+    {POST,   "/v1/schedules",                    ROLE_OPERATOR, "creating a schedule",             schedules_create},
+    {GET,    "/v1/schedules",                    ROLE_VIEWER,   "listing schedules",               schedules_list},
+    {GET,    "/v1/schedules/{id}",               ROLE_VIEWER,   "reading a schedule",              schedules_get},
+    {DELETE, "/v1/schedules/{id}",               ROLE_OPERATOR, "deleting a schedule",             schedules_delete},
+    {POST,   "/v1/schedules/{id}/pause",         ROLE_OPERATOR, "pausing a schedule",              schedules_pause},
+    {POST,   "/v1/schedules/{id}/resume",        ROLE_OPERATOR, "resuming a schedule",             schedules_resume},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 

@@ -100,4 +100,12 @@ void pipelines_get(struct req *q, const struct route_args *a);
 void pipelines_cancel(struct req *q, const struct route_args *a);
 void pipelines_rerun(struct req *q, const struct route_args *a);
 
+/* http_schedules.c */
+void schedules_create(struct req *q, const struct route_args *a);
+void schedules_list(struct req *q, const struct route_args *a);
+void schedules_get(struct req *q, const struct route_args *a);
+void schedules_delete(struct req *q, const struct route_args *a);
+void schedules_pause(struct req *q, const struct route_args *a);
+void schedules_resume(struct req *q, const struct route_args *a);
+
 #endif

@@ -17,6 +17,7 @@
 #include "rc.h"
 #include "reconcile.h"
 #include "retention.h"
+#include "scheduler.h"
 
 static const char usage[] =
     "usage: devsys-manager [flags] [serve]    serve the HTTP API\n"
@@ -28,7 +29,7 @@ static const char usage[] =
     "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL),\n"
     "  DEVSYS_HTTP_MAX_CONNS (512), DEVSYS_HTTP_MAX_HEADER_BYTES (16384),\n"
     "  DEVSYS_HTTP_HEADER_TIMEOUT_S (10), DEVSYS_HTTP_REQUEST_TIMEOUT_S (60), DEVSYS_HTTP_IDLE_TIMEOUT_S (60),\n"
-    "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20); each credential (REDIS_URL,\n"
+    "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20), DEVSYS_SCHEDULES (1; 0 = fire no schedules); each credential (REDIS_URL,\n"
     "  DATABASE_URL, ADMIN_TOKEN) may instead come from a file named by the same variable with _FILE appended";
 
 static const struct cfg_flag flags[] = {
@@ -44,6 +45,7 @@ struct manager {
     api_t *api;
     reconcile_t *reconcile;
     retention_t *retention;
+    scheduler_t *scheduler;
     rc_t *rc;
     pgc_t *pg;
     struct event *sigterm, *sigint, *drain;
@@ -75,6 +77,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     api_stop_accepting(m->api);
     reconcile_free(m->reconcile); /* no new passes while draining */
     m->reconcile = NULL;
+    scheduler_free(m->scheduler); /* no new ticks either: another manager fires them */
+    m->scheduler = NULL;
     struct timeval tv = {0, 100000};
     m->drain = event_new(m->base, -1, EV_PERSIST, drain_check, m);
     event_add(m->drain, &tv);
@@ -131,8 +135,10 @@ static int serve(void)
     event_add(m.sigint, NULL);
     m.reconcile = reconcile_new(m.base, m.rc, m.pg, ac.prefix);
     m.retention = retention_new(m.base, db_url);
+    m.scheduler = scheduler_new(m.base, m.rc, m.pg, ac.prefix);
     event_base_dispatch(m.base);
 
+    scheduler_free(m.scheduler);
     retention_free(m.retention);
     reconcile_free(m.reconcile);
     api_free(m.api);
