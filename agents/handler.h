@@ -68,6 +68,7 @@ extern const handler_ops_t handler_exec;   /* kinds exec, coding */
 extern const handler_ops_t handler_noop;   /* kind noop */
 extern const handler_ops_t handler_sleep;  /* kind sleep */
 extern const handler_ops_t handler_testing; /* kind testing */
+extern const handler_ops_t handler_notify;  /* kind notify (handler_notify.c) */
 
 /* The handler table (handlers.c): the handler that runs kind, or NULL. */
 const handler_ops_t *handler_find(const char *kind);
@@ -101,5 +102,9 @@ const handler_ops_t *handler_at(size_t i);
  * state. Call it before event_base_free, never from a handler callback. */
 void exec_handler_init(struct event_base *base);
 void exec_handler_shutdown(void);
+
+/* Frees the notify handler's libcurl loop once its runs are cancelled; call
+ * before event_base_free, never from a handler callback. */
+void notify_handler_shutdown(void);
 
 #endif

@@ -10,6 +10,7 @@ static const handler_ops_t *const handlers[] = {
     &handler_noop,
     &handler_sleep,
     &handler_testing,
+    &handler_notify,
 };
 #define NHANDLERS (sizeof handlers / sizeof handlers[0])
 

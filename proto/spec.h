@@ -78,6 +78,15 @@ typedef struct spec {
     /* kind "testing": section "testing" (kind_testing.c) */
     const json_t *junit;         /* array of 1..32 relative paths or glob patterns */
     long max_report_bytes;       /* per report file; 0 = the default */
+    /* kind "notify": section "notify" (kind_notify.c); NULL / 0 when absent */
+    const char *notify_url;
+    const char *notify_body;     /* the exact bytes POSTed and signed */
+    size_t notify_body_len;
+    const char *notify_content_type;
+    const char *notify_webhook_id;
+    const char *notify_secret;   /* the name of a secret set, never the secret */
+    const char *notify_destination;
+    double notify_timeout_s;
 } spec_t;
 
 /* Parse JSON text (len bytes, need not be NUL-terminated) and validate it.

@@ -11,7 +11,7 @@ B=$IT_DIR/body
 
 is "$(submit "$B" '{"kind":"deploy","deploy":{"app":"web"}}')" 400 "kind deploy (no handler yet): 400"
 is "$(jq -r '.errors[0].field' "$B")" kind "the 400 names the field"
-is "$(jq -r '.errors[0].message' "$B")" 'kind: unknown kind "deploy" (expected one of exec, coding, noop, sleep, testing)' \
+is "$(jq -r '.errors[0].message' "$B")" 'kind: unknown kind "deploy" (expected one of exec, coding, noop, sleep, testing, notify)' \
     "the 400 lists the kinds that exist"
 is "$(it_psql "SELECT count(*) FROM tasks")" 0 "nothing was inserted"
 

@@ -21,7 +21,7 @@ static void test_every_kind_has_a_handler(void **state)
             fail_msg("kind %s is in the registry but the agent has no handler for it", k->name);
         assert_ptr_equal(kind_find(k->name), k);
     }
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 6);
 }
 
 static void test_every_handler_kind_is_registered(void **state)
@@ -36,7 +36,7 @@ static void test_every_handler_kind_is_registered(void **state)
             assert_ptr_equal(handler_find(*k), h); /* one handler per kind */
         }
     }
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 5);
     assert_ptr_equal(handler_find("coding"), &handler_exec);
     assert_null(handler_find("deploy"));
     assert_null(handler_find(NULL));
@@ -46,7 +46,7 @@ static void test_registry_rows(void **state)
 {
     (void)state;
     char names[256];
-    assert_string_equal(kind_names(names, sizeof names), "exec, coding, noop, sleep, testing");
+    assert_string_equal(kind_names(names, sizeof names), "exec, coding, noop, sleep, testing, notify");
     assert_string_equal(kind_names(names, 8), "exec, c"); /* truncated, terminated */
     assert_true(kind_find("exec")->flags & KIND_NEEDS_COMMAND);
     assert_true(kind_find("coding")->flags & KIND_NEEDS_COMMAND);
@@ -54,10 +54,12 @@ static void test_registry_rows(void **state)
     assert_int_equal(kind_find("sleep")->flags, 0);
     assert_int_equal(kind_find("testing")->flags, KIND_NEEDS_COMMAND | KIND_NEEDS_SECTION);
     assert_ptr_equal(handler_find("testing"), &handler_testing);
+    assert_int_equal(kind_find("notify")->flags, KIND_NEEDS_SECTION);
+    assert_ptr_equal(handler_find("notify"), &handler_notify);
     assert_true(kind_section_known("sleep"));
     assert_false(kind_section_known("deploy"));
     assert_string_equal(kind_section_owners("sleep", names, sizeof names), "sleep and noop");
-    for (const char *const *gone = (const char *const[]){"deploy", "monitor", "notify", NULL};
+    for (const char *const *gone = (const char *const[]){"deploy", "monitor", NULL};
          *gone; gone++)
         assert_null(kind_find(*gone));
 }
