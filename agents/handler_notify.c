@@ -151,6 +151,7 @@ static int sign(struct delivery *d, const spec_t *s, handler_result_t *res)
     snprintf(ts, sizeof ts, "%lld", now);
     add_header(d, "Content-Type", s->notify_content_type ? s->notify_content_type : "application/json");
     add_header(d, "User-Agent", "devsys-notify");
+    d->headers = curl_slist_append(d->headers, "Expect:"); /* no 100-continue round trip */
     add_header(d, "webhook-id", d->id);
     add_header(d, "webhook-timestamp", ts);
     if (!s->notify_secret)

@@ -48,6 +48,14 @@ static const char usage_text[] =
     "  health                        the manager's view of Redis and PostgreSQL\n"
     "  report ID [--xml]             a testing task's report: counts, failed tests with\n"
     "                                their message; --xml prints the JUnit XML as stored\n"
+    "  notify add NAME URL EVENTS [KEY=VALUE...]\n"
+    "                                create or replace a webhook destination; EVENTS and\n"
+    "                                group_by comma-separated; keys as in the API: format,\n"
+    "                                secret_ref, group_by, group_wait_s, group_interval_s,\n"
+    "                                rate.per_s, rate.burst, max_attempts, retry.initial_s\n"
+    "  notify list | notify rm NAME  destinations; delete one\n"
+    "  notify events [destination=D] [state=pending|queued|sent|dead] [limit=N] [after=C]\n"
+    "                                events as each destination sees them, and counts\n"
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -733,7 +741,7 @@ int main(int argc, char **argv)
     /* Argument counts including the command; dlq checks its own. */
     static const struct { const char *name; int nargs; } cmds[] = {
         { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
-        { "report", 2 }, { "queues", 1 }, { "queue", 3 },
+        { "report", 2 }, { "queues", 1 }, { "queue", 3 }, { "notify", -1 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -776,6 +784,8 @@ int main(int argc, char **argv)
         code = cmd_queues(&ctl);
     } else if (strcmp(cmd, "queue") == 0) {
         code = cmd_queue(&ctl, args[1], args[2], &qs);
+    } else if (strcmp(cmd, "notify") == 0) {
+        code = cmd_notify(&ctl, nargs - 1, args + 1);
     } else {
         code = cmd_health(&ctl);
     }

@@ -70,4 +70,7 @@ int cmd_queues(const struct ctl *ctl);
 /* queue show|pause|resume|set Q */
 int cmd_queue(const struct ctl *ctl, const char *sub, const char *queue, const struct queue_set_opts *o);
 
+/* ---- devsysctl_notify.c: notify add|list|rm|events (argv[0] is the subcommand) */
+int cmd_notify(const struct ctl *ctl, int argc, char **argv);
+
 #endif

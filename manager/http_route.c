@@ -40,6 +40,10 @@ const struct route routes[] = {
     {POST,   "/v1/queues/{queue}/pause",         ROLE_OPERATOR, "pausing a queue",                 queues_pause},
     {POST,   "/v1/queues/{queue}/resume",        ROLE_OPERATOR, "resuming a queue",                queues_resume},
     {PATCH,  "/v1/queues/{queue}/settings",      ROLE_OPERATOR, "changing a queue's settings",     queues_settings},
+    {POST,   "/v1/notifications/destinations",   ROLE_OPERATOR, "changing notification destinations", notify_dest_put},
+    {GET,    "/v1/notifications/destinations",   ROLE_VIEWER,   "listing notification destinations", notify_dest_list},
+    {DELETE, "/v1/notifications/destinations/{name}", ROLE_OPERATOR, "changing notification destinations", notify_dest_delete},
+    {GET,    "/v1/notifications/events",         ROLE_VIEWER,   "listing notification events",     notify_events_list},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 
@@ -74,6 +78,8 @@ static char *param_slot(struct route_args *a, const char *name, size_t n)
         return a->queue;
     if (n == 7 && memcmp(name, "{entry}", 7) == 0)
         return a->entry;
+    if (n == 6 && memcmp(name, "{name}", 6) == 0)
+        return a->name;
     return NULL;
 }
 

@@ -18,6 +18,7 @@ struct route_args {
     char id[128];    /* {id}: a task id as given (the handler checks it) */
     char queue[128]; /* {queue}: a valid queue name (checked before the handler runs) */
     char entry[128]; /* {entry}: a DLQ entry id or a task id as given */
+    char name[128];  /* {name}: a name as given (a notification destination) */
 };
 
 struct route {
@@ -75,5 +76,11 @@ void queues_get(struct req *q, const struct route_args *a);
 void queues_pause(struct req *q, const struct route_args *a);
 void queues_resume(struct req *q, const struct route_args *a);
 void queues_settings(struct req *q, const struct route_args *a);
+
+/* http_notify.c */
+void notify_dest_put(struct req *q, const struct route_args *a);
+void notify_dest_list(struct req *q, const struct route_args *a);
+void notify_dest_delete(struct req *q, const struct route_args *a);
+void notify_events_list(struct req *q, const struct route_args *a);
 
 #endif

@@ -62,5 +62,10 @@ int kind_testing_section(const json_t *sec, struct spec *out, char *err, size_t 
 #define KIND_NOTIFY_BODY_MAX (256 * 1024)
 #define KIND_NOTIFY_TIMEOUT_MAX 300
 int kind_notify_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
+/* The rules of notify.url and of the names (secret, destination), for the
+ * API that stores destinations: an absolute http(s) URL of at most
+ * KIND_NOTIFY_URL_MAX bytes without spaces; [A-Za-z0-9_.-]{1,max}. */
+int kind_notify_url_ok(const json_t *v);
+int kind_notify_name_ok(const json_t *v, size_t max);
 
 #endif

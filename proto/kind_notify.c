@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* [A-Za-z0-9_.-]{1,max}: names that travel in headers and log lines as is */
-static int name_ok(const json_t *v, size_t max)
+int kind_notify_name_ok(const json_t *v, size_t max)
 {
     if (!json_is_string(v))
         return 0;
@@ -20,7 +20,7 @@ static int name_ok(const json_t *v, size_t max)
 }
 
 /* An absolute http or https URL without spaces or control bytes. */
-static int url_ok(const json_t *v)
+int kind_notify_url_ok(const json_t *v)
 {
     if (!json_is_string(v))
         return 0;
@@ -40,7 +40,7 @@ static int url_ok(const json_t *v)
 static int notify_field(const char *k, const json_t *f, struct spec *out, char *err, size_t errlen)
 {
     if (strcmp(k, "url") == 0) {
-        if (!url_ok(f)) {
+        if (!kind_notify_url_ok(f)) {
             snprintf(err, errlen, "url: must be an http:// or https:// URL of at most %d bytes", KIND_NOTIFY_URL_MAX);
             return -1;
         }
@@ -61,7 +61,7 @@ static int notify_field(const char *k, const json_t *f, struct spec *out, char *
         }
         out->notify_content_type = json_string_value(f);
     } else if (strcmp(k, "webhook_id") == 0) {
-        if (!name_ok(f, 128)) {
+        if (!kind_notify_name_ok(f, 128)) {
             snprintf(err, errlen, "webhook_id: must be 1 to 128 characters of [A-Za-z0-9_.-]");
             return -1;
         }
@@ -72,13 +72,13 @@ static int notify_field(const char *k, const json_t *f, struct spec *out, char *
                                   " a raw secret (whsec_...) is refused so that it is never stored");
             return -1;
         }
-        if (!name_ok(f, 64)) {
+        if (!kind_notify_name_ok(f, 64)) {
             snprintf(err, errlen, "secret: must name a secret: 1 to 64 characters of [A-Za-z0-9_.-]");
             return -1;
         }
         out->notify_secret = json_string_value(f);
     } else if (strcmp(k, "destination") == 0) {
-        if (!name_ok(f, 64)) {
+        if (!kind_notify_name_ok(f, 64)) {
             snprintf(err, errlen, "destination: must be 1 to 64 characters of [A-Za-z0-9_.-]");
             return -1;
         }
