@@ -23,7 +23,7 @@ struct route_args {
 
 struct route {
     enum evhttp_cmd_type method;
-    const char *pattern; /* "/v1/tasks/{id}/cancel": literal segments and {id}, {queue}, {entry} */
+    const char *pattern; /* "/v1/tasks/{id}/cancel": literal segments and {id}, {queue}, {entry}, {name} */
     enum role min_role;  /* ROLE_NONE: served without a token */
     const char *what;    /* "cancelling a task": the 403 says "<what> needs the <role> role" */
     void (*handler)(struct req *q, const struct route_args *a);

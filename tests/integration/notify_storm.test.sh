@@ -34,7 +34,6 @@ ok "every event is sent to chat" it_wait_sql 60 \
 counts=$(jq -r 'if .body.type == "summary" then .body.data.count else 1 end' "$IT_DIR/recv-storm.jsonl" | tr '\n' ' ')
 msgs=$(received storm)
 it_diag "storm: $N events in $msgs messages, counts: $counts"
-printf '# storm: %s events in %s messages, counts: %s\n' "$N" "$msgs" "$counts"
 is "$(events_covered storm)" $N "the summaries' counts add up to exactly $N"
 ok "a storm becomes few messages (at most 15)" test "$msgs" -le 15
 is "$(jq -s '[.[] | select(.body.type == "summary") | select(.body.data.listed > 10 or .body.data.more != .body.data.count - .body.data.listed or (.body.data.events | length) != .body.data.listed)] | length' "$IT_DIR/recv-storm.jsonl")" 0 \
@@ -47,13 +46,12 @@ gaps=$(it_psql "SELECT string_agg(round(extract(epoch FROM g)::numeric, 2)::text
     SELECT created_at - lag(created_at) OVER (ORDER BY created_at) AS g FROM notify_deliveries
     WHERE destination='storm') x WHERE g IS NOT NULL")
 it_diag "seconds between storm's messages: $gaps"
-printf '# seconds between storm messages: %s\n' "$gaps"
 ok "messages are at least 2 s apart (token bucket 0.5/s, burst 1)" \
     awk -v g="$gaps" 'BEGIN { n = split(g, a, " "); for (i = 1; i <= n; i++) if (a[i] < 1.95) exit 1 }'
 
 slack=$(jq -r '.body.text | if test("^devsys: [0-9]+ events") then capture("^devsys: (?<n>[0-9]+) events").n else "1" end' \
     "$IT_DIR/recv-chat.jsonl" | tr '\n' ' ')
-printf '# chat (slack): counts: %s\n' "$slack"
+it_diag "chat (slack): counts: $slack"
 is "$(tr ' ' '\n' <<<"$slack" | awk '{ s += $1 } END { print s }')" $N "the Slack summaries count $N events too"
 like "$(jq -r .body.text "$IT_DIR/recv-chat.jsonl" | tr '\n' ' ')" '• task [0-9a-f-]{36} "storm-[0-9]+" \(queue sleep\) is dead after 1 attempt\(s\): fail_always.*… and [0-9]+ more' \
     "a Slack summary lists tasks and ends with … and N more"
