@@ -91,6 +91,43 @@ like "$(it_redis XRANGE 'devsys:{notify}:dlq' - + | tr '\n' ' ')" 'HTTP 410' "an
 like "$(api GET '/v1/notifications/events?state=lost')" 'state: must be one of pending, queued, sent, dead' \
     "a bad state filter is named"
 
+# ------------------------------------------------ a hung and a flooding endpoint
+# hang: accepts and never answers; big: answers 503 with a 10 MB body
+python3 -c '
+import socket, sys, threading, time
+def serve(s, big):
+    while True:
+        c, _ = s.accept()
+        if big:
+            c.recv(65536)
+            c.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 10485760\r\n\r\n" + b"x" * 10485760)
+            c.close()
+        else:
+            threading.Thread(target=lambda c=c: time.sleep(600), daemon=True).start()
+ports = []
+for big in (0, 1):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16); ports.append(s.getsockname()[1])
+    threading.Thread(target=serve, args=(s, big), daemon=True).start()
+print(*ports, flush=True)
+time.sleep(600)' >"$IT_DIR/hang.out" 2>&1 7>&- &
+it_track_pid $!
+it_wait_for 10 "[[ -s '$IT_DIR/hang.out' ]]" || it_bail "start the hanging server"
+read -r HANG BIG <"$IT_DIR/hang.out"
+hid=$(ctl submit - <<<"{\"kind\":\"notify\",\"retry_policy\":{\"max_attempts\":1},
+  \"notify\":{\"url\":\"http://127.0.0.1:$HANG/x?token=abc\",\"body\":\"{}\",\"timeout_s\":1}}")
+ok "a delivery to an endpoint that never answers times out" it_wait_state 20 "$hid" dead
+is "$(it_psql "SELECT last_error FROM tasks WHERE id='$hid'")" "timeout: no answer from http://127.0.0.1:$HANG within 1s" \
+    "the reason names the origin (not the path or query) and the timeout"
+bid=$(ctl submit - <<<"{\"kind\":\"notify\",\"retry_policy\":{\"max_attempts\":1},
+  \"notify\":{\"url\":\"http://127.0.0.1:$BIG/\",\"body\":\"{}\"}}")
+ok "a 503 with a 10 MB body fails the attempt (the agent stops reading at 64 KiB)" it_wait_state 20 "$bid" dead
+like "$(it_psql "SELECT last_error FROM tasks WHERE id='$bid'")" "^HTTP 503 from http://127.0.0.1:$BIG: x{200}\\.\\.\\.$" \
+    "with the status and the body's first 200 bytes, marked cut"
+cid=$(ctl submit - <<<"{\"kind\":\"notify\",\"notify\":{\"url\":\"http://127.0.0.1:$HANG/\",\"body\":\"{}\",\"timeout_s\":60}}")
+ok "a delivery in flight is running" it_wait_state 20 "$cid" running
+ctl cancel "$cid" >/dev/null
+ok "and can be cancelled" it_wait_state 20 "$cid" cancelled
+
 # ------------------------------------------------ no secret anywhere
 leak=0
 for s in "$OLD" "$NEW" "${OLD#whsec_}" "${NEW#whsec_}"; do
