@@ -8,6 +8,17 @@ declare -gA RECV_PID=() RECV_URL=()
 # new_secret: a fresh "whsec_<base64 of 24 random bytes>".
 new_secret() { printf 'whsec_%s\n' "$(head -c 24 /dev/urandom | base64)"; }
 
+# notify_setup [AGENT_VAR=VAL...]: a database, the manager (grouping every
+# 0.2 s) and agent n1 on queues notify and sleep holding one secret, $SECRET,
+# under the name "ops".
+notify_setup() {
+    it_setup
+    SECRET=$(new_secret)
+    printf '{"ops": "%s"}\n' "$SECRET" >"$IT_DIR/secrets.json"
+    DEVSYS_NOTIFY_TICK_S=0.2 it_start_manager || it_bail "start manager"
+    it_start_agent n1 DEVSYS_QUEUES=notify,sleep DEVSYS_NOTIFY_SECRETS_FILE="$IT_DIR/secrets.json" "$@"
+}
+
 # start_receiver NAME PORT ARGS...: the receiver on 127.0.0.1:PORT (0: a free
 # one), accepted deliveries in $IT_DIR/recv-NAME.jsonl; sets RECV_URL[NAME].
 start_receiver() {

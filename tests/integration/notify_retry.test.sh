@@ -5,12 +5,7 @@
 # dead-letters its delivery like any task, its events marked dead.
 source "$(dirname "$0")/itest.sh"
 source "$(dirname "$0")/notify_lib.sh"
-it_setup
-
-SECRET=$(new_secret)
-printf '{"ops": "%s"}\n' "$SECRET" >"$IT_DIR/secrets.json"
-DEVSYS_NOTIFY_TICK_S=0.2 it_start_manager || it_bail "start manager"
-it_start_agent n1 DEVSYS_QUEUES=notify,sleep DEVSYS_NOTIFY_SECRETS_FILE="$IT_DIR/secrets.json"
+notify_setup
 PORT=$(ds_free_port) || it_bail "free port"
 NEVER=$(ds_free_port) || it_bail "free port"
 

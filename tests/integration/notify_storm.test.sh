@@ -7,12 +7,7 @@
 # ending "… and N more".
 source "$(dirname "$0")/itest.sh"
 source "$(dirname "$0")/notify_lib.sh"
-it_setup
-
-SECRET=$(new_secret)
-printf '{"ops": "%s"}\n' "$SECRET" >"$IT_DIR/secrets.json"
-DEVSYS_NOTIFY_TICK_S=0.2 it_start_manager || it_bail "start manager"
-it_start_agent n1 DEVSYS_QUEUES=notify,sleep DEVSYS_CONCURRENCY=64 DEVSYS_NOTIFY_SECRETS_FILE="$IT_DIR/secrets.json"
+notify_setup DEVSYS_CONCURRENCY=64
 start_receiver storm 0 --secret "$SECRET" || it_bail "start receiver"
 start_receiver chat 0 --secret "$SECRET" || it_bail "start receiver"
 for d in storm chat; do
