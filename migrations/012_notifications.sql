@@ -168,10 +168,10 @@ BEGIN
     END IF;
     IF fmt = 'slack' THEN
         FOREACH e IN ARRAY evs LOOP
-            lines := lines || E'\n• ' || notify_line(e);
+            lines := lines || E'\n\u2022 ' || notify_line(e);
         END LOOP;
         RETURN jsonb_build_object('text', format('devsys: %s events (%s)', n, gkey) || lines
-            || CASE WHEN n > listed THEN format(E'\n… and %s more', n - listed) ELSE '' END)::text;
+            || CASE WHEN n > listed THEN format(E'\n\u2026 and %s more', n - listed) ELSE '' END)::text;
     END IF;
     RETURN jsonb_build_object('type', 'summary', 'timestamp', now(), 'data', jsonb_build_object(
         'destination', dest, 'group', gkey, 'count', n, 'listed', listed, 'more', n - listed,
