@@ -45,8 +45,9 @@ ok "after it is back the receiver gets every event" it_wait_for 30 "[[ \$(events
 ok "all ops events are sent" it_wait_sql 20 \
     "SELECT count(*) FROM notify_event_dest WHERE destination='ops' AND state='sent'" $N
 is "$(jq -r .id "$IT_DIR/recv-rx.jsonl" | sort | uniq -d | wc -l | tr -d ' ')" 0 "each webhook-id was accepted once"
-is "$(received rx)" "$(it_psql "SELECT count(*) FROM notify_deliveries WHERE destination='ops'")" \
-    "one accepted request per delivery"
+is "$(jq -r .id "$IT_DIR/recv-rx.jsonl" | LC_ALL=C sort | tr '\n' ' ')" \
+    "$(it_psql "SELECT string_agg('msg_' || replace(id::text, '-', ''), ' ' ORDER BY id::text COLLATE "C") || ' ' FROM notify_deliveries WHERE destination='ops'")" \
+    "one accepted request per delivery, under the webhook-id it had from its first attempt (msg_<delivery id>)"
 is "$(jq -r '.body.data.name // empty, (.body.data.events[]?.data.name)' "$IT_DIR/recv-rx.jsonl" | sort | tr '\n' ' ')" \
     "down-0 down-1 down-2 down-3 down-4 " "the events are the $N dead tasks"
 it_diag "attempts per delivery to ops: $(it_psql "SELECT string_agg(t.attempt::text, ' ') FROM tasks t JOIN notify_deliveries d ON d.id = t.id WHERE d.destination='ops'")"
