@@ -46,7 +46,7 @@ ok "all ops events are sent" it_wait_sql 20 \
     "SELECT count(*) FROM notify_event_dest WHERE destination='ops' AND state='sent'" $N
 is "$(jq -r .id "$IT_DIR/recv-rx.jsonl" | sort | uniq -d | wc -l | tr -d ' ')" 0 "each webhook-id was accepted once"
 is "$(jq -r .id "$IT_DIR/recv-rx.jsonl" | LC_ALL=C sort | tr '\n' ' ')" \
-    "$(it_psql "SELECT string_agg('msg_' || replace(id::text, '-', ''), ' ' ORDER BY id::text COLLATE "C") || ' ' FROM notify_deliveries WHERE destination='ops'")" \
+    "$(it_psql "SELECT string_agg('msg_' || replace(id::text, '-', ''), ' ' ORDER BY id::text COLLATE \"C\") || ' ' FROM notify_deliveries WHERE destination='ops'")" \
     "one accepted request per delivery, under the webhook-id it had from its first attempt (msg_<delivery id>)"
 is "$(jq -r '.body.data.name // empty, (.body.data.events[]?.data.name)' "$IT_DIR/recv-rx.jsonl" | sort | tr '\n' ' ')" \
     "down-0 down-1 down-2 down-3 down-4 " "the events are the $N dead tasks"
