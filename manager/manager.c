@@ -29,7 +29,8 @@ static const char usage[] =
     "  DEVSYS_HTTP_MAX_CONNS (512), DEVSYS_HTTP_MAX_HEADER_BYTES (16384),\n"
     "  DEVSYS_HTTP_HEADER_TIMEOUT_S (10), DEVSYS_HTTP_REQUEST_TIMEOUT_S (60), DEVSYS_HTTP_IDLE_TIMEOUT_S (60),\n"
     "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20),\n"
-    "  DEVSYS_NOTIFY_TICK_S (1; 0 = off), DEVSYS_NOTIFY_BATCH (10000), DEVSYS_NOTIFY_KEEP_S (604800); each credential (REDIS_URL,\n"
+    "  DEVSYS_NOTIFY_TICK_S (1; 0 = off), DEVSYS_NOTIFY_BATCH (10000), DEVSYS_NOTIFY_KEEP_S (604800),\n"
+    "  DEVSYS_NOTIFY_DESTINATIONS_FILE (JSON array of destinations, created or replaced at start); each credential (REDIS_URL,\n"
     "  DATABASE_URL, ADMIN_TOKEN) may instead come from a file named by the same variable with _FILE appended";
 
 static const struct cfg_flag flags[] = {

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify_dest.h"
 #include "notifydb.h"
 #include "queue.h"
 #include "taskdb.h"
@@ -105,6 +106,50 @@ static void flushed(pgc_t *pg, PGresult *res, const char *err, void *arg)
     notifier_unref(n);
 }
 
+static void file_dest_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    (void)res;
+    notifier_t *n = arg;
+    if (err[0] && !n->closing)
+        log_error("notify: a destination of DEVSYS_NOTIFY_DESTINATIONS_FILE not recorded: %s", err);
+    notifier_unref(n);
+}
+
+/* DEVSYS_NOTIFY_DESTINATIONS_FILE: a JSON array of destinations (the API's
+ * fields), each created or replaced at start. A bad file is a bad setting:
+ * the manager says what is wrong and exits 2, as for any other. */
+static void load_file(notifier_t *n)
+{
+    const char *path = getenv("DEVSYS_NOTIFY_DESTINATIONS_FILE");
+    if (!path || !*path)
+        return;
+    json_error_t jerr;
+    json_t *all = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_array(all)) {
+        fprintf(stderr, "DEVSYS_NOTIFY_DESTINATIONS_FILE %s: %s\n", path,
+                all ? "must be a JSON array of destinations" : jerr.text);
+        exit(2);
+    }
+    size_t i;
+    json_t *d;
+    json_array_foreach(all, i, d) {
+        char why[256];
+        json_t *flat = notify_dest_parse(d, why, sizeof why);
+        if (!flat) {
+            fprintf(stderr, "DEVSYS_NOTIFY_DESTINATIONS_FILE %s: [%zu].%s\n", path, i, why);
+            exit(2);
+        }
+        char *text = json_dumps(flat, JSON_COMPACT);
+        n->refs++;
+        notifydb_dest_put(n->pg, text, file_dest_done, n);
+        free(text);
+        json_decref(flat);
+    }
+    log_info("notify: %zu destinations from %s", json_array_size(all), path);
+    json_decref(all);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -139,6 +184,7 @@ notifier_t *notify_new(struct event_base *base, rc_t *rc, const char *db_url, co
                                      "Webhook deliveries (notify tasks) created from events");
     n->m_errors = metric_counter("devsys_notify_errors_total", NULL, "Notification grouping passes that failed");
     struct timeval tv = {(time_t)every, (suseconds_t)((every - (double)(time_t)every) * 1e6)};
+    load_file(n);
     n->tick = event_new(base, -1, EV_PERSIST, on_tick, n);
     event_add(n->tick, &tv);
     log_info("notify: grouping pass every %gs, at most %s events per delivery", every, n->batch);

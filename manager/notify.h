@@ -13,7 +13,9 @@ struct event_base;
 typedef struct notifier notifier_t;
 
 /* Reads DEVSYS_NOTIFY_TICK_S (1; 0 = off), DEVSYS_NOTIFY_BATCH (10000 events
- * per delivery at most) and DEVSYS_NOTIFY_KEEP_S (7 days); opens its own
+ * per delivery at most), DEVSYS_NOTIFY_KEEP_S (7 days) and
+ * DEVSYS_NOTIFY_DESTINATIONS_FILE (destinations created or replaced at start;
+ * a bad file exits 2 naming the entry and field); opens its own
  * PostgreSQL connection to db_url. base and rc must outlive it. NULL when off. */
 notifier_t *notify_new(struct event_base *base, rc_t *rc, const char *db_url, const char *prefix);
 void notify_free(notifier_t *n);
