@@ -2,7 +2,7 @@
  * runs one grouping pass (notifydb_flush: pending events -> deliveries under
  * each destination's group timings and token bucket) and publishes the notify
  * tasks that pass inserted. Two managers share the work through row locks
- * (FOR UPDATE SKIP LOCKED on destinations). */
+ * (FOR NO KEY UPDATE SKIP LOCKED on destinations). */
 #ifndef DEVSYS_NOTIFY_H
 #define DEVSYS_NOTIFY_H
 

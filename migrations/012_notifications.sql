@@ -183,7 +183,9 @@ END
 $$;
 
 -- One pass of the notify timer: for each destination with pending events
--- (locked FOR UPDATE SKIP LOCKED, so two managers never send the same rows),
+-- (locked FOR NO KEY UPDATE SKIP LOCKED, so two managers never send the same
+-- rows, while a transaction recording an event, whose foreign key takes a KEY
+-- SHARE lock on the destination, never waits for a pass),
 -- each group that is due (group_wait after its first pending event, or
 -- group_interval after its last message) gets one delivery while the bucket
 -- has a token: all its pending events up to p_batch, as one message. Returns
@@ -204,7 +206,7 @@ DECLARE
 BEGIN
     FOR d IN SELECT * FROM notify_destinations nd
              WHERE EXISTS (SELECT 1 FROM notify_event_dest p WHERE p.destination = nd.name AND p.state = 'pending')
-             ORDER BY nd.name FOR UPDATE SKIP LOCKED
+             ORDER BY nd.name FOR NO KEY UPDATE SKIP LOCKED
     LOOP
         tok := CASE WHEN d.tokens_at IS NULL THEN d.burst
                     ELSE least(d.burst, d.tokens + d.rate_per_s * extract(epoch FROM now() - d.tokens_at)) END;
