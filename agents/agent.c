@@ -673,6 +673,7 @@ int main(int argc, char **argv)
     }
     agent_limits_stop(ag);
     exec_handler_shutdown();
+    notify_handler_shutdown();
     pgc_free(ag->pg);
     rc_free(ag->rc);
     if (ag->rc_read)

@@ -81,6 +81,7 @@ extern const handler_ops_t handler_testing; /* kind testing */
  * adds around it; in no table. */
 extern const handler_ops_t exec_process;
 extern const handler_ops_t handler_deploy;  /* kind deploy */
+extern const handler_ops_t handler_notify;  /* kind notify (handler_notify.c) */
 
 /* The handler table (handlers.c): the handler that runs kind, or NULL. */
 const handler_ops_t *handler_find(const char *kind);
@@ -120,5 +121,8 @@ void exec_handler_shutdown(void);
  * ("cancelled"). Call it while the agent still holds those tasks, before
  * event_base_free, never from a handler callback. */
 void testing_handler_shutdown(void);
+/* Frees the notify handler's libcurl loop once its runs are cancelled; call
+ * before event_base_free, never from a handler callback. */
+void notify_handler_shutdown(void);
 
 #endif

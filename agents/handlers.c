@@ -11,6 +11,7 @@ static const handler_ops_t *const handlers[] = {
     &handler_sleep,
     &handler_testing,
     &handler_deploy,
+    &handler_notify,
 };
 #define NHANDLERS (sizeof handlers / sizeof handlers[0])
 

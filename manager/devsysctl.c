@@ -53,6 +53,14 @@ static const char usage_text[] =
     "                                6 fields with seconds, @daily, \"@every 30s\")\n"
     "  schedule list|show NAME|pause NAME|resume NAME|rm NAME\n"
     "                                schedules: next due, last tick; recent ticks' tasks\n"
+    "  notify add NAME URL EVENTS [KEY=VALUE...]\n"
+    "                                create or replace a webhook destination; EVENTS and\n"
+    "                                group_by comma-separated; keys as in the API: format,\n"
+    "                                secret_ref, group_by, group_wait_s, group_interval_s,\n"
+    "                                rate.per_s, rate.burst, max_attempts, retry.initial_s\n"
+    "  notify list | notify rm NAME  destinations; delete one\n"
+    "  notify events [destination=D] [state=pending|queued|sent|dead] [limit=N] [after=C]\n"
+    "                                events as each destination sees them, and counts\n"
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -501,6 +509,7 @@ int main(int argc, char **argv)
         { "report", 2 }, { "queues", 1 }, { "queue", 3 }, { "tests", -1 }, { "pipeline", -1 },
         { "deploy", -1 }, { "rollback", -1 }, { "revisions", -1 },
         { "schedule", -1 },
+        { "notify", -1 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -555,6 +564,8 @@ int main(int argc, char **argv)
         code = cmd_deploy_family(&ctl, nargs, args, check_url);
     } else if (strcmp(cmd, "schedule") == 0) {
         code = cmd_schedule(&ctl, nargs - 1, args + 1, &so);
+    } else if (strcmp(cmd, "notify") == 0) {
+        code = cmd_notify(&ctl, nargs - 1, args + 1);
     } else {
         code = cmd_health(&ctl);
     }

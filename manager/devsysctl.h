@@ -92,5 +92,7 @@ struct schedule_opts {
 };
 /* schedule add NAME CRON SPEC_FILE | list | show | pause | resume | rm NAME */
 int cmd_schedule(const struct ctl *ctl, int argc, char **argv, const struct schedule_opts *o);
+/* ---- devsysctl_notify.c: notify add|list|rm|events (argv[0] is the subcommand) */
+int cmd_notify(const struct ctl *ctl, int argc, char **argv);
 
 #endif

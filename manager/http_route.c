@@ -60,6 +60,10 @@ const struct route routes[] = {
     {DELETE, "/v1/schedules/{id}",               ROLE_OPERATOR, "deleting a schedule",             schedules_delete},
     {POST,   "/v1/schedules/{id}/pause",         ROLE_OPERATOR, "pausing a schedule",              schedules_pause},
     {POST,   "/v1/schedules/{id}/resume",        ROLE_OPERATOR, "resuming a schedule",             schedules_resume},
+    {POST,   "/v1/notifications/destinations",   ROLE_OPERATOR, "changing notification destinations", notify_dest_put},
+    {GET,    "/v1/notifications/destinations",   ROLE_VIEWER,   "listing notification destinations", notify_dest_list},
+    {DELETE, "/v1/notifications/destinations/{name}", ROLE_OPERATOR, "changing notification destinations", notify_dest_delete},
+    {GET,    "/v1/notifications/events",         ROLE_VIEWER,   "listing notification events",     notify_events_list},
 };
 const size_t routes_count = sizeof routes / sizeof *routes;
 
@@ -99,6 +103,8 @@ static char *param_slot(struct route_args *a, const char *name, size_t n)
         return a->sha256;
     if (n == 5 && memcmp(name, "{app}", 5) == 0)
         return a->app;
+    if (n == 6 && memcmp(name, "{name}", 6) == 0)
+        return a->name;
     return NULL;
 }
 

@@ -22,11 +22,12 @@ struct route_args {
     char entry[128]; /* {entry}: a DLQ entry id or a task id as given */
     char sha256[128]; /* {sha256}: an artifact's hash as given (the handler checks it) */
     char app[128];   /* {app}: an app name as given (the handler checks it) */
+    char name[128];  /* {name}: a name as given (a notification destination) */
 };
 
 struct route {
     enum evhttp_cmd_type method;
-    const char *pattern; /* "/v1/tasks/{id}/cancel": literal segments and {id}, {queue}, {entry}, {sha256} */
+    const char *pattern; /* "/v1/tasks/{id}/cancel": literal segments and {id}, {queue}, {entry}, {sha256}, {app}, {name} */
     enum role min_role;  /* ROLE_NONE: served without a token */
     const char *what;    /* "cancelling a task": the 403 says "<what> needs the <role> role" */
     void (*handler)(struct req *q, const struct route_args *a);
@@ -107,5 +108,11 @@ void schedules_get(struct req *q, const struct route_args *a);
 void schedules_delete(struct req *q, const struct route_args *a);
 void schedules_pause(struct req *q, const struct route_args *a);
 void schedules_resume(struct req *q, const struct route_args *a);
+
+/* http_notify.c */
+void notify_dest_put(struct req *q, const struct route_args *a);
+void notify_dest_list(struct req *q, const struct route_args *a);
+void notify_dest_delete(struct req *q, const struct route_args *a);
+void notify_events_list(struct req *q, const struct route_args *a);
 
 #endif

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "notify.h"
 #include "pgc.h"
 #include "rc.h"
 #include "reconcile.h"
@@ -29,7 +30,9 @@ static const char usage[] =
     "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL),\n"
     "  DEVSYS_HTTP_MAX_CONNS (512), DEVSYS_HTTP_MAX_HEADER_BYTES (16384),\n"
     "  DEVSYS_HTTP_HEADER_TIMEOUT_S (10), DEVSYS_HTTP_REQUEST_TIMEOUT_S (60), DEVSYS_HTTP_IDLE_TIMEOUT_S (60),\n"
-    "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20), DEVSYS_SCHEDULES (1; 0 = fire no schedules); each credential (REDIS_URL,\n"
+    "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20),\n"
+    "  DEVSYS_NOTIFY_TICK_S (1; 0 = off), DEVSYS_NOTIFY_BATCH (10000), DEVSYS_NOTIFY_KEEP_S (604800),\n"
+    "  DEVSYS_NOTIFY_DESTINATIONS_FILE (JSON array of destinations, created or replaced at start); each credential (REDIS_URL,\n"
     "  DATABASE_URL, ADMIN_TOKEN) may instead come from a file named by the same variable with _FILE appended";
 
 static const struct cfg_flag flags[] = {
@@ -46,6 +49,7 @@ struct manager {
     reconcile_t *reconcile;
     retention_t *retention;
     scheduler_t *scheduler;
+    notifier_t *notify;
     rc_t *rc;
     pgc_t *pg;
     struct event *sigterm, *sigint, *drain;
@@ -136,8 +140,10 @@ static int serve(void)
     m.reconcile = reconcile_new(m.base, m.rc, m.pg, ac.prefix);
     m.retention = retention_new(m.base, db_url);
     m.scheduler = scheduler_new(m.base, m.rc, m.pg, ac.prefix);
+    m.notify = notify_new(m.base, m.rc, db_url, ac.prefix);
     event_base_dispatch(m.base);
 
+    notify_free(m.notify);
     scheduler_free(m.scheduler);
     retention_free(m.retention);
     reconcile_free(m.reconcile);

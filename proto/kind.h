@@ -55,5 +55,21 @@ int kind_testing_section(const json_t *sec, struct spec *out, char *err, size_t 
 int kind_deploy_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
 /* Is s an app, env or revision name: 1..64 of [A-Za-z0-9_.-], not "." or ".."? */
 int kind_deploy_name_ok(const char *s);
+/* kind_notify.c: one webhook delivery. url: http(s), at most KIND_NOTIFY_URL_MAX
+ * bytes; body: the exact bytes POSTed (a string, at most KIND_NOTIFY_BODY_MAX);
+ * content_type (application/json); webhook_id ([A-Za-z0-9_.-]{1,128}, default
+ * "msg_<task id>": the same on every attempt, so receivers dedupe); secret: the
+ * NAME of a secret set in the agents' DEVSYS_NOTIFY_SECRETS_FILE (a raw whsec_
+ * value is refused: it would be stored); destination (a name, for messages);
+ * timeout_s per attempt (0.1..KIND_NOTIFY_TIMEOUT_MAX, default 10). */
+#define KIND_NOTIFY_URL_MAX 2048
+#define KIND_NOTIFY_BODY_MAX (256 * 1024)
+#define KIND_NOTIFY_TIMEOUT_MAX 300
+int kind_notify_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
+/* The rules of notify.url and of the names (secret, destination), for the
+ * API that stores destinations: an absolute http(s) URL of at most
+ * KIND_NOTIFY_URL_MAX bytes without spaces; [A-Za-z0-9_.-]{1,max}. */
+int kind_notify_url_ok(const json_t *v);
+int kind_notify_name_ok(const json_t *v, size_t max);
 
 #endif

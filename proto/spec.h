@@ -95,6 +95,15 @@ typedef struct spec {
         double check_interval_s; /* between tries (default 1) */
         const json_t *check_command; /* argv: array of 1..256 strings */
     } deploy;
+    /* kind "notify": section "notify" (kind_notify.c); NULL / 0 when absent */
+    const char *notify_url;
+    const char *notify_body;     /* the exact bytes POSTed and signed */
+    size_t notify_body_len;
+    const char *notify_content_type;
+    const char *notify_webhook_id;
+    const char *notify_secret;   /* the name of a secret set, never the secret */
+    const char *notify_destination;
+    double notify_timeout_s;
 } spec_t;
 
 /* Parse JSON text (len bytes, need not be NUL-terminated) and validate it.

@@ -12,7 +12,7 @@ B=$IT_DIR/body
 
 is "$(submit "$B" '{"kind":"monitor","monitor":{"url":"http://x"}}')" 400 "kind monitor (no handler yet): 400"
 is "$(jq -r '.errors[0].field' "$B")" kind "the 400 names the field"
-is "$(jq -r '.errors[0].message' "$B")" 'kind: unknown kind "monitor" (expected one of exec, coding, noop, sleep, testing, deploy)' \
+is "$(jq -r '.errors[0].message' "$B")" 'kind: unknown kind "monitor" (expected one of exec, coding, noop, sleep, testing, deploy, notify)' \
     "the 400 lists the kinds that exist"
 is "$(it_psql "SELECT count(*) FROM tasks")" 0 "nothing was inserted"
 

@@ -47,7 +47,7 @@ static void test_registry_rows(void **state)
 {
     (void)state;
     char names[256];
-    assert_string_equal(kind_names(names, sizeof names), "exec, coding, noop, sleep, testing, deploy");
+    assert_string_equal(kind_names(names, sizeof names), "exec, coding, noop, sleep, testing, deploy, notify");
     assert_string_equal(kind_names(names, 8), "exec, c"); /* truncated, terminated */
     assert_true(kind_find("exec")->flags & KIND_NEEDS_COMMAND);
     assert_true(kind_find("coding")->flags & KIND_NEEDS_COMMAND);
@@ -55,12 +55,14 @@ static void test_registry_rows(void **state)
     assert_int_equal(kind_find("sleep")->flags, 0);
     assert_int_equal(kind_find("testing")->flags, KIND_NEEDS_COMMAND | KIND_NEEDS_SECTION);
     assert_ptr_equal(handler_find("testing"), &handler_testing);
+    assert_int_equal(kind_find("notify")->flags, KIND_NEEDS_SECTION);
+    assert_ptr_equal(handler_find("notify"), &handler_notify);
     assert_true(kind_section_known("sleep"));
     assert_int_equal(kind_find("deploy")->flags, KIND_NEEDS_SECTION);
     assert_true(kind_section_known("deploy"));
     assert_false(kind_section_known("monitor"));
     assert_string_equal(kind_section_owners("sleep", names, sizeof names), "sleep and noop");
-    for (const char *const *gone = (const char *const[]){"monitor", "notify", NULL};
+    for (const char *const *gone = (const char *const[]){"monitor", "webhook", NULL};
          *gone; gone++)
         assert_null(kind_find(*gone));
 }
