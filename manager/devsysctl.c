@@ -32,8 +32,11 @@ static const char usage_text[] =
     "  get ID                        show a task: state, attempts, lease, times, last error,\n"
     "                                result, output tail and checkpoints\n"
     "  list [--state S] [--queue Q] [--limit N] [--after CURSOR]\n"
-    "                                list tasks, newest first; prints \"next: CURSOR\" when\n"
-    "                                there are more\n"
+    "       [--name PREFIX] [--tag T] [--since TIME] [--until TIME]\n"
+    "                                list or search tasks (also in history), newest first;\n"
+    "                                TIME: RFC 3339, a date, epoch seconds or an age (90s,\n"
+    "                                30m, 2h, 7d ago); prints \"next: CURSOR\" when there\n"
+    "                                are more\n"
     "  cancel ID                     cancel a task that has not finished\n"
     "  dlq ls [QUEUE]                dead-letter queues and their lengths, or the entries\n"
     "                                of one queue\n"
@@ -545,39 +548,6 @@ static int cmd_get(const struct ctl *ctl, const char *id)
     return 0;
 }
 
-static int cmd_list(const struct ctl *ctl, const char *const q[4])
-{
-    static const char *const names[4] = { "state", "queue", "limit", "after" };
-    char *path = xstrdup("/v1/tasks");
-    char sep = '?';
-    for (int i = 0; i < 4; i++) {
-        if (!q[i])
-            continue;
-        char *e = enc(q[i]);
-        char *next = xasprintf("%s%c%s=%s", path, sep, names[i], e);
-        free(e);
-        free(path);
-        path = next;
-        sep = '&';
-    }
-    int code;
-    json_t *doc = ctl_call(ctl, "GET", path, NULL, 0, &code);
-    free(path);
-    if (!doc || ctl->json) {
-        json_decref(doc);
-        return code;
-    }
-    static const char *const heads[] = { "ID", "STATE", "KIND", "QUEUE", "ATTEMPT", "CREATED" };
-    static const char *const keys[] = { "id", "state", "kind", "queue", "attempt", "created_at" };
-    print_table(json_object_get(doc, "tasks"), heads, keys, 6);
-    /* An empty cursor means "no more", like null. */
-    const char *next = json_string_value(json_object_get(doc, "next"));
-    if (next && *next)
-        printf("next: %s\n", next);
-    json_decref(doc);
-    return 0;
-}
-
 /* For actions whose answer shape is the manager's business (cancel, replay,
  * purge): the one-line verdict, then whatever scalar fields it sent back. */
 int cmd_action(const struct ctl *ctl, const char *method, const char *path, const char *done)
@@ -675,7 +645,7 @@ static int cmd_health(const struct ctl *ctl)
 int main(int argc, char **argv)
 {
     enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML, OPT_CONC, OPT_RATE,
-           OPT_PER_KEY };
+           OPT_PER_KEY, OPT_NAME, OPT_TAG, OPT_SINCE, OPT_UNTIL };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
@@ -684,10 +654,12 @@ int main(int argc, char **argv)
         { "xml", no_argument, NULL, OPT_XML },
         { "concurrency", required_argument, NULL, OPT_CONC }, { "rate", required_argument, NULL, OPT_RATE },
         { "per-key", no_argument, NULL, OPT_PER_KEY },
+        { "name", required_argument, NULL, OPT_NAME }, { "tag", required_argument, NULL, OPT_TAG },
+        { "since", required_argument, NULL, OPT_SINCE }, { "until", required_argument, NULL, OPT_UNTIL },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
-    const char *list_q[4] = { NULL, NULL, NULL, NULL };
+    const char *list_q[LIST_NQ] = { NULL };
     struct queue_set_opts qs = { NULL, NULL, 0 };
     int all = 0, any_list_opt = 0, xml = 0, o;
     opterr = 0;
@@ -703,6 +675,10 @@ int main(int argc, char **argv)
         case OPT_PER_KEY: qs.per_key = 1; break;
         case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
             list_q[o - OPT_STATE] = optarg;
+            any_list_opt = 1;
+            break;
+        case OPT_NAME: case OPT_TAG: case OPT_SINCE: case OPT_UNTIL:
+            list_q[4 + o - OPT_NAME] = optarg;
             any_list_opt = 1;
             break;
         default:
@@ -743,7 +719,8 @@ int main(int argc, char **argv)
     if (cmds[c].nargs >= 0 && nargs != cmds[c].nargs)
         die_usage("wrong number of arguments for %s", cmd);
     if (any_list_opt && strcmp(cmd, "list") != 0)
-        die_usage("--state, --queue, --limit and --after go with list, not %s", cmd);
+        die_usage("--state, --queue, --limit, --after, --name, --tag, --since and --until go with list, not %s",
+                  cmd);
     if (all && strcmp(cmd, "dlq") != 0)
         die_usage("--all goes with dlq replay and dlq purge, not %s", cmd);
     if (xml && strcmp(cmd, "report") != 0)

@@ -1,7 +1,8 @@
 /* devsysctl: what the CLI's files share (devsysctl.c: main, the HTTP client,
  * printing and the task and DLQ commands; devsysctl_queues.c: the queue
- * commands; devsysctl_report.c: the report command): one blocking request per
- * call, the exit codes, the printing helpers. */
+ * commands; devsysctl_report.c: the report command; devsysctl_list.c: list
+ * and search): one blocking request per call, the exit codes, the printing
+ * helpers. */
 #ifndef DEVSYS_DEVSYSCTL_H
 #define DEVSYS_DEVSYSCTL_H
 
@@ -49,6 +50,12 @@ char *show(const json_t *v);
 /* Prints rows (array of objects) as a table of the given columns; a column
  * header "ATTEMPT" shows attempt/max_attempts. */
 void print_table(const json_t *rows, const char *const *heads, const char *const *keys, size_t ncol);
+
+/* devsysctl_list.c: `list` with its filters, in the order of the API's
+ * parameters state, queue, limit, after, name, tag, since, until (NULL: not
+ * given); returns the exit code. */
+#define LIST_NQ 8
+int cmd_list(const struct ctl *ctl, const char *const q[LIST_NQ]);
 
 /* devsysctl_report.c: `report ID [--xml]`; returns the exit code. */
 int cmd_report(const struct ctl *ctl, const char *id, int xml);

@@ -122,6 +122,16 @@ struct op_page {
 /* Parses query (may be NULL): limit 1..max, default def; after must satisfy
  * after_ok. Returns 0, or -1 with the message for a 400 in p->why. */
 int op_parse_page(const char *query, long def, long max, int (*after_ok)(const char *), struct op_page *p);
+/* ------------------------------------------------------------ http_tasks.c */
+
+/* The fields of a task row as jsonb_build_object arguments (get, list, search). */
+#define TASK_JSON_FIELDS                                                                            \
+    "'id', id, 'queue', queue, 'kind', kind, 'state', state, 'attempt', attempt, 'max_attempts', " \
+    "max_attempts, 'priority', priority, 'idempotency_key', idempotency_key, 'lease_owner', "      \
+    "lease_owner, 'lease_expires_at', lease_expires_at, 'created_at', created_at, 'started_at', "   \
+    "started_at, 'finished_at', finished_at, 'next_attempt_at', next_attempt_at, 'last_error', "    \
+    "last_error, 'result', result"
+
 /* ------------------------------------------------------------ http_replay.c */
 
 /* o (kind OP_REPLAY, from http_dlq.c) has found its dead letter (o->task,
