@@ -361,7 +361,13 @@ void tasks_list(struct req *q, const struct route_args *a)
     char sql[5000];
     struct sqlq p = {.n = 0};
     search_sql(sql, sizeof sql, &f, &p);
-    pgc_query(q->api->pg, sql, p.n, p.params, list_done, q); /* copies sql and params */
+    /* A search by name, tag or time is planned for its values: the best plan
+     * differs between a rare name (its index) and a common one (the newest
+     * rows first), which a cached generic plan cannot tell apart. */
+    if (f.name || f.tag || f.since[0] || f.until[0])
+        pgc_query_once(q->api->pg, sql, p.n, p.params, list_done, q); /* copies sql and params */
+    else
+        pgc_query(q->api->pg, sql, p.n, p.params, list_done, q);
     free(f.tag_json);
     evhttp_clear_headers(&args);
 }

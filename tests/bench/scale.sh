@@ -99,8 +99,8 @@ scale_median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print 
 
 # scale_explain NOW_S: EXPLAIN ANALYZE of the page query manager/http_search.c
 # builds for ?name=job-42, ?tag=t7 and ?name=job-42&since&until (same text,
-# without the JSON around it), as a prepared statement run 6 times first so
-# the plan shown is the one the manager's session would cache.
+# without the JSON around it), planned for its values as the manager does
+# (pgc_query_once: the unnamed statement, a custom plan each time).
 scale_explain() {
     local since=$(( ($1 - 5 * 86400) * 1000000 )) until=$(( ($1 - 4 * 86400) * 1000000 )) w
     for w in "spec ? 'name' AND (spec->>'name') ~>=~ \$1 AND (spec->>'name') ~<~ (\$1 || chr(1114111)) ;; 'job-42'" \
@@ -113,7 +113,7 @@ scale_explain() {
 PREPARE s AS (SELECT * FROM tasks WHERE true AND $cond ORDER BY created_at DESC, id DESC LIMIT 50)
   UNION ALL (SELECT * FROM tasks_history WHERE true AND $cond$hist ORDER BY created_at DESC, id DESC LIMIT 50)
   ORDER BY created_at DESC, id DESC LIMIT 50;
-EXECUTE s($args); EXECUTE s($args); EXECUTE s($args); EXECUTE s($args); EXECUTE s($args); EXECUTE s($args);
+SET plan_cache_mode = force_custom_plan;
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE s($args);
 SQL
     done 2>&1 | grep -v '^[0-9a-f]\{8\}-.*|' 
