@@ -64,17 +64,7 @@ scale_fill_to() {
 }
 
 # CPU ticks (utime + stime) of the postmaster and all its children.
-scale_pg_ticks() {
-    local pids p sum=0 f
-    pids=$(ps -o pid= --ppid "$PG_PID")
-    for p in "$PG_PID" $pids; do
-        f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        f=${f##*) }
-        set -- $f
-        sum=$(( sum + ${12} + ${13} ))
-    done
-    echo "$sum"
-}
+scale_pg_ticks() { cpu_ticks "$PG_PID" $(ps -o pid= --ppid "$PG_PID"); }
 
 # Median of 5 answer times of GET URL, in ms.
 scale_http_ms() {

@@ -12,22 +12,10 @@
 SCALEOUT_MANAGERS=${SCALEOUT_MANAGERS:-1 2}
 SCALEOUT_AGENTS=${SCALEOUT_AGENTS:-1 2 4}
 
-# scaleout_ticks PID...: CPU ticks (utime + stime) of the processes.
-scaleout_ticks() {
-    local p f sum=0
-    for p in "$@"; do
-        f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        f=${f##*) }
-        set -- $f
-        sum=$(( sum + ${12} + ${13} ))
-    done
-    echo "$sum"
-}
-
 # scaleout_sample: "pg redis managers agents" ticks now.
 scaleout_sample() {
-    echo "$(scaleout_ticks "$PG_PID" $(ps -o pid= --ppid "$PG_PID")) $(scaleout_ticks "$REDIS_PID")" \
-         "$(scaleout_ticks "${MANAGER_PIDS[@]}") $(scaleout_ticks "${AGENT_PIDS[@]}")"
+    echo "$(cpu_ticks "$PG_PID" $(ps -o pid= --ppid "$PG_PID")) $(cpu_ticks "$REDIS_PID")" \
+         "$(cpu_ticks "${MANAGER_PIDS[@]}") $(cpu_ticks "${AGENT_PIDS[@]}")"
 }
 
 # scaleout_one MODE N: one devsys-bench run; prints "tasks/s pg% redis% mgr% agents%".
