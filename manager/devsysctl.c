@@ -32,7 +32,7 @@ static const char usage_text[] =
     "  get ID                        show a task: state, attempts, lease, times, last error,\n"
     "                                result, output tail and checkpoints\n"
     "  list [--state S] [--queue Q] [--limit N] [--after CURSOR]\n"
-    "       [--name PREFIX] [--tag T] [--since TIME] [--until TIME]\n"
+    "       [--name NAME|PREFIX*] [--tag T] [--since TIME] [--until TIME]\n"
     "                                list or search tasks (also in history), newest first;\n"
     "                                TIME: RFC 3339, a date, epoch seconds or an age (90s,\n"
     "                                30m, 2h, 7d ago); prints \"next: CURSOR\" when there\n"

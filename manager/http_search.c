@@ -173,7 +173,9 @@ static int text_ok(const char *s, size_t max)
 
 /* The filters of one request, checked; texts point into the parsed query. */
 struct search {
-    const char *state, *queue, *name, *tag;
+    const char *state, *queue, *tag;
+    char name[260];              /* without the trailing '*' of a prefix; "" when not given */
+    int prefix;                  /* name ended in '*': a prefix */
     char limit[16];
     char since[24], until[24];   /* µs since the epoch, "" when not given */
     char after_us[24], after_id[40];
@@ -202,7 +204,7 @@ static const char *search_parse(struct evkeyvalq *args, struct search *s)
     }
     s->state = evhttp_find_header(args, "state");
     s->queue = evhttp_find_header(args, "queue");
-    s->name = evhttp_find_header(args, "name");
+    const char *name = evhttp_find_header(args, "name");
     s->tag = evhttp_find_header(args, "tag");
     const char *limit = evhttp_find_header(args, "limit"), *after = evhttp_find_header(args, "after");
     const char *since = evhttp_find_header(args, "since"), *until = evhttp_find_header(args, "until");
@@ -228,8 +230,13 @@ static const char *search_parse(struct evkeyvalq *args, struct search *s)
     }
     if (s->queue && !spec_queue_name_ok(s->queue))
         return "queue: not a valid queue name";
-    if (s->name && !text_ok(s->name, SEARCH_NAME_MAX))
-        return "name: must be 1 to 256 bytes of UTF-8 (a prefix of the task's name)";
+    if (name) {
+        size_t n = strlen(name);
+        s->prefix = n > 0 && name[n - 1] == '*';
+        snprintf(s->name, sizeof s->name, "%.*s", (int)(n - (size_t)s->prefix), name);
+        if (n > SEARCH_NAME_MAX + 1 || !text_ok(s->name, SEARCH_NAME_MAX))
+            return "name: must be 1 to 256 bytes of UTF-8: a task's name, or a prefix of it followed by *";
+    }
     if (s->tag && !text_ok(s->tag, SEARCH_TAG_MAX))
         return "tag: must be 1 to 128 bytes of UTF-8 (one of the task's tags)";
     long long since_us = 0, until_us = 0;
@@ -283,10 +290,10 @@ static void cond(char *where, size_t cap, const char *fmt, ...)
 
 /* The statement for a filter: a condition is in the text only when its
  * filter is given, so each combination is its own prepared statement whose
- * generic plan still reaches rows through an index: tasks_final_other or
- * tasks_live by the state's group, tasks_created_at_id for succeeded, all,
- * since/until and the cursor; tasks_name and tasks_tags (partial: their
- * predicate is in the text) for name and tag. A live state reads `tasks`
+ * plan reaches rows through an index: tasks_final_other or tasks_live by the
+ * state's group, tasks_created_at_id for succeeded, all, since/until and the
+ * cursor; tasks_name (an exact name: its rows in order; a prefix: a range of
+ * it) and tasks_tags (partial: their predicate is in the text). A live state reads `tasks`
  * only; else tasks_history too, merged by the cursor's order (since also
  * prunes its day partitions: a task finishes after it is created; the day of
  * slack covers clocks that disagree). The extra row (limit echoed) keeps the
@@ -302,10 +309,12 @@ static void search_sql(char *sql, size_t cap, struct search *f, struct sqlq *p)
              sqlq_param(p, f->state, r1));
     if (f->queue)
         cond(where, sizeof where, "queue = %s", sqlq_param(p, f->queue, r1));
-    if (f->name) {
+    if (f->name[0] && f->prefix) {
         sqlq_param(p, f->name, r1);
         cond(where, sizeof where,
              "spec ? 'name' AND (spec->>'name') ~>=~ %s AND (spec->>'name') ~<~ (%s || chr(1114111))", r1, r1);
+    } else if (f->name[0]) { /* tasks_name gives its rows newest first */
+        cond(where, sizeof where, "spec ? 'name' AND (spec->>'name') = %s", sqlq_param(p, f->name, r1));
     }
     if (f->tag_json)
         cond(where, sizeof where, "spec ? 'tags' AND spec->'tags' @> %s::jsonb", sqlq_param(p, f->tag_json, r1));
@@ -364,7 +373,7 @@ void tasks_list(struct req *q, const struct route_args *a)
     /* A search by name, tag or time is planned for its values: the best plan
      * differs between a rare name (its index) and a common one (the newest
      * rows first), which a cached generic plan cannot tell apart. */
-    if (f.name || f.tag || f.since[0] || f.until[0])
+    if (f.name[0] || f.tag || f.since[0] || f.until[0])
         pgc_query_once(q->api->pg, sql, p.n, p.params, list_done, q); /* copies sql and params */
     else
         pgc_query(q->api->pg, sql, p.n, p.params, list_done, q);

@@ -5,8 +5,8 @@
 # each SCALE_REPEAT times (the median is reported),
 # PostgreSQL CPU while idle (SCALE_IDLE_S) and list/search/get answer times.
 # Every filled task has a name (job-<i mod 1000>) and a tag (t<i mod 100>), so
-# the search indexes hold every row: a name prefix matches 1.1 % of the rows
-# (job-42, job-420..429), a tag 1 %.
+# the search indexes hold every row: a name matches 0.1 % of the rows, the
+# prefix job-42* 1.1 % (job-42, job-420..429), a tag 1 %.
 #
 # Rows finished within the retention window stay in `tasks` (up to SCALE_HOT, the
 # last 20 hours); the rest is history (finished 2-9 days ago, in tasks_history).
@@ -88,14 +88,15 @@ scale_field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 scale_median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # scale_explain NOW_S: EXPLAIN ANALYZE of the page query manager/http_search.c
-# builds for ?name=job-42, ?tag=t7 and ?name=job-42&since&until (same text,
+# builds for ?name=job-42, ?name=job-42*, ?tag=t7 and ?name=job-42&since&until (same text,
 # without the JSON around it), planned for its values as the manager does
 # (pgc_query_once: the unnamed statement, a custom plan each time).
 scale_explain() {
     local since=$(( ($1 - 5 * 86400) * 1000000 )) until=$(( ($1 - 4 * 86400) * 1000000 )) w
-    for w in "spec ? 'name' AND (spec->>'name') ~>=~ \$1 AND (spec->>'name') ~<~ (\$1 || chr(1114111)) ;; 'job-42'" \
+    for w in "spec ? 'name' AND (spec->>'name') = \$1 ;; 'job-42'" \
+             "spec ? 'name' AND (spec->>'name') ~>=~ \$1 AND (spec->>'name') ~<~ (\$1 || chr(1114111)) ;; 'job-42'" \
              "spec ? 'tags' AND spec->'tags' @> \$1::jsonb ;; '[\"t7\"]'" \
-             "spec ? 'name' AND (spec->>'name') ~>=~ \$1 AND (spec->>'name') ~<~ (\$1 || chr(1114111)) AND created_at >= ('epoch'::timestamptz + \$2::bigint * interval '1 microsecond') AND created_at < ('epoch'::timestamptz + \$3::bigint * interval '1 microsecond') ;; 'job-42', $since, $until"; do
+             "spec ? 'name' AND (spec->>'name') = \$1 AND created_at >= ('epoch'::timestamptz + \$2::bigint * interval '1 microsecond') AND created_at < ('epoch'::timestamptz + \$3::bigint * interval '1 microsecond') ;; 'job-42', $since, $until"; do
         local cond=${w%% ;; *} args=${w#* ;; } hist=''
         [[ $cond == *'$2'* ]] && hist=" AND finished_at >= ('epoch'::timestamptz + \$2::bigint * interval '1 microsecond') - interval '1 day'"
         echo "== WHERE $cond ($args)"
@@ -144,7 +145,7 @@ scale_run() {
         now_s=$(date +%s)
         hist_id=$(scale_sql "SELECT id FROM tasks_history LIMIT 1")
         [[ -n $hist_id ]] || hist_id=$(scale_sql "SELECT id FROM tasks LIMIT 1")
-        rows+=("$(printf '%-10s %8s %9s %7s %7s %7s %9s %9s %9s %9s %9s %9s %9s %9s' "$size" "$fill_s" "$(scale_median "${tps[@]}")" \
+        rows+=("$(printf '%-10s %8s %9s %7s %7s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s' "$size" "$fill_s" "$(scale_median "${tps[@]}")" \
             "$(scale_median "${p50[@]}")" "$(scale_median "${p99[@]}")" \
             "$(awk -v d=$((b - a)) -v hz="$hz" -v s="$SCALE_IDLE_S" 'BEGIN { printf "%.2f", 100 * d / hz / s }')" \
             "$(scale_http_ms '/v1/tasks?state=dead&limit=50')" \
@@ -152,6 +153,7 @@ scale_run() {
             "$(scale_http_ms '/v1/tasks?limit=50')" \
             "$(scale_http_ms "/v1/tasks/$hist_id")" \
             "$(scale_http_ms '/v1/tasks?name=job-42&limit=50')" \
+            "$(scale_http_ms '/v1/tasks?name=job-42*&limit=50')" \
             "$(scale_http_ms '/v1/tasks?tag=t7&limit=50')" \
             "$(scale_http_ms "/v1/tasks?name=job-42&since=$((now_s - 5 * 86400))&until=$((now_s - 4 * 86400))&limit=50")" \
             "$(scale_http_ms "/v1/tasks?tag=t7&state=dead&since=$((now_s - 3600))&limit=50")")")
@@ -161,7 +163,7 @@ scale_run() {
             && echo "plans: $DIR/explain-$size.txt"
     done
     echo
-    printf '%-10s %8s %9s %7s %7s %7s %9s %9s %9s %9s %9s %9s %9s %9s\n' rows fill_s tasks/s p50_ms p99_ms pg_idle% \
-        dead_ms succ_ms all_ms get_ms name_ms tag_ms name_t_ms tag_d_ms
+    printf '%-10s %8s %9s %7s %7s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n' rows fill_s tasks/s p50_ms p99_ms pg_idle% \
+        dead_ms succ_ms all_ms get_ms name_ms prefix_ms tag_ms name_t_ms tag_d_ms
     printf '%s\n' "${rows[@]}"
 }

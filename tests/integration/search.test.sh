@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Task search (GET /v1/tasks?name=&tag=&since=&until=, manager/http_search.c):
-# by name prefix, tag, queue, state and creation time, newest first, in keyset
+# by name (exact, or a prefix with a trailing *), tag, queue, state and creation time, newest first, in keyset
 # pages over `tasks` and history: tasks submitted now and tasks retention moved
 # to history are both found. Bad parameters are a 400 naming the parameter.
 # devsysctl list takes the same filters. The searches read the partial
@@ -51,19 +51,20 @@ is "${#new[@]}" 5 "five tasks submitted"
 h1=${new[0]} h2=${new[1]} h3=${new[2]} h4=${new[3]} h5=${new[4]}
 
 # ---- filters
-is "$(ids '/v1/tasks?name=build')" "$(set_of "$h1" "$h2" "$h4" "$o1" "$o2" "$o3")" \
-    "name=build: the tasks whose name starts with build, new and in history (case-sensitive)"
+is "$(ids '/v1/tasks?name=build*')" "$(set_of "$h1" "$h2" "$h4" "$o1" "$o2" "$o3")" \
+    "name=build*: the tasks whose name starts with build, new and in history (case-sensitive)"
 is "$(jq -r '[.tasks[].created_at] | . == (sort | reverse)' "$B")" true "  newest first"
 is "$(jq -r '.tasks[] | select(.id == "'"$o1"'") | "\(.name) \(.tags | join(",")) \(.state)"' "$B")" \
     "build-api team-a succeeded" "  each with its name and tags"
-is "$(ids '/v1/tasks?name=build-api')" "$(set_of "$h1" "$h4" "$o1" "$o2")" "name=build-api"
+is "$(ids '/v1/tasks?name=build-api')" "$(set_of "$h1" "$h4" "$o1" "$o2")" "name=build-api: that name exactly"
+is "$(ids '/v1/tasks?name=build')" "" "name=build: no task has that name"
 is "$(ids '/v1/tasks?name=build-api&queue=other')" "$h4" "name and queue"
 is "$(ids '/v1/tasks?tag=team-a')" "$(set_of "$h1" "$h3" "$h4" "$o1" "$o4")" "tag=team-a, new and in history"
-is "$(ids '/v1/tasks?name=build&tag=team-b')" "$(set_of "$h2" "$o2")" "name and tag"
+is "$(ids '/v1/tasks?name=build*&tag=team-b')" "$(set_of "$h2" "$o2")" "name and tag"
 is "$(ids '/v1/tasks?tag=nightly&state=queued')" "$h1" "tag and a live state"
-is "$(ids '/v1/tasks?name=build&state=succeeded')" "$(set_of "$o1" "$o2" "$o3")" "name and a final state: history"
+is "$(ids '/v1/tasks?name=build*&state=succeeded')" "$(set_of "$o1" "$o2" "$o3")" "name and a final state: history"
 now=$(date +%s)
-is "$(ids "/v1/tasks?name=b&since=$((now - 216000))&until=$((now - 43200))")" "$(set_of "$o2" "$o3")" \
+is "$(ids "/v1/tasks?name=b*&since=$((now - 216000))&until=$((now - 43200))")" "$(set_of "$o2" "$o3")" \
     "since/until as epoch seconds: created 2.5 days to 12 hours ago"
 since=$(date -u -d "@$((now - 216000))" +%Y-%m-%dT%H:%M:%SZ)
 is "$(ids "/v1/tasks?since=$since&until=$(date -u -d "@$((now - 43200))" +%Y-%m-%dT%H:%M:%S)%2B00:00")" \
@@ -73,7 +74,7 @@ is "$(ids "/v1/tasks?tag=team-a&since=$((now - 60))")" "$(set_of "$h1" "$h3" "$h
 # ---- keyset pages across both tables
 seen=() after='' pages=0
 while :; do
-    call "/v1/tasks?name=build&limit=2${after:+&after=$after}" >/dev/null
+    call "/v1/tasks?name=build*&limit=2${after:+&after=$after}" >/dev/null
     mapfile -t -O "${#seen[@]}" seen < <(jq -r '.tasks[].id' "$B")
     pages=$((pages + 1))
     after=$(jq -r '.next // empty' "$B")
@@ -106,7 +107,7 @@ ok "14 more searches make no sequential scan of tasks" \
 
 # ---- bad parameters: 400 naming the parameter
 long=$(printf 'x%.0s' $(seq 1 300))
-for q in 'name=' "name=$long" 'name=%FF%FE' 'tag=' "tag=$long" 'since=yesterday' 'since=2026-13-01' \
+for q in 'name=' 'name=*' "name=$long" 'name=%FF%FE' 'tag=' "tag=$long" 'since=yesterday' 'since=2026-13-01' \
          'since=2026-02-30' 'since=2026-12-02T25:00:00Z' 'until=abc' 'until=1e9' "since=$now&until=$((now - 1))" \
          'state=done' 'queue=a%20b' 'limit=0' 'after=x' 'nmae=build'; do
     is "$(call "/v1/tasks?$q")" 400 "?$q: 400"
@@ -116,11 +117,11 @@ for q in 'name=' "name=$long" 'name=%FF%FE' 'tag=' "tag=$long" 'since=yesterday'
 done
 
 # ---- devsysctl
-out=$(ctl list --name build --tag team-a --since 4d)
-for id in "$h1" "$h4" "$o1"; do like "$out" "$id" "devsysctl list --name build --tag team-a --since 4d shows $id"; done
+out=$(ctl list --name 'build*' --tag team-a --since 4d)
+for id in "$h1" "$h4" "$o1"; do like "$out" "$id" "devsysctl list --name 'build*' --tag team-a --since 4d shows $id"; done
 like "$out" 'NAME' "  with a NAME column"
 is "$(grep -c -e "$h3" -e "$o4" -e "$h2" <<<"$out")" 0 "  and not the others"
-is "$(ctl --json list --name build --since 30m | jq -r '[.tasks[].id] | sort | join(" ")')" \
+is "$(ctl --json list --name 'build*' --since 30m | jq -r '[.tasks[].id] | sort | join(" ")')" \
     "$(set_of "$h1" "$h2" "$h4")" "devsysctl list --since 30m: an age"
 is "$(ctl list --since 2026-99-01 >/dev/null 2>"$IT_DIR/err"; echo $?)" 4 "devsysctl list with a bad time: refused"
 like "$(cat "$IT_DIR/err")" 'since: ' "  the manager's error names since"
