@@ -289,15 +289,16 @@ static void cond(char *where, size_t cap, const char *fmt, ...)
 }
 
 /* The statement for a filter: a condition is in the text only when its
- * filter is given, so each combination is its own prepared statement whose
- * plan reaches rows through an index: tasks_final_other or tasks_live by the
- * state's group, tasks_created_at_id for succeeded, all, since/until and the
- * cursor; tasks_name (an exact name: its rows in order; a prefix: a range of
- * it) and tasks_tags (partial: their predicate is in the text). A live state reads `tasks`
- * only; else tasks_history too, merged by the cursor's order (since also
- * prunes its day partitions: a task finishes after it is created; the day of
- * slack covers clocks that disagree). The extra row (limit echoed) keeps the
- * answer non-empty so list_done can read the limit. */
+ * filter is given, so each combination has its own plan (lists are prepared
+ * once, searches planned for their values: tasks_list), and that plan reaches
+ * rows through an index: tasks_final_other or tasks_live by the state's
+ * group, tasks_created_at_id for succeeded, all, since/until and the cursor;
+ * tasks_name (an exact name: its rows in order; a prefix: a range of it) and
+ * tasks_tags (partial: their predicate is in the text). A live state reads
+ * `tasks` only; else tasks_history too, merged by the cursor's order (since
+ * also prunes its day partitions: a task finishes after it is created; the
+ * day of slack covers clocks that disagree). The extra row (limit echoed)
+ * keeps the answer non-empty so list_done can read the limit. */
 static void search_sql(char *sql, size_t cap, struct search *f, struct sqlq *p)
 {
     char r1[8], r2[8], where[1400] = "true", hist[200] = "";
