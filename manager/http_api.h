@@ -20,6 +20,8 @@ struct api_config {
     struct guard_limits edge; /* connection cap, header cap, timeouts (max_body is copied in) */
     long auth_cache_ms;       /* a valid token's answer is reused this long (revocation delay) */
     double auth_lookups_per_s; /* PostgreSQL lookups/s for tokens not known valid */
+    const char *search_db_url; /* task searches get a connection of their own; NULL: they share pg */
+    long search_timeout_ms;   /* their statement_timeout */
 };
 
 /* Binds and starts serving. Returns NULL with a message in err. */

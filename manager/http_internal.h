@@ -26,6 +26,8 @@ struct api {
     int inflight;
     metric_t *m_requests, *m_submitted, *m_errors;
     guard_t *guard; /* the HTTP edge: connection cap, head checks before bodies */
+    pgc_t *pg_search; /* task searches (http_search.c); NULL: they use pg */
+    long search_timeout_ms;
 };
 
 /* One request being served. Freed by reply(). */

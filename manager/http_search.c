@@ -29,6 +29,13 @@ static void list_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
     struct req *q = arg;
+    if (err[0] && strstr(err, "statement timeout")) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "search took longer than %ld ms (DEVSYS_SEARCH_TIMEOUT_MS): narrow it with"
+                 " since/until, state or queue", q->api->search_timeout_ms);
+        reply_error(q, 422, msg);
+        return;
+    }
     if (!res || err[0]) {
         reply_db_unavailable(q, err, NULL);
         return;
@@ -375,7 +382,8 @@ void tasks_list(struct req *q, const struct route_args *a)
      * differs between a rare name (its index) and a common one (the newest
      * rows first), which a cached generic plan cannot tell apart. */
     if (f.name[0] || f.tag || f.since[0] || f.until[0])
-        pgc_query_once(q->api->pg, sql, p.n, p.params, list_done, q); /* copies sql and params */
+        pgc_query_once(q->api->pg_search ? q->api->pg_search : q->api->pg, sql, p.n, p.params, list_done,
+                       q); /* copies sql and params */
     else
         pgc_query(q->api->pg, sql, p.n, p.params, list_done, q);
     free(f.tag_json);

@@ -27,7 +27,8 @@ static const char usage[] =
     "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL),\n"
     "  DEVSYS_HTTP_MAX_CONNS (512), DEVSYS_HTTP_MAX_HEADER_BYTES (16384),\n"
     "  DEVSYS_HTTP_HEADER_TIMEOUT_S (10), DEVSYS_HTTP_REQUEST_TIMEOUT_S (60), DEVSYS_HTTP_IDLE_TIMEOUT_S (60),\n"
-    "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20); each credential (REDIS_URL,\n"
+    "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20), DEVSYS_SEARCH_TIMEOUT_MS (5000);\n"
+    "  each credential (REDIS_URL,\n"
     "  DATABASE_URL, ADMIN_TOKEN) may instead come from a file named by the same variable with _FILE appended";
 
 static const struct cfg_flag flags[] = {
@@ -98,6 +99,8 @@ static int serve(void)
         },
         .auth_cache_ms = cfg_long("DEVSYS_AUTH_CACHE_MS", 900, 0, 60000),
         .auth_lookups_per_s = cfg_double("DEVSYS_AUTH_LOOKUPS_PER_S", 20, 0.1, 1e6),
+        .search_db_url = db_url,
+        .search_timeout_ms = cfg_long("DEVSYS_SEARCH_TIMEOUT_MS", 5000, 100, 600000),
     };
     m.grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 10, 0, 3600);
     if (!ac.admin_token)

@@ -116,6 +116,28 @@ for q in 'name=' 'name=*' "name=$long" 'name=%FF%FE' 'tag=' "tag=$long" 'since=y
     like "$(jq -r .error "$B")" "^$want: " "  the error names $want"
 done
 
+# ---- a search is bounded by DEVSYS_SEARCH_TIMEOUT_MS (here: blocked by a lock)
+it_stop_manager
+DEVSYS_RETENTION_S=0 DEVSYS_SEARCH_TIMEOUT_MS=1500 it_start_manager || it_bail "restart manager"
+psql "$DEVSYS_DATABASE_URL" -XAtq -c "BEGIN; LOCK TABLE tasks_history IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT" \
+    >/dev/null 2>&1 &
+locker=$!
+it_wait_sql 5 "SELECT count(*) FROM pg_locks WHERE relation = 'tasks_history'::regclass AND mode = 'AccessExclusiveLock'" 1 \
+    >/dev/null 2>&1 || true
+curl -s -o "$IT_DIR/slow" -w '%{http_code}' -H "Authorization: Bearer $DEVSYS_TOKEN" "$DEVSYS_URL/v1/tasks?name=build*" \
+    >"$IT_DIR/slow.code" &
+slow=$!
+sleep 0.3
+is "$(curl -s -m 1 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $DEVSYS_TOKEN" \
+    "$DEVSYS_URL/v1/tasks?state=queued&limit=1")" 200 \
+    "while a search waits, a list answers within 1 s (searches have a connection of their own)"
+wait "$slow"
+is "$(cat "$IT_DIR/slow.code")" 422 "the search past DEVSYS_SEARCH_TIMEOUT_MS (1500 ms): 422"
+like "$(jq -r .error "$IT_DIR/slow")" '^search took longer than 1500 ms .*narrow it with since/until' \
+    "  saying how to narrow it"
+wait "$locker"
+is "$(ids '/v1/tasks?name=build-web')" "$h2" "once the lock is gone the search answers"
+
 # ---- devsysctl
 out=$(ctl list --name 'build*' --tag team-a --since 4d)
 for id in "$h1" "$h4" "$o1"; do like "$out" "$id" "devsysctl list --name 'build*' --tag team-a --since 4d shows $id"; done
