@@ -18,7 +18,8 @@ scaleout_sample() {
          "$(cpu_ticks "${MANAGER_PIDS[@]}") $(cpu_ticks "${AGENT_PIDS[@]}")"
 }
 
-# scaleout_one MODE N: one devsys-bench run; prints "tasks/s pg% redis% mgr% agents%".
+# scaleout_one MODE N: one devsys-bench run; prints "tasks/s pg% redis% mgr% agents%
+# pg_us redis_us mgr_us agents_us" (CPU per task, µs).
 scaleout_one() {
     local t0 t1 a b res hz
     hz=$(getconf CLK_TCK)
@@ -29,13 +30,14 @@ scaleout_one() {
     t1=$(ds_now_ms)
     b=$(scaleout_sample)
     res=$(grep '^RESULT ' "$DIR/scaleout-$1.out" | tr ' ' '\n' | sed -n 's/^tasks_per_s=//p')
-    awk -v a="$a" -v b="$b" -v ms=$((t1 - t0)) -v hz="$hz" -v r="$res" 'BEGIN {
+    awk -v a="$a" -v b="$b" -v ms=$((t1 - t0)) -v hz="$hz" -v r="$res" -v n="$2" 'BEGIN {
         split(a, x, " "); split(b, y, " "); printf "%s", r
-        for (i = 1; i <= 4; i++) printf " %.0f", 100 * (y[i] - x[i]) / hz / (ms / 1000) }'
+        for (i = 1; i <= 4; i++) printf " %.0f", 100 * (y[i] - x[i]) / hz / (ms / 1000)
+        for (i = 1; i <= 4; i++) printf " %.0f", 1e6 * (y[i] - x[i]) / hz / n }'
 }
 
 scaleout_run() {
-    local m a s h rows=()
+    local m a s h rows=() us=()
     echo "scale-out: managers {$SCALEOUT_MANAGERS} x agents {$SCALEOUT_AGENTS} x $DEVSYS_CONCURRENCY;" \
          "stream $STREAM_N, http $HTTP_N; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
     for m in $SCALEOUT_MANAGERS; do
@@ -49,8 +51,12 @@ scaleout_run() {
             s=$(scaleout_one stream "$STREAM_N") || fail "stream run ($m managers, $a agents)"
             h=$(scaleout_one http "$HTTP_N") || fail "http run ($m managers, $a agents)"
             agents_alive
-            rows+=("$(printf '%-8s %-6s %9s %5s%% %5s%% %5s%% %5s%% %9s %5s%% %5s%% %5s%% %5s%%  %s' "$m" "$a" $s $h \
-                "$(cut -d' ' -f1 /proc/loadavg)")")
+            set -- $s
+            local s_pct="$1 $2 $3 $4 $5" s_us="$6 $7 $8 $9"
+            set -- $h
+            rows+=("$(printf '%-8s %-6s %9s %5s%% %5s%% %5s%% %5s%% %9s %5s%% %5s%% %5s%% %5s%%  %s' "$m" "$a" $s_pct \
+                $1 $2 $3 $4 $5 "$(cut -d' ' -f1 /proc/loadavg)")")
+            us+=("$(printf '%-8s %-6s %7s %7s %7s %7s   %7s %7s %7s %7s' "$m" "$a" $s_us $6 $7 $8 $9)")
             echo "${rows[-1]}"
         done
     done
@@ -59,4 +65,8 @@ scaleout_run() {
     printf '%-8s %-6s %9s %6s %6s %6s %6s %9s %6s %6s %6s %6s  %s\n' managers agents stream/s pg redis mgr agents \
         http/s pg redis mgr agents load
     printf '%s\n' "${rows[@]}"
+    echo
+    echo "CPU per task, µs (stream | http)"
+    printf '%-8s %-6s %7s %7s %7s %7s   %7s %7s %7s %7s\n' managers agents pg redis mgr agents pg redis mgr agents
+    printf '%s\n' "${us[@]}"
 }
