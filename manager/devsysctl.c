@@ -278,6 +278,16 @@ char *enc(const char *s)
 /* Runs a request and interprets it: prints the raw body with --json, reports
  * a refusal (non-2xx). Returns the parsed body (caller json_decref's; may be
  * NULL with --json on an empty body) or NULL with *code set to the exit code. */
+json_t *ctl_get_doc(const struct ctl *ctl, char *path, int *code)
+{
+    json_t *doc = ctl_call(ctl, "GET", path, NULL, 0, code);
+    free(path);
+    if (doc && !ctl->json)
+        return doc;
+    json_decref(doc);
+    return NULL;
+}
+
 json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
                  const char *body, size_t body_len, int *code)
 {
@@ -507,11 +517,9 @@ static int cmd_get(const struct ctl *ctl, const char *id)
     char *eid = enc(id);
     char *path = xasprintf("/v1/tasks/%s", eid);
     int code;
-    json_t *task = ctl_call(ctl, "GET", path, NULL, 0, &code);
-    free(path);
-    if (!task || ctl->json) {
+    json_t *task = ctl_get_doc(ctl, path, &code);
+    if (!task) {
         free(eid);
-        json_decref(task);
         return code;
     }
     print_object(task, order, blocks);

@@ -42,6 +42,10 @@ int ctl_request(const struct ctl *ctl, const char *method, const char *path,
  * NULL with --json on an empty body) or NULL with *code set to the exit code. */
 json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
                  const char *body, size_t body_len, int *code);
+/* GET path (takes ownership of it) through ctl_call: the document to print,
+ * or NULL when there is nothing more to do (refused, unreachable, or --json
+ * printed it) with the exit code in *code. Caller json_decref's. */
+json_t *ctl_get_doc(const struct ctl *ctl, char *path, int *code);
 /* Percent-encodes one path segment or query value; caller frees. */
 char *enc(const char *s);
 /* A scalar as text for tables and listings: strings bare, null as "-",

@@ -47,12 +47,9 @@ int cmd_list(const struct ctl *ctl, const char *const q[LIST_NQ])
         sep = '&';
     }
     int code;
-    json_t *doc = ctl_call(ctl, "GET", path, NULL, 0, &code);
-    free(path);
-    if (!doc || ctl->json) {
-        json_decref(doc);
+    json_t *doc = ctl_get_doc(ctl, path, &code);
+    if (!doc)
         return code;
-    }
     static const char *const heads[] = { "ID", "STATE", "KIND", "QUEUE", "NAME", "ATTEMPT", "CREATED" };
     static const char *const keys[] = { "id", "state", "kind", "queue", "name", "attempt", "created_at" };
     print_table(json_object_get(doc, "tasks"), heads, keys, 7);
