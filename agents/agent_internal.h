@@ -53,6 +53,8 @@ struct task {
     char entry_id[48];
     char slot[128];              /* its member in <prefix>:{Q}:running */
     int has_slot;                /* holds a cap slot until release */
+    int keyed;                   /* waits in a per-key rate gate: not counted in agent.ngated */
+    int asked;                   /* in the admit request under way */
     long long entry_ms;          /* ms part of the entry id: submit time of a hand-pushed entry */
     envelope_t env;
     spec_t *spec;                /* NULL when the entry was rejected */
@@ -102,7 +104,7 @@ struct agent {
     int nrunning;
     int reading;
     int rd_qi, rd_level, rd_left, rd_got; /* the read round: queue, level, budget, entries read */
-    int ngated;                  /* tasks in the queues' gates */
+    int ngated;                  /* tasks in the queues' gates, but for per-key rate gates */
     struct event *ev_settings;
     int pel_done;                /* own pending entries (a previous incarnation's) re-read */
     int stopping;

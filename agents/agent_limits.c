@@ -20,6 +20,7 @@
 #define SETTINGS_PERIOD_S 5
 #define SLOT_BACKSTOP_MS 2000 /* a lost "slot" message or a crashed agent's expired slot */
 #define ADMIT_BATCH 64
+#define GATE_SLOT_WAIT_MS 50 /* keyed tasks admitted but no slot free: the next look */
 
 static void pump(struct queue_state *q);
 
@@ -127,6 +128,18 @@ int agent_limits_gated(const struct queue_state *q)
     return q->set.concurrency > 0 || (q->set.rate_n > 0 && q->set.rate_period_ms > 0);
 }
 
+static int keyed(const struct queue_state *q)
+{
+    return q->set.rate_per_key && q->set.rate_n > 0 && q->set.rate_period_ms > 0;
+}
+
+int agent_limits_keyed_budget(const struct queue_state *q)
+{
+    if (!keyed(q))
+        return -1;
+    return q->ngate < GATE_KEYED_MAX ? GATE_KEYED_MAX - q->ngate : 0;
+}
+
 static void gate_insert(struct queue_state *q, struct task *t)
 {
     struct task **p = &q->gate;
@@ -135,7 +148,21 @@ static void gate_insert(struct queue_state *q, struct task *t)
     t->next = *p;
     *p = t;
     q->ngate++;
-    q->agent->ngated++;
+    t->keyed = keyed(q);
+    t->asked = 0;
+    if (!t->keyed)
+        q->agent->ngated++;
+}
+
+/* Takes t (at *p) out of the gate. */
+static void gate_remove(struct queue_state *q, struct task **p)
+{
+    struct task *t = *p;
+    *p = t->next;
+    t->next = NULL;
+    q->ngate--;
+    if (!t->keyed)
+        q->agent->ngated--;
 }
 
 static void on_admit(void *arg, const char *err, const unsigned char *granted, size_t n, long long wait_ms)
@@ -146,24 +173,28 @@ static void on_admit(void *arg, const char *err, const unsigned char *granted, s
     if (err[0]) {
         if (!queue_disconnected(err))
             log_warn("queue %s: admit failed: %s", q->name, err);
+        for (struct task *t = q->gate; t; t = t->next)
+            t->asked = 0;
         struct timeval tv = {1, 0};
         evtimer_add(q->ev_gate, &tv);
         return;
     }
+    /* the answers follow the order of the tasks asked (tasks offered since
+     * may sit between them in the gate) */
     struct task *go = NULL, **go_tail = &go, **p = &q->gate;
-    for (size_t i = 0; i < n && *p; i++) {
+    size_t i = 0;
+    while (*p) {
         struct task *t = *p;
-        if (!granted[i]) {
+        if (!t->asked || i >= n || !granted[i++]) {
+            t->asked = 0;
             p = &t->next;
             continue;
         }
-        *p = t->next;
-        t->next = NULL;
+        t->asked = 0;
+        gate_remove(q, p);
         t->has_slot = q->set.concurrency > 0;
         *go_tail = t;
         go_tail = &t->next;
-        q->ngate--;
-        ag->ngated--;
     }
     if (go)
         deliver(ag, go);
@@ -188,23 +219,50 @@ static void pump(struct queue_state *q)
     evtimer_del(q->ev_gate);
     if (!agent_limits_gated(q)) { /* the limits were lifted */
         struct task *list = q->gate;
-        ag->ngated -= q->ngate;
+        for (struct task *t = list; t; t = t->next)
+            ag->ngated -= !t->keyed;
         q->gate = NULL;
         q->ngate = 0;
         deliver(ag, list);
         return;
     }
+    /* Asked: the first ADMIT_BATCH tasks, but a keyed one only while a slot
+     * is free for it, and no more per key than its rate can grant, so the
+     * tasks of other keys behind a key's backlog are asked too. */
     const char *members[ADMIT_BATCH], *keys[ADMIT_BATCH];
-    size_t n = 0;
-    for (struct task *t = q->gate; t && n < ADMIT_BATCH; t = t->next, n++) {
+    size_t n = 0, nkeyed = 0;
+    long exec_free = ag->concurrency - ag->slots_used - ag->ngated;
+    for (struct task *t = q->gate; t && n < ADMIT_BATCH; t = t->next) {
+        const char *key = q->set.rate_per_key && t->spec ? t->spec->rate_key : NULL;
+        if (t->keyed) {
+            if (exec_free <= 0) {
+                nkeyed++;
+                continue;
+            }
+            long same = 0;
+            for (size_t j = 0; j < n; j++)
+                same += keys[j] == key || (keys[j] && key && strcmp(keys[j], key) == 0);
+            if (same >= q->set.rate_n)
+                continue;
+            exec_free--;
+        }
+        t->asked = 1;
         members[n] = t->slot;
-        keys[n] = q->set.rate_per_key && t->spec ? t->spec->rate_key : NULL;
+        keys[n++] = key;
+    }
+    if (n == 0) { /* keyed tasks wait for a slot of this agent */
+        struct timeval tv = {0, GATE_SLOT_WAIT_MS * 1000};
+        if (nkeyed)
+            evtimer_add(q->ev_gate, &tv);
+        return;
     }
     long rate_n = q->set.rate_period_ms > 0 ? q->set.rate_n : 0;
     if (queue_admit(ag->rc, ag->prefix, q->name, members, keys, n, q->set.concurrency, rate_n,
                     q->set.rate_period_ms, (long)ag->lease_s * 1000, on_admit, q) == 0) {
         q->admitting = 1;
     } else {
+        for (struct task *t = q->gate; t; t = t->next)
+            t->asked = 0;
         struct timeval tv = {1, 0};
         evtimer_add(q->ev_gate, &tv);
     }
@@ -254,12 +312,15 @@ void agent_limits_keepalive(struct agent *ag)
         const char *ids[256];
         for (int lv = 0; lv < QUEUE_LEVELS; lv++) {
             size_t n = 0;
-            for (struct task *t = q->gate; t; t = t->next)
-                if ((int)t->level == lv && n < sizeof ids / sizeof *ids)
+            for (struct task *t = q->gate; t; t = t->next) {
+                if ((int)t->level == lv)
                     ids[n++] = t->entry_id;
-            if (n)
-                queue_keepalive_at(ag->rc, ag->prefix, q->name, (enum queue_level)lv, ag->name, ids, n, NULL,
-                                   NULL);
+                if (n == sizeof ids / sizeof *ids || (n && !t->next)) { /* a keyed gate holds more */
+                    queue_keepalive_at(ag->rc, ag->prefix, q->name, (enum queue_level)lv, ag->name, ids, n,
+                                       NULL, NULL);
+                    n = 0;
+                }
+            }
         }
         size_t n = 0;
         for (struct task *t = ag->held; t; t = t->hnext)

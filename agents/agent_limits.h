@@ -19,6 +19,13 @@ void agent_limits_reload(struct agent *ag, const char *queue);
 void agent_limits_slot_freed(struct agent *ag, const char *queue);
 /* Whether tasks of q must pass the gate (cap or rate set). */
 int agent_limits_gated(const struct queue_state *q);
+/* Entries of q the agent may read now for a per-key rate gate, or -1 when
+ * q has no per-key rate (the concurrency then bounds the read). A key over
+ * its rate must not hold back the others, so such a gate reads past the
+ * agent's concurrency, up to GATE_KEYED_MAX tasks; admitted ones still take
+ * a slot each. */
+#define GATE_KEYED_MAX 1024
+int agent_limits_keyed_budget(const struct queue_state *q);
 /* Takes the list (tasks of q, linked by next): delivers through the core's
  * delivered callback what may start, keeps the rest until it may. */
 void agent_limits_offer(struct agent *ag, struct queue_state *q, struct task *list);

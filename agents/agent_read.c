@@ -281,11 +281,15 @@ static void on_read(void *arg, const char *err, const queue_entry_t *entries, si
 
 /* How many new entries of q this agent may read now: none while its
  * settings are unknown or it is paused; with a cap, no more than the cap
- * minus those already waiting in its gate. */
+ * minus those already waiting in its gate; with a per-key rate, what its
+ * gate has room for. */
 static int read_budget(const struct agent *ag, const struct queue_state *q)
 {
     if (!q->group_ready || !q->settings_known || q->set.paused)
         return 0;
+    int keyed = agent_limits_keyed_budget(q);
+    if (keyed >= 0)
+        return keyed;
     long free_slots = ag->concurrency - ag->slots_used - ag->ngated;
     if (q->set.concurrency > 0 && q->set.concurrency - q->ngate < free_slots)
         free_slots = q->set.concurrency - q->ngate;

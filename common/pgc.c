@@ -546,8 +546,8 @@ void pgc_on_connect(pgc_t *pg, pgc_event_fn *fn, void *arg)
     *list = h;
 }
 
-void pgc_query(pgc_t *pg, const char *sql, int nparams, const char *const *params,
-               pgc_result_fn *fn, void *arg)
+static void query_add(pgc_t *pg, const char *sql, int nparams, const char *const *params, pgc_result_fn *fn,
+                      void *arg, int once)
 {
     if (pg->freeing || pg->unsent.n + pg->sent.n >= PGC_MAX_QUEUED) {
         if (fn) {
@@ -567,11 +567,24 @@ void pgc_query(pgc_t *pg, const char *sql, int nparams, const char *const *param
     }
     q->fn = fn;
     q->arg = arg;
+    q->once = once;
     if (pg->timeout_ms > 0)
         q->deadline = mono_ms() + pg->timeout_ms;
     pgc_list_push(&pg->unsent, q);
     deadline_arm(pg);
     pgc_kick(pg);
+}
+
+void pgc_query(pgc_t *pg, const char *sql, int nparams, const char *const *params,
+               pgc_result_fn *fn, void *arg)
+{
+    query_add(pg, sql, nparams, params, fn, arg, 0);
+}
+
+void pgc_query_once(pgc_t *pg, const char *sql, int nparams, const char *const *params, pgc_result_fn *fn,
+                    void *arg)
+{
+    query_add(pg, sql, nparams, params, fn, arg, 1);
 }
 
 int pgc_pending(const pgc_t *pg)

@@ -40,6 +40,12 @@ void pgc_on_connect(pgc_t *pg, pgc_event_fn *fn, void *arg);
 void pgc_query(pgc_t *pg, const char *sql, int nparams, const char *const *params,
                pgc_result_fn *fn, void *arg);
 
+/* pgc_query as the unnamed statement, never prepared: PostgreSQL plans it
+ * for these parameter values each time (a custom plan), where a cached
+ * generic plan cannot know how selective a value is (searches). */
+void pgc_query_once(pgc_t *pg, const char *sql, int nparams, const char *const *params, pgc_result_fn *fn,
+                    void *arg);
+
 /* Queries queued or in flight. */
 int pgc_pending(const pgc_t *pg);
 

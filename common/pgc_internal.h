@@ -26,6 +26,7 @@ struct pgc_query {
     pgc_result_fn *fn;
     void *arg;
     int stmt;             /* statement id on this connection, 0 = unnamed */
+    int once;             /* never prepared: planned for its parameters each time */
     enum pgc_stage stage;
     PGresult *res;        /* the result handed to fn */
     long long deadline;   /* monotonic ms after which it fails; 0 = none */

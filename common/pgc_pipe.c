@@ -24,8 +24,8 @@
  * connection failed after the Execute was queued (q counts as sent). */
 static int pgc_send(pgc_t *pg, struct pgc_query *q)
 {
-    int prepare;
-    int id = pgc_stmt_get(pg->stmts, q->sql, &prepare);
+    int prepare = 0;
+    int id = q->once ? 0 : pgc_stmt_get(pg->stmts, q->sql, &prepare);
     const char *const *params = (const char *const *)q->params;
     if (id) {
         char name[24];

@@ -628,7 +628,9 @@ static const char retain_sql[] =
     " a AS (DELETE FROM task_attempts a USING m WHERE a.task_id = m.id RETURNING a.*, m.finished_at AS f),"
     " ah AS (INSERT INTO task_attempts_history SELECT * FROM a WHERE a.f >= " KEEP_FROM "),"
     " k AS (DELETE FROM checkpoints k USING m WHERE k.task_id = m.id RETURNING k.*, m.finished_at AS f),"
-    " kh AS (INSERT INTO checkpoints_history SELECT * FROM k WHERE k.f >= " KEEP_FROM ")"
+    " kh AS (INSERT INTO checkpoints_history SELECT * FROM k WHERE k.f >= " KEEP_FROM "),"
+    " r AS (DELETE FROM task_reports r USING m WHERE r.task_id = m.id RETURNING r.*, m.finished_at AS f),"
+    " rh AS (INSERT INTO task_reports_history SELECT * FROM r WHERE r.f >= " KEEP_FROM ")"
     " SELECT (SELECT ok FROM l) AS leader, count(*) AS taken,"
     "  count(*) FILTER (WHERE m.finished_at >= " KEEP_FROM ") AS moved FROM m";
 

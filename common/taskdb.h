@@ -181,8 +181,8 @@ void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_resu
  * Move one batch of finished tasks out of `tasks`: each final state whose
  * period (seconds as text, NULL = that state stays) has passed since
  * finished_at; dead ones only once their letter was purged (dlq_purged_at).
- * They go, with their task_attempts and checkpoints rows, into the history
- * tables (migrations/003_history.sql), or are deleted when they finished
+ * They go, with their task_attempts, checkpoints and task_reports rows, into
+ * the history tables (migrations/003_history.sql, 010_search.sql), or are deleted when they finished
  * before the oldest day history keeps (today - keep_days, UTC).
  * Up to batch rows per state. Runs only in the session that gets the
  * transaction advisory lock lock_key, so two managers never move the same

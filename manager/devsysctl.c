@@ -23,8 +23,11 @@ static const char usage_text[] =
     "  get ID                        show a task: state, attempts, lease, times, last error,\n"
     "                                result, output tail and checkpoints\n"
     "  list [--state S] [--queue Q] [--limit N] [--after CURSOR]\n"
-    "                                list tasks, newest first; prints \"next: CURSOR\" when\n"
-    "                                there are more\n"
+    "       [--name NAME|PREFIX*] [--tag T] [--since TIME] [--until TIME]\n"
+    "                                list or search tasks (also in history), newest first;\n"
+    "                                TIME: RFC 3339, a date, epoch seconds or an age (90s,\n"
+    "                                30m, 2h, 7d ago); prints \"next: CURSOR\" when there\n"
+    "                                are more\n"
     "  cancel ID                     cancel a task that has not finished\n"
     "  dlq ls [QUEUE]                dead-letter queues and their lengths, or the entries\n"
     "                                of one queue\n"
@@ -39,10 +42,12 @@ static const char usage_text[] =
     "  health                        the manager's view of Redis and PostgreSQL\n"
     "  report ID [--xml]             a testing task's report: counts, failed tests with\n"
     "                                their message; --xml prints the JUnit XML as stored\n"
-    "  tests [--flaky] [--name] PIPELINE [CLASS::NAME]  test history: last outcomes, failure\n"
-    "                                rate, flaky (--name: of a task name); one test's runs\n"
+    "  tests [--flaky] [--by-name] PIPELINE [CLASS::NAME]  test history: last outcomes, failure\n"
+    "                                rate, flaky (--by-name: of a task name); one test's runs\n"
     "  deploy APP ENV SOURCE [--check-url URL]   deploy a directory or tarball (a task)\n"
-    "  rollback APP ENV [REV]        switch back to REV (default: the previous revision)\n"
+    "  rollback APP ENV [REV]        switch back to REV (default: the previous revision)\n";
+/* (two strings: C11 compilers need only take 4095 bytes in one) */
+static const char usage_text2[] =
     "  revisions APP [ENV]           an app's deployments, the current revision marked\n"
     "  pipeline submit FILE|-        submit a pipeline (README \"Pipelines\"); prints its id\n"
     "  pipeline ID [--watch]         its steps and nodes; --watch follows it until it ends\n"
@@ -267,11 +272,9 @@ static int cmd_get(const struct ctl *ctl, const char *id)
     char *eid = enc(id);
     char *path = xasprintf("/v1/tasks/%s", eid);
     int code;
-    json_t *task = ctl_call(ctl, "GET", path, NULL, 0, &code);
-    free(path);
-    if (!task || ctl->json) {
+    json_t *task = ctl_get_doc(ctl, path, &code);
+    if (!task) {
         free(eid);
-        json_decref(task);
         return code;
     }
     print_object(task, order, blocks);
@@ -305,39 +308,6 @@ static int cmd_get(const struct ctl *ctl, const char *id)
     }
     json_decref(doc);
     free(r.body);
-    return 0;
-}
-
-static int cmd_list(const struct ctl *ctl, const char *const q[4])
-{
-    static const char *const names[4] = { "state", "queue", "limit", "after" };
-    char *path = xstrdup("/v1/tasks");
-    char sep = '?';
-    for (int i = 0; i < 4; i++) {
-        if (!q[i])
-            continue;
-        char *e = enc(q[i]);
-        char *next = xasprintf("%s%c%s=%s", path, sep, names[i], e);
-        free(e);
-        free(path);
-        path = next;
-        sep = '&';
-    }
-    int code;
-    json_t *doc = ctl_call(ctl, "GET", path, NULL, 0, &code);
-    free(path);
-    if (!doc || ctl->json) {
-        json_decref(doc);
-        return code;
-    }
-    static const char *const heads[] = { "ID", "STATE", "KIND", "QUEUE", "ATTEMPT", "CREATED" };
-    static const char *const keys[] = { "id", "state", "kind", "queue", "attempt", "created_at" };
-    print_table(json_object_get(doc, "tasks"), heads, keys, 6);
-    /* An empty cursor means "no more", like null. */
-    const char *next = json_string_value(json_object_get(doc, "next"));
-    if (next && *next)
-        printf("next: %s\n", next);
-    json_decref(doc);
     return 0;
 }
 
@@ -438,7 +408,8 @@ static int cmd_health(const struct ctl *ctl)
 int main(int argc, char **argv)
 {
     enum { OPT_JSON = 256, OPT_URL, OPT_STATE, OPT_QUEUE, OPT_LIMIT, OPT_AFTER, OPT_ALL, OPT_XML, OPT_CONC, OPT_RATE,
-           OPT_PER_KEY, OPT_FLAKY, OPT_NAME, OPT_CHECK_URL, OPT_WATCH, OPT_TZ, OPT_CATCH_UP };
+           OPT_PER_KEY, OPT_FLAKY, OPT_BY_NAME, OPT_CHECK_URL, OPT_WATCH, OPT_TZ, OPT_CATCH_UP, OPT_NAME, OPT_TAG,
+           OPT_SINCE, OPT_UNTIL };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
         { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
@@ -447,13 +418,15 @@ int main(int argc, char **argv)
         { "xml", no_argument, NULL, OPT_XML },
         { "concurrency", required_argument, NULL, OPT_CONC }, { "rate", required_argument, NULL, OPT_RATE },
         { "per-key", no_argument, NULL, OPT_PER_KEY }, { "flaky", no_argument, NULL, OPT_FLAKY },
-        { "name", no_argument, NULL, OPT_NAME }, { "check-url", required_argument, NULL, OPT_CHECK_URL },
+        { "by-name", no_argument, NULL, OPT_BY_NAME }, { "check-url", required_argument, NULL, OPT_CHECK_URL },
         { "watch", no_argument, NULL, OPT_WATCH },
         { "tz", required_argument, NULL, OPT_TZ }, { "catch-up", required_argument, NULL, OPT_CATCH_UP },
+        { "name", required_argument, NULL, OPT_NAME }, { "tag", required_argument, NULL, OPT_TAG },
+        { "since", required_argument, NULL, OPT_SINCE }, { "until", required_argument, NULL, OPT_UNTIL },
         { NULL, 0, NULL, 0 },
     };
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
-    const char *list_q[4] = { NULL, NULL, NULL, NULL };
+    const char *list_q[LIST_NQ] = { NULL };
     struct queue_set_opts qs = { NULL, NULL, 0 };
     struct schedule_opts so = { NULL, NULL };
     int all = 0, any_list_opt = 0, xml = 0, tests_opts = 0, watch = 0, o;
@@ -461,7 +434,7 @@ int main(int argc, char **argv)
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'h': fputs(usage_text, stdout); return 0;
+        case 'h': fputs(usage_text, stdout); fputs(usage_text2, stdout); return 0;
         case OPT_JSON: ctl.json = 1; break;
         case OPT_URL: ctl.url = optarg; break;
         case OPT_ALL: all = 1; break;
@@ -470,12 +443,16 @@ int main(int argc, char **argv)
         case OPT_CONC: qs.concurrency = optarg; break;
         case OPT_RATE: qs.rate = optarg; break;
         case OPT_PER_KEY: qs.per_key = 1; break;
-        case OPT_FLAKY: case OPT_NAME: tests_opts |= o == OPT_FLAKY ? TESTS_FLAKY : TESTS_BY_NAME; break;
+        case OPT_FLAKY: case OPT_BY_NAME: tests_opts |= o == OPT_FLAKY ? TESTS_FLAKY : TESTS_BY_NAME; break;
         case OPT_CHECK_URL: check_url = optarg; break;
         case OPT_TZ: so.tz = optarg; break;
         case OPT_CATCH_UP: so.catch_up = optarg; break;
         case OPT_STATE: case OPT_QUEUE: case OPT_LIMIT: case OPT_AFTER:
             list_q[o - OPT_STATE] = optarg;
+            any_list_opt = 1;
+            break;
+        case OPT_NAME: case OPT_TAG: case OPT_SINCE: case OPT_UNTIL:
+            list_q[4 + o - OPT_NAME] = optarg;
             any_list_opt = 1;
             break;
         default:
@@ -519,11 +496,12 @@ int main(int argc, char **argv)
     if (cmds[c].nargs >= 0 && nargs != cmds[c].nargs)
         die_usage("wrong number of arguments for %s", cmd);
     if (any_list_opt && strcmp(cmd, "list") != 0)
-        die_usage("--state, --queue, --limit and --after go with list, not %s", cmd);
+        die_usage("--state, --queue, --limit, --after, --name, --tag, --since and --until go with list, not %s",
+                  cmd);
     if (all && strcmp(cmd, "dlq") != 0)
         die_usage("--all goes with dlq replay and dlq purge, not %s", cmd);
     if (strcmp(cmd, "tests") == 0 ? nargs < 2 || nargs > 3 : tests_opts != 0)
-        die_usage("%s", tests_opts ? "--flaky and --name go with tests" : "tests takes PIPELINE [CLASS::NAME]");
+        die_usage("%s", tests_opts ? "--flaky and --by-name go with tests" : "tests takes PIPELINE [CLASS::NAME]");
     if (xml && strcmp(cmd, "report") != 0)
         die_usage("--xml goes with report, not %s", cmd);
     if (watch && strcmp(cmd, "pipeline") != 0)

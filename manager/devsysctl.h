@@ -1,6 +1,6 @@
 /* devsysctl: what the CLI's files share (devsysctl.c: main, printing and the
  * task and DLQ commands; devsysctl_http.c: the HTTP client; devsysctl_queues.c: the queue
- * commands; devsysctl_report.c: the report command): one blocking request per
+ * commands; devsysctl_report.c: the report command; devsysctl_list.c: list and search): one blocking request per
  * call, the exit codes, the printing helpers. */
 #ifndef DEVSYS_DEVSYSCTL_H
 #define DEVSYS_DEVSYSCTL_H
@@ -44,6 +44,10 @@ int ctl_request(const struct ctl *ctl, const char *method, const char *path,
  * NULL with --json on an empty body) or NULL with *code set to the exit code. */
 json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
                  const char *body, size_t body_len, int *code);
+/* GET path (takes ownership of it) through ctl_call: the document to print,
+ * or NULL when there is nothing more to do (refused, unreachable, or --json
+ * printed it) with the exit code in *code. Caller json_decref's. */
+json_t *ctl_get_doc(const struct ctl *ctl, char *path, int *code);
 /* Percent-encodes one path segment or query value; caller frees. */
 char *enc(const char *s);
 /* A scalar as text for tables and listings: strings bare, null as "-",
@@ -55,6 +59,11 @@ void print_table(const json_t *rows, const char *const *heads, const char *const
 
 /* Reads all of path ("-" is stdin); caller frees; NULL after printing why. */
 char *ctl_read_all(const char *path, size_t *len);
+/* devsysctl_list.c: `list` with its filters, in the order of the API's
+ * parameters state, queue, limit, after, name, tag, since, until (NULL: not
+ * given); returns the exit code. */
+#define LIST_NQ 8
+int cmd_list(const struct ctl *ctl, const char *const q[LIST_NQ]);
 
 /* devsysctl_report.c: `report ID [--xml]`; returns the exit code. */
 int cmd_report(const struct ctl *ctl, const char *id, int xml);

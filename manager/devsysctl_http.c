@@ -208,6 +208,17 @@ fail:
     return -1;
 }
 
+/* GET path (which it frees) as a document to print; NULL after --json printed it or on failure (*code set). */
+json_t *ctl_get_doc(const struct ctl *ctl, char *path, int *code)
+{
+    json_t *doc = ctl_call(ctl, "GET", path, NULL, 0, code);
+    free(path);
+    if (doc && !ctl->json)
+        return doc;
+    json_decref(doc);
+    return NULL;
+}
+
 /* Percent-encodes one path segment or query value; caller frees. */
 char *enc(const char *s)
 {

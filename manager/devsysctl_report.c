@@ -44,12 +44,9 @@ int cmd_report(const struct ctl *ctl, const char *id, int xml)
         return code;
     }
     int code;
-    json_t *doc = ctl_call(ctl, "GET", path, NULL, 0, &code);
-    free(path);
-    if (!doc || ctl->json) {
-        json_decref(doc);
+    json_t *doc = ctl_get_doc(ctl, path, &code);
+    if (!doc)
         return code;
-    }
     const json_t *s = json_object_get(doc, "summary");
     printf("task:     %s (attempt %ld)\n", json_string_value(json_object_get(doc, "task_id")), num(doc, "attempt"));
     printf("tests:    %ld  passed %ld  failed %ld  errors %ld  skipped %ld  flaky %ld\n", num(s, "tests"),

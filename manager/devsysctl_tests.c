@@ -1,4 +1,4 @@
-/* devsysctl_tests: `devsysctl tests [--flaky] [--name] PIPELINE [CLASS::NAME]`,
+/* devsysctl_tests: `devsysctl tests [--flaky] [--by-name] PIPELINE [CLASS::NAME]`,
  * the test history (GET /v1/tests, every page): each test's last outcomes
  * (newest first: P passed, F failed, E error, S skipped, K flaky rerun),
  * failure rate and flaky flag; with a test, its runs (GET /v1/tests/history). */

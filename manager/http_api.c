@@ -88,6 +88,17 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
     api->pg = pg;
     api->prefix = xstrdup(cfg->prefix);
     api->max_body = cfg->max_body;
+    if (cfg->search_db_url) {
+        /* A search runs one at a time on its own connection, bounded by
+         * statement_timeout, so a broad one holds neither the other
+         * requests' pipeline nor more than one backend. */
+        char opts[64];
+        snprintf(opts, sizeof opts, "-c statement_timeout=%ld", cfg->search_timeout_ms);
+        api->pg_search = pgc_new_opts(base, cfg->search_db_url, "devsys-manager-search", opts);
+        if (api->pg_search)
+            pgc_set_timeout(api->pg_search, (int)cfg->search_timeout_ms + 2000);
+        api->search_timeout_ms = cfg->search_timeout_ms;
+    }
     struct auth_config authc = {cfg->admin_token, cfg->auth_cache_ms, cfg->auth_lookups_per_s};
     api->auth = auth_new(pg, &authc);
     api->http = evhttp_new(base);
@@ -138,6 +149,7 @@ void api_free(api_t *api)
         evhttp_free(api->http);
     auth_free(api->auth);
     astore_free(api->store);
+    pgc_free(api->pg_search);
     free(api->prefix);
     free(api);
 }

@@ -22,6 +22,8 @@ struct api_config {
     double auth_lookups_per_s; /* PostgreSQL lookups/s for tokens not known valid */
     const char *artifact_dir;  /* the artifact store's directory */
     size_t artifact_max;       /* bytes of one artifact; PUT /v1/artifacts/ bodies only */
+    const char *search_db_url; /* task searches get a connection of their own; NULL: they share pg */
+    long search_timeout_ms;   /* their statement_timeout */
 };
 
 /* Binds and starts serving. Returns NULL with a message in err. */

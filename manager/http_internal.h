@@ -28,6 +28,8 @@ struct api {
     guard_t *guard; /* the HTTP edge: connection cap, head checks before bodies */
     struct astore *store; /* artifacts (artifact_store.h) */
     size_t artifact_max;  /* bytes of one artifact (PUT body) */
+    pgc_t *pg_search; /* task searches (http_search.c); NULL: they use pg */
+    long search_timeout_ms;
 };
 
 /* One request being served. Freed by reply(). */
@@ -128,6 +130,15 @@ int op_parse_page(const char *query, long def, long max, int (*after_ok)(const c
 /* A list cursor "<created_at in µs since the epoch>_<id>" (opaque to
  * clients) into its parts; 0 when s is not one. */
 int op_cursor_parse(const char *s, char *us, size_t us_cap, char *id, size_t id_cap);
+/* ------------------------------------------------------------ http_tasks.c */
+
+/* The fields of a task row as jsonb_build_object arguments (get, list, search). */
+#define TASK_JSON_FIELDS                                                                            \
+    "'id', id, 'queue', queue, 'kind', kind, 'state', state, 'attempt', attempt, 'max_attempts', " \
+    "max_attempts, 'priority', priority, 'idempotency_key', idempotency_key, 'lease_owner', "      \
+    "lease_owner, 'lease_expires_at', lease_expires_at, 'created_at', created_at, 'started_at', "   \
+    "started_at, 'finished_at', finished_at, 'next_attempt_at', next_attempt_at, 'last_error', "    \
+    "last_error, 'result', result"
 
 /* ------------------------------------------------------------ http_replay.c */
 

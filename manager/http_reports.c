@@ -119,8 +119,12 @@ void reports_task(struct req *q, const struct route_args *a)
     snprintf(rr->subject, sizeof rr->subject, "task %s", a->id);
     const char *params[1] = {a->id};
     pgc_query(q->api->pg,
-              REPORT_COLUMNS " FROM tasks t LEFT JOIN LATERAL (SELECT * FROM task_reports"
-              "  WHERE task_id = t.id ORDER BY attempt DESC LIMIT 1) r ON true WHERE t.id = $1::uuid",
+              /* the task and its reports may have moved to history (retention) */
+              REPORT_COLUMNS " FROM (SELECT id, kind, state, spec FROM tasks WHERE id = $1::uuid"
+              "  UNION ALL SELECT id, kind, state, spec FROM tasks_history WHERE id = $1::uuid LIMIT 1) t"
+              " LEFT JOIN LATERAL (SELECT * FROM (SELECT attempt, xml, summary, created_at FROM task_reports"
+              "  WHERE task_id = t.id UNION ALL SELECT attempt, xml, summary, created_at FROM task_reports_history"
+              "  WHERE task_id = t.id) a ORDER BY attempt DESC LIMIT 1) r ON true",
               1, params, report_done, rr);
 }
 
@@ -137,11 +141,21 @@ void reports_latest(struct req *q, const struct route_args *a)
     snprintf(rr->not_found, sizeof rr->not_found, "no test report for %s \"%.256s\"",
              by_pipeline ? "the pipeline" : "tasks named", name);
     const char *params[1] = {name};
-    /* newest reports first (their created_at index), the first of that name */
+    /* newest reports first (their created_at index), the first of that
+     * name, in the hot tables and then in history (retention moved it) */
     pgc_query(q->api->pg,
-              by_pipeline ? REPORT_COLUMNS " FROM task_reports r JOIN tasks t ON t.id = r.task_id"
-                            " WHERE t.spec->'pipeline'->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1"
-                          : REPORT_COLUMNS " FROM task_reports r JOIN tasks t ON t.id = r.task_id"
-                            " WHERE t.spec->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1",
+              by_pipeline
+                  ? "SELECT * FROM ((" REPORT_COLUMNS ", r.created_at AS at FROM task_reports r JOIN tasks t ON t.id = r.task_id"
+                    "  WHERE t.spec->'pipeline'->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)"
+                    " UNION ALL (" REPORT_COLUMNS ", r.created_at AS at FROM task_reports_history r"
+                    "  JOIN tasks_history t ON t.id = r.task_id"
+                    "  WHERE t.spec->'pipeline'->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)) x"
+                    " ORDER BY at DESC LIMIT 1"
+                  : "SELECT * FROM ((" REPORT_COLUMNS ", r.created_at AS at FROM task_reports r JOIN tasks t ON t.id = r.task_id"
+                    "  WHERE t.spec->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)"
+                    " UNION ALL (" REPORT_COLUMNS ", r.created_at AS at FROM task_reports_history r"
+                    "  JOIN tasks_history t ON t.id = r.task_id"
+                    "  WHERE t.spec->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)) x"
+                    " ORDER BY at DESC LIMIT 1",
               1, params, report_done, rr);
 }

@@ -1,5 +1,5 @@
 /* http_tasks: the task routes: submit (one spec or a batch: recorded in
- * PostgreSQL, then published to Redis), get, list (cursor paging), cancel
+ * PostgreSQL, then published to Redis), get (list and search: http_search.c), cancel
  * (PostgreSQL first, then the agents' control stream) and checkpoints (paged).
  * PostgreSQL builds the JSON of task rows itself (jsonb_build_object), so the
  * read paths are one query and one copy. Reads of finished tasks look in the
@@ -27,7 +27,6 @@
 
 #define CHECKPOINTS_MAX 1000
 #define SUBMIT_MAX_BATCH 10000
-#define LIST_MAX_LIMIT 1000
 
 /* ------------------------------------------------------------------ submit */
 
@@ -228,13 +227,6 @@ void tasks_submit_json(struct req *q, json_t *body, int accepted)
 
 /* ------------------------------------------------------------------- reads */
 
-#define TASK_JSON_FIELDS                                                                            \
-    "'id', id, 'queue', queue, 'kind', kind, 'state', state, 'attempt', attempt, 'max_attempts', " \
-    "max_attempts, 'priority', priority, 'idempotency_key', idempotency_key, 'lease_owner', "      \
-    "lease_owner, 'lease_expires_at', lease_expires_at, 'created_at', created_at, 'started_at', "   \
-    "started_at, 'finished_at', finished_at, 'next_attempt_at', next_attempt_at, 'last_error', "    \
-    "last_error, 'result', result"
-
 /* The attempts of task t, oldest first, wherever retention put them. */
 #define TASK_ATTEMPTS                                                                               \
     "SELECT coalesce(jsonb_agg(jsonb_build_object('attempt', a.attempt, 'agent', a.agent, "         \
@@ -275,117 +267,6 @@ void tasks_get(struct req *q, const struct route_args *a)
               "  UNION ALL SELECT * FROM tasks_history WHERE id = $1::uuid LIMIT 1) t",
               1, params, reply_task_row, q);
 }
-
-static void list_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    struct req *q = arg;
-    if (!res || err[0]) {
-        reply_db_unavailable(q, err, NULL);
-        return;
-    }
-    int rows = PQntuples(res);
-    long limit = strtol(PQgetvalue(res, 0, 2), NULL, 10);
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add_printf(b, "{\"tasks\":[");
-    int n = 0, last = -1;
-    for (int i = 0; i < rows; i++) {
-        if (PQgetisnull(res, i, 0))
-            continue;
-        evbuffer_add_printf(b, "%s%s", n++ ? "," : "", PQgetvalue(res, i, 0));
-        last = i;
-    }
-    if (n == limit && last >= 0)
-        evbuffer_add_printf(b, "],\"next\":\"%s\"}", PQgetvalue(res, last, 1));
-    else
-        evbuffer_add_printf(b, "],\"next\":null}");
-    size_t len = evbuffer_get_length(b);
-    reply_raw(q, 200, (const char *)evbuffer_pullup(b, -1), len);
-    evbuffer_free(b);
-}
-
-/* The list statement for a filter, in up to six texts (each prepared once):
- * every condition a plan could use is in the text only when it applies, so a
- * cached generic plan still reaches rows through an index (tasks_final_other
- * or tasks_live by the state's group, tasks_created_at_id for succeeded, all
- * and a cursor). A final state, or none,
- * reads tasks_history too, merged by the cursor's order. The extra row
- * (limit echoed) keeps the answer non-empty so list_done can read the limit.
- * $1 state, $2 queue, $3 $4 cursor, $5 limit. */
-static void list_sql(char *sql, size_t cap, const char *state, int cursor)
-{
-    int live = state && (!strcmp(state, "queued") || !strcmp(state, "running") || !strcmp(state, "retrying"));
-    const char *st = !state                         ? "$1::text IS NULL"
-                     : live                         ? "state = $1 AND state IN ('queued', 'running', 'retrying')"
-                     : !strcmp(state, "succeeded") ? "state = $1 AND state = 'succeeded'"
-                                                    : "state = $1 AND state IN ('failed', 'dead', 'cancelled')";
-    const char *cur = cursor ? " AND (created_at, id) < ('epoch'::timestamptz + $3::bigint * interval '1 microsecond',"
-                               " $4::uuid)"
-                             : " AND $3::bigint IS NULL AND $4::uuid IS NULL";
-    char where[512];
-    snprintf(where, sizeof where, " WHERE %s AND ($2::text IS NULL OR queue = $2)%s"
-             " ORDER BY created_at DESC, id DESC LIMIT $5::int", st, cur);
-    char page[1200];
-    if (live)
-        snprintf(page, sizeof page, "SELECT * FROM tasks%s", where);
-    else
-        snprintf(page, sizeof page, "(SELECT * FROM tasks%s) UNION ALL (SELECT * FROM tasks_history%s)"
-                 " ORDER BY created_at DESC, id DESC LIMIT $5::int", where, where);
-    snprintf(sql, cap,
-             "WITH page AS (%s)"
-             " SELECT jsonb_build_object(" TASK_JSON_FIELDS ")::text,"
-             "   (extract(epoch FROM created_at) * 1000000)::bigint || '_' || id, $5::int"
-             " FROM (SELECT * FROM page ORDER BY created_at DESC, id DESC) p"
-             " UNION ALL SELECT NULL, NULL, $5::int", page);
-}
-
-void tasks_list(struct req *q, const struct route_args *a)
-{
-    (void)a;
-    struct evkeyvalq args;
-    TAILQ_INIT(&args);
-    if (q->query && evhttp_parse_query_str(q->query, &args) < 0) {
-        reply_error(q, 400, "query string does not parse");
-        return;
-    }
-    const char *state = evhttp_find_header(&args, "state");
-    const char *queue = evhttp_find_header(&args, "queue");
-    const char *limit_s = evhttp_find_header(&args, "limit");
-    const char *after = evhttp_find_header(&args, "after");
-    char limit[16] = "50", after_us[24] = "", after_id[40] = "";
-    const char *bad = NULL;
-    if (limit_s) {
-        char *end;
-        long l = strtol(limit_s, &end, 10);
-        if (!*limit_s || *end || l < 1 || l > LIST_MAX_LIMIT)
-            bad = "limit: must be an integer from 1 to 1000";
-        snprintf(limit, sizeof limit, "%ld", l);
-    }
-    if (after && !op_cursor_parse(after, after_us, sizeof after_us, after_id, sizeof after_id))
-        bad = "after: not a cursor returned by this API";
-    static const char *const states[] = {"queued", "running",   "retrying", "succeeded",
-                                         "failed", "dead",      "cancelled"};
-    if (state) {
-        int ok = 0;
-        for (size_t i = 0; i < sizeof states / sizeof *states; i++)
-            ok |= strcmp(state, states[i]) == 0;
-        if (!ok)
-            bad = "state: must be one of queued, running, retrying, succeeded, failed, dead, cancelled";
-    }
-    if (queue && !spec_queue_name_ok(queue))
-        bad = "queue: not a valid queue name";
-    const char *params[5] = {state, queue, after ? after_us : NULL, after ? after_id : NULL, limit};
-    if (bad) {
-        evhttp_clear_headers(&args);
-        reply_error(q, 400, bad);
-        return;
-    }
-    char sql[2048];
-    list_sql(sql, sizeof sql, state, after != NULL);
-    pgc_query(q->api->pg, sql, 5, params, list_done, q);
-    evhttp_clear_headers(&args);
-}
-
 
 /* ------------------------------------------------------------------ cancel */
 

@@ -109,6 +109,8 @@ static int serve(void)
         .auth_lookups_per_s = cfg_double("DEVSYS_AUTH_LOOKUPS_PER_S", 20, 0.1, 1e6),
         .artifact_dir = astore_dir_from_env(),
         .artifact_max = (size_t)cfg_long("DEVSYS_ARTIFACT_MAX_BYTES", ASTORE_MAX_DEFAULT, 1, 1L << 40),
+        .search_db_url = db_url,
+        .search_timeout_ms = cfg_long("DEVSYS_SEARCH_TIMEOUT_MS", 5000, 100, 600000),
     };
     m.grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 10, 0, 3600);
     if (!ac.admin_token)

@@ -37,7 +37,8 @@ static const char usage_text[] =
     "  --prefix P          Redis key prefix (default $DEVSYS_PREFIX or devsys)\n"
     "  --wait S            give up waiting for completion after S seconds (default 300)\n"
     "environment: DEVSYS_REDIS_URL (redis://127.0.0.1:6379/0), DEVSYS_DATABASE_URL,\n"
-    "  DEVSYS_URL (http://127.0.0.1:8080), DEVSYS_TOKEN\n"
+    "  DEVSYS_URL (http://127.0.0.1:8080; several managers: comma-separated, the http\n"
+    "  mode's connections go to them in turn), DEVSYS_TOKEN\n"
     "The last line is machine-readable: RESULT mode=... tasks=... tasks_per_s=... p99_ms=...\n";
 
 struct bench {
@@ -233,8 +234,7 @@ static void submit_rate(struct bench *b, redisContext *c, const char *key, const
 
 struct http_run {
     struct event_base *base;
-    char *host, *path, *auth, *spec;
-    int port;
+    char *path, *auth, *spec;
     long left;              /* specs not yet sent */
     int inflight;
     int failed;
@@ -243,6 +243,7 @@ struct http_run {
 struct http_slot {
     struct http_run *run;
     struct evhttp_connection *conn;
+    char *host;             /* this connection's manager (DEVSYS_URL may list several) */
     long n;                 /* specs in the request in flight */
 };
 
@@ -293,7 +294,7 @@ static void http_send(struct http_slot *s)
     run->left -= s->n;
     struct evhttp_request *req = evhttp_request_new(on_http_done, s);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", run->host);
+    evhttp_add_header(h, "Host", s->host);
     evhttp_add_header(h, "Content-Type", "application/json");
     if (run->auth)
         evhttp_add_header(h, "Authorization", run->auth);
@@ -310,29 +311,48 @@ static void http_send(struct http_slot *s)
     run->inflight++;
 }
 
-static void submit_http(struct bench *b, const char *spec)
+static struct evhttp_uri *http_url(const char *url)
 {
-    const char *url = env_or("DEVSYS_URL", "http://127.0.0.1:8080");
     struct evhttp_uri *uri = evhttp_uri_parse(url);
     if (!uri || !evhttp_uri_get_host(uri) || strcmp(evhttp_uri_get_scheme(uri) ? evhttp_uri_get_scheme(uri) : "", "http"))
-        die("DEVSYS_URL must be http://HOST[:PORT][/PATH], not '%s'", url);
+        die("DEVSYS_URL must be http://HOST[:PORT][/PATH] (several: comma-separated), not '%s'", url);
+    return uri;
+}
+
+/* DEVSYS_URL may name several managers, comma-separated: the connections
+ * go to them in turn (HTTP_CONNS is rounded up to a multiple of them). */
+static void submit_http(struct bench *b, const char *spec)
+{
+    char *urls = xstrdup(env_or("DEVSYS_URL", "http://127.0.0.1:8080"));
+    char *list[HTTP_CONNS * 4];
+    int nurls = 0;
+    for (char *save = NULL, *u = strtok_r(urls, ",", &save); u && nurls < HTTP_CONNS * 4;
+         u = strtok_r(NULL, ",", &save))
+        list[nurls++] = u;
+    if (nurls == 0)
+        die("DEVSYS_URL is empty");
+    int nconns = (HTTP_CONNS + nurls - 1) / nurls * nurls;
+    const char *url = list[0];
+    struct evhttp_uri *uri = http_url(url);
     const char *token = getenv("DEVSYS_TOKEN");
     const char *prefix = evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "";
     struct http_run run = {
         .base = event_base_new(),
-        .host = xstrdup(evhttp_uri_get_host(uri)),
-        .port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80,
         .path = xasprintf("%.*s/v1/tasks", (int)(strlen(prefix) - (*prefix && prefix[strlen(prefix) - 1] == '/')), prefix),
         .auth = token && *token ? xasprintf("Bearer %s", token) : NULL,
         .spec = xstrdup(spec),
         .left = b->n,
     };
     evhttp_uri_free(uri);
-    struct http_slot slots[HTTP_CONNS];
+    struct http_slot *slots = xcalloc((size_t)nconns, sizeof *slots);
     b->submit_t0 = now_wall();
-    for (int i = 0; i < HTTP_CONNS; i++) {
+    for (int i = 0; i < nconns; i++) {
+        struct evhttp_uri *u = http_url(list[i % nurls]);
         slots[i].run = &run;
-        slots[i].conn = evhttp_connection_base_new(run.base, NULL, run.host, (unsigned short)run.port);
+        slots[i].host = xstrdup(evhttp_uri_get_host(u));
+        int port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
+        evhttp_uri_free(u);
+        slots[i].conn = evhttp_connection_base_new(run.base, NULL, slots[i].host, (unsigned short)port);
         evhttp_connection_set_timeout(slots[i].conn, 120);
         evhttp_connection_set_retries(slots[i].conn, 0);
         if (run.left > 0)
@@ -340,11 +360,14 @@ static void submit_http(struct bench *b, const char *spec)
     }
     event_base_dispatch(run.base);
     b->submit_t1 = now_wall();
-    for (int i = 0; i < HTTP_CONNS; i++)
+    for (int i = 0; i < nconns; i++) {
         evhttp_connection_free(slots[i].conn);
+        free(slots[i].host);
+    }
+    free(slots);
+    free(urls);
     event_base_free(run.base);
     int failed = run.failed || run.left > 0 || run.inflight > 0;
-    free(run.host);
     free(run.path);
     free(run.auth);
     free(run.spec);

@@ -4,7 +4,10 @@
 # SCALE_SIZES (cumulative, finished noop tasks with one attempt each) and at each
 # measures throughput (stream SCALE_STREAM_N), light load (RATE/s for RATE_SECS),
 # each SCALE_REPEAT times (the median is reported),
-# PostgreSQL CPU while idle (SCALE_IDLE_S) and list/get answer times.
+# PostgreSQL CPU while idle (SCALE_IDLE_S) and list/search/get answer times.
+# Every filled task has a name (job-<i mod 1000>) and a tag (t<i mod 100>), so
+# the search indexes hold every row: a name matches 0.1 % of the rows, the
+# prefix job-42* 1.1 % (job-42, job-420..429), a tag 1 %.
 #
 # Rows finished within the retention window stay in `tasks` (up to SCALE_HOT, the
 # last 20 hours); the rest is history (finished 2-9 days ago, in tasks_history).
@@ -17,6 +20,7 @@ SCALE_STREAM_N=${SCALE_STREAM_N:-20000}
 SCALE_IDLE_S=${SCALE_IDLE_S:-10}
 SCALE_CHUNK=${SCALE_CHUNK:-1000000}
 SCALE_REPEAT=${SCALE_REPEAT:-3}
+WARMUP_SECS=${WARMUP_SECS:-2}
 
 scale_sql() { ds_psql "$DEVSYS_DATABASE_URL" "$1"; }
 
@@ -32,7 +36,9 @@ scale_fill() {
                  FROM generate_series($from + 1, $from + $n) i),
       t AS (INSERT INTO $t (id, queue, kind, spec, state, attempt, created_at, started_at, finished_at,
                             published_at, dlq_purged_at, last_error)
-            SELECT gen_random_uuid(), 'noop', 'noop', '{\"kind\":\"noop\"}', s, 1, c, c, c + interval '3 ms',
+            SELECT gen_random_uuid(), 'noop', 'noop',
+                   jsonb_build_object('kind', 'noop', 'name', 'job-' || i % 1000, 'tags', jsonb_build_array('t' || i % 100)),
+                   s, 1, c, c, c + interval '3 ms',
                    c, CASE WHEN s = 'dead' THEN c + interval '1 s' END,
                    CASE WHEN s <> 'succeeded' THEN 'scale fill' END FROM g
             RETURNING id, state, started_at, finished_at)
@@ -59,23 +65,13 @@ scale_fill_to() {
 }
 
 # CPU ticks (utime + stime) of the postmaster and all its children.
-scale_pg_ticks() {
-    local pids p sum=0 f
-    pids=$(ps -o pid= --ppid "$PG_PID")
-    for p in "$PG_PID" $pids; do
-        f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        f=${f##*) }
-        set -- $f
-        sum=$(( sum + ${12} + ${13} ))
-    done
-    echo "$sum"
-}
+scale_pg_ticks() { cpu_ticks "$PG_PID" $(ps -o pid= --ppid "$PG_PID"); }
 
 # Median of 5 answer times of GET URL, in ms.
 scale_http_ms() {
     local i ts=()
     for i in 1 2 3 4 5; do
-        ts+=("$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $DEVSYS_TOKEN" "$DEVSYS_URL$1")")
+        ts+=("$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $DEVSYS_TOKEN" "$MANAGER_URL$1")")
     done
     printf '%s\n' "${ts[@]}" | sort -n | sed -n 3p | awk '{ printf "%.1f", $1 * 1000 }'
 }
@@ -91,6 +87,29 @@ scale_bench() {
 scale_field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 
 scale_median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# scale_explain NOW_S: EXPLAIN ANALYZE of the page query manager/http_search.c
+# builds for ?name=job-42, ?name=job-42*, ?tag=t7 and ?name=job-42&since&until (same text,
+# without the JSON around it), planned for its values as the manager does
+# (pgc_query_once: the unnamed statement, a custom plan each time).
+scale_explain() {
+    local since=$(( ($1 - 5 * 86400) * 1000000 )) until=$(( ($1 - 4 * 86400) * 1000000 )) w
+    for w in "spec ? 'name' AND (spec->>'name') = \$1 ;; 'job-42'" \
+             "spec ? 'name' AND (spec->>'name') ~>=~ \$1 AND (spec->>'name') ~<~ (\$1 || chr(1114111)) ;; 'job-42'" \
+             "spec ? 'tags' AND spec->'tags' @> \$1::jsonb ;; '[\"t7\"]'" \
+             "spec ? 'name' AND (spec->>'name') = \$1 AND created_at >= ('epoch'::timestamptz + \$2::bigint * interval '1 microsecond') AND created_at < ('epoch'::timestamptz + \$3::bigint * interval '1 microsecond') ;; 'job-42', $since, $until"; do
+        local cond=${w%% ;; *} args=${w#* ;; } hist=''
+        [[ $cond == *'$2'* ]] && hist=" AND finished_at >= ('epoch'::timestamptz + \$2::bigint * interval '1 microsecond') - interval '1 day'"
+        echo "== WHERE $cond ($args)"
+        psql "$DEVSYS_DATABASE_URL" -XAtq -v ON_ERROR_STOP=1 <<SQL
+PREPARE s AS (SELECT * FROM tasks WHERE true AND $cond ORDER BY created_at DESC, id DESC LIMIT 50)
+  UNION ALL (SELECT * FROM tasks_history WHERE true AND $cond$hist ORDER BY created_at DESC, id DESC LIMIT 50)
+  ORDER BY created_at DESC, id DESC LIMIT 50;
+SET plan_cache_mode = force_custom_plan;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE s($args);
+SQL
+    done 2>&1 | grep -v '^[0-9a-f]\{8\}-.*|' 
+}
 
 scale_run() {
     local size rows=() t0 fill_s a b hz res_s res_r hist_id k tps p50 p99
@@ -111,6 +130,8 @@ scale_run() {
         tps=() p50=() p99=()
         for ((k = 0; k < SCALE_REPEAT; k++)); do
             res_s=$(scale_bench stream "$SCALE_STREAM_N") || fail "stream"
+            # warm-up: the light-load figures measure the steady state, not cold caches
+            (( WARMUP_SECS > 0 )) && { scale_bench rate "$RATE" "$WARMUP_SECS" >/dev/null || fail "warm-up"; }
             res_r=$(scale_bench rate "$RATE" "$RATE_SECS") || fail "rate"
             tps+=("$(scale_field "$res_s" tasks_per_s)")
             p50+=("$(scale_field "$res_r" p50_ms)")
@@ -122,19 +143,28 @@ scale_run() {
         a=$(scale_pg_ticks)
         sleep "$SCALE_IDLE_S"
         b=$(scale_pg_ticks)
+        now_s=$(date +%s)
         hist_id=$(scale_sql "SELECT id FROM tasks_history LIMIT 1")
         [[ -n $hist_id ]] || hist_id=$(scale_sql "SELECT id FROM tasks LIMIT 1")
-        rows+=("$(printf '%-10s %8s %9s %7s %7s %7s %9s %9s %9s %9s' "$size" "$fill_s" "$(scale_median "${tps[@]}")" \
+        rows+=("$(printf '%-10s %8s %9s %7s %7s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s' "$size" "$fill_s" "$(scale_median "${tps[@]}")" \
             "$(scale_median "${p50[@]}")" "$(scale_median "${p99[@]}")" \
             "$(awk -v d=$((b - a)) -v hz="$hz" -v s="$SCALE_IDLE_S" 'BEGIN { printf "%.2f", 100 * d / hz / s }')" \
             "$(scale_http_ms '/v1/tasks?state=dead&limit=50')" \
             "$(scale_http_ms '/v1/tasks?state=succeeded&limit=50')" \
             "$(scale_http_ms '/v1/tasks?limit=50')" \
-            "$(scale_http_ms "/v1/tasks/$hist_id")")")
+            "$(scale_http_ms "/v1/tasks/$hist_id")" \
+            "$(scale_http_ms '/v1/tasks?name=job-42&limit=50')" \
+            "$(scale_http_ms '/v1/tasks?name=job-42*&limit=50')" \
+            "$(scale_http_ms '/v1/tasks?tag=t7&limit=50')" \
+            "$(scale_http_ms "/v1/tasks?name=job-42&since=$((now_s - 5 * 86400))&until=$((now_s - 4 * 86400))&limit=50")" \
+            "$(scale_http_ms "/v1/tasks?tag=t7&state=dead&since=$((now_s - 3600))&limit=50")")")
         echo "${rows[-1]}"
+        # how the searches reach their rows, for BENCHMARKS.md
+        [[ -n ${SCALE_EXPLAIN:-} ]] && scale_explain "$now_s" >"$DIR/explain-$size.txt" \
+            && echo "plans: $DIR/explain-$size.txt"
     done
     echo
-    printf '%-10s %8s %9s %7s %7s %7s %9s %9s %9s %9s\n' rows fill_s tasks/s p50_ms p99_ms pg_idle% \
-        dead_ms succ_ms all_ms get_ms
+    printf '%-10s %8s %9s %7s %7s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n' rows fill_s tasks/s p50_ms p99_ms pg_idle% \
+        dead_ms succ_ms all_ms get_ms name_ms prefix_ms tag_ms name_t_ms tag_d_ms
     printf '%s\n' "${rows[@]}"
 }

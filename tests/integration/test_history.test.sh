@@ -54,10 +54,10 @@ is "$(get '/v1/tests/history?name=retry-suite&test=suite::t_flaky')" 200 "GET /v
 is "$(jq -c '[.runs[] | [.attempt, .outcome, .flaky, .message, .input]]' "$B")" \
     "[[2,\"passed\",true,null,\"task:$id\"],[1,\"failed\",false,\"timing: 3 != 4\",\"task:$id\"]]" \
     "its runs newest first: the pass on the same input shows it flaky"
-out=$(ctl tests --name --flaky retry-suite)
-like "$out" 'suite::t_flaky +PF +50% +flaky +timing: 3 != 4' "devsysctl tests --name --flaky lists it"
+out=$(ctl tests --by-name --flaky retry-suite)
+like "$out" 'suite::t_flaky +PF +50% +flaky +timing: 3 != 4' "devsysctl tests --by-name --flaky lists it"
 ok "and not the stable one" it_not grep -q t_stable <<<"$out"
-like "$(ctl tests --name retry-suite suite::t_flaky)" 'passed +true' "devsysctl tests NAME TEST prints its runs"
+like "$(ctl tests --by-name retry-suite suite::t_flaky)" 'passed +true' "devsysctl tests NAME TEST prints its runs"
 
 # ---- two runs of a suite on different inputs: failed then passed is no flake
 id=$(ctl submit - <<<"$(spec fixed-suite m-fixed)")

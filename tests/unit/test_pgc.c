@@ -1,6 +1,6 @@
 /* test_pgc: the async PostgreSQL client against the real server named by
  * DEVSYS_TEST_DATABASE_URL: pipelining, errors inside the pipeline,
- * prepared-statement reuse, reconnect after pg_terminate_backend, free,
+ * prepared-statement reuse (and pgc_query_once, never prepared), reconnect after pg_terminate_backend, free,
  * per-query deadlines and failing fast while the server is unreachable. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -256,6 +256,29 @@ static void test_prepared_statement_reuse(void **state)
                              1, p);
     assert_string_equal(r.err, "");
     assert_string_equal(r.val, "1|s1");
+    pgc_free(pg);
+}
+
+/* pgc_query_once runs the unnamed statement: planned for its parameters each
+ * time, never prepared, and it leaves the prepared ones alone. */
+static void test_query_once_not_prepared(void **state)
+{
+    (void)state;
+    int connects = 0;
+    pgc_t *pg = connect_pg("pgc-test-once", &connects);
+    const char *probe = "SELECT $1::int + 1 AS once_probe";
+    const char *v[] = {"41"};
+    struct result r[3];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 3; i++)
+        pgc_query_once(pg, probe, 1, v, result_cb, &r[i]);
+    assert_true(run_until(&r[2].done, 1, 5000));
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(r[i].val, "42");
+    const char *p[] = {probe};
+    struct result n = query1(pg, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", 1, p);
+    assert_string_equal(n.err, "");
+    assert_string_equal(n.val, "0");
     pgc_free(pg);
 }
 
@@ -641,6 +664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_do_not_break_pipeline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ten_thousand_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepared_statement_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_once_not_prepared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reentrant_query_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_after_terminate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
