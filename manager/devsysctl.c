@@ -50,6 +50,7 @@ static const char usage_text[] =
     "                                their message; --xml prints the JUnit XML as stored\n"
     "  tests [--flaky] [--name] PIPELINE [CLASS::NAME]  test history: last outcomes, failure\n"
     "                                rate, flaky (--name: of a task name); one test's runs\n"
+    ACCESS_USAGE
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -76,7 +77,7 @@ _Noreturn void die_usage(const char *fmt, const char *arg)
 /* ---- URL and request plumbing ------------------------------------------- */
 
 /* Fills host/port/prefix from ctl->url; -1 on anything but http://host[:port][/path]. */
-static int ctl_parse_url(struct ctl *ctl)
+int ctl_parse_url(struct ctl *ctl)
 {
     struct evhttp_uri *uri = evhttp_uri_parse(ctl->url);
     if (!uri)
@@ -689,6 +690,9 @@ int main(int argc, char **argv)
         { "name", no_argument, NULL, OPT_NAME },
         { NULL, 0, NULL, 0 },
     };
+    int access = access_main(argc, argv); /* token, secret, audit: their own options */
+    if (access >= 0)
+        return access;
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[4] = { NULL, NULL, NULL, NULL };
     struct queue_set_opts qs = { NULL, NULL, 0 };

@@ -73,4 +73,22 @@ int cmd_queues(const struct ctl *ctl);
 /* queue show|pause|resume|set Q */
 int cmd_queue(const struct ctl *ctl, const char *sub, const char *queue, const struct queue_set_opts *o);
 
+/* Fills host/port/prefix from ctl->url; -1 on anything but http://host[:port][/path]. */
+int ctl_parse_url(struct ctl *ctl);
+
+/* ---- devsysctl_access.c: token, secret, audit */
+#define ACCESS_USAGE                                                                                      \
+    "  token create --name N --role viewer|operator|admin [--expires 30d] [--queues q1,q2]\n"            \
+    "               [--apps a1]      a new token; its secret is printed once\n"                         \
+    "  token list | revoke NAME | rotate NAME [--grace 1h]\n"                                           \
+    "                                tokens (never their secret); rotate prints a new secret,\n"        \
+    "                                the old one works for the grace period (1h)\n"                     \
+    "  secret set NAME | list | rm NAME\n"                                                              \
+    "                                task secrets (set reads the value from stdin; never shown)\n"     \
+    "  audit [--actor A] [--action X] [--target T] [--since TIME] [--limit N] [--after ID]\n"          \
+    "                                the audit trail, newest first\n"
+/* Runs argv when its command is token, secret or audit (returns the exit
+ * code); -1 for any other command. */
+int access_main(int argc, char **argv);
+
 #endif

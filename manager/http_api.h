@@ -20,6 +20,7 @@ struct api_config {
     struct guard_limits edge; /* connection cap, header cap, timeouts (max_body is copied in) */
     long auth_cache_ms;       /* a valid token's answer is reused this long (revocation delay) */
     double auth_lookups_per_s; /* PostgreSQL lookups/s for tokens not known valid */
+    struct secretbox *secrets; /* keys of secrets at rest (kept by reference, may be NULL) */
 };
 
 /* Binds and starts serving. Returns NULL with a message in err. */

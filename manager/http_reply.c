@@ -46,6 +46,9 @@ void req_free(struct req *q)
     free(q->created);
     free(q->states);
     free(q->query);
+    free(q->queues);
+    free(q->apps);
+    json_decref(q->audit_detail);
     free(q);
 }
 
@@ -89,8 +92,11 @@ void reply_typed(struct req *q, int status, const char *content_type, const char
                        : status == 429 ? "Too Many Requests"
                        : status == 431 ? "Request Header Fields Too Large"
                        : "Error";
-    if (status == 403)
+    if (status == 403 && !q->audit_action) /* an audited route's 403 has its own row */
         auth_denied(q, "forbidden");
+    if (q->request_id[0])
+        evhttp_add_header(h, "X-Request-Id", q->request_id);
+    policy_audit_finish(q, status);
     evhttp_send_reply(r, status, reason, b);
     evbuffer_free(b);
     if (status >= 500)

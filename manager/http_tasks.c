@@ -146,7 +146,7 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     }
     metric_add(q->api->m_submitted, (double)json_array_size(ids));
     if (json_array_size(ids))
-        http_audit(q->api, q->actor, "task.submit", json_string_value(json_array_get(ids, 0)),
+        req_audit_note(q, json_string_value(json_array_get(ids, 0)),
               json_pack("{s:I,s:o}", "count", (json_int_t)json_array_size(ids), "ids", ids));
     else
         json_decref(ids);
@@ -417,7 +417,7 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         op_conflict(o, "the task has already finished");
         return;
     }
-    http_audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
+    req_audit_note(o->q, o->task, json_pack("{s:s}", "previous_state", o->state));
     if (strcmp(o->state, "running") == 0) {
         /* Agents follow the capped control stream with a blocking XREAD;
          * each also finds cancelled tasks when it renews its leases. */
