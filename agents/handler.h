@@ -40,6 +40,8 @@ struct task_run {
     const char *checkpoint;   /* last checkpoint as JSON text, or NULL */
     const char *agent_name;
     double kill_grace_s;      /* SIGTERM -> SIGKILL grace on timeout/cancel */
+    const json_t *secrets;    /* {"<secret name>": value} the spec's env refers to, or NULL; for the
+                               * child's environment only, never to be logged or stored */
 
     /* The handler reports the outcome exactly once. Calling done() may free
      * the run: the handler must not touch run (or its own state reachable
