@@ -3,6 +3,7 @@
  * lands here and is reported once the fetch is back. */
 #include "agent_secrets.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,7 +102,9 @@ int agent_secrets_start(struct task *t, handler_result_t *res)
     in_flight = f;
     t->ops = &fetching_ops;
     t->run.handler_data = f;
-    secretdb_fetch(t->ag->pg, t->ag->secrets, names, fetched, f);
+    char actor[160];
+    snprintf(actor, sizeof actor, "agent:%s", t->ag->name);
+    secretdb_fetch(t->ag->pg, t->ag->secrets, names, actor, t->env.id, fetched, f);
     json_decref(names);
     return 0;
 }

@@ -198,7 +198,8 @@ static void fetched(pgc_t *pg, PGresult *res, const char *err, void *arg)
     free(f);
 }
 
-void secretdb_fetch(pgc_t *pg, const secretbox_t *b, const json_t *names, secretdb_fetch_fn *fn, void *arg)
+void secretdb_fetch(pgc_t *pg, const secretbox_t *b, const json_t *names, const char *actor, const char *task_id,
+                    secretdb_fetch_fn *fn, void *arg)
 {
     if (!b) {
         fn(NULL, "secrets: this agent has no DEVSYS_SECRET_KEY", arg);
@@ -214,10 +215,13 @@ void secretdb_fetch(pgc_t *pg, const secretbox_t *b, const json_t *names, secret
     json_t *n;
     json_array_foreach(names, i, n) pgarr_add(a, json_string_value(n));
     char *lit = pgarr_finish(a);
-    const char *params[1] = {lit};
+    const char *params[3] = {lit, actor, task_id};
     pgc_query(pg,
-              "SELECT name, key_id, encode(nonce, 'hex') AS nonce, encode(ciphertext, 'hex') AS ciphertext"
+              "WITH used AS (INSERT INTO audit_log (actor, role, action, target, outcome, detail)"
+              " VALUES ($2, 'agent', 'secret.use', array_to_string($1::text[], ','), 0,"
+              " jsonb_build_object('task', $3::text)))"
+              " SELECT name, key_id, encode(nonce, 'hex') AS nonce, encode(ciphertext, 'hex') AS ciphertext"
               " FROM secrets WHERE name = ANY($1::text[])",
-              1, params, fetched, f);
+              3, params, fetched, f);
     free(lit);
 }

@@ -39,7 +39,10 @@ int secret_name_ok(const char *name);
  * naming what failed (no key, a missing secret, a value that does not
  * decrypt, PostgreSQL). Called once, from the loop. */
 typedef void secretdb_fetch_fn(json_t *values, const char *err, void *arg);
-/* Fetches and decrypts the secrets named in names (a JSON array of strings). */
-void secretdb_fetch(pgc_t *pg, const secretbox_t *b, const json_t *names, secretdb_fetch_fn *fn, void *arg);
+/* Fetches and decrypts the secrets named in names (a JSON array of strings),
+ * and records the read in audit_log in the same statement (actor, e.g.
+ * "agent:a1", action secret.use, target the names, detail the task id). */
+void secretdb_fetch(pgc_t *pg, const secretbox_t *b, const json_t *names, const char *actor, const char *task_id,
+                    secretdb_fetch_fn *fn, void *arg);
 
 #endif

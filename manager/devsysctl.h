@@ -83,8 +83,9 @@ int ctl_parse_url(struct ctl *ctl);
     "  token list | revoke NAME | rotate NAME [--grace 1h]\n"                                           \
     "                                tokens (never their secret); rotate prints a new secret,\n"        \
     "                                the old one works for the grace period (1h)\n"                     \
-    "  secret set NAME | list | rm NAME\n"                                                              \
-    "                                task secrets (set reads the value from stdin; never shown)\n"     \
+    "  secret set NAME | list | rm NAME | rekey\n"                                                      \
+    "                                task secrets (set reads the value from stdin; never shown);\n"    \
+    "                                rekey re-encrypts old-key values under the current key\n"         \
     "  audit [--actor A] [--action X] [--target T] [--since TIME] [--limit N] [--after ID]\n"          \
     "                                the audit trail, newest first\n"
 /* Runs argv when its command is token, secret or audit (returns the exit

@@ -143,6 +143,8 @@ static int cmd_secret(const struct ctl *ctl, int nargs, char **args)
         static const char *const keys[] = {"name", "key_id", "updated_at", "updated_by"};
         return list_rows(ctl, "/v1/secrets", "secrets", heads, keys, 4);
     }
+    if (strcmp(sub, "rekey") == 0 && nargs == 2)
+        return send_json(ctl, "POST", "/v1/secrets/rekey", NULL, "re-encrypted under the current key");
     if (strcmp(sub, "rm") == 0 && nargs == 3) {
         char *name = enc(args[2]);
         char *path = xasprintf("/v1/secrets/%s", name);
@@ -151,7 +153,7 @@ static int cmd_secret(const struct ctl *ctl, int nargs, char **args)
         free(name);
         return code;
     }
-    die_usage("%s", "secret set NAME|list|rm NAME");
+    die_usage("%s", "secret set NAME|list|rm NAME|rekey");
 }
 
 static int cmd_audit(const struct ctl *ctl, const struct access_opts *o)

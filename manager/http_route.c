@@ -52,6 +52,7 @@ const struct route routes[] = {
     {POST,   "/v1/tokens/{name}/rotate",         ROLE_ADMIN,    "rotating tokens",                 tokens_rotate, 0, "token.rotate"},
     {POST,   "/v1/secrets",                      ROLE_ADMIN,    "setting secrets",                 secrets_set, 0, "secret.set"},
     {GET,    "/v1/secrets",                      ROLE_ADMIN,    "listing secrets",                 secrets_list},
+    {POST,   "/v1/secrets/rekey",                ROLE_ADMIN,    "re-encrypting secrets",           secrets_rekey, 0, "secret.rekey"},
     {DELETE, "/v1/secrets/{name}",               ROLE_ADMIN,    "removing secrets",                secrets_delete, 0, "secret.rm"},
     {GET,    "/v1/audit",                        ROLE_ADMIN,    "reading the audit trail",         audit_list},
 };

@@ -105,6 +105,7 @@ void tokens_rotate(struct req *q, const struct route_args *a);
 void secrets_set(struct req *q, const struct route_args *a);
 void secrets_list(struct req *q, const struct route_args *a);
 void secrets_delete(struct req *q, const struct route_args *a);
+void secrets_rekey(struct req *q, const struct route_args *a);
 /* http_audit.c */
 void audit_list(struct req *q, const struct route_args *a);
 

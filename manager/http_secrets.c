@@ -1,7 +1,8 @@
 /* http_secrets: /v1/secrets (admin): set a secret (encrypted here with the
  * current DEVSYS_SECRET_KEY before it reaches PostgreSQL), list names and key
  * ids, remove. No route returns a value: agents read and decrypt them
- * themselves just before a task runs (common/secretdb.h). */
+ * themselves just before a task runs (common/secretdb.h). Rekey re-encrypts
+ * the values still under an old key (DEVSYS_SECRET_KEYS_OLD) with the current one. */
 #include "http_internal.h"
 
 #include <sodium.h>
@@ -80,4 +81,83 @@ void secrets_delete(struct req *q, const struct route_args *a)
     snprintf(o->arg, sizeof o->arg, "%.63s", a->name);
     const char *p[1] = {a->name};
     pgc_query(q->api->pg, "DELETE FROM secrets WHERE name = $1 RETURNING " SECRET_JSON, 1, p, secret_done, o);
+}
+
+/* ------------------------------------------------------------------ rekey */
+
+static void rekeyed(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct op *o = arg;
+    if (!op_have_row(o, res, err, "no row"))
+        return;
+    req_audit_note(o->q, NULL, json_pack("{s:I,s:s}", "rekeyed", (json_int_t)o->count, "key_id",
+                                         secretbox_key_id(o->q->api->secrets)));
+    op_reply(o, 200, json_pack("{s:I,s:s}", "rekeyed", (json_int_t)o->count, "key_id",
+                               secretbox_key_id(o->q->api->secrets)));
+}
+
+/* Every row not under the current key: opened with its (old) key, sealed
+ * again under the current one, written in one statement. */
+static void rekey_read(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct op *o = arg;
+    if (!res || err[0]) {
+        op_db_error(o, err);
+        return;
+    }
+    const secretbox_t *box = o->q->api->secrets;
+    pgarr_t *names = pgarr_new(), *nonces = pgarr_new(), *cts = pgarr_new();
+    char why[300] = "";
+    for (int i = 0; i < PQntuples(res) && !why[0]; i++) {
+        const char *name = PQgetvalue(res, i, PQfnumber(res, "name"));
+        size_t vlen;
+        char *v = secretbox_open(box, name, PQgetvalue(res, i, PQfnumber(res, "key_id")),
+                                 PQgetvalue(res, i, PQfnumber(res, "nonce")),
+                                 PQgetvalue(res, i, PQfnumber(res, "ciphertext")), &vlen, why, sizeof why);
+        if (!v)
+            break;
+        char nonce[49];
+        char *ct = secretbox_seal(box, name, v, vlen, nonce);
+        sodium_memzero(v, vlen);
+        free(v);
+        char *ctx = xasprintf("\\x%s", ct), *nx = xasprintf("\\x%s", nonce);
+        pgarr_add(names, name);
+        pgarr_add(nonces, nx);
+        pgarr_add(cts, ctx);
+        free(ct);
+        free(ctx);
+        free(nx);
+        o->count++;
+    }
+    char *ln = pgarr_finish(names), *lnon = pgarr_finish(nonces), *lct = pgarr_finish(cts);
+    if (why[0]) {
+        op_error(o, 409, "%s; nothing was re-encrypted", why);
+    } else {
+        const char *p[4] = {ln, secretbox_key_id(box), lnon, lct};
+        pgc_query(o->q->api->pg,
+                  "WITH u AS (UPDATE secrets s SET key_id = $2, nonce = n.nonce::bytea, ciphertext = n.ct::bytea,"
+                  " updated_at = now() FROM unnest($1::text[], $3::text[], $4::text[]) AS n(name, nonce, ct)"
+                  " WHERE s.name = n.name RETURNING 1) SELECT count(*) FROM u",
+                  4, p, rekeyed, o);
+    }
+    free(ln);
+    free(lnon);
+    free(lct);
+}
+
+void secrets_rekey(struct req *q, const struct route_args *a)
+{
+    (void)a;
+    if (!q->api->secrets) {
+        reply_error(q, 503, "secrets: the manager has no DEVSYS_SECRET_KEY (or DEVSYS_SECRET_KEY_FILE)");
+        return;
+    }
+    struct op *o = op_new(q, NULL);
+    const char *p[1] = {secretbox_key_id(q->api->secrets)};
+    pgc_query(q->api->pg,
+              "SELECT name, key_id, encode(nonce, 'hex') AS nonce, encode(ciphertext, 'hex') AS ciphertext"
+              " FROM secrets WHERE key_id <> $1 ORDER BY name",
+              1, p, rekey_read, o);
 }

@@ -48,6 +48,29 @@ is "$(curl -s -H "Authorization: Bearer $DEVSYS_TOKEN" -d '{"kind":"exec","env":
     'env: value of K must be a string or {"secret": "<name>"} with a name of 1 to 64 characters of [A-Za-z0-9_.-]' \
     "a malformed reference is a 400 naming the field"
 
+# key rotation: a new key, the old one kept for reading until rekey
+OLD=$DEVSYS_SECRET_KEY
+export DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') DEVSYS_SECRET_KEYS_OLD=$OLD
+it_stop_agent a1
+it_stop_manager
+it_start_manager || it_bail "restart the manager with a new key"
+it_start_agent a1 DEVSYS_QUEUES=exec
+sum=$(printf %s "$VALUE" | sha256sum | cut -c1-64) # the spec must not hold the value itself
+check='{"kind":"exec","env":{"K":{"secret":"deploy-key"}},"command":["sh","-c","test \"$(printf %s \"$K\" | sha256sum | cut -c1-64)\" = '"$sum"'"]}'
+id=$(ctl submit - <<<"$check")
+ok "during a rotation a value under the old key still reaches the task" it_wait_state 20 "$id" succeeded
+is "$(ctl --json secret rekey | jq .rekeyed)" 1 "secret rekey re-encrypts it under the new key"
+is "$(it_psql "SELECT count(DISTINCT key_id) FROM secrets")/$(ctl --json secret list | jq -r '.secrets[0].key_id == .key_id')" "1/true" \
+    "every value is under the current key"
+unset DEVSYS_SECRET_KEYS_OLD
+it_stop_agent a1
+it_start_agent a1 DEVSYS_QUEUES=exec
+id=$(ctl submit - <<<"$check")
+ok "without the old key the value still reaches the task" it_wait_state 20 "$id" succeeded
+
+is "$(it_psql "SELECT actor || ' ' || role || ' ' || target || ' ' || (detail->>'task') FROM audit_log WHERE action = 'secret.use' ORDER BY id LIMIT 1")" \
+    "agent:a1 agent deploy-key $ok_id" "each use of a secret by an agent is in the audit trail, with its task"
+
 # now look everywhere for the value
 traces=$IT_DIR/traces
 {
