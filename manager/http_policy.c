@@ -87,28 +87,20 @@ static int rate_wait_s(policy_t *p, const char *actor)
 
 /* ------------------------------------------------------------------ scope */
 
-/* 403 naming the scope when q's token does not cover the queue; 1 if answered. */
-static int refuse_queue(struct req *q, const struct route *r, const char *queue)
+/* 403 naming the scope when the token's scope (a list, NULL: all) does not
+ * hold item, a "queue" or an "app"; 1 if answered. */
+static int refuse_scope(struct req *q, const struct route *r, const char *what, const char *scope, const char *item)
 {
-    if (!q->queues || auth_scope_has(q->queues, queue))
+    if (!scope || auth_scope_has(scope, item))
         return 0;
     char msg[400];
-    snprintf(msg, sizeof msg, "%s: queue \"%.64s\" is outside this token's scope (queues: %.200s)", r->what, queue,
-             q->queues[0] ? q->queues : "none");
+    snprintf(msg, sizeof msg, "%s: %s \"%.64s\" is outside this token's scope (%ss: %.200s)", r->what, what, item,
+             what, scope[0] ? scope : "none");
     reply_error(q, 403, msg);
     return 1;
 }
-
-static int refuse_app(struct req *q, const struct route *r, const char *app)
-{
-    if (!q->apps || auth_scope_has(q->apps, app))
-        return 0;
-    char msg[400];
-    snprintf(msg, sizeof msg, "%s: app \"%.64s\" is outside this token's scope (apps: %.200s)", r->what, app,
-             q->apps[0] ? q->apps : "none");
-    reply_error(q, 403, msg);
-    return 1;
-}
+#define refuse_queue(q, r, queue) refuse_scope(q, r, "queue", (q)->queues, queue)
+#define refuse_app(q, r, app) refuse_scope(q, r, "app", (q)->apps, app)
 
 /* Each spec of the body: its queue (the kind when none) and deploy.app. A
  * body that is not JSON or not specs is left to the handler's 400. */
@@ -239,19 +231,33 @@ static void audit_written(pgc_t *pg, PGresult *res, const char *err, void *arg)
         log_error("audit log write failed: %s", err);
 }
 
-void policy_audit_finish(struct req *q, int status)
+/* One audit_log row, fire and forget. role, target, remote, request_id may be NULL. */
+static void audit_insert(pgc_t *pg, const char *actor, const char *role, const char *action, const char *target,
+                         const char *remote, const char *request_id, int outcome, const json_t *detail)
 {
-    if (!q->audit_action)
-        return;
-    char *d = q->audit_detail ? json_dumps(q->audit_detail, JSON_COMPACT) : NULL;
+    char *d = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
     char st[16];
-    snprintf(st, sizeof st, "%d", status);
-    const char *params[8] = {q->actor[0] ? q->actor : "anonymous", auth_role_name(q->role), q->audit_action,
-                             q->audit_target[0] ? q->audit_target : NULL, q->remote, q->request_id, st, d};
-    pgc_query(q->api->pg,
+    snprintf(st, sizeof st, "%d", outcome);
+    const char *params[8] = {actor, role, action, target, remote, request_id, st, d};
+    pgc_query(pg,
               "INSERT INTO audit_log (actor, role, action, target, remote, request_id, outcome, detail)"
               " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
               8, params, audit_written, NULL);
     free(d);
+}
+
+void policy_audit_finish(struct req *q, int status)
+{
+    if (!q->audit_action)
+        return;
+    audit_insert(q->api->pg, q->actor[0] ? q->actor : "anonymous", auth_role_name(q->role), q->audit_action,
+                 q->audit_target[0] ? q->audit_target : NULL, q->remote, q->request_id, status, q->audit_detail);
     q->audit_action = NULL;
+}
+
+/* Takes the reference to detail. */
+void http_audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail)
+{
+    audit_insert(api->pg, actor, NULL, action, target, NULL, NULL, 0, detail);
+    json_decref(detail); /* last: target may point into it */
 }

@@ -1,6 +1,6 @@
 /* http_reply: the plumbing every manager route shares: answering a request
  * (JSON replies, errors, the "database unavailable" 503, refusals of the
- * guard and the token check) and freeing it, and the audit log. */
+ * guard and the token check) and freeing it (audit rows: http_policy.c). */
 #include "http_internal.h"
 
 #include <event2/buffer.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "auth.h"
-#include "log.h"
 #include "metrics.h"
 #include "spec.h"
 #include "utf8.h"
@@ -135,28 +134,6 @@ void reply_db_unavailable(struct req *q, const char *err, const char *note)
     char msg[640];
     snprintf(msg, sizeof msg, "database unavailable: %s", err && err[0] ? err : "connection lost");
     reply_json(q, 503, json_pack("{s:s,s:s?}", "error", msg, "note", note));
-}
-
-/* ------------------------------------------------------------------- audit */
-
-static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    (void)res;
-    (void)arg;
-    if (err[0])
-        log_error("audit log write failed: %s", err);
-}
-
-/* Takes the reference to detail. */
-void http_audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail)
-{
-    char *d = json_dumps(detail, JSON_COMPACT);
-    const char *params[4] = {actor, action, target, d};
-    pgc_query(api->pg, "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4::jsonb)",
-              4, params, audit_done, NULL);
-    free(d);
-    json_decref(detail); /* last: target may point into it */
 }
 
 /* ---------------------------------------------------------------- refusals */
