@@ -22,6 +22,10 @@ static void listed(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
     struct op *o = arg;
+    if (err[0] && (strstr(err, "timestamp") || strstr(err, "time zone") || strstr(err, "out of range"))) {
+        op_error(o, 400, "since: not a time PostgreSQL reads (%.200s)", err);
+        return;
+    }
     if (!op_have_row(o, res, err, "no rows"))
         return;
     json_t *rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
@@ -48,8 +52,7 @@ void audit_list(struct req *q, const struct route_args *a)
                         pg.after[0] ? pg.after : NULL, pg.limit};
     struct op *o = op_new(q, NULL);
     snprintf(o->arg, sizeof o->arg, "%s", pg.limit);
-    /* since is cast by PostgreSQL: a bad timestamp is its 22007 error, answered as 503 by op_have_row,
-     * so it is checked first with a pattern */
+    /* since is cast by PostgreSQL: its characters are checked here, its value there (400 above) */
     if (p[3] && strspn(p[3], "0123456789-:TZ.+ ") != strlen(p[3])) {
         evhttp_clear_headers(&qs);
         op_error(o, 400, "since: must be an ISO 8601 time such as 2026-01-31T12:00:00Z");

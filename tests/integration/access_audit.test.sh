@@ -51,6 +51,8 @@ is "$(jq -s -r '[.[].entries[].action] | reverse | join(" ")' <<<"$page1$page2")
     "token.create task.submit task.submit task.cancel dlq.replay secret.set token.revoke" "two pages hold the trail once, in order"
 is "$(jq -r .next <<<"$page2")" null "the last page has no next"
 is "$(curl -s -o /dev/null -w '%{http_code}' "$DEVSYS_URL/v1/audit?after=x" -H "Authorization: Bearer $DEVSYS_TOKEN")" 400 "a bad cursor: 400"
+is "$(curl -s -o /dev/null -w '%{http_code}' "$DEVSYS_URL/v1/audit?since=2026-13-45" -H "Authorization: Bearer $DEVSYS_TOKEN")" 400 "a bad since: 400"
+is "$(curl -s -o /dev/null -w '%{http_code}' "$DEVSYS_URL/v1/audit?since=yesterday%3B" -H "Authorization: Bearer $DEVSYS_TOKEN")" 400 "a since that is no time: 400"
 is "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$DEVSYS_URL/v1/audit" -H "Authorization: Bearer $DEVSYS_TOKEN")" 405 \
     "no route deletes the trail"
 
