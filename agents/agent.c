@@ -18,12 +18,14 @@
 #include "agent_claim.h"
 #include "agent_read.h"
 #include "agent_limits.h"
+#include "agent_secrets.h"
 #include "backoff.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
 #include "queue.h"
+#include "secretdb.h"
 #include "xalloc.h"
 
 #define RETRY_DELAY_MS 500
@@ -77,6 +79,7 @@ static void task_free(struct task *t)
     json_decref(t->res.report_summary);
     json_decref(t->res.report_history);
     free(t->res.report_xml);
+    json_decref(t->secrets);
     free(t);
 }
 
@@ -219,6 +222,7 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
     struct task *t = run->agent_data;
     struct agent *ag = t->ag;
     t->res = *res;
+    agent_secrets_redact_result(t); /* before anything stores or logs it */
     bounds_checkpoint_flush(t); /* the last checkpoint is written before the outcome */
     bounds_outcome(t);
     if (res->ok) {
@@ -255,7 +259,10 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
 static void on_checkpoint(task_run_t *run, const char *json, size_t len)
 {
     struct task *t = run->agent_data;
-    bounds_checkpoint_offer(t->ag, t, json, len);
+    size_t n;
+    char *redacted = agent_secrets_redact(t, json, len, &n);
+    bounds_checkpoint_offer(t->ag, t, redacted ? redacted : json, redacted ? n : len);
+    free(redacted);
 }
 
 static void start_task(struct agent *ag, struct task *t)
@@ -288,7 +295,7 @@ static void start_task(struct agent *ag, struct task *t)
     ag->running = t;
     ag->nrunning++;
     handler_result_t res = {0};
-    if (t->ops->start(&t->run, &res) < 0)
+    if (agent_secrets_start(t, &res) < 0)
         on_handler_done(&t->run, &res);
 }
 
@@ -623,6 +630,11 @@ int main(int argc, char **argv)
     }
     log_init("agent", ag->name);
     ag->backlog_tail = &ag->backlog;
+    char kerr[256];
+    if (secretbox_from_env(&ag->secrets, kerr, sizeof kerr) != 0) {
+        fprintf(stderr, "%s\n", kerr);
+        exit(2);
+    }
 
     signal(SIGPIPE, SIG_IGN);
     ag->base = event_base_new();
@@ -666,6 +678,7 @@ int main(int argc, char **argv)
     for (struct task *t = ag->running; t; t = t->rnext)
         t->ops->cancel(&t->run);
     testing_handler_shutdown(); /* runs still parsing reports end now, while held */
+    agent_secrets_shutdown();
     while (ag->held) { /* still pending in Redis: other agents reclaim them */
         struct task *t = ag->held;
         held_remove(ag, t);
@@ -695,6 +708,7 @@ int main(int argc, char **argv)
     free(ag->queues);
     free(ag->name);
     free(ag->prefix);
+    secretbox_free(ag->secrets);
     metrics_free();
     log_info("agent stopped");
     return 0;

@@ -83,6 +83,7 @@ struct task {
     char *cp_pending;            /* the latest checkpoint, not yet written (agent_bounds.c) */
     size_t cp_pending_len;
     struct timeval cp_written;   /* when a checkpoint was last written */
+    json_t *secrets;             /* {"<secret name>": value} its env refers to, or NULL (agent_secrets.c) */
     struct event *cp_timer;
 };
 
@@ -128,6 +129,7 @@ struct agent {
     int abandoning;              /* past the shutdown grace: outcomes are not recorded */
     struct timeval stop_at;
     const struct agent_read_cbs *read_cbs; /* the core's, given to agent_read_start */
+    struct secretbox *secrets;   /* DEVSYS_SECRET_KEY(S_OLD), NULL: none (tasks with secrets fail) */
 };
 
 #endif

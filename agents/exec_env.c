@@ -93,6 +93,11 @@ char **exec_env_build(const task_run_t *run, int cp_fd)
     if (senv) {
         json_object_foreach(senv, key, val) {
             const char *why = spec_env_refused(key, strlen(key));
+            if (json_is_object(val)) { /* {"secret": "name"}: fetched by the agent into run->secrets */
+                val = json_object_get(run->secrets, json_string_value(json_object_get(val, "secret")));
+                if (!why && !val)
+                    why = "its secret was not fetched";
+            }
             if (why || !json_is_string(val) || !key[0] || strchr(key, '=')) {
                 log_warn("task %s: env %s skipped: %s", run->id, key,
                          why ? why : "needs a string value and a name without '='");

@@ -47,6 +47,8 @@ struct task_run {
     const char *workdir;      /* where the command runs; NULL: spec->workdir */
     char *const *env_extra;   /* "NAME=value" entries added last to its environment, NULL-terminated */
     struct pgc *pg;           /* the agent's PostgreSQL client (kind deploy keeps its rows and lock there) */
+    const json_t *secrets;    /* {"<secret name>": value} the spec's env refers to, or NULL; for the
+                               * child's environment only, never to be logged or stored */
 
     /* The handler reports the outcome exactly once. Calling done() may free
      * the run: the handler must not touch run (or its own state reachable

@@ -28,6 +28,7 @@ struct entry {
     enum kind kind;
     enum role role;
     char actor[160];
+    char *queues, *apps; /* owned; NULL: unscoped */
     long long expires_ms;
     struct entry *chain;               /* same bucket */
     struct entry *newer, *older;       /* LRU list of its kind */
@@ -82,10 +83,7 @@ static long long now_ms(void)
  * a stored hash a guess matched. */
 static int hash_equal(const unsigned char *a, const unsigned char *b)
 {
-    unsigned char diff = 0;
-    for (int i = 0; i < 32; i++)
-        diff |= (unsigned char)(a[i] ^ b[i]);
-    return diff == 0;
+    return sodium_memcmp(a, b, 32) == 0;
 }
 
 static unsigned bucket_of(const unsigned char *hash)
@@ -154,12 +152,14 @@ static void entry_remove(auth_t *a, struct entry *e)
         p = &(*p)->chain;
     *p = e->chain;
     lru_unlink(&a->lru[e->kind], e);
+    free(e->queues);
+    free(e->apps);
     free(e);
 }
 
 /* Records an answer, evicting the least recently used entry of its kind when full. */
 static void entry_put(auth_t *a, const unsigned char *hash, enum kind kind, enum role role, const char *actor,
-                      long long expires_ms)
+                      const char *queues, const char *apps, long long expires_ms)
 {
     struct entry *e = entry_find(a, hash);
     if (e && e->kind != kind) {
@@ -182,6 +182,10 @@ static void entry_put(auth_t *a, const unsigned char *hash, enum kind kind, enum
     lru_push(&a->lru[kind], e);
     e->role = role;
     snprintf(e->actor, sizeof e->actor, "%s", actor);
+    free(e->queues);
+    free(e->apps);
+    e->queues = queues ? xstrdup(queues) : NULL;
+    e->apps = apps ? xstrdup(apps) : NULL;
     e->expires_ms = expires_ms;
 }
 
@@ -212,8 +216,30 @@ const char *auth_outcome_name(enum auth_outcome o)
 
 static void answer(auth_fn *fn, void *arg, enum auth_outcome o, enum role role, const char *actor)
 {
-    struct auth_result res = {o, o == AUTH_OK ? role : ROLE_NONE, o == AUTH_OK ? actor : "anonymous"};
+    struct auth_result res = {o, o == AUTH_OK ? role : ROLE_NONE, o == AUTH_OK ? actor : "anonymous", NULL, NULL, 0};
     fn(&res, arg);
+}
+
+static void answer_entry(auth_fn *fn, void *arg, const struct entry *e)
+{
+    if (e->kind != KIND_VALID) {
+        answer(fn, arg, AUTH_INVALID, ROLE_NONE, NULL);
+        return;
+    }
+    struct auth_result res = {AUTH_OK, e->role, e->actor, e->queues, e->apps, 0};
+    fn(&res, arg);
+}
+
+int auth_scope_has(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; p && *p;) {
+        size_t m = strcspn(p, ",");
+        if (m == n && memcmp(p, item, n) == 0)
+            return 1;
+        p += m + (p[m] == ',');
+    }
+    return 0;
 }
 
 /* Token bucket for lookups of tokens not known to be valid. */
@@ -230,9 +256,19 @@ static int lookup_allowed(auth_t *a, long long now)
     return 1;
 }
 
-static enum role role_parse(const char *r)
+enum role auth_role_parse(const char *r)
 {
-    return strcmp(r, "admin") == 0 ? ROLE_ADMIN : strcmp(r, "operator") == 0 ? ROLE_OPERATOR : ROLE_VIEWER;
+    return strcmp(r, "admin") == 0      ? ROLE_ADMIN
+           : strcmp(r, "operator") == 0 ? ROLE_OPERATOR
+           : strcmp(r, "viewer") == 0   ? ROLE_VIEWER
+                                        : ROLE_NONE;
+}
+
+/* A text column that may be NULL, as NULL. */
+static const char *col(const PGresult *res, const char *name)
+{
+    int c = PQfnumber(res, name);
+    return c < 0 || PQgetisnull(res, 0, c) ? NULL : PQgetvalue(res, 0, c);
 }
 
 static void lookup_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -247,14 +283,24 @@ static void lookup_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         long long now = now_ms();
         if (PQntuples(res) == 1) {
             o = AUTH_OK;
-            role = role_parse(PQgetvalue(res, 0, 0));
-            snprintf(actor, sizeof actor, "token:%s", PQgetvalue(res, 0, 1));
-            entry_put(a, l->hash, KIND_VALID, role, actor, now + a->cache_ms);
+            role = auth_role_parse(col(res, "role"));
+            snprintf(actor, sizeof actor, "token:%s", col(res, "name"));
+            /* an expiring token (or a rotated secret in its grace period) is
+             * never answered from the cache past its end */
+            const char *left = col(res, "valid_ms");
+            long long until = now + a->cache_ms;
+            if (left && now + atoll(left) < until)
+                until = now + atoll(left);
+            entry_put(a, l->hash, KIND_VALID, role, actor, col(res, "queues"), col(res, "apps"), until);
         } else {
             o = AUTH_INVALID;
-            entry_put(a, l->hash, KIND_UNKNOWN, ROLE_NONE, actor, now + AUTH_UNKNOWN_TTL_MS);
+            entry_put(a, l->hash, KIND_UNKNOWN, ROLE_NONE, actor, NULL, NULL, now + AUTH_UNKNOWN_TTL_MS);
         }
     }
+    /* copies: a waiter's callback may evict the entry */
+    struct entry *e = a && o == AUTH_OK ? entry_find(a, l->hash) : NULL;
+    char *queues = e && e->queues ? xstrdup(e->queues) : NULL;
+    char *apps = e && e->apps ? xstrdup(e->apps) : NULL;
     if (a) { /* off the list first: a waiter may call auth_check again */
         struct lookup **p = &a->lookups;
         while (*p != l)
@@ -264,10 +310,15 @@ static void lookup_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     while (l->waiters) {
         struct waiter *w = l->waiters;
         l->waiters = w->next;
-        if (a)
-            answer(w->fn, w->arg, o, role, actor);
+        if (a) {
+            struct auth_result r = {o, o == AUTH_OK ? role : ROLE_NONE, o == AUTH_OK ? actor : "anonymous",
+                                    queues, apps, 0};
+            w->fn(&r, w->arg);
+        }
         free(w);
     }
+    free(queues);
+    free(apps);
     free(l);
 }
 
@@ -290,7 +341,8 @@ void auth_check(auth_t *a, const char *header, auth_fn *fn, void *arg)
     unsigned char hash[32];
     crypto_hash_sha256(hash, (const unsigned char *)token, len);
     if (a->has_admin && hash_equal(hash, a->admin_hash)) {
-        answer(fn, arg, AUTH_OK, ROLE_ADMIN, "admin");
+        struct auth_result res = {AUTH_OK, ROLE_ADMIN, "admin", NULL, NULL, 1};
+        fn(&res, arg);
         return;
     }
     long long now = now_ms();
@@ -298,7 +350,7 @@ void auth_check(auth_t *a, const char *header, auth_fn *fn, void *arg)
     if (e && e->expires_ms > now) {
         lru_unlink(&a->lru[e->kind], e);
         lru_push(&a->lru[e->kind], e);
-        answer(fn, arg, e->kind == KIND_VALID ? AUTH_OK : AUTH_INVALID, e->role, e->actor);
+        answer_entry(fn, arg, e);
         return;
     }
     if (!pgc_ready(a->pg)) { /* fail fast: queued, the lookup would wait for the reconnect */
@@ -333,8 +385,22 @@ void auth_check(auth_t *a, const char *header, auth_fn *fn, void *arg)
         snprintf(hex + 2 * i, 3, "%02x", hash[i]);
     const char *params[1] = {hex};
     metric_add(a->m_queries, 1);
-    pgc_query(a->pg, "SELECT role, name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL", 1, params,
-              lookup_done, l);
+    /* The hash is compared by PostgreSQL's index, not in constant time: it is
+     * the SHA-256 of a 256-bit random secret, so learning how much of a stored
+     * hash a guess's hash matched does not help find a token. */
+    pgc_query(a->pg,
+              "SELECT role, name, array_to_string(queues, ',') AS queues, array_to_string(apps, ',') AS apps,"
+              " floor(extract(epoch FROM least(expires_at,"
+              "   CASE WHEN token_hash = $1 THEN NULL ELSE prev_valid_until END) - now()) * 1000)::bigint AS valid_ms"
+              " FROM api_tokens WHERE (token_hash = $1 OR (prev_hash = $1 AND prev_valid_until > now()))"
+              " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+              1, params, lookup_done, l);
+}
+
+void auth_forget_valid(auth_t *a)
+{
+    while (a->lru[KIND_VALID].oldest)
+        entry_remove(a, a->lru[KIND_VALID].oldest);
 }
 
 void auth_cancel(auth_t *a, void *arg)

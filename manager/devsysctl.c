@@ -66,6 +66,7 @@ static const char usage_text2[] =
     "  notify list | notify rm NAME  destinations; delete one\n"
     "  notify events [destination=D] [state=pending|queued|sent|dead] [limit=N] [after=C]\n"
     "                                events as each destination sees them, and counts\n"
+    ACCESS_USAGE
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -425,6 +426,9 @@ int main(int argc, char **argv)
         { "since", required_argument, NULL, OPT_SINCE }, { "until", required_argument, NULL, OPT_UNTIL },
         { NULL, 0, NULL, 0 },
     };
+    int access = access_main(argc, argv); /* token, secret, audit: their own options */
+    if (access >= 0)
+        return access;
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[LIST_NQ] = { NULL };
     struct queue_set_opts qs = { NULL, NULL, 0 };

@@ -103,5 +103,23 @@ struct schedule_opts {
 int cmd_schedule(const struct ctl *ctl, int argc, char **argv, const struct schedule_opts *o);
 /* ---- devsysctl_notify.c: notify add|list|rm|events (argv[0] is the subcommand) */
 int cmd_notify(const struct ctl *ctl, int argc, char **argv);
+/* Fills host/port/prefix from ctl->url; -1 on anything but http://host[:port][/path]. */
+int ctl_parse_url(struct ctl *ctl);
+
+/* ---- devsysctl_access.c: token, secret, audit */
+#define ACCESS_USAGE                                                                                      \
+    "  token create --name N --role viewer|operator|admin [--expires 30d] [--queues q1,q2]\n"            \
+    "               [--apps a1]      a new token; its secret is printed once\n"                         \
+    "  token list | revoke NAME | rotate NAME [--grace 1h]\n"                                           \
+    "                                tokens (never their secret); rotate prints a new secret,\n"        \
+    "                                the old one works for the grace period (1h)\n"                     \
+    "  secret set NAME | list | rm NAME | rekey\n"                                                      \
+    "                                task secrets (set reads the value from stdin; never shown);\n"    \
+    "                                rekey re-encrypts old-key values under the current key\n"         \
+    "  audit [--actor A] [--action X] [--target T] [--since TIME] [--limit N] [--after ID]\n"          \
+    "                                the audit trail, newest first\n"
+/* Runs argv when its command is token, secret or audit (returns the exit
+ * code); -1 for any other command. */
+int access_main(int argc, char **argv);
 
 #endif

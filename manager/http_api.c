@@ -5,6 +5,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,9 @@ static void on_authenticated(const struct auth_result *res, void *arg)
     struct req *q = arg;
     q->role = res->role;
     snprintf(q->actor, sizeof q->actor, "%s", res->actor);
+    q->queues = res->queues ? xstrdup(res->queues) : NULL;
+    q->apps = res->apps ? xstrdup(res->apps) : NULL;
+    q->bootstrap = res->bootstrap;
     switch (res->outcome) {
     case AUTH_OK:
         break;
@@ -36,6 +40,28 @@ static void on_authenticated(const struct auth_result *res, void *arg)
         return;
     }
     route_dispatch(q);
+}
+
+/* The peer's address, and the request id: the client's X-Request-Id when it
+ * is 1..64 of [A-Za-z0-9._-], else 16 random hex digits. */
+static void request_identify(struct req *q)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(q->r);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (evcon)
+        evhttp_connection_get_peer(evcon, &addr, &port);
+    snprintf(q->remote, sizeof q->remote, "%s", addr ? addr : "");
+    const char *id = evhttp_find_header(evhttp_request_get_input_headers(q->r), "X-Request-Id");
+    size_t n = id ? strlen(id) : 0;
+    if (n >= 1 && n <= 64 && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n) {
+        memcpy(q->request_id, id, n + 1);
+        return;
+    }
+    unsigned char raw[8];
+    randombytes_buf(raw, sizeof raw);
+    for (int i = 0; i < 8; i++)
+        snprintf(q->request_id + 2 * i, 3, "%02x", raw[i]);
 }
 
 static void on_request(struct evhttp_request *r, void *arg)
@@ -55,6 +81,7 @@ static void on_request(struct evhttp_request *r, void *arg)
     size_t plen = strlen(q->path);
     if (plen > 1 && q->path[plen - 1] == '/')
         q->path[plen - 1] = '\0';
+    request_identify(q);
     const struct guard_verdict *v = guard_request(api->guard, r);
     if (v) { /* refused by the guard before its body was read */
         snprintf(q->path, sizeof q->path, "%s", v->path[0] ? v->path : "/");
@@ -101,6 +128,8 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
     }
     struct auth_config authc = {cfg->admin_token, cfg->auth_cache_ms, cfg->auth_lookups_per_s};
     api->auth = auth_new(pg, &authc);
+    api->policy = policy_new();
+    api->secrets = cfg->secrets;
     api->http = evhttp_new(base);
     /* libevent answers 413 itself past this; our own check gives JSON below it */
     api->artifact_max = cfg->artifact_max;
@@ -150,6 +179,7 @@ void api_free(api_t *api)
     auth_free(api->auth);
     astore_free(api->store);
     pgc_free(api->pg_search);
+    policy_free(api->policy);
     free(api->prefix);
     free(api);
 }

@@ -24,6 +24,7 @@ struct api_config {
     size_t artifact_max;       /* bytes of one artifact; PUT /v1/artifacts/ bodies only */
     const char *search_db_url; /* task searches get a connection of their own; NULL: they share pg */
     long search_timeout_ms;   /* their statement_timeout */
+    struct secretbox *secrets; /* keys of secrets at rest (kept by reference, may be NULL) */
 };
 
 /* Binds and starts serving. Returns NULL with a message in err. */

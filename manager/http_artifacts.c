@@ -31,7 +31,7 @@ static void put_done(int status, const char *msg, long long size, void *arg)
     char sha[72];
     snprintf(sha, sizeof sha, "%s", q->path + strlen("/v1/artifacts/"));
     if (status == 201)
-        http_audit(q->api, q->actor, "artifact.put", sha, json_pack("{s:I}", "size", (json_int_t)size));
+        req_audit_note(q, sha, json_pack("{s:I}", "size", (json_int_t)size));
     reply_json(q, status, json_pack("{s:s,s:I,s:b}", "sha256", sha, "size", (json_int_t)size, "created", status == 201));
 }
 

@@ -312,7 +312,7 @@ static void purge_xdel(void *arg, const char *err, long long removed)
         op_error(o, 503, "redis: %s (the task is marked purged in PostgreSQL; repeat the purge)", op_redis_why(err));
         return;
     }
-    http_audit(o->q->api, o->q->actor, "dlq.purge", o->task[0] ? o->task : o->entry,
+    req_audit_note(o->q, o->task[0] ? o->task : o->entry,
           json_pack("{s:s,s:s?,s:s?}", "queue", o->queue, "entry_id", o->entry[0] ? o->entry : NULL, "id",
                     o->task[0] ? o->task : NULL));
     op_reply(o, 200, json_pack("{s:s,s:s?,s:s?,s:b}", "queue", o->queue, "id", o->task[0] ? o->task : NULL,
@@ -400,7 +400,7 @@ static void purge_all_trimmed(void *arg, const char *err, long long removed)
                  o->count);
         return;
     }
-    http_audit(o->q->api, o->q->actor, "dlq.purge", o->queue,
+    req_audit_note(o->q, o->queue,
           json_pack("{s:b,s:I,s:I}", "all", 1, "tasks", (json_int_t)o->count, "entries", (json_int_t)removed));
     op_reply(o, 200, json_pack("{s:s,s:I,s:I}", "queue", o->queue, "purged", (json_int_t)o->count,
                                "entries_removed", (json_int_t)removed));

@@ -14,6 +14,9 @@
 #include "metrics.h"
 #include "pgarr.h"
 #include "spec.h"
+#include "secretdb.h"
+
+typedef struct policy policy_t;
 
 struct api {
     struct event_base *base;
@@ -30,6 +33,8 @@ struct api {
     size_t artifact_max;  /* bytes of one artifact (PUT body) */
     pgc_t *pg_search; /* task searches (http_search.c); NULL: they use pg */
     long search_timeout_ms;
+    policy_t *policy; /* per-token rate limits of mutating routes (http_policy.c) */
+    secretbox_t *secrets; /* the keys of secrets at rest; NULL: DEVSYS_SECRET_KEY not set */
 };
 
 /* One request being served. Freed by reply(). */
@@ -41,6 +46,15 @@ struct req {
     char *query;
     enum role role;
     char actor[160];
+    char *queues, *apps;   /* the token's scopes (owned; NULL: unscoped) */
+    int bootstrap;         /* the DEVSYS_ADMIN_TOKEN */
+    char remote[64];       /* the peer's address */
+    char request_id[68];   /* X-Request-Id as given (if sane) or made up; sent back */
+    /* the audit row of a mutating route, written when it is answered */
+    const char *audit_action; /* NULL: not audited */
+    char audit_buf[160];
+    char audit_target[300];
+    json_t *audit_detail;
     /* submit */
     size_t n;
     spec_t **specs;
@@ -75,6 +89,24 @@ void req_free(struct req *q);
 json_t *req_body_json(struct req *q);
 /* Writes one audit_log row (async, fire and forget). Takes the reference to detail. */
 void http_audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail);
+/* What the audit row of q (a mutating route) names as its target (NULL: keep
+ * the path's) and its detail (takes the reference; replaces an earlier one). */
+void req_audit_note(struct req *q, const char *target, json_t *detail);
+
+/* ------------------------------------------------------------ http_policy.c */
+
+/* Configured from the environment: DEVSYS_RATE_MUTATING_PER_S (10; 0: off)
+ * and DEVSYS_RATE_MUTATING_BURST (50), per token and manager. */
+policy_t *policy_new(void);
+void policy_free(policy_t *p);
+/* Marks q for its audit row when r is a mutating route (target from a). */
+void policy_audit_start(struct req *q, const struct route *r, const struct route_args *a);
+/* After the role check: the rate limit (429 with Retry-After), the scope
+ * check (403 naming the scope; may wait for one PostgreSQL lookup), then the
+ * row's handler. */
+void policy_enter(struct req *q, const struct route *r, const struct route_args *a);
+/* Writes q's audit row with its answer's status (from reply_typed). */
+void policy_audit_finish(struct req *q, int status);
 
 /* ------------------------------------------------------------- http_op.c */
 
@@ -90,6 +122,7 @@ struct op {
     char entry[48];  /* DLQ entry id ("" when not in Redis) */
     char state[16];  /* task state seen by the last statement */
     char arg[64];    /* the ID as given in the path */
+    char secret[64]; /* a new token's secret until it is answered (http_tokens.c) */
     json_t *found;   /* the dead letter as JSON, NULL while not found */
     int by_task;     /* the ID in the path was a task id */
     /* lists and batches */

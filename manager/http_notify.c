@@ -23,7 +23,7 @@ static void dest_put_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         return;
     int created = strcmp(PQgetvalue(res, 0, taskdb_col(res, "created")), "t") == 0;
     json_t *dest = json_loads(PQgetvalue(res, 0, taskdb_col(res, "destination")), 0, NULL);
-    http_audit(o->q->api, o->q->actor, "notify.destination", json_string_value(json_object_get(dest, "name")),
+    req_audit_note(o->q, json_string_value(json_object_get(dest, "name")),
                json_incref(dest));
     op_reply(o, created ? 201 : 200, dest);
 }
@@ -75,7 +75,7 @@ static void dest_delete_done(pgc_t *pg, PGresult *res, const char *err, void *ar
     if (!op_have_row(o, res, err, "no destination named %s", o->queue))
         return;
     long pending = strtol(PQgetvalue(res, 0, taskdb_col(res, "pending")), NULL, 10);
-    http_audit(o->q->api, o->q->actor, "notify.destination.delete", o->queue,
+    req_audit_note(o->q, o->queue,
                json_pack("{s:I}", "pending_dropped", (json_int_t)pending));
     op_reply(o, 200, json_pack("{s:s,s:b,s:I}", "name", o->queue, "deleted", 1, "pending_dropped", (json_int_t)pending));
 }

@@ -105,7 +105,7 @@ static void submit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         free(pr);
         return;
     }
-    http_audit(pr->q->api, pr->q->actor, "pipeline.submit", pr->id,
+    req_audit_note(pr->q, pr->id,
                json_pack("{s:s}", "created_tasks", PQgetvalue(res, 0, 0)));
     publish(pr, submit_published);
 }
@@ -271,7 +271,7 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
             if (queue_control_cancel(q->api->rc, q->api->prefix, task, signalled, task) != 0)
                 signalled(task, QUEUE_DISCONNECTED, NULL);
         }
-        http_audit(q->api, q->actor, "pipeline.cancel", pr->id,
+        req_audit_note(q, pr->id,
                    json_pack("{s:I}", "cancelled_tasks", (json_int_t)json_array_size(tasks)));
         reply_json(q, 200, json_pack("{s:s,s:s,s:O}", "id", pr->id, "state", state, "cancelled_tasks", tasks));
     }
@@ -317,7 +317,7 @@ static void rerun_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         free(pr);
         return;
     }
-    http_audit(q->api, q->actor, "pipeline.rerun", pr->id, json_pack("{s:I}", "created_tasks",
+    req_audit_note(q, pr->id, json_pack("{s:I}", "created_tasks",
                                                                      (json_int_t)pr->created));
     publish(pr, rerun_published);
 }

@@ -154,7 +154,7 @@ static void change_recorded(pgc_t *pg, PGresult *res, const char *err, void *arg
     o->found = json_loads(PQgetvalue(res, 0, taskdb_col(res, "settings")), 0, NULL);
     if (!o->found)
         o->found = qmirror_default_json(o->queue);
-    http_audit(o->q->api, o->q->actor, o->arg, o->queue, json_deep_copy(o->found));
+    req_audit_note(o->q, o->queue, json_deep_copy(o->found));
     if (queue_settings_write(o->q->api->rc, o->q->api->prefix, o->queue, &s, change_mirrored, o) != 0)
         change_mirrored(o, QUEUE_DISCONNECTED);
 }

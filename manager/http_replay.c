@@ -31,7 +31,7 @@ static void replay_published(void *arg, const char *err, const char *stream_entr
     char *lit = pgarr_finish(a);
     mark_published(o->q->api, lit, ok);
     free(lit);
-    http_audit(o->q->api, o->q->actor, "dlq.replay", o->task,
+    req_audit_note(o->q, o->task,
           json_pack("{s:s,s:s?,s:b}", "queue", o->queue, "entry_id", o->entry[0] ? o->entry : NULL, "published",
                     ok));
     json_t *j = json_pack("{s:s,s:s,s:s?,s:s,s:b}", "id", o->task, "queue", o->queue, "entry_id",
@@ -154,7 +154,7 @@ static void replay_all_sent(void *arg, const char *err, const char *stream_entry
 static void replay_all_finish(struct op *o, const char *err)
 {
     if (o->count || !err)
-        http_audit(o->q->api, o->q->actor, "dlq.replay", o->queue,
+        req_audit_note(o->q, o->queue,
               json_pack("{s:b,s:I,s:I,s:I}", "all", 1, "count", (json_int_t)o->count, "published",
                         (json_int_t)o->published, "failed", (json_int_t)o->failed));
     json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:O}", "queue", o->queue, "replayed", (json_int_t)o->count,

@@ -1,6 +1,6 @@
 /* http_reply: the plumbing every manager route shares: answering a request
  * (JSON replies, errors, the "database unavailable" 503, refusals of the
- * guard and the token check) and freeing it, and the audit log. */
+ * guard and the token check) and freeing it (audit rows: http_policy.c). */
 #include "http_internal.h"
 
 #include <event2/buffer.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "auth.h"
-#include "log.h"
 #include "metrics.h"
 #include "spec.h"
 #include "utf8.h"
@@ -46,6 +45,9 @@ void req_free(struct req *q)
     free(q->created);
     free(q->states);
     free(q->query);
+    free(q->queues);
+    free(q->apps);
+    json_decref(q->audit_detail);
     free(q);
 }
 
@@ -89,8 +91,11 @@ void reply_typed(struct req *q, int status, const char *content_type, const char
                        : status == 429 ? "Too Many Requests"
                        : status == 431 ? "Request Header Fields Too Large"
                        : "Error";
-    if (status == 403)
+    if (status == 403 && !q->audit_action) /* an audited route's 403 has its own row */
         auth_denied(q, "forbidden");
+    if (q->request_id[0])
+        evhttp_add_header(h, "X-Request-Id", q->request_id);
+    policy_audit_finish(q, status);
     evhttp_send_reply(r, status, reason, b);
     evbuffer_free(b);
     if (status >= 500)
@@ -129,28 +134,6 @@ void reply_db_unavailable(struct req *q, const char *err, const char *note)
     char msg[640];
     snprintf(msg, sizeof msg, "database unavailable: %s", err && err[0] ? err : "connection lost");
     reply_json(q, 503, json_pack("{s:s,s:s?}", "error", msg, "note", note));
-}
-
-/* ------------------------------------------------------------------- audit */
-
-static void audit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    (void)res;
-    (void)arg;
-    if (err[0])
-        log_error("audit log write failed: %s", err);
-}
-
-/* Takes the reference to detail. */
-void http_audit(api_t *api, const char *actor, const char *action, const char *target, json_t *detail)
-{
-    char *d = json_dumps(detail, JSON_COMPACT);
-    const char *params[4] = {actor, action, target, d};
-    pgc_query(api->pg, "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4::jsonb)",
-              4, params, audit_done, NULL);
-    free(d);
-    json_decref(detail); /* last: target may point into it */
 }
 
 /* ---------------------------------------------------------------- refusals */

@@ -1,6 +1,7 @@
-/* http_route: the route table (see http_route.h). Roles: a viewer reads, an
- * operator submits, cancels, replays, purges and controls queues; admin is
- * above both. */
+/* http_route: the route table (see http_route.h). Roles: a viewer reads; an
+ * operator also submits, cancels, replays, approves, deploys, rolls back and
+ * controls queues; an admin also manages tokens and secrets, purges and reads
+ * the audit trail. */
 #include "http_route.h"
 #include "http_internal.h"
 
@@ -18,15 +19,18 @@
 #define PUT EVHTTP_REQ_PUT
 #define HEAD EVHTTP_REQ_HEAD
 
+/* Rows may leave the optional trailing columns (target, action) out. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 const struct route routes[] = {
-    /* method pattern                            least role     what                               handler */
+    /* method pattern                            least role     what                               handler  [target, audit action] */
     {GET,    "/healthz",                         ROLE_NONE,     "checking PostgreSQL and Redis",   health_check},
     {GET,    "/readyz",                          ROLE_NONE,     "checking PostgreSQL and Redis",   health_check},
     {GET,    "/metrics",                         ROLE_NONE,     "reading Prometheus metrics",      health_metrics},
-    {POST,   "/v1/tasks",                        ROLE_OPERATOR, "submitting tasks",                tasks_submit},
+    {POST,   "/v1/tasks",                        ROLE_OPERATOR, "submitting tasks",                tasks_submit, TARGET_SPEC_BODY, "task.submit"},
     {GET,    "/v1/tasks",                        ROLE_VIEWER,   "listing tasks",                   tasks_list},
     {GET,    "/v1/tasks/{id}",                   ROLE_VIEWER,   "reading a task",                  tasks_get},
-    {POST,   "/v1/tasks/{id}/cancel",            ROLE_OPERATOR, "cancelling a task",               tasks_cancel},
+    {POST,   "/v1/tasks/{id}/cancel",            ROLE_OPERATOR, "cancelling a task",               tasks_cancel, 0, "task.cancel"},
     {GET,    "/v1/tasks/{id}/checkpoints",       ROLE_VIEWER,   "reading a task's checkpoints",    tasks_checkpoints},
     {GET,    "/v1/tasks/{id}/report",            ROLE_VIEWER,   "reading a test report",           reports_task},
     {GET,    "/v1/reports/latest",               ROLE_VIEWER,   "reading a test report",           reports_latest},
@@ -34,40 +38,50 @@ const struct route routes[] = {
     {GET,    "/v1/tests/history",                ROLE_VIEWER,   "reading test history",            tests_history},
     {GET,    "/v1/dlq",                          ROLE_VIEWER,   "listing queues with dead letters", dlq_queues},
     {GET,    "/v1/dlq/{queue}",                  ROLE_VIEWER,   "listing dead letters",            dlq_list},
-    {DELETE, "/v1/dlq/{queue}",                  ROLE_OPERATOR, "purging dead letters",            dlq_purge_all},
-    {POST,   "/v1/dlq/{queue}/replay",           ROLE_OPERATOR, "replaying dead letters",          replay_all},
+    {DELETE, "/v1/dlq/{queue}",                  ROLE_ADMIN,    "purging dead letters",            dlq_purge_all, 0, "dlq.purge"},
+    {POST,   "/v1/dlq/{queue}/replay",           ROLE_OPERATOR, "replaying dead letters",          replay_all, 0, "dlq.replay"},
     {GET,    "/v1/dlq/{queue}/{entry}",          ROLE_VIEWER,   "reading a dead letter",           dlq_show},
-    {DELETE, "/v1/dlq/{queue}/{entry}",          ROLE_OPERATOR, "purging dead letters",            dlq_purge},
-    {POST,   "/v1/dlq/{queue}/{entry}/replay",   ROLE_OPERATOR, "replaying dead letters",          dlq_replay},
+    {DELETE, "/v1/dlq/{queue}/{entry}",          ROLE_ADMIN,    "purging dead letters",            dlq_purge, 0, "dlq.purge"},
+    {POST,   "/v1/dlq/{queue}/{entry}/replay",   ROLE_OPERATOR, "replaying dead letters",          dlq_replay, 0, "dlq.replay"},
     {GET,    "/v1/queues",                       ROLE_VIEWER,   "listing queues",                  queues_list},
     {GET,    "/v1/queues/{queue}",               ROLE_VIEWER,   "reading a queue",                 queues_get},
-    {POST,   "/v1/queues/{queue}/pause",         ROLE_OPERATOR, "pausing a queue",                 queues_pause},
-    {POST,   "/v1/queues/{queue}/resume",        ROLE_OPERATOR, "resuming a queue",                queues_resume},
-    {PATCH,  "/v1/queues/{queue}/settings",      ROLE_OPERATOR, "changing a queue's settings",     queues_settings},
-    {PUT,    "/v1/artifacts/{sha256}",           ROLE_OPERATOR, "uploading an artifact",           artifacts_put},
+    {POST,   "/v1/queues/{queue}/pause",         ROLE_OPERATOR, "pausing a queue",                 queues_pause, 0, "queue.pause"},
+    {POST,   "/v1/queues/{queue}/resume",        ROLE_OPERATOR, "resuming a queue",                queues_resume, 0, "queue.resume"},
+    {PATCH,  "/v1/queues/{queue}/settings",      ROLE_OPERATOR, "changing a queue's settings",     queues_settings, 0, "queue.settings"},
+    {PUT,    "/v1/artifacts/{sha256}",           ROLE_OPERATOR, "uploading an artifact", artifacts_put, 0, "artifact.put"},
     {GET,    "/v1/artifacts/{sha256}",           ROLE_VIEWER,   "reading an artifact",             artifacts_get},
     {HEAD,   "/v1/artifacts/{sha256}",           ROLE_VIEWER,   "reading an artifact",             artifacts_head},
     {GET,    "/v1/apps/{app}/revisions",         ROLE_VIEWER,   "listing an app's revisions",      apps_revisions},
-    {POST,   "/v1/apps/{app}/rollback",          ROLE_OPERATOR, "rolling an app back",             apps_rollback},
-    {POST,   "/v1/pipelines",                    ROLE_OPERATOR, "submitting pipelines",            pipelines_submit},
+    {POST,   "/v1/apps/{app}/rollback",          ROLE_OPERATOR, "rolling an app back", apps_rollback, 0, "app.rollback"},
+    {POST,   "/v1/pipelines",                    ROLE_OPERATOR, "submitting pipelines", pipelines_submit, 0, "pipeline.submit"},
     {GET,    "/v1/pipelines",                    ROLE_VIEWER,   "listing pipelines",               pipelines_list},
     {GET,    "/v1/pipelines/{id}",               ROLE_VIEWER,   "reading a pipeline",              pipelines_get},
-    {POST,   "/v1/pipelines/{id}/cancel",        ROLE_OPERATOR, "cancelling a pipeline",           pipelines_cancel},
-    {POST,   "/v1/pipelines/{id}/rerun",         ROLE_OPERATOR, "re-running a pipeline",           pipelines_rerun},
-    {POST,   "/v1/schedules",                    ROLE_OPERATOR, "creating a schedule",             schedules_create},
+    {POST,   "/v1/pipelines/{id}/cancel",        ROLE_OPERATOR, "cancelling a pipeline", pipelines_cancel, 0, "pipeline.cancel"},
+    {POST,   "/v1/pipelines/{id}/rerun",         ROLE_OPERATOR, "re-running a pipeline", pipelines_rerun, 0, "pipeline.rerun"},
+    {POST,   "/v1/schedules",                    ROLE_OPERATOR, "creating a schedule", schedules_create, 0, "schedule.create"},
     {GET,    "/v1/schedules",                    ROLE_VIEWER,   "listing schedules",               schedules_list},
     {GET,    "/v1/schedules/{id}",               ROLE_VIEWER,   "reading a schedule",              schedules_get},
-    {DELETE, "/v1/schedules/{id}",               ROLE_OPERATOR, "deleting a schedule",             schedules_delete},
-    {POST,   "/v1/schedules/{id}/pause",         ROLE_OPERATOR, "pausing a schedule",              schedules_pause},
-    {POST,   "/v1/schedules/{id}/resume",        ROLE_OPERATOR, "resuming a schedule",             schedules_resume},
-    {POST,   "/v1/notifications/destinations",   ROLE_OPERATOR, "changing notification destinations", notify_dest_put},
+    {DELETE, "/v1/schedules/{id}",               ROLE_OPERATOR, "deleting a schedule", schedules_delete, 0, "schedule.delete"},
+    {POST,   "/v1/schedules/{id}/pause",         ROLE_OPERATOR, "pausing a schedule", schedules_pause, 0, "schedule.pause"},
+    {POST,   "/v1/schedules/{id}/resume",        ROLE_OPERATOR, "resuming a schedule", schedules_resume, 0, "schedule.resume"},
+    {POST,   "/v1/notifications/destinations",   ROLE_OPERATOR, "changing notification destinations", notify_dest_put, 0, "notify.destination.put"},
     {GET,    "/v1/notifications/destinations",   ROLE_VIEWER,   "listing notification destinations", notify_dest_list},
-    {DELETE, "/v1/notifications/destinations/{name}", ROLE_OPERATOR, "changing notification destinations", notify_dest_delete},
+    {DELETE, "/v1/notifications/destinations/{name}", ROLE_OPERATOR, "changing notification destinations", notify_dest_delete, 0, "notify.destination.delete"},
     {GET,    "/v1/notifications/events",         ROLE_VIEWER,   "listing notification events",     notify_events_list},
+    {POST,   "/v1/tokens",                       ROLE_ADMIN,    "creating tokens",                 tokens_create, 0, "token.create"},
+    {GET,    "/v1/tokens",                       ROLE_ADMIN,    "listing tokens",                  tokens_list},
+    {DELETE, "/v1/tokens/{name}",                ROLE_ADMIN,    "revoking tokens",                 tokens_revoke, 0, "token.revoke"},
+    {POST,   "/v1/tokens/{name}/rotate",         ROLE_ADMIN,    "rotating tokens",                 tokens_rotate, 0, "token.rotate"},
+    {POST,   "/v1/secrets",                      ROLE_ADMIN,    "setting secrets",                 secrets_set, 0, "secret.set"},
+    {GET,    "/v1/secrets",                      ROLE_ADMIN,    "listing secrets",                 secrets_list},
+    {POST,   "/v1/secrets/rekey",                ROLE_ADMIN,    "re-encrypting secrets",           secrets_rekey, 0, "secret.rekey"},
+    {DELETE, "/v1/secrets/{name}",               ROLE_ADMIN,    "removing secrets",                secrets_delete, 0, "secret.rm"},
+    {GET,    "/v1/audit",                        ROLE_ADMIN,    "reading the audit trail",         audit_list},
 };
+#pragma GCC diagnostic pop
 const size_t routes_count = sizeof routes / sizeof *routes;
 
-static const char *method_name(enum evhttp_cmd_type m)
+const char *route_method_name(enum evhttp_cmd_type m)
 {
     return m == GET ? "GET" : m == POST ? "POST" : m == DELETE ? "DELETE" : m == PATCH ? "PATCH"
          : m == PUT ? "PUT" : m == HEAD ? "HEAD" : "?";
@@ -157,7 +171,7 @@ void route_dispatch(struct req *q)
         if (routes[i].method == q->method)
             r = &routes[i];
         snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "",
-                 method_name(routes[i].method));
+                 route_method_name(routes[i].method));
     }
     if (!r) {
         evhttp_add_header(evhttp_request_get_output_headers(q->r), "Allow", allow);
@@ -166,13 +180,35 @@ void route_dispatch(struct req *q)
         reply_error(q, 405, msg);
         return;
     }
+    policy_audit_start(q, r, &a);
     if (q->role < r->min_role) {
         char msg[160];
         snprintf(msg, sizeof msg, "%s needs the %s role", r->what, auth_role_name(r->min_role));
         reply_error(q, 403, msg);
         return;
     }
-    r->handler(q, &a);
+    policy_enter(q, r, &a);
+}
+
+enum route_target route_target_of(const struct route *r)
+{
+    if (r->target != TARGET_AUTO)
+        return r->target;
+    if (strstr(r->pattern, "{queue}"))
+        return TARGET_QUEUE_PATH;
+    if (strstr(r->pattern, "{app}"))
+        return TARGET_APP_PATH;
+    if (strncmp(r->pattern, "/v1/tasks/{id}", 14) == 0)
+        return TARGET_TASK;
+    return TARGET_NONE;
+}
+
+const char *route_action_of(const struct route *r, char *buf, size_t len)
+{
+    if (r->action)
+        return r->action;
+    snprintf(buf, len, "%s %s", route_method_name(r->method), r->pattern);
+    return buf;
 }
 
 int route_is_public(const char *path)
@@ -197,9 +233,15 @@ const char *const *route_public_paths(void)
 
 void route_print(FILE *f)
 {
-    fprintf(f, "| method | path | least role | action |\n|---|---|---|---|\n");
-    for (size_t i = 0; i < routes_count; i++)
-        fprintf(f, "| `%s` | `%s` | %s | %s |\n", method_name(routes[i].method), routes[i].pattern,
-                routes[i].min_role == ROLE_NONE ? "none (no token)" : auth_role_name(routes[i].min_role),
-                routes[i].what);
+    static const char *const targets[] = {"", "-", "queue (path)", "app (path)", "queue (of the task)",
+                                          "queue, deploy.app (body specs)"};
+    fprintf(f, "| method | path | least role | scoped by | audited as | action |\n|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < routes_count; i++) {
+        const struct route *r = &routes[i];
+        char buf[160];
+        fprintf(f, "| `%s` | `%s` | %s | %s | %s | %s |\n", route_method_name(r->method), r->pattern,
+                r->min_role == ROLE_NONE ? "none (no token)" : auth_role_name(r->min_role),
+                targets[route_target_of(r)],
+                r->method == GET ? "-" : route_action_of(r, buf, sizeof buf), r->what);
+    }
 }

@@ -1,6 +1,8 @@
 /* http_route: the manager's route table — every HTTP route with the least role
- * it needs — and the dispatch that answers 404, 405 and 403 for all of them.
- * A new resource is one file of handlers and its rows in routes[]. */
+ * it needs, how a scoped token's target is found and the audited action — and
+ * the dispatch that answers 404, 405, 403 (role, scope) and 429 (rate) for all
+ * of them and audits every mutating call (http_policy.c). A new resource is one
+ * file of handlers and its rows in routes[]. */
 #ifndef DEVSYS_HTTP_ROUTE_H
 #define DEVSYS_HTTP_ROUTE_H
 
@@ -22,7 +24,20 @@ struct route_args {
     char entry[128]; /* {entry}: a DLQ entry id or a task id as given */
     char sha256[128]; /* {sha256}: an artifact's hash as given (the handler checks it) */
     char app[128];   /* {app}: an app name as given (the handler checks it) */
-    char name[128];  /* {name}: a name as given (a notification destination) */
+    char name[128];  /* {name}: a name as given (a notification destination, a token, a secret) */
+};
+
+/* How the dispatch finds a route's target to check a scoped token against.
+ * TARGET_AUTO (a row that says nothing) derives it from the pattern: {queue}
+ * -> TARGET_QUEUE_PATH, {app} -> TARGET_APP_PATH, /v1/tasks/{id}... ->
+ * TARGET_TASK, anything else TARGET_NONE. */
+enum route_target {
+    TARGET_AUTO = 0,
+    TARGET_NONE,       /* no queue or app: a scoped token may read it, not change it */
+    TARGET_QUEUE_PATH, /* the {queue} of the path */
+    TARGET_APP_PATH,   /* the {app} of the path */
+    TARGET_TASK,       /* the queue of the task {id} (one PostgreSQL lookup, for scoped tokens only) */
+    TARGET_SPEC_BODY,  /* each spec of the JSON body (one or an array): its queue (or kind), its deploy.app */
 };
 
 struct route {
@@ -31,6 +46,9 @@ struct route {
     enum role min_role;  /* ROLE_NONE: served without a token */
     const char *what;    /* "cancelling a task": the 403 says "<what> needs the <role> role" */
     void (*handler)(struct req *q, const struct route_args *a);
+    /* Optional columns (a row may leave them out): */
+    enum route_target target; /* TARGET_AUTO: from the pattern (above) */
+    const char *action;       /* audit action of a mutating row ("task.cancel"); NULL: "METHOD pattern" */
 };
 
 /* Every route. The first row whose pattern matches a path decides which rows
@@ -49,6 +67,10 @@ int route_is_public(const char *path);
 const char *const *route_public_paths(void);
 /* The table as the Markdown rows of README's "HTTP API" section. */
 void route_print(FILE *f);
+/* The row's target with TARGET_AUTO resolved; its audit action (into buf). */
+enum route_target route_target_of(const struct route *r);
+const char *route_action_of(const struct route *r, char *buf, size_t len);
+const char *route_method_name(enum evhttp_cmd_type m);
 
 /* ----------------------------------------------- handlers, by resource file */
 
@@ -83,6 +105,18 @@ void tests_history(struct req *q, const struct route_args *a);
 /* http_apps.c */
 void apps_revisions(struct req *q, const struct route_args *a);
 void apps_rollback(struct req *q, const struct route_args *a);
+/* http_tokens.c */
+void tokens_create(struct req *q, const struct route_args *a);
+void tokens_list(struct req *q, const struct route_args *a);
+void tokens_revoke(struct req *q, const struct route_args *a);
+void tokens_rotate(struct req *q, const struct route_args *a);
+/* http_secrets.c */
+void secrets_set(struct req *q, const struct route_args *a);
+void secrets_list(struct req *q, const struct route_args *a);
+void secrets_delete(struct req *q, const struct route_args *a);
+void secrets_rekey(struct req *q, const struct route_args *a);
+/* http_audit.c */
+void audit_list(struct req *q, const struct route_args *a);
 
 /* http_queues.c */
 void queues_list(struct req *q, const struct route_args *a);

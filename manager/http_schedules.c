@@ -182,7 +182,7 @@ static void created(pgc_t *pg, PGresult *res, const char *err, void *arg)
         return;
     }
     json_object_set_new(r->doc, "id", json_string(r->id));
-    http_audit(r->q->api, r->q->actor, "schedule.create", r->id, json_incref(r->doc));
+    req_audit_note(r->q, r->id, json_incref(r->doc));
     reply_json(r->q, 201, json_incref(r->doc));
     sreq_free(r);
 }
@@ -289,7 +289,7 @@ static void paused_set(pgc_t *pg, PGresult *res, const char *err, void *arg)
     if (r->doc)
         json_object_set(j, "next_due_at", json_object_get(r->doc, "next_due_at"));
     if (was != pausing)
-        http_audit(r->q->api, r->q->actor, pausing ? "schedule.pause" : "schedule.resume", id, NULL);
+        req_audit_note(r->q, id, NULL);
     reply_json(r->q, 200, j);
     sreq_free(r);
 }
@@ -331,7 +331,7 @@ static void deleted(pgc_t *pg, PGresult *res, const char *err, void *arg)
     if (!have_row(r, res, err))
         return;
     const char *id = PQgetvalue(res, 0, PQfnumber(res, "id")), *name = PQgetvalue(res, 0, PQfnumber(res, "name"));
-    http_audit(r->q->api, r->q->actor, "schedule.delete", id, json_pack("{s:s}", "name", name));
+    req_audit_note(r->q, id, json_pack("{s:s}", "name", name));
     reply_json(r->q, 200, json_pack("{s:s,s:s,s:b}", "id", id, "name", name, "deleted", 1));
     sreq_free(r);
 }

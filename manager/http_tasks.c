@@ -150,7 +150,7 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     }
     metric_add(q->api->m_submitted, (double)json_array_size(ids));
     if (json_array_size(ids))
-        http_audit(q->api, q->actor, "task.submit", json_string_value(json_array_get(ids, 0)),
+        req_audit_note(q, json_string_value(json_array_get(ids, 0)),
               json_pack("{s:I,s:o}", "count", (json_int_t)json_array_size(ids), "ids", ids));
     else
         json_decref(ids);
@@ -297,7 +297,7 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         op_conflict(o, "the task has already finished");
         return;
     }
-    http_audit(o->q->api, o->q->actor, "task.cancel", o->task, json_pack("{s:s}", "previous_state", o->state));
+    req_audit_note(o->q, o->task, json_pack("{s:s}", "previous_state", o->state));
     int c_pl = taskdb_col(res, "pipeline_id");
     if (!PQgetisnull(res, 0, c_pl)) {
         /* a pipeline node: the cancel may have made later steps due (if: always) */

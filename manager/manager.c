@@ -19,6 +19,7 @@
 #include "reconcile.h"
 #include "retention.h"
 #include "scheduler.h"
+#include "secretdb.h"
 
 static const char usage[] =
     "usage: devsys-manager [flags] [serve]    serve the HTTP API\n"
@@ -30,10 +31,11 @@ static const char usage[] =
     "  DEVSYS_REPUBLISH_AFTER_S (30), DEVSYS_DB_TIMEOUT_MS (3000; 0 = wait for PostgreSQL),\n"
     "  DEVSYS_HTTP_MAX_CONNS (512), DEVSYS_HTTP_MAX_HEADER_BYTES (16384),\n"
     "  DEVSYS_HTTP_HEADER_TIMEOUT_S (10), DEVSYS_HTTP_REQUEST_TIMEOUT_S (60), DEVSYS_HTTP_IDLE_TIMEOUT_S (60),\n"
-    "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20),\n"
+    "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20), DEVSYS_RATE_MUTATING_PER_S (10; 0 = off),\n"
+    "  DEVSYS_RATE_MUTATING_BURST (50), DEVSYS_SECRET_KEY (64 hex digits), DEVSYS_SECRET_KEYS_OLD, DEVSYS_SEARCH_TIMEOUT_MS (5000),\n"
     "  DEVSYS_NOTIFY_TICK_S (1; 0 = off), DEVSYS_NOTIFY_BATCH (10000), DEVSYS_NOTIFY_KEEP_S (604800),\n"
     "  DEVSYS_NOTIFY_DESTINATIONS_FILE (JSON array of destinations, created or replaced at start); each credential (REDIS_URL,\n"
-    "  DATABASE_URL, ADMIN_TOKEN) may instead come from a file named by the same variable with _FILE appended";
+    "  DATABASE_URL, ADMIN_TOKEN, SECRET_KEY) may instead come from a file named by the same variable with _FILE appended";
 
 static const struct cfg_flag flags[] = {
     {"listen", "DEVSYS_LISTEN", "address to serve HTTP on (host:port)"},
@@ -113,6 +115,15 @@ static int serve(void)
         .search_timeout_ms = cfg_long("DEVSYS_SEARCH_TIMEOUT_MS", 5000, 100, 600000),
     };
     m.grace_s = cfg_double("DEVSYS_SHUTDOWN_GRACE_S", 10, 0, 3600);
+    char kerr[256];
+    secretbox_t *box = NULL;
+    if (secretbox_from_env(&box, kerr, sizeof kerr) != 0) {
+        fprintf(stderr, "devsys-manager: %s\n", kerr);
+        return 2;
+    }
+    ac.secrets = box;
+    if (!box)
+        log_warn("DEVSYS_SECRET_KEY is not set: secrets cannot be set (POST /v1/secrets answers 503)");
     if (!ac.admin_token)
         log_warn("DEVSYS_ADMIN_TOKEN is not set: only tokens in api_tokens can call the API");
     signal(SIGPIPE, SIG_IGN);
@@ -133,6 +144,7 @@ static int serve(void)
         rc_free(m.rc);
         pgc_free(m.pg);
         event_base_free(m.base);
+        secretbox_free(box);
         return 1;
     }
     m.sigterm = evsignal_new(m.base, SIGTERM, on_signal, &m);
@@ -160,6 +172,7 @@ static int serve(void)
     event_base_loop(m.base, EVLOOP_NONBLOCK);
     event_base_free(m.base);
     metrics_free();
+    secretbox_free(box);
     log_info("manager stopped");
     return 0;
 }

@@ -285,9 +285,15 @@ static int check_env(const json_t *v, const char *pre, char *err, size_t errlen)
         if (!env_name_ok(k, klen))
             return fail(err, errlen, pre, "env", "name \"%s\" must match [A-Za-z_][A-Za-z0-9_]*",
                         printable(k, klen, buf));
-        if (!str_ok(val, 0, SPEC_MAX_BYTES))
-            return fail(err, errlen, pre, "env", "value of %s must be a string without NUL bytes",
+        if (json_is_object(val)) { /* {"secret": "<name>"}: a secret the agent fetches (common/secretdb.h) */
+            const json_t *name = json_object_get(val, "secret");
+            if (json_object_size(val) != 1 || !json_is_string(name) || !spec_queue_name_ok(json_string_value(name)))
+                return fail(err, errlen, pre, "env", "value of %s must be a string or {\"secret\": \"<name>\"} with"
+                            " a name of 1 to 64 characters of [A-Za-z0-9_.-]", printable(k, klen, buf));
+        } else if (!str_ok(val, 0, SPEC_MAX_BYTES)) {
+            return fail(err, errlen, pre, "env", "value of %s must be a string without NUL bytes, or {\"secret\": \"<name>\"}",
                         printable(k, klen, buf));
+        }
         const char *why = spec_env_refused(k, klen);
         if (why) {
             char field[80];

@@ -6,10 +6,11 @@ source "$(dirname "$0")/itest.sh"
 it_setup
 DEVSYS_RECONCILE_S=0 it_start_manager || it_bail "start manager" # reconciler: last section only
 B=$IT_DIR/body
-V=viewer-token O=operator-token
+V=viewer-token O=operator-token A=admin-token
 it_psql "INSERT INTO api_tokens (name, role, token_hash) VALUES
          ('v', 'viewer', encode(sha256('viewer-token'), 'hex')),
-         ('o', 'operator', encode(sha256('operator-token'), 'hex'))" >/dev/null
+         ('o', 'operator', encode(sha256('operator-token'), 'hex')),
+         ('a', 'admin', encode(sha256('admin-token'), 'hex'))" >/dev/null
 # call TOKEN METHOD PATH: prints the status; the body lands in $B
 call() {
     local auth=()
@@ -95,18 +96,18 @@ is "$(it_redis XLEN "$DLQ")" 2 "the entry left the DLQ"
 like "$(it_redis XRANGE "$S" - + | paste -sd' ')" "id $d1 " "the task is back on its stream"
 is "$(call $O POST "/v1/dlq/exec/$e1/replay")" 404 "the same entry again: 404"
 is "$(call $O POST "/v1/dlq/exec/$d1/replay")/$(jq -r .state "$B")" 409/queued "replaying a task that is not dead: 409 with its state"
-is "$(it_psql "SELECT actor || ' ' || target || ' ' || (detail->>'entry_id') FROM audit_log WHERE action='dlq.replay'")" \
+is "$(it_psql "SELECT actor || ' ' || target || ' ' || (detail->>'entry_id') FROM audit_log WHERE action='dlq.replay' AND outcome BETWEEN 200 AND 299")" \
     "token:o $d1 $e1" "audit row for the replay, with the caller"
 
 # ---- purge one
-DEVSYS_TOKEN=$O ctl dlq purge exec "$d2" >"$IT_DIR/out" 2>&1
+DEVSYS_TOKEN=$A ctl dlq purge exec "$d2" >"$IT_DIR/out" 2>&1
 is "$?" 0 "devsysctl dlq purge QUEUE TASK-ID"
 is "$(it_redis XLEN "$DLQ")/$(it_redis XRANGE "$DLQ" - + | grep -c "$d2")" 1/0 "the entry left the DLQ"
 is "$(it_psql "SELECT state, dlq_purged_at IS NOT NULL FROM tasks WHERE id='$d2'")" 'dead|t' \
     "postgres: still dead, marked purged"
-is "$(it_psql "SELECT count(*) FROM audit_log WHERE action='dlq.purge' AND target='$d2' AND actor='token:o'")" 1 \
+is "$(it_psql "SELECT count(*) FROM audit_log WHERE action='dlq.purge' AND target='$d2' AND actor='token:a' AND outcome = 200")" 1 \
     "audit row for the purge"
-is "$(call $O DELETE "/v1/dlq/exec/$d2")" 404 "purging it again: 404"
+is "$(call $A DELETE "/v1/dlq/exec/$d2")" 404 "purging it again: 404"
 is "$(call $V GET /v1/dlq)/$(jq -c .queues "$B")" '200/[{"queue":"exec","length":1,"dead":1}]' \
     "purged tasks no longer count as dead letters"
 
@@ -118,14 +119,14 @@ is "$(it_redis XLEN "$DLQ")" 0 "the DLQ is empty"
 is "$(it_psql "SELECT count(*) FROM tasks WHERE id IN ('$d3','$d4','$d5') AND state='queued' AND replays=1
                AND published_at > now() - interval '1 minute'")" 3 "postgres: all three queued"
 is "$(it_redis XRANGE "$S" - + | grep -a -c -E "^($d3|$d4|$d5)\$")" 3 "all three are on the stream"
-is "$(it_psql "SELECT detail->>'count' FROM audit_log WHERE action='dlq.replay' AND target='exec'")" 3 \
+is "$(it_psql "SELECT detail->>'count' FROM audit_log WHERE action='dlq.replay' AND target='exec' AND outcome = 200")" 3 \
     "one audit row for replay all"
 read -r d6 e6 < <(mkdead 6)
 read -r d7 e7 < <(mkdead 7)
-is "$(call $O DELETE /v1/dlq/exec)/$(jq -c '[.purged, .entries_removed]' "$B")" '200/[2,2]' "purge all"
+is "$(call $A DELETE /v1/dlq/exec)/$(jq -c '[.purged, .entries_removed]' "$B")" '200/[2,2]' "purge all"
 is "$(it_redis XLEN "$DLQ")/$(it_psql "SELECT count(*) FROM tasks WHERE state='dead' AND dlq_purged_at IS NULL")" \
     0/0 "redis and postgres agree: nothing left"
-is "$(it_psql "SELECT detail->>'tasks' FROM audit_log WHERE action='dlq.purge' AND target='exec'")" 2 \
+is "$(it_psql "SELECT detail->>'tasks' FROM audit_log WHERE action='dlq.purge' AND target='exec' AND outcome = 200")" 2 \
     "audit row for purge all"
 
 # ---- cancel a queued task: it never runs
@@ -138,7 +139,7 @@ is "$(call $O POST /v1/tasks/00000000-0000-0000-0000-000000000000/cancel)" 404 "
 is "$(call $O POST /v1/tasks/nope/cancel)" 404 "cancel a non-id: 404"
 is "$(call $O GET "/v1/tasks/$c1/cancel")" 405 "GET on cancel: 405"
 like "$(DEVSYS_TOKEN=$O ctl cancel "$c1" 2>&1)" '409' "devsysctl cancel reports the conflict"
-is "$(it_psql "SELECT count(*) FROM audit_log WHERE action='task.cancel' AND target='$c1'")" 1 "one audit row"
+is "$(it_psql "SELECT count(*) FROM audit_log WHERE action='task.cancel' AND target='$c1' AND outcome = 200")" 1 "one audit row"
 
 # ---- checkpoints
 it_psql "INSERT INTO checkpoints (task_id, attempt, data) VALUES
@@ -190,7 +191,7 @@ is "$(jq -c '[.state, .published, (.note | test("reconciler"))]' "$B")" '["queue
 is "$(it_psql "SELECT state || ' ' || extract(epoch FROM published_at)::bigint FROM tasks WHERE id='$d8'")" 'queued 0' \
     "postgres: queued, published_at at the epoch (due for the reconciler)"
 is "$(call $V GET /v1/dlq/exec)" 503 "listing needs redis: 503"
-is "$(call $O DELETE /v1/dlq/exec)" 503 "purge all with redis down: 503, nothing purged"
+is "$(call $A DELETE /v1/dlq/exec)" 503 "purge all with redis down: 503, nothing purged"
 ds_start_redis "$IT_DIR/redis" "$REDIS_PORT" || it_bail "restart redis"
 it_start_agent a2 DEVSYS_QUEUES=exec
 ok "once redis is back the task runs" it_wait_sql 30 "SELECT state FROM tasks WHERE id='$d8'" succeeded

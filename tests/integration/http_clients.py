@@ -13,6 +13,9 @@
   pipeline HOST PORT TOKEN        three GETs in one write; prints the status codes answered
   tokens HOST PORT N [TOKEN]      N requests GET /v1/tasks, each with a fresh random
                                   token (or TOKEN every time): prints "STATUS COUNT" lines
+  trickle HOST PORT N SECONDS     N connections each sending one byte of a request head
+                                  a second, never reconnected; prints "open K" every
+                                  second (K: those the server has not closed)
 """
 import socket
 import sys
@@ -188,9 +191,35 @@ def tokens(host, port, n, token=None):
         print(status, count)
 
 
+def trickle(host, port, n, seconds):
+    head = b"GET /v1/tasks HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 4096 + b"\r\n\r\n"
+    conns = [connect(host, port) for _ in range(int(n))]
+    for s in conns:
+        s.setblocking(False)
+    open_ = set(range(len(conns)))
+    deadline = time.time() + float(seconds)
+    sent = 0
+    while time.time() < deadline:
+        for i in list(open_):
+            try:
+                try:
+                    if conns[i].recv(4096) == b"":
+                        raise OSError  # closed by the server
+                except BlockingIOError:
+                    pass
+                conns[i].send(head[sent:sent + 1])
+            except OSError:
+                open_.discard(i)
+        sent += 1
+        print("open %d" % len(open_), flush=True)
+        time.sleep(1)
+    for s in conns:
+        s.close()
+
+
 if __name__ == "__main__":
     modes = {"flood": flood, "slow": slow, "hold": hold, "slowone": slowone, "raw": raw, "tokens": tokens,
-             "pipeline": pipeline}
+             "pipeline": pipeline, "trickle": trickle}
     if len(sys.argv) < 2 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     modes[sys.argv[1]](*sys.argv[2:])

@@ -48,7 +48,7 @@ is "$(it_redis XLEN devsys:control)" $((control_before + 1)) "one control messag
 is "$(it_redis XREVRANGE devsys:control + - COUNT 1 | tail -2 | tr '\n' ' ')" "settings qs " \
     "the control message is: settings qs"
 is "$(metric devsys_queue_paused)" 1 "metric devsys_queue_paused{queue=\"qs\"} 1"
-is "$(it_psql "SELECT actor || ' ' || action || ' ' || target || ' ' || (detail->>'paused') FROM audit_log WHERE action LIKE 'queue.%'")" \
+is "$(it_psql "SELECT actor || ' ' || action || ' ' || target || ' ' || (detail->>'paused') FROM audit_log WHERE action LIKE 'queue.%' AND outcome = 200")" \
     "token:o queue.pause qs true" "audited with the caller"
 is "$(call $O POST /v1/queues/qs/resume)/$(jq -c '[.paused, .mirrored, .notified]' "$B")" "200/[false,true,true]" \
     "resume over the API: mirrored and notified"

@@ -31,6 +31,7 @@ call() {
 example() {
     local p=${1//\{id\}/00000000-0000-7000-8000-0000000000aa}
     p=${p//\{queue\}/routes}
+    p=${p//\{name\}/nobody}
     p=${p//\{app\}/web}
     printf '%s\n' "${p//\{entry\}/1-1}"
 }
@@ -56,6 +57,12 @@ while IFS='|' read -r _ method pattern role _; do
             like "$(jq -r .error "$B")" 'needs the operator role' "$method $pattern: the 403 names the role"
             st=$(call "$method" "$path" "$OPERATOR")
             ok "$method $pattern: an operator gets past the route checks ($st $(head -c 80 "$B"))" \
+                test "$st" != 403 -a "$st" != 405 -a "$st" != 401 -a "$(jq -r .error "$B" 2>/dev/null)" != "no such endpoint" ;;
+        admin)
+            is "$(call "$method" "$path" "$OPERATOR")" 403 "$method $pattern: an operator gets 403"
+            like "$(jq -r .error "$B")" 'needs the admin role' "$method $pattern: the 403 names the role"
+            st=$(call "$method" "$path" "$DEVSYS_TOKEN")
+            ok "$method $pattern: an admin gets past the route checks ($st $(head -c 80 "$B"))" \
                 test "$st" != 403 -a "$st" != 405 -a "$st" != 401 -a "$(jq -r .error "$B" 2>/dev/null)" != "no such endpoint" ;;
         *)
             it_bail "a role the test does not know: '$role' ($method $pattern)" ;;

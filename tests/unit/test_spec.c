@@ -395,7 +395,17 @@ static void test_env(void **state)
     expect_error(noop_with("env", "{\"1X\":\"a\"}"), "env: name \"1X\" must match [A-Za-z_][A-Za-z0-9_]*");
     expect_error(noop_with("env", "{\"A-B\":\"a\"}"), "env: name \"A-B\" must match [A-Za-z_][A-Za-z0-9_]*");
     expect_error(noop_with("env", "{\"\":\"a\"}"), "env: name \"\" must match [A-Za-z_][A-Za-z0-9_]*");
-    expect_error(noop_with("env", "{\"A\":1}"), "env: value of A must be a string without NUL bytes");
+    expect_error(noop_with("env", "{\"A\":1}"),
+                 "env: value of A must be a string without NUL bytes, or {\"secret\": \"<name>\"}");
+    /* a secret by reference: the agent fetches it */
+    expect_ok(noop_with("env", "{\"DEPLOY_KEY\":{\"secret\":\"deploy-key\"}}"));
+    expect_error(noop_with("env", "{\"K\":{\"secret\":\"a b\"}}"),
+                 "env: value of K must be a string or {\"secret\": \"<name>\"} with a name of 1 to 64 characters"
+                 " of [A-Za-z0-9_.-]");
+    expect_error(noop_with("env", "{\"K\":{\"secret\":\"k\",\"x\":1}}"),
+                 "env: value of K must be a string or {\"secret\": \"<name>\"} with a name of 1 to 64 characters"
+                 " of [A-Za-z0-9_.-]");
+    expect_error(noop_with("env", "{\"LD_PRELOAD\":{\"secret\":\"k\"}}"), "env.LD_PRELOAD: loader variables may not be set");
 
     /* what a task may not set: loader, shell startup, the agent's own */
     expect_error(noop_with("env", "{\"A\":\"1\",\"LD_PRELOAD\":\"/tmp/x.so\"}"),

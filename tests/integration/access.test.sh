@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Access policy, driven by the route table (`devsys-manager routes`): for every
+# route a token one role below the row's least role gets 403 naming the role
+# (no token at all below viewer: 401); for every scoped route a token scoped
+# to queue a / app a1 gets 403 naming the scope on queue b / app b1 and gets
+# past the check on a / a1; an expired and a revoked token get 401 on every
+# route. Tokens are made with devsysctl token create; README shows the table.
+source "$(dirname "$0")/itest.sh"
+it_setup
+export DEVSYS_RATE_MUTATING_PER_S=0 # the matrix makes hundreds of changes per token
+export DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+it_start_manager || it_bail "start manager"
+
+routes=$("$BIN/manager/devsys-manager" routes)
+readme=$(sed -n '/^<!-- routes: begin/,/^<!-- routes: end/p' "$ds_root/README.md" | grep '^|')
+is "$readme" "$routes" "README's policy table is what devsys-manager routes prints"
+
+# mint NAME ROLE [OPTIONS...]: creates a token with devsysctl, prints its secret
+mint() {
+    local name=$1 role=$2
+    shift 2
+    ctl --json token create --name "$name" --role "$role" "$@" | jq -r .token
+}
+declare -A TOK
+for role in viewer operator admin; do
+    TOK[$role]=$(mint "$role" "$role")
+    TOK[${role}_a]=$(mint "${role}-a" "$role" --queues a --apps a1)
+done
+like "${TOK[viewer]}" '^dvs_[A-Za-z0-9_-]{43}$' "token create prints a 256-bit secret once"
+list=$(ctl --json token list)
+is "$(jq '.tokens | length' <<<"$list")" 6 "token list shows the six tokens"
+ok "token list never shows a secret or its hash" it_not grep -q -e "${TOK[viewer]}" -e token_hash -e '"token"' <<<"$list"
+is "$(it_psql "SELECT count(*) FROM api_tokens WHERE token_hash = encode(sha256(convert_to('${TOK[viewer]}', 'UTF8')), 'hex')")" 1 \
+    "only the SHA-256 of the secret is stored"
+is "$(jq -c '.tokens[] | select(.name == "operator-a") | [.queues, .apps]' <<<"$list")" '[["a"],["a1"]]' "the scopes are listed"
+EXPIRED=$(mint expiring operator --expires 1s)
+REVOKED=$(mint revoked operator)
+ctl token revoke revoked >/dev/null || it_bail "revoke"
+sleep 1.5
+
+# tasks to aim at: one in queue a, one in queue b
+task_in() { curl -s -H "Authorization: Bearer $DEVSYS_TOKEN" -d "{\"kind\":\"noop\",\"queue\":\"$1\"}" "$DEVSYS_URL/v1/tasks" | jq -r '.tasks[0].id'; }
+TASK_A=$(task_in a) TASK_B=$(task_in b)
+[[ $TASK_A =~ ^[0-9a-f-]{36}$ && $TASK_B =~ ^[0-9a-f-]{36}$ ]] || it_bail "tasks in queues a and b ($TASK_A $TASK_B)"
+
+H=$IT_DIR/headers B=$IT_DIR/body
+# call METHOD PATH TOKEN [BODY]: prints the status; body in $B
+call() {
+    local auth=() data=()
+    [[ -n $3 ]] && auth=(-H "Authorization: Bearer $3")
+    [[ -n ${4:-} ]] && data=(-d "$4")
+    curl -g -s -D "$H" -o "$B" -w '%{http_code}' -X "$1" "${auth[@]}" "${data[@]}" "$DEVSYS_URL$2"
+}
+# example PATTERN SIDE: the pattern filled with targets in scope (a) or out of it (b)
+example() {
+    local p=$1 task=$TASK_A
+    [[ $2 == b ]] && task=$TASK_B
+    p=${p//\{id\}/$task}
+    p=${p//\{queue\}/$2}
+    p=${p//\{app\}/${2}1}
+    p=${p//\{name\}/nobody}
+    p=${p//\{entry\}/1-1}
+    sed -E 's/\{[a-z_]+\}/x1/g' <<<"$p" # parameters of routes added later: any value
+}
+# body METHOD SIDE: a spec body for a write (the target of body-scoped rows)
+body() { [[ $1 == GET ]] || printf '{"kind":"noop","queue":"%s","deploy":{"app":"%s1"}}' "$2" "$2"; }
+past() { test "$1" != 403 -a "$1" != 401 -a "$1" != 405 -a "$1" != 429; }
+declare -A below=([viewer]='' [operator]=viewer [admin]=operator)
+
+rows=0 scoped=0
+while IFS='|' read -r _ method pattern role scope _ _; do
+    method=$(tr -d ' `' <<<"$method") pattern=$(tr -d ' `' <<<"$pattern") role=${role# } scope=${scope# }
+    role=${role%% *} scope=${scope% }
+    [[ $method == method || $method == ---* ]] && continue
+    [[ $role == none ]] && continue
+    rows=$((rows + 1))
+    path=$(example "$pattern" a) data=$(body "$method" a)
+    # one role below the least role: 403 naming the role (below viewer: no token, 401)
+    if [[ -z ${below[$role]} ]]; then
+        is "$(call "$method" "$path" '' "$data")" 401 "$method $pattern: no token: 401"
+    else
+        is "$(call "$method" "$path" "${TOK[${below[$role]}]}" "$data")" 403 "$method $pattern: a ${below[$role]} token: 403"
+        like "$(jq -r .error "$B")" "needs the $role role" "$method $pattern: the 403 names the $role role"
+    fi
+    if [[ $method != GET && ${below[$role]} != viewer ]]; then
+        is "$(call "$method" "$path" "${TOK[viewer]}" "$data")" 403 "$method $pattern: a viewer changes nothing: 403"
+    fi
+    st=$(call "$method" "$path" "${TOK[$role]}" "$data")
+    ok "$method $pattern: a $role token gets past the checks ($st $(head -c 80 "$B"))" past "$st"
+    # expired and revoked: 401 everywhere
+    is "$(call "$method" "$path" "$EXPIRED" "$data")" 401 "$method $pattern: an expired token: 401"
+    is "$(call "$method" "$path" "$REVOKED" "$data")" 401 "$method $pattern: a revoked token: 401"
+    # scope: out of it 403 naming it, in it past the check
+    if [[ $scope != - ]]; then
+        scoped=$((scoped + 1))
+        is "$(call "$method" "$(example "$pattern" b)" "${TOK[${role}_a]}" "$(body "$method" b)")" 403 \
+            "$method $pattern: a $role token scoped to a/a1 on b/b1: 403"
+        like "$(jq -r .error "$B")" 'outside this token.s scope \((queues: a|apps: a1)\)' "$method $pattern: the 403 names the scope"
+        st=$(call "$method" "$path" "${TOK[${role}_a]}" "$data")
+        ok "$method $pattern: the scoped token gets past the checks on a/a1 ($st $(head -c 80 "$B"))" past "$st"
+    elif [[ $method != GET ]]; then
+        is "$(call "$method" "$path" "${TOK[${role}_a]}" "$data")" 403 "$method $pattern: a scoped token may not change an unscoped target"
+    fi
+done <<<"$routes"
+ok "the table has rows with a role ($rows) and scoped rows ($scoped)" test "$rows" -ge 20 -a "$scoped" -ge 8
+
+# an array of specs is checked spec by spec
+is "$(call POST /v1/tasks "${TOK[operator_a]}" '[{"kind":"noop","queue":"a"},{"kind":"noop","queue":"b"}]')" 403 \
+    "a batch with one spec outside the scope: 403"
+is "$(call POST /v1/tasks "${TOK[operator_a]}" '[{"kind":"noop","queue":"a"},{"kind":"noop","queue":"a"}]')" 201 \
+    "a batch inside the scope: 201"
+is "$(call POST /v1/tasks "${TOK[operator_a]}" '{"kind":"noop"}')" 403 "a spec without queue goes to its kind's queue: out of scope"
+
+# rotation: the new secret works, the old one for the grace period only
+rot=$(ctl --json token rotate operator --grace 2s)
+NEW=$(jq -r .token <<<"$rot")
+ok "rotate prints a new secret" test -n "$NEW" -a "$NEW" != "${TOK[operator]}"
+is "$(call GET /v1/tasks?limit=1 "$NEW")" 200 "the new secret works"
+is "$(call GET /v1/tasks?limit=1 "${TOK[operator]}")" 200 "the old one still works during the grace period"
+sleep 2.5
+is "$(call GET /v1/tasks?limit=1 "${TOK[operator]}")" 401 "and not after it"
+is "$(call GET /v1/tasks?limit=1 "$NEW")" 200 "the new one still does"
+is "$(ctl token create --name x --role boss 2>&1 >/dev/null | grep -c 'role: must be viewer, operator or admin')" 1 \
+    "a bad role is refused, naming the field"
+is "$(call GET /v1/tokens "$DEVSYS_TOKEN")" 200 "DEVSYS_ADMIN_TOKEN stays the bootstrap admin"
+it_done
