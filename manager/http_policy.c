@@ -145,7 +145,7 @@ static void task_queue_found(pgc_t *pg, PGresult *res, const char *err, void *ar
 void policy_enter(struct req *q, const struct route *r, const struct route_args *a)
 {
     policy_t *p = q->api->policy;
-    if (r->method != EVHTTP_REQ_GET && !q->bootstrap && p->rate > 0) {
+    if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD && !q->bootstrap && p->rate > 0) {
         int wait = rate_wait_s(p, q->actor);
         if (wait) {
             char secs[16], msg[160];
@@ -187,7 +187,7 @@ void policy_enter(struct req *q, const struct route *r, const struct route_args 
             }
             break;
         default: /* a scoped token changes nothing whose target is not scoped */
-            if (r->method != EVHTTP_REQ_GET) {
+            if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD) {
                 char msg[200];
                 snprintf(msg, sizeof msg, "%s: a token scoped to queues or apps may not do this", r->what);
                 reply_error(q, 403, msg);
@@ -202,7 +202,7 @@ void policy_enter(struct req *q, const struct route *r, const struct route_args 
 
 void policy_audit_start(struct req *q, const struct route *r, const struct route_args *a)
 {
-    if (r->method == EVHTTP_REQ_GET)
+    if (r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_HEAD)
         return;
     q->audit_action = route_action_of(r, q->audit_buf, sizeof q->audit_buf);
     const char *t = a->id[0] ? a->id : a->name[0] ? a->name : a->app[0] ? a->app : NULL;

@@ -242,6 +242,6 @@ void route_print(FILE *f)
         fprintf(f, "| `%s` | `%s` | %s | %s | %s | %s |\n", route_method_name(r->method), r->pattern,
                 r->min_role == ROLE_NONE ? "none (no token)" : auth_role_name(r->min_role),
                 targets[route_target_of(r)],
-                r->method == GET ? "-" : route_action_of(r, buf, sizeof buf), r->what);
+                r->method == GET || r->method == HEAD ? "-" : route_action_of(r, buf, sizeof buf), r->what);
     }
 }
