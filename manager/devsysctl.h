@@ -48,6 +48,8 @@ json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
  * or NULL when there is nothing more to do (refused, unreachable, or --json
  * printed it) with the exit code in *code. Caller json_decref's. */
 json_t *ctl_get_doc(const struct ctl *ctl, char *path, int *code);
+/* "a,b" as a JSON array of strings ["a","b"] (new reference). */
+json_t *ctl_csv(const char *s);
 /* Percent-encodes one path segment or query value; caller frees. */
 char *enc(const char *s);
 /* A scalar as text for tables and listings: strings bare, null as "-",

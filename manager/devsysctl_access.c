@@ -27,17 +27,6 @@ static double duration_s(const char *opt, const char *s)
     return v * unit;
 }
 
-/* "a,b" -> ["a","b"]. New reference. */
-static json_t *list_of(const char *s)
-{
-    json_t *a = json_array();
-    char *copy = xstrdup(s), *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        json_array_append_new(a, json_string(t));
-    free(copy);
-    return a;
-}
-
 /* POST/DELETE with a JSON body; prints the answer's fields (the token once). */
 static int send_json(const struct ctl *ctl, const char *method, const char *path, json_t *body, const char *done)
 {
@@ -88,9 +77,9 @@ static int cmd_token(const struct ctl *ctl, int nargs, char **args, const struct
             json_object_set_new(b, "expires_s", json_real(duration_s("--expires must be like 30d, 12h or 90m, not '%s'",
                                                                      o->expires)));
         if (o->queues)
-            json_object_set_new(b, "queues", list_of(o->queues));
+            json_object_set_new(b, "queues", ctl_csv(o->queues));
         if (o->apps)
-            json_object_set_new(b, "apps", list_of(o->apps));
+            json_object_set_new(b, "apps", ctl_csv(o->apps));
         return send_json(ctl, "POST", "/v1/tokens", b, "created");
     }
     if (strcmp(sub, "list") == 0 && nargs == 2) {

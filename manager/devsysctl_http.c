@@ -280,3 +280,12 @@ json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
     return doc ? doc : json_null();
 }
 
+json_t *ctl_csv(const char *s)
+{
+    json_t *a = json_array();
+    char *copy = xstrdup(s), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        json_array_append_new(a, json_string(t));
+    free(copy);
+    return a;
+}

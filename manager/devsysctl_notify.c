@@ -9,17 +9,6 @@
 #include "devsysctl.h"
 #include "xalloc.h"
 
-/* "a,b" as a JSON array of strings. */
-static json_t *csv(const char *s)
-{
-    json_t *a = json_array();
-    char *copy = xstrdup(s), *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        json_array_append_new(a, json_string(t));
-    free(copy);
-    return a;
-}
-
 /* A number, or the text as given (the API says what is wrong with it). */
 static json_t *num(const char *s)
 {
@@ -55,14 +44,14 @@ static int notify_add(const struct ctl *ctl, int argc, char **argv)
 {
     if (argc < 4)
         die_usage("notify add needs NAME URL EVENTS [KEY=VALUE...]%s", "");
-    json_t *d = json_pack("{s:s,s:s,s:o}", "name", argv[1], "url", argv[2], "events", csv(argv[3]));
+    json_t *d = json_pack("{s:s,s:s,s:o}", "name", argv[1], "url", argv[2], "events", ctl_csv(argv[3]));
     for (int i = 4; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
         if (!eq || eq == argv[i])
             die_usage("notify add: expected KEY=VALUE, not '%s'", argv[i]);
         *eq = '\0';
         const char *k = argv[i], *v = eq + 1;
-        json_t *val = strcmp(k, "group_by") == 0 ? csv(v)
+        json_t *val = strcmp(k, "group_by") == 0 ? ctl_csv(v)
                       : strcmp(k, "format") == 0 || strcmp(k, "secret_ref") == 0 ? json_string(v)
                                                                                   : num(v);
         set_path(d, k, val);
