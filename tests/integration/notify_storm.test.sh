@@ -35,7 +35,12 @@ counts=$(jq -r 'if .body.type == "summary" then .body.data.count else 1 end' "$I
 msgs=$(received storm)
 it_diag "storm: $N events in $msgs messages, counts: $counts"
 is "$(events_covered storm)" $N "the summaries' counts add up to exactly $N"
-ok "a storm of ~5 s becomes a few messages (2 to 6)" test "$msgs" -ge 2 -a "$msgs" -le 6
+# The bucket allows one message at once and one per 2 s after: the storm's own
+# span (a loaded machine stretches it) bounds how many messages it may take.
+span=$(it_psql "SELECT ceil(extract(epoch FROM max(at) - min(at))) FROM notify_events WHERE type = 'task.dead'")
+most=$(( 2 + ${span%.*} / 2 ))
+it_diag "the storm's events span ${span}s: at most $most messages"
+ok "a storm of ${span}s becomes a few messages (2 to $most), not one per event" test "$msgs" -ge 2 -a "$msgs" -le "$most"
 is "$(jq -s '[.[] | select(.body.type == "summary") | select(.body.data.listed > 10 or .body.data.more != .body.data.count - .body.data.listed or (.body.data.events | length) != .body.data.listed)] | length' "$IT_DIR/recv-storm.jsonl")" 0 \
     "each summary lists at most 10 events and counts the rest in more"
 is "$(jq -r '.body.data.events[]?.data.task // empty, .body.data.task // empty' "$IT_DIR/recv-storm.jsonl" | sort | uniq -d | wc -l | tr -d ' ')" 0 \
