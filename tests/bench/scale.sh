@@ -65,6 +65,7 @@ scale_fill_to() {
 }
 
 # CPU ticks (utime + stime) of the postmaster and all its children.
+# shellcheck disable=SC2046 # the children's pids, one argument each
 scale_pg_ticks() { cpu_ticks "$PG_PID" $(ps -o pid= --ppid "$PG_PID"); }
 
 # Median of 5 answer times of GET URL, in ms.

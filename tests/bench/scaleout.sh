@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/bench/scaleout.sh: `tests/bench/run scaleout`, sourced by run once the
 # servers are up. For each number of managers in SCALEOUT_MANAGERS and of
 # agents in SCALEOUT_AGENTS (all on this machine, agents x DEVSYS_CONCURRENCY
@@ -14,6 +15,7 @@ SCALEOUT_AGENTS=${SCALEOUT_AGENTS:-1 2 4}
 
 # scaleout_sample: "pg redis managers agents" ticks now.
 scaleout_sample() {
+    # shellcheck disable=SC2046 # the children's pids, one argument each
     echo "$(cpu_ticks "$PG_PID" $(ps -o pid= --ppid "$PG_PID")) $(cpu_ticks "$REDIS_PID")" \
          "$(cpu_ticks "${MANAGER_PIDS[@]}") $(cpu_ticks "${AGENT_PIDS[@]}")"
 }

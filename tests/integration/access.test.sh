@@ -5,10 +5,12 @@
 # to queue a / app a1 gets 403 naming the scope on queue b / app b1 and gets
 # past the check on a / a1; an expired and a revoked token get 401 on every
 # route. Tokens are made with devsysctl token create; README shows the table.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 export DEVSYS_RATE_MUTATING_PER_S=0 # the matrix makes hundreds of changes per token
-export DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export DEVSYS_SECRET_KEY
 it_start_manager || it_bail "start manager"
 
 routes=$("$BIN/manager/devsys-manager" routes)
@@ -46,10 +48,10 @@ TASK_A=$(task_in a) TASK_B=$(task_in b)
 H=$IT_DIR/headers B=$IT_DIR/body
 # call METHOD PATH TOKEN [BODY]: prints the status; body in $B
 call() {
-    local auth=() data=()
+    local auth=() body_args=()
     [[ -n $3 ]] && auth=(-H "Authorization: Bearer $3")
-    [[ -n ${4:-} ]] && data=(-d "$4")
-    curl -g -s -D "$H" -o "$B" -w '%{http_code}' -X "$1" "${auth[@]}" "${data[@]}" "$DEVSYS_URL$2"
+    [[ -n ${4:-} ]] && body_args=(-d "$4")
+    curl -g -s -D "$H" -o "$B" -w '%{http_code}' -X "$1" "${auth[@]}" "${body_args[@]}" "$DEVSYS_URL$2"
 }
 # example PATTERN SIDE: the pattern filled with targets in scope (a) or out of it (b)
 example() {

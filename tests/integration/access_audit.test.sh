@@ -3,9 +3,11 @@
 # secret set, token revoke — each recorded once by the route dispatch with its
 # caller, role, target, source address, request id and outcome, listed in
 # order by devsysctl audit; filters and cursor paging; no route deletes it.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
-export DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export DEVSYS_SECRET_KEY
 it_start_manager || it_bail "start manager"
 it_start_agent a1 DEVSYS_QUEUES=exec
 

@@ -3,6 +3,7 @@
 # per token, reads and the bootstrap admin token exempt), and 200 connections
 # trickling a request head one byte a second do not keep a normal client from
 # being served while they are still open.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 export DEVSYS_RATE_MUTATING_PER_S=1 DEVSYS_RATE_MUTATING_BURST=5

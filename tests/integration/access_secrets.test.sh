@@ -4,9 +4,11 @@
 # only; every trace it leaves has "[secret:NAME]" instead: devsysctl get, the
 # API, the tasks/task_attempts/checkpoints rows, the dead letter in Redis, the
 # logs. A task naming a secret that does not exist goes dead saying so.
+# shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
-export DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export DEVSYS_SECRET_KEY
 it_start_manager || it_bail "start manager"
 it_start_agent a1 DEVSYS_QUEUES=exec
 
@@ -50,7 +52,8 @@ is "$(curl -s -H "Authorization: Bearer $DEVSYS_TOKEN" -d '{"kind":"exec","env":
 
 # key rotation: a new key, the old one kept for reading until rekey
 OLD=$DEVSYS_SECRET_KEY
-export DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') DEVSYS_SECRET_KEYS_OLD=$OLD
+DEVSYS_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export DEVSYS_SECRET_KEY DEVSYS_SECRET_KEYS_OLD=$OLD
 it_stop_agent a1
 it_stop_manager
 it_start_manager || it_bail "restart the manager with a new key"

@@ -2,6 +2,7 @@
 # tests/integration/notify_lib.sh: what the notify*.test.sh share: the example
 # receiver (deploy/examples/webhook_receiver.py, python3 stdlib) on a loopback
 # port, and reading what it accepted. Sourced after itest.sh.
+# shellcheck disable=SC2154 # ds_root: set by itest.sh, sourced first
 RECEIVER=$ds_root/deploy/examples/webhook_receiver.py
 declare -gA RECV_PID=() RECV_URL=()
 

@@ -8,6 +8,7 @@ source "$(dirname "$0")/itest.sh"
 it_setup
 export DEVSYS_RECONCILE_S=1 DEVSYS_REPUBLISH_AFTER_S=2
 it_start_manager || it_bail "start manager"
+# shellcheck disable=SC2054 # the commas are in a value
 agent_env=(DEVSYS_QUEUES=exec,noop DEVSYS_CONCURRENCY=4 DEVSYS_LEASE_S=3 DEVSYS_CLAIM_PERIOD_S=1)
 it_start_agent a1 "${agent_env[@]}"
 it_start_agent a2 "${agent_env[@]}"
