@@ -24,8 +24,13 @@ void pipelinedb_submit(pgc_t *pg, const pipeline_t *p, const char *id, const cha
         json_t *needs = json_array();
         for (size_t m = 0; m < st->nneeds; m++)
             json_array_append_new(needs, json_string(p->steps[st->needs[m]].name));
-        json_array_append_new(steps, json_pack("{s:s,s:i,s:o,s:s}", "step", st->name, "pos", (int)i, "needs", needs,
-                                               "cond", pipeline_if_name(st->cond)));
+        json_t *row = json_pack("{s:s,s:i,s:o,s:s}", "step", st->name, "pos", (int)i, "needs", needs, "cond",
+                                pipeline_if_name(st->cond));
+        if (st->approval != PIPELINE_APPROVAL_NONE) {
+            json_object_set_new(row, "approval_role", json_string(pipeline_approval_name(st->approval)));
+            json_object_set_new(row, "approval_timeout_s", json_integer(st->approval_timeout_s));
+        }
+        json_array_append_new(steps, row);
         for (size_t j = 0; j < st->nnodes; j++) {
             const pipeline_node_t *nd = &st->nodes[j];
             json_array_append_new(nodes, json_pack("{s:s,s:i,s:s,s:s,s:s,s:i,s:i,s:O}", "step", st->name, "idx",
@@ -156,7 +161,22 @@ void pipelinedb_publish(pgc_t *pg, rc_t *rc, const char *prefix, const char *con
 
 #define PIPELINE_HEAD                                                                                      \
     "'id', p.id, 'name', p.name, 'state', p.state, 'runs', p.runs, 'created_by', p.created_by,"            \
-    " 'created_at', p.created_at, 'finished_at', p.finished_at"
+    " 'created_at', p.created_at, 'finished_at', p.finished_at, 'concurrency', CASE WHEN p.cgroup IS NOT"  \
+    " NULL THEN jsonb_build_object('group', p.cgroup, 'cancel_in_progress', p.cancel_in_progress,"         \
+    " 'superseded_by', p.superseded_by) END"
+
+/* A gated step's approval of the pipeline's current run (the latest one;
+ * lateral "ap"), and what a refusal says on its step. */
+#define STEP_APPROVAL_JOIN                                                                                 \
+    " LEFT JOIN LATERAL (SELECT a.* FROM approvals a WHERE a.pipeline_id = s.pipeline_id AND a.step = s.step" \
+    "   ORDER BY a.run DESC LIMIT 1) ap ON true"
+#define STEP_APPROVAL                                                                                      \
+    "'approval', CASE WHEN ap.id IS NOT NULL THEN jsonb_build_object('id', ap.id, 'state',"                \
+    "   coalesce(ap.decision, 'pending'), 'role', ap.role, 'timeout_s', ap.timeout_s, 'requested_at',"     \
+    "   ap.requested_at, 'deadline', ap.deadline, 'decided_by', ap.decided_by, 'decided_at', ap.decided_at," \
+    "   'comment', ap.comment, 'link', '/v1/approvals/' || ap.id) END,"                                    \
+    " 'error', CASE ap.decision WHEN 'timed_out' THEN ap.comment WHEN 'rejected' THEN 'approval rejected by '" \
+    "   || ap.decided_by || coalesce(': ' || ap.comment, '') END,"
 
 void pipelinedb_get(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
 {
@@ -164,9 +184,10 @@ void pipelinedb_get(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
     pgc_query(pg,
               "SELECT jsonb_build_object(" PIPELINE_HEAD ", 'steps', (SELECT jsonb_agg(jsonb_build_object("
               "   'step', s.step, 'needs', to_jsonb(s.needs), 'if', s.cond, 'state', s.state,"
+              "   " STEP_APPROVAL
               "   'started_at', x.started_at, 'finished_at', x.finished_at,"
               "   'duration_s', extract(epoch FROM x.finished_at - x.started_at), 'nodes', x.nodes) ORDER BY s.pos)"
-              "  FROM pipeline_steps s, LATERAL (SELECT jsonb_agg(" NODE_JSON " ORDER BY n.idx) AS nodes,"
+              "  FROM pipeline_steps s" STEP_APPROVAL_JOIN ", LATERAL (SELECT jsonb_agg(" NODE_JSON " ORDER BY n.idx) AS nodes,"
               "    min(t.started_at) AS started_at,"
               "    CASE WHEN s.state NOT IN ('waiting', 'running') THEN max(t.finished_at) END AS finished_at"
               "    FROM pipeline_nodes n LEFT JOIN LATERAL (SELECT h.state, h.attempt, h.started_at,"
@@ -207,4 +228,138 @@ void pipelinedb_rerun(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
 {
     const char *p[1] = {id};
     pgc_query(pg, "SELECT devsys_pipeline_rerun($1::uuid) AS created", 1, p, fn, arg);
+}
+
+/* ------------------------------------------- signals, concurrency groups */
+
+static void signalled(void *arg, const char *err, const char *entry)
+{
+    (void)entry;
+    char *task = arg;
+    if (err[0])
+        log_warn("pipeline cancel: control message for %s failed (%s); its agent stops it at its next lease"
+                 " renewal", task, queue_disconnected(err) ? "redis unavailable" : err);
+    free(task);
+}
+
+void pipelinedb_signal_cancelled(rc_t *rc, const char *prefix, const json_t *tasks)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+        /* running tasks: their agents are told at once (else at lease renewal) */
+        if (strcmp(json_string_value(json_object_get(t, "was")), "running") != 0)
+            continue;
+        char *task = xstrdup(json_string_value(json_object_get(t, "id")));
+        if (queue_control_cancel(rc, prefix, task, signalled, task) != 0)
+            signalled(task, QUEUE_DISCONNECTED, NULL);
+    }
+}
+
+/* One pass's shared context: every statement in flight holds a reference. */
+struct sweep {
+    pgc_t *pg;
+    rc_t *rc;
+    char *prefix;
+    int refs;
+};
+
+static struct sweep *sweep_new(pgc_t *pg, rc_t *rc, const char *prefix)
+{
+    struct sweep *sw = xcalloc(1, sizeof *sw);
+    *sw = (struct sweep){pg, rc, xstrdup(prefix), 1};
+    return sw;
+}
+
+static struct sweep *sweep_ref(struct sweep *sw)
+{
+    sw->refs++;
+    return sw;
+}
+
+static void sweep_unref(struct sweep *sw)
+{
+    if (--sw->refs > 0)
+        return;
+    free(sw->prefix);
+    free(sw);
+}
+
+struct superseding {
+    struct sweep *sw;
+    char id[40];
+};
+
+static void superseded_one(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    struct superseding *su = arg;
+    struct sweep *sw = su->sw;
+    if (!res || err[0]) {
+        log_warn("pipeline %s: cancelling it for a newer one of its concurrency group failed (%s); the"
+                 " reconciler tries again", su->id, err);
+    } else if (!PQgetisnull(res, 0, 0)) {
+        json_t *r = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+        log_info("pipeline %s: cancelled, superseded by a newer one of its concurrency group", su->id);
+        pipelinedb_signal_cancelled(sw->rc, sw->prefix, json_object_get(r, "tasks"));
+        json_decref(r);
+        /* its end started the group's next pipeline (woken_by): publish it */
+        const char *ids[1] = {su->id};
+        pipelinedb_publish(pg, sw->rc, sw->prefix, ids, 1, NULL, NULL);
+    }
+    sweep_unref(sw);
+    free(su);
+}
+
+static void superseded_found(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    struct sweep *sw = arg;
+    if (!res || err[0]) {
+        log_warn("pipelines: finding superseded pipelines failed: %s", err);
+    } else {
+        /* one statement (one transaction) each: a cancel's lock order */
+        for (int i = 0; i < PQntuples(res); i++) {
+            struct superseding *su = xcalloc(1, sizeof *su);
+            su->sw = sweep_ref(sw);
+            snprintf(su->id, sizeof su->id, "%s", PQgetvalue(res, i, 0));
+            const char *p[1] = {su->id};
+            pgc_query(pg, "SELECT devsys_pipeline_supersede($1::uuid)::text", 1, p, superseded_one, su);
+        }
+    }
+    sweep_unref(sw);
+}
+
+void pipelinedb_supersede(pgc_t *pg, rc_t *rc, const char *prefix, const char *id)
+{
+    struct sweep *sw = sweep_new(pg, rc, prefix);
+    const char *p[1] = {id};
+    pgc_query(pg, "SELECT devsys_pipeline_superseded($1::uuid)", 1, p, superseded_found, sw);
+}
+
+static void expired(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    struct sweep *sw = arg;
+    if (!res || err[0]) {
+        log_warn("approvals: the timeout pass failed: %s", err);
+    } else {
+        /* the failed steps may have made others due (if: failure, always) */
+        json_t *ids = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+        size_t n = json_array_size(ids);
+        const char **v = xcalloc(n + 1, sizeof *v);
+        for (size_t i = 0; i < n; i++)
+            v[i] = json_string_value(json_array_get(ids, i));
+        if (n) {
+            log_info("approvals: %zu pipeline(s) had approvals time out", n);
+            pipelinedb_publish(pg, sw->rc, sw->prefix, v, n, NULL, NULL);
+        }
+        free(v);
+        json_decref(ids);
+    }
+    sweep_unref(sw);
+}
+
+void pipelinedb_sweep(pgc_t *pg, rc_t *rc, const char *prefix)
+{
+    pgc_query(pg, "SELECT to_jsonb(devsys_approvals_expire(" PIPELINEDB_SWEEP_BATCH "))::text", 0, NULL, expired,
+              sweep_new(pg, rc, prefix));
+    pipelinedb_supersede(pg, rc, prefix, NULL);
 }

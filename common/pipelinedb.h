@@ -11,7 +11,9 @@
 #include "rc.h"
 
 /* Record p (validated, id its UUID) with its steps and nodes, and create its
- * root steps' tasks, in one statement. Result: one row, created (tasks). */
+ * root steps' tasks, in one statement. Result: one row, created (tasks; -2
+ * when p waits in its concurrency group's line: no task yet). A pipeline
+ * with cancel_in_progress then calls pipelinedb_supersede. */
 void pipelinedb_submit(pgc_t *pg, const pipeline_t *p, const char *id, const char *actor, pgc_result_fn *fn,
                        void *arg);
 
@@ -40,7 +42,25 @@ void pipelinedb_list(pgc_t *pg, const char *name, const char *after_us, const ch
 void pipelinedb_cancel(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
 
 /* Rerun a finished p from its failures. Result: created (tasks; NULL when p
- * is absent, -1 while it runs). */
+ * is absent, -1 while it runs or is queued, -2 when it is queued now behind
+ * its concurrency group's running pipeline). */
 void pipelinedb_rerun(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
+
+/* Tells the agents running the cancelled tasks [{"id", "was"}] (as
+ * pipelinedb_cancel returns them) to stop the running ones (fire and forget). */
+void pipelinedb_signal_cancelled(rc_t *rc, const char *prefix, const json_t *tasks);
+
+/* Concurrency groups (migrations/014): cancels the running pipelines that a
+ * newer queued one of their group with cancel_in_progress supersedes (of id's
+ * group; id NULL: of every group), each in its own statement, signals their
+ * running tasks and publishes what their end started. Fire and forget. */
+void pipelinedb_supersede(pgc_t *pg, rc_t *rc, const char *prefix, const char *id);
+
+/* The periodic pass (the reconciler's tick): approvals past their deadline
+ * fail their steps (at most PIPELINEDB_SWEEP_BATCH pipelines per pass; safe
+ * with several managers), what that made due is published, and superseded
+ * pipelines are cancelled (pipelinedb_supersede). Fire and forget. */
+#define PIPELINEDB_SWEEP_BATCH "100"
+void pipelinedb_sweep(pgc_t *pg, rc_t *rc, const char *prefix);
 
 #endif

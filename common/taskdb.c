@@ -500,12 +500,15 @@ void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *a
 }
 
 /* A concurrent take of the same pipeline waits on the row locks and then
- * finds published_at set: each task is taken once. Through tasks_pipeline. */
+ * finds published_at set: each task is taken once. Through tasks_pipeline.
+ * The pipelines woken by those (the next of a concurrency group, started by
+ * their end: migrations/014) are taken too. */
 void taskdb_pipeline_take(pgc_t *pg, const char *ids, pgc_result_fn *fn, void *arg)
 {
     const char *p[1] = {ids};
     pgc_query(pg,
-              "UPDATE tasks t SET published_at = now() WHERE t.pipeline_id = ANY($1::uuid[])"
+              "UPDATE tasks t SET published_at = now() WHERE t.pipeline_id IN (SELECT unnest($1::uuid[])"
+              "   UNION SELECT w.id FROM pipelines w WHERE w.woken_by = ANY($1::uuid[]))"
               " AND t.state = 'queued' AND t.published_at IS NULL"
               " RETURNING t.id, t.queue, t.kind, t.attempt, t.spec::text AS spec,"
               "   t.spec->'pipeline'->>'step' AS step, t.spec->'pipeline'->>'index' AS idx",

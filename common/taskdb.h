@@ -153,7 +153,8 @@ void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *a
 
 /* Take the tasks a pipeline's steps got (migrations/006_pipelines.sql:
  * queued, never published) of the pipelines in ids (an array literal), to
- * publish them: published_at = now, so no one else takes them too.
+ * publish them: published_at = now, so no one else takes them too. Also
+ * the tasks of the pipelines their end woke (a concurrency group's next).
  * Result: id, queue, kind, attempt, spec, step, idx. */
 void taskdb_pipeline_take(pgc_t *pg, const char *ids, pgc_result_fn *fn, void *arg);
 

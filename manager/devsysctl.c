@@ -67,6 +67,7 @@ static const char usage_text2[] =
     "  notify events [destination=D] [state=pending|queued|sent|dead] [limit=N] [after=C]\n"
     "                                events as each destination sees them, and counts\n"
     ACCESS_USAGE
+    APPROVAL_USAGE
     "\n"
     "options:\n"
     "  --json        print the manager's JSON answer as is (any command)\n"
@@ -427,7 +428,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     int access = access_main(argc, argv); /* token, secret, audit: their own options */
-    if (access >= 0)
+    if (access >= 0 || (access = approval_main(argc, argv)) >= 0)
         return access;
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[LIST_NQ] = { NULL };

@@ -124,4 +124,12 @@ int ctl_parse_url(struct ctl *ctl);
  * code); -1 for any other command. */
 int access_main(int argc, char **argv);
 
+/* ---- devsysctl_approval.c: approve ID [--reject] [--comment C] | approvals
+ * [--all]; -1 for any other command. */
+#define APPROVAL_USAGE                                                                                    \
+    "  approve ID [--reject] [--comment C]\n"                                                            \
+    "                                approve (or reject) a pipeline step's approval gate\n"              \
+    "  approvals [--all]             pending approvals (--all: decided ones too)\n"
+int approval_main(int argc, char **argv);
+
 #endif

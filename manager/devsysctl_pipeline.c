@@ -61,6 +61,21 @@ static void print_pipeline(const json_t *doc)
     static const char *const keys[] = {"step", "node", "state", "runs", "attempt", "duration", "task"};
     print_table(rows, heads, keys, 7);
     json_decref(rows);
+    /* approval gates: how to decide them, or who did */
+    json_array_foreach(json_object_get(doc, "steps"), i, st) {
+        const json_t *a = json_object_get(st, "approval");
+        if (!json_is_object(a))
+            continue;
+        const char *state = json_string_value(json_object_get(a, "state"));
+        printf("approval of %s: %s (role %s, deadline %s)%s%s\n", json_string_value(json_object_get(st, "step")),
+               state, json_string_value(json_object_get(a, "role")),
+               json_string_value(json_object_get(a, "deadline")), strcmp(state, "pending") ? "" : "  devsysctl approve ",
+               strcmp(state, "pending") ? "" : json_string_value(json_object_get(a, "id")));
+        if (json_is_string(json_object_get(a, "decided_by")))
+            printf("  decided by %s%s%s\n", json_string_value(json_object_get(a, "decided_by")),
+                   json_is_string(json_object_get(a, "comment")) ? ": " : "",
+                   json_is_string(json_object_get(a, "comment")) ? json_string_value(json_object_get(a, "comment")) : "");
+    }
 }
 
 /* Exit status of a finished pipeline: 0 succeeded, 1 otherwise. */
@@ -78,7 +93,7 @@ static int show_pipeline(const struct ctl *ctl, const char *id, int watch)
             break;
         }
         const char *state = json_string_value(json_object_get(doc, "state"));
-        int running = state && strcmp(state, "running") == 0;
+        int running = state && (strcmp(state, "running") == 0 || strcmp(state, "queued") == 0);
         char *now = json_dumps(doc, JSON_COMPACT);
         if (!last || strcmp(now, last) != 0) {
             if (last)

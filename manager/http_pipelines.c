@@ -28,7 +28,8 @@ struct preq {
     struct req *q;
     char id[40];
     int next_sugar; /* answer as a task submit (POST /v1/tasks with "next") */
-    long created;
+    int supersede;  /* its concurrency group's older running pipeline is to be cancelled */
+    long created;   /* tasks; -2: queued for its concurrency group */
 };
 
 static struct preq *preq_new(struct req *q, const char *id)
@@ -83,7 +84,8 @@ static void submit_published(void *arg, const json_t *tasks, int failed)
     } else {
         char link[80];
         snprintf(link, sizeof link, "/v1/pipelines/%s", pr->id);
-        j = json_pack("{s:s,s:s,s:O,s:s}", "id", pr->id, "state", "running", "tasks", tasks, "link", link);
+        j = json_pack("{s:s,s:s,s:O,s:s}", "id", pr->id, "state", pr->created == -2 ? "queued" : "running",
+                      "tasks", tasks, "link", link);
     }
     if (failed)
         json_object_set_new(j, "note", json_string("some tasks could not be published now (redis unavailable?);"
@@ -107,6 +109,11 @@ static void submit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     }
     req_audit_note(pr->q, pr->id,
                json_pack("{s:s}", "created_tasks", PQgetvalue(res, 0, 0)));
+    pr->created = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    if (pr->supersede) {
+        api_t *api = pr->q->api;
+        pipelinedb_supersede(api->pg, api->rc, api->prefix, pr->id);
+    }
     publish(pr, submit_published);
 }
 
@@ -115,6 +122,7 @@ static void submit(struct req *q, pipeline_t *p, const char *id, int next_sugar)
 {
     struct preq *pr = preq_new(q, id);
     pr->next_sugar = next_sugar;
+    pr->supersede = p->group[0] && p->cancel_in_progress;
     pipelinedb_submit(q->api->pg, p, id, q->actor, submit_done, pr);
     pipeline_free(p);
 }
@@ -235,16 +243,6 @@ void pipelines_list(struct req *q, const struct route_args *a)
 
 /* ------------------------------------------------------- cancel, rerun */
 
-static void signalled(void *arg, const char *err, const char *entry)
-{
-    (void)entry;
-    char *task = arg;
-    if (err[0])
-        log_warn("pipeline cancel: control message for %s failed (%s); its agent stops it at its next lease"
-                 " renewal", task, op_redis_why(err));
-    free(task);
-}
-
 static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
@@ -261,16 +259,10 @@ static void cancel_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         reply_json(q, 409, json_pack("{s:s,s:s,s:s}", "error", "the pipeline has already finished", "id", pr->id,
                                      "state", state));
     } else {
-        size_t i;
-        json_t *t;
-        json_array_foreach(tasks, i, t) {
-            /* running tasks: their agents are told at once (else at lease renewal) */
-            if (strcmp(json_string_value(json_object_get(t, "was")), "running") != 0)
-                continue;
-            char *task = xstrdup(json_string_value(json_object_get(t, "id")));
-            if (queue_control_cancel(q->api->rc, q->api->prefix, task, signalled, task) != 0)
-                signalled(task, QUEUE_DISCONNECTED, NULL);
-        }
+        pipelinedb_signal_cancelled(q->api->rc, q->api->prefix, tasks);
+        /* its end may have started the next pipeline of its concurrency group */
+        const char *ids[1] = {pr->id};
+        pipelinedb_publish(q->api->pg, q->api->rc, q->api->prefix, ids, 1, NULL, NULL);
         req_audit_note(q, pr->id,
                    json_pack("{s:I}", "cancelled_tasks", (json_int_t)json_array_size(tasks)));
         reply_json(q, 200, json_pack("{s:s,s:s,s:O}", "id", pr->id, "state", state, "cancelled_tasks", tasks));
@@ -310,6 +302,12 @@ static void rerun_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         return;
     }
     pr->created = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    if (pr->created == -2) {
+        req_audit_note(q, pr->id, json_pack("{s:s}", "state", "queued"));
+        reply_json(q, 200, json_pack("{s:s,s:s,s:[]}", "id", pr->id, "state", "queued", "tasks"));
+        free(pr);
+        return;
+    }
     if (pr->created < 0) {
         reply_json(q, 409, json_pack("{s:s,s:s,s:s}", "error",
                                      "the pipeline is still running; wait for it or cancel it first", "id", pr->id,

@@ -58,6 +58,8 @@ const struct route routes[] = {
     {GET,    "/v1/pipelines/{id}",               ROLE_VIEWER,   "reading a pipeline",              pipelines_get},
     {POST,   "/v1/pipelines/{id}/cancel",        ROLE_OPERATOR, "cancelling a pipeline", pipelines_cancel, 0, "pipeline.cancel"},
     {POST,   "/v1/pipelines/{id}/rerun",         ROLE_OPERATOR, "re-running a pipeline", pipelines_rerun, 0, "pipeline.rerun"},
+    {GET,    "/v1/approvals",                    ROLE_VIEWER,   "listing approvals",               approvals_list},
+    {POST,   "/v1/approvals/{id}",               ROLE_OPERATOR, "deciding approvals", approvals_decide, 0, "approval.decide"},
     {POST,   "/v1/schedules",                    ROLE_OPERATOR, "creating a schedule", schedules_create, 0, "schedule.create"},
     {GET,    "/v1/schedules",                    ROLE_VIEWER,   "listing schedules",               schedules_list},
     {GET,    "/v1/schedules/{id}",               ROLE_VIEWER,   "reading a schedule",              schedules_get},

@@ -134,6 +134,9 @@ void pipelines_list(struct req *q, const struct route_args *a);
 void pipelines_get(struct req *q, const struct route_args *a);
 void pipelines_cancel(struct req *q, const struct route_args *a);
 void pipelines_rerun(struct req *q, const struct route_args *a);
+/* http_approvals.c */
+void approvals_list(struct req *q, const struct route_args *a);
+void approvals_decide(struct req *q, const struct route_args *a);
 
 /* http_schedules.c */
 void schedules_create(struct req *q, const struct route_args *a);

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pgarr.h"
+#include "pipelinedb.h"
 #include "queue.h"
 #include "queue_mirror.h"
 #include "taskdb.h"
@@ -459,6 +460,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
               0, NULL, dead_queues, pass_ref(p));
     qmirror_all(r->pg, r->rc, r->prefix); /* queue settings into Redis again: a flush heals */
     taskdb_unique_sweep(r->pg);
+    pipelinedb_sweep(r->pg, r->rc, r->prefix); /* approval timeouts, superseded pipelines */
     pass_unref(p);
 }
 

@@ -34,6 +34,23 @@ const char *pipeline_if_name(enum pipeline_if c)
     return c == PIPELINE_IF_FAILURE ? "failure" : c == PIPELINE_IF_ALWAYS ? "always" : "success";
 }
 
+const char *pipeline_approval_name(enum pipeline_approval a)
+{
+    return a == PIPELINE_APPROVAL_ADMIN ? "admin" : a == PIPELINE_APPROVAL_OPERATOR ? "operator" : NULL;
+}
+
+/* A string of 1 to max bytes without control characters or NUL. */
+static int text_ok(const json_t *v, size_t max)
+{
+    const char *s = json_string_value(v);
+    if (!s || !*s || strlen(s) > max || strlen(s) != json_string_length(v))
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
 static int name_ok(const char *s, size_t max, int dash)
 {
     size_t n = strlen(s);
@@ -62,6 +79,69 @@ void pipeline_free(pipeline_t *p)
 
 /* ------------------------------------------------------------ one step */
 
+/* "approval": {"role": "operator"|"admin" (default operator), "timeout_s":
+ * 1..PIPELINE_APPROVAL_TIMEOUT_MAX (default a day)}; absent: no gate. */
+static int check_approval(const char *name, const json_t *a, pipeline_step_t *st, char *err, size_t errlen)
+{
+    if (!a)
+        return 0;
+    if (!json_is_object(a))
+        return fail(err, errlen, "steps.%s.approval: must be an object {\"role\", \"timeout_s\"}", name);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)a, k, v) {
+        char pk[64];
+        if (strcmp(k, "role") && strcmp(k, "timeout_s"))
+            return fail(err, errlen, "steps.%s.approval.%s: unknown field (allowed: role, timeout_s)", name,
+                        spec_printable(k, strlen(k), pk));
+    }
+    st->approval = PIPELINE_APPROVAL_OPERATOR;
+    const json_t *role = json_object_get(a, "role");
+    if (role) {
+        const char *r = json_string_value(role);
+        if (r && !strcmp(r, "admin"))
+            st->approval = PIPELINE_APPROVAL_ADMIN;
+        else if (!r || strcmp(r, "operator"))
+            return fail(err, errlen, "steps.%s.approval.role: must be \"operator\" or \"admin\" (who may approve)",
+                        name);
+    }
+    st->approval_timeout_s = PIPELINE_APPROVAL_TIMEOUT_DEFAULT;
+    const json_t *t = json_object_get(a, "timeout_s");
+    if (t) {
+        if (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > PIPELINE_APPROVAL_TIMEOUT_MAX)
+            return fail(err, errlen, "steps.%s.approval.timeout_s: must be an integer from 1 to %d (seconds)", name,
+                        PIPELINE_APPROVAL_TIMEOUT_MAX);
+        st->approval_timeout_s = (int)json_integer_value(t);
+    }
+    return 0;
+}
+
+/* "concurrency": {"group": 1..PIPELINE_GROUP_MAX bytes, "cancel_in_progress": bool}. */
+static int check_concurrency(pipeline_t *p, const json_t *c, char *err, size_t errlen)
+{
+    if (!c)
+        return 0;
+    if (!json_is_object(c))
+        return fail(err, errlen, "concurrency: must be an object {\"group\", \"cancel_in_progress\"}");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)c, k, v) {
+        char pk[64];
+        if (strcmp(k, "group") && strcmp(k, "cancel_in_progress"))
+            return fail(err, errlen, "concurrency.%s: unknown field (allowed: group, cancel_in_progress)",
+                        spec_printable(k, strlen(k), pk));
+    }
+    if (!text_ok(json_object_get(c, "group"), PIPELINE_GROUP_MAX))
+        return fail(err, errlen, "concurrency.group: required, a string of 1 to %d bytes without control characters",
+                    PIPELINE_GROUP_MAX);
+    const json_t *cip = json_object_get(c, "cancel_in_progress");
+    if (cip && !json_is_boolean(cip))
+        return fail(err, errlen, "concurrency.cancel_in_progress: must be true or false");
+    snprintf(p->group, sizeof p->group, "%s", json_string_value(json_object_get(c, "group")));
+    p->cancel_in_progress = json_is_true(cip);
+    return 0;
+}
+
 /* The step object's own fields (not its spec); needs resolved by name
  * against keys (the document's step names, in order). */
 static int check_step(const char *name, const json_t *o, const char *const *keys, size_t nkeys,
@@ -73,12 +153,15 @@ static int check_step(const char *name, const json_t *o, const char *const *keys
     json_t *v;
     json_object_foreach((json_t *)o, k, v) {
         if (strcmp(k, "needs") && strcmp(k, "if") && strcmp(k, "matrix") && strcmp(k, "shards") &&
-            strcmp(k, "spec")) {
+            strcmp(k, "spec") && strcmp(k, "approval")) {
             char pk[64];
-            return fail(err, errlen, "steps.%s.%s: unknown field (allowed: needs, if, matrix, shards, spec)",
-                        name, spec_printable(k, strlen(k), pk));
+            return fail(err, errlen,
+                        "steps.%s.%s: unknown field (allowed: needs, if, matrix, shards, approval, spec)", name,
+                        spec_printable(k, strlen(k), pk));
         }
     }
+    if (check_approval(name, json_object_get(o, "approval"), st, err, errlen) < 0)
+        return -1;
     if (!json_is_object(json_object_get(o, "spec")))
         return fail(err, errlen, "steps.%s.spec: required, must be a task spec object", name);
     const json_t *needs = json_object_get(o, "needs");
@@ -294,9 +377,9 @@ pipeline_t *pipeline_from_json(json_t *doc, const char *id, char *err, size_t er
     const char *k;
     json_t *v;
     json_object_foreach(doc, k, v) {
-        if (strcmp(k, "name") && strcmp(k, "steps")) {
+        if (strcmp(k, "name") && strcmp(k, "steps") && strcmp(k, "concurrency")) {
             char pk[64];
-            fail(err, errlen, "%s: unknown field (allowed: name, steps)", spec_printable(k, strlen(k), pk));
+            fail(err, errlen, "%s: unknown field (allowed: name, concurrency, steps)", spec_printable(k, strlen(k), pk));
             goto fail;
         }
     }
@@ -305,12 +388,13 @@ pipeline_t *pipeline_from_json(json_t *doc, const char *id, char *err, size_t er
         fail(err, errlen, "name: required, a string of 1 to %d bytes", PIPELINE_NAME_MAX);
         goto fail;
     }
-    for (const char *c = name; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
-            fail(err, errlen, "name: control characters are not allowed");
-            goto fail;
-        }
+    if (!text_ok(json_object_get(doc, "name"), PIPELINE_NAME_MAX)) {
+        fail(err, errlen, "name: control characters are not allowed");
+        goto fail;
+    }
     snprintf(p->name, sizeof p->name, "%s", name);
+    if (check_concurrency(p, json_object_get(doc, "concurrency"), err, errlen) < 0)
+        goto fail;
     json_t *steps = json_object_get(doc, "steps");
     if (!json_is_object(steps) || json_object_size(steps) == 0) {
         fail(err, errlen, "steps: required, an object of 1 to %d steps", PIPELINE_STEPS_MAX);

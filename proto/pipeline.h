@@ -16,6 +16,9 @@
 #define PIPELINE_MATRIX_VARS_MAX 8 /* variables of one step's matrix */
 #define PIPELINE_VALUE_MAX 256     /* bytes of one matrix value */
 #define PIPELINE_ERR_MAX 320
+#define PIPELINE_GROUP_MAX 128     /* bytes of concurrency.group */
+#define PIPELINE_APPROVAL_TIMEOUT_DEFAULT 86400 /* s: an approval without timeout_s */
+#define PIPELINE_APPROVAL_TIMEOUT_MAX (30 * 86400)
 
 enum pipeline_if { PIPELINE_IF_SUCCESS, PIPELINE_IF_FAILURE, PIPELINE_IF_ALWAYS };
 
@@ -34,9 +37,14 @@ typedef struct pipeline_node {
     int max_attempts;
 } pipeline_node_t;
 
+/* Who may approve a step with "approval" (PIPELINE_APPROVAL_NONE: no gate). */
+enum pipeline_approval { PIPELINE_APPROVAL_NONE, PIPELINE_APPROVAL_OPERATOR, PIPELINE_APPROVAL_ADMIN };
+
 typedef struct pipeline_step {
     char name[72];
     enum pipeline_if cond;
+    enum pipeline_approval approval; /* "approval": {"role", "timeout_s"} */
+    int approval_timeout_s;
     size_t nneeds;
     int *needs;               /* indices into pipeline_t.steps */
     size_t nnodes;
@@ -48,6 +56,8 @@ typedef struct pipeline_step {
 typedef struct pipeline {
     json_t *doc;              /* the document as given */
     char name[PIPELINE_NAME_MAX + 1];
+    char group[PIPELINE_GROUP_MAX + 1]; /* "concurrency": {"group"}; "" for none */
+    int cancel_in_progress;             /* "concurrency": {"cancel_in_progress"} */
     size_t nsteps;
     pipeline_step_t *steps;
     size_t nnodes;
@@ -56,9 +66,11 @@ typedef struct pipeline {
 /* Parse JSON text (len bytes) and validate it (pipeline_from_json). */
 pipeline_t *pipeline_parse(const char *text, size_t len, const char *id, char *err, size_t errlen);
 
-/* Validate doc {"name": str, "steps": {"<step>": {"needs": [step...], "if":
+/* Validate doc {"name": str, "concurrency": {"group": str,
+ * "cancel_in_progress": bool}, "steps": {"<step>": {"needs": [step...], "if":
  * "success"|"failure"|"always", "matrix": {"<VAR>": [values]}, "shards": N,
- * "spec": <task spec>}}} and expand it; id (a UUID) goes into each node's
+ * "approval": {"role": "operator"|"admin", "timeout_s": N}, "spec": <task
+ * spec>}}} and expand it; id (a UUID) goes into each node's
  * "pipeline". Takes a new reference to doc. Returns the pipeline (caller
  * frees with pipeline_free) or NULL with a message in err: unknown fields,
  * unknown or repeated needs, a cycle (named: "steps: cycle a -> b -> a"),
@@ -74,6 +86,9 @@ pipeline_t *pipeline_from_json(json_t *doc, const char *id, char *err, size_t er
 pipeline_t *pipeline_from_next(const json_t *spec, const char *id, char *err, size_t errlen);
 
 void pipeline_free(pipeline_t *p);
+
+/* "operator", "admin" (NULL for none). */
+const char *pipeline_approval_name(enum pipeline_approval a);
 
 /* "success", "failure", "always". */
 const char *pipeline_if_name(enum pipeline_if c);

@@ -110,13 +110,13 @@ static void test_errors(void **state)
     (void)state;
     expect_error("[]", "pipeline: must be a JSON object");
     expect_error("{\"name\":", "pipeline: invalid JSON at line 1 column 8: unexpected token near end of file");
-    expect_error("{\"name\":\"x\",\"steps\":{},\"extra\":1}", "extra: unknown field (allowed: name, steps)");
+    expect_error("{\"name\":\"x\",\"steps\":{},\"extra\":1}", "extra: unknown field (allowed: name, concurrency, steps)");
     expect_error("{\"steps\":{\"a\":" NOOP "}}", "name: required, a string of 1 to 128 bytes");
     expect_error("{\"name\":\"x\",\"steps\":{}}", "steps: required, an object of 1 to 100 steps");
     expect_error("{\"name\":\"x\",\"steps\":{\"a b\":" NOOP "}}",
                  "steps.a b: a step name is 1 to 64 of [A-Za-z0-9_-]");
     expect_error("{\"name\":\"x\",\"steps\":{\"a\":{\"spec\":{\"kind\":\"noop\"},\"when\":1}}}",
-                 "steps.a.when: unknown field (allowed: needs, if, matrix, shards, spec)");
+                 "steps.a.when: unknown field (allowed: needs, if, matrix, shards, approval, spec)");
     expect_error("{\"name\":\"x\",\"steps\":{\"a\":{}}}", "steps.a.spec: required, must be a task spec object");
     expect_error("{\"name\":\"x\",\"steps\":{\"test\":" NOOP ",\"deploy\":{\"needs\":[\"tset\"],"
                  "\"spec\":{\"kind\":\"noop\"}}}}",
@@ -215,12 +215,73 @@ static void test_next_sugar(void **state)
     json_decref(spec);
 }
 
+/* approval gates and concurrency groups: defaults, values, exact refusals */
+static void test_approval_and_concurrency(void **state)
+{
+    (void)state;
+    pipeline_t *p = parse("{\"name\":\"g\",\"concurrency\":{\"group\":\"prod deploy\",\"cancel_in_progress\":true},"
+                          "\"steps\":{\"a\":" NOOP ",\"b\":{\"needs\":[\"a\"],\"approval\":{\"role\":\"admin\","
+                          "\"timeout_s\":60},\"spec\":{\"kind\":\"noop\"}},\"c\":{\"approval\":{},"
+                          "\"spec\":{\"kind\":\"noop\"}}}}");
+    assert_non_null(p);
+    assert_string_equal(p->group, "prod deploy");
+    assert_int_equal(p->cancel_in_progress, 1);
+    for (size_t i = 0; i < p->nsteps; i++) {
+        const pipeline_step_t *st = &p->steps[i];
+        if (!strcmp(st->name, "a"))
+            assert_int_equal(st->approval, PIPELINE_APPROVAL_NONE);
+        if (!strcmp(st->name, "b")) {
+            assert_int_equal(st->approval, PIPELINE_APPROVAL_ADMIN);
+            assert_int_equal(st->approval_timeout_s, 60);
+            assert_string_equal(pipeline_approval_name(st->approval), "admin");
+        }
+        if (!strcmp(st->name, "c")) {
+            assert_int_equal(st->approval, PIPELINE_APPROVAL_OPERATOR);
+            assert_int_equal(st->approval_timeout_s, PIPELINE_APPROVAL_TIMEOUT_DEFAULT);
+        }
+    }
+    pipeline_free(p);
+    p = parse("{\"name\":\"g\",\"concurrency\":{\"group\":\"x\"},\"steps\":{\"a\":" NOOP "}}");
+    assert_non_null(p);
+    assert_string_equal(p->group, "x");
+    assert_int_equal(p->cancel_in_progress, 0);
+    pipeline_free(p);
+    p = parse("{\"name\":\"g\",\"steps\":{\"a\":" NOOP "}}");
+    assert_string_equal(p->group, "");
+    pipeline_free(p);
+
+#define STEP_WITH(a) "{\"name\":\"x\",\"steps\":{\"a\":{\"approval\":" a ",\"spec\":{\"kind\":\"noop\"}}}}"
+    expect_error(STEP_WITH("true"), "steps.a.approval: must be an object {\"role\", \"timeout_s\"}");
+    expect_error(STEP_WITH("{\"role\":\"viewer\"}"),
+                 "steps.a.approval.role: must be \"operator\" or \"admin\" (who may approve)");
+    expect_error(STEP_WITH("{\"role\":1}"), "steps.a.approval.role: must be \"operator\" or \"admin\" (who may approve)");
+    expect_error(STEP_WITH("{\"timeout_s\":0}"), "steps.a.approval.timeout_s: must be an integer from 1 to 2592000 (seconds)");
+    expect_error(STEP_WITH("{\"timeout_s\":2592001}"),
+                 "steps.a.approval.timeout_s: must be an integer from 1 to 2592000 (seconds)");
+    expect_error(STEP_WITH("{\"timeout_s\":1.5}"), "steps.a.approval.timeout_s: must be an integer from 1 to 2592000 (seconds)");
+    expect_error(STEP_WITH("{\"roles\":\"admin\"}"), "steps.a.approval.roles: unknown field (allowed: role, timeout_s)");
+#define GROUP(c) "{\"name\":\"x\",\"concurrency\":" c ",\"steps\":{\"a\":" NOOP "}}"
+    expect_error(GROUP("\"g\""), "concurrency: must be an object {\"group\", \"cancel_in_progress\"}");
+    expect_error(GROUP("{}"), "concurrency.group: required, a string of 1 to 128 bytes without control characters");
+    expect_error(GROUP("{\"group\":\"\"}"), "concurrency.group: required, a string of 1 to 128 bytes without control characters");
+    expect_error(GROUP("{\"group\":\"a\\nb\"}"),
+                 "concurrency.group: required, a string of 1 to 128 bytes without control characters");
+    expect_error(GROUP("{\"group\":\"a\",\"cancel_in_progress\":\"yes\"}"),
+                 "concurrency.cancel_in_progress: must be true or false");
+    expect_error(GROUP("{\"group\":\"a\",\"queue\":1}"),
+                 "concurrency.queue: unknown field (allowed: group, cancel_in_progress)");
+    char big[400];
+    snprintf(big, sizeof big, GROUP("{\"group\":\"%0129d\"}"), 0);
+    expect_error(big, "concurrency.group: required, a string of 1 to 128 bytes without control characters");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_diamond_order), cmocka_unit_test(test_matrix_and_shards),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_cycle_named),
         cmocka_unit_test(test_bounds),        cmocka_unit_test(test_next_sugar),
+        cmocka_unit_test(test_approval_and_concurrency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
