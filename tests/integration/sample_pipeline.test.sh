@@ -83,7 +83,7 @@ t2=$(task_of "$pid2" test)
 sum=$(curl -s -H "Authorization: Bearer $DEVSYS_TOKEN" "$DEVSYS_URL/v1/tasks/$t2/report?format=summary")
 is "$(jq -c '[.summary.tests, .summary.failures, [.summary.failed[].name]]' <<<"$sum")" \
     "[$((ntests + 1)),1,[\"contact.html exists\"]]" "the summary names the failed test"
-like "$(it_psql "SELECT last_error FROM tasks WHERE id = '$t2'")" 'test failed: site\.pages\.contact\.html exists' \
+like "$(it_psql "SELECT last_error FROM tasks WHERE id = '$t2'")" '^exit status 1; 1 test failed: site\.pages\.contact\.html exists$' \
     "the step's error names it too"
 is "$(current_of staging)" "revisions/$r1s" "staging still runs the first revision"
 
