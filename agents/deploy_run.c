@@ -1,5 +1,5 @@
-/* deploy_run: a deploy's helper commands through the exec handler (see
- * deploy_run.h), the way handler_testing runs its command. */
+/* deploy_run: a deploy's helper commands as bare exec processes (see
+ * deploy_run.h): the deploy's step already holds the task's workspace. */
 #include "deploy_run.h"
 
 #include <stdlib.h>
@@ -74,7 +74,9 @@ deploy_run_t *deploy_run_start(task_run_t *outer, const char *const *argv, const
     r->inner.done = run_done;
     r->inner.checkpoint_save = no_checkpoint;
     r->inner.handler_data = NULL;
-    if (handler_exec.start(&r->inner, res) < 0) {
+    r->inner.workdir = r->workdir;
+    r->inner.env_extra = NULL;
+    if (exec_process.start(&r->inner, res) < 0) {
         run_free(r);
         return NULL;
     }
@@ -83,7 +85,7 @@ deploy_run_t *deploy_run_start(task_run_t *outer, const char *const *argv, const
 
 void deploy_run_cancel(deploy_run_t *r)
 {
-    handler_exec.cancel(&r->inner);
+    exec_process.cancel(&r->inner);
 }
 
 void deploy_run_result_clear(handler_result_t *res)

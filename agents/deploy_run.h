@@ -1,5 +1,5 @@
 /* deploy_run: one helper command of a deploy (copy, extract, prune, a check
- * command) run through the exec handler on behalf of the deploy's task: same
+ * command) as a bare exec process (exec_process) on behalf of the deploy's task: same
  * process group rules, environment allow-list, containment and SIGCHLD
  * ownership as any exec task, so the agent's loop never blocks on the disk. */
 #ifndef DEVSYS_DEPLOY_RUN_H

@@ -31,6 +31,7 @@ enum step_phase { PH_INPUTS, PH_PROCESS, PH_HASH, PH_UPLOAD, PH_DONE };
 typedef struct step {
     task_run_t inner;          /* the process's run; first, so &inner is the step */
     task_run_t *outer;
+    const handler_ops_t *work; /* what runs in the workspace: exec_process, or a kind's own work */
     ws_t *ws;
     char *workdir;
     char *env_extra[4];
@@ -245,12 +246,16 @@ static void artifacts_start(step_t *s, const json_t *patterns)
 
 /* ---------------------------------------------------------------- process */
 
-/* The process ended: its result document, then the artifacts. */
+/* The work ended; for the process: its result document, then the artifacts. */
 static void step_process_done(task_run_t *inner, handler_result_t *res)
 {
     step_t *s = (step_t *)inner;
     s->res = *res;
     s->phase = PH_DONE;
+    if (s->work != &exec_process) { /* no command of the spec's: no result document, no artifacts */
+        step_report(s);
+        return;
+    }
     int stopped = !res->ok && res->error && (!strcmp(res->error, "cancelled") || !strcmp(res->error, "timeout"));
     if (!s->res.result)
         s->res.result = json_object();
@@ -283,7 +288,7 @@ static int process_start(step_t *s)
 {
     s->phase = PH_PROCESS;
     handler_result_t res;
-    if (exec_process.start(&s->inner, &res) == 0)
+    if (s->work->start(&s->inner, &res) == 0)
         return 0;
     s->res = res;
     return -1;
@@ -411,7 +416,7 @@ static void inputs_next(step_t *s)
 
 /* ------------------------------------------------------------------ start */
 
-static int step_start(task_run_t *run, handler_result_t *res)
+int exec_step_start(task_run_t *run, handler_result_t *res, const handler_ops_t *work)
 {
     memset(res, 0, sizeof *res);
     if (artifact_max < 0) {
@@ -428,6 +433,7 @@ static int step_start(task_run_t *run, handler_result_t *res)
     }
     step_t *s = xcalloc(1, sizeof *s);
     s->outer = run;
+    s->work = work;
     s->ws = ws;
     s->workdir = xstrdup(run->spec->workdir ? run->spec->workdir : ws->dir);
     s->env_extra[0] = xasprintf("DEVSYS_WORKSPACE=%s", ws->dir);
@@ -485,13 +491,13 @@ static void step_stop(step_t *s)
     event_active(s->defer, EV_TIMEOUT, 0);
 }
 
-static void step_cancel(task_run_t *run)
+void exec_step_cancel(task_run_t *run)
 {
     step_t *s = run->handler_data;
     if (!s || s->stopped)
         return;
     if (s->phase == PH_PROCESS) {
-        exec_process.cancel(&s->inner);
+        s->work->cancel(&s->inner);
         return;
     }
     if (s->phase == PH_DONE && !s->xfer && !s->hashing)
@@ -504,7 +510,7 @@ void exec_step_stop_all(void)
     for (step_t *s = steps, *next; s; s = next) {
         next = s->next;
         if (s->phase == PH_PROCESS)
-            continue; /* exec_handler_shutdown ends the process; its done reports */
+            continue; /* exec_handler_shutdown ends the process (other work was cancelled): its done reports */
         if (s->hashing) {
             atomic_store(&s->hash_stop, 1);
             pthread_join(s->hasher, NULL);
@@ -529,8 +535,13 @@ void exec_step_shutdown(void)
     artifact_max = -1;
 }
 
+static int step_start(task_run_t *run, handler_result_t *res)
+{
+    return exec_step_start(run, res, &exec_process);
+}
+
 const handler_ops_t handler_exec = {
     .kinds = (const char *const[]){"exec", "coding", NULL},
     .start = step_start,
-    .cancel = step_cancel,
+    .cancel = exec_step_cancel,
 };

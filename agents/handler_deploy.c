@@ -17,6 +17,7 @@
 #include "deploy_fs.h"
 #include "deploy_run.h"
 #include "deploydb.h"
+#include "exec_step.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -469,25 +470,19 @@ static int has_suffix(const char *s, const char *suf)
     return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
-/* The source's path: absolute as given; relative to the workdir (or the
- * task's workspace, DEVSYS_WORKSPACE/<task id>, or the agent's directory);
- * "input:<node>/<path>" is <that base>/inputs/<node>/<path>, where the agent
- * puts the artifacts the step received. */
+/* The source's path: absolute as given; relative to the directory the
+ * step runs in (run->workdir: the spec's workdir, else the task's workspace
+ * as exec_step opened it, which may be a sibling "<id>.2"); "input:<node>/<path>"
+ * is <workspace>/inputs/<node>/<path>, where exec_step downloaded the
+ * artifacts the step received. */
 static char *source_path(const task_run_t *run, const char *src)
 {
-    const char *ws = getenv("DEVSYS_WORKSPACE");
-    char *base = run->spec->workdir ? xstrdup(run->spec->workdir)
-                 : ws && ws[0]      ? xasprintf("%s/%s", ws, run->id)
-                                    : xstrdup(".");
-    char *p;
+    const char *base = run->workdir ? run->workdir : run->spec->workdir ? run->spec->workdir : ".";
     if (strncmp(src, "input:", 6) == 0)
-        p = xasprintf("%s/inputs/%s", base, src + 6);
-    else if (src[0] == '/')
-        p = xstrdup(src);
-    else
-        p = xasprintf("%s/%s", base, src);
-    free(base);
-    return p;
+        return xasprintf("%s/inputs/%s", base, src + 6);
+    if (src[0] == '/')
+        return xstrdup(src);
+    return xasprintf("%s/%s", base, src);
 }
 
 /* Fills res with a permanent failure; returns -1 (start's answer). */
@@ -578,8 +573,21 @@ static void deploy_cancel(task_run_t *run)
     /* STEP_DB: the answer's callback sees cancelled */
 }
 
-const handler_ops_t handler_deploy = {
-    .kinds = (const char *const[]){"deploy", NULL},
+/* The deploy itself, run by exec_step once the workspace is locked and the
+ * inputs are in it. */
+static const handler_ops_t deploy_work = {
+    .kinds = (const char *const[]){NULL},
     .start = deploy_start,
     .cancel = deploy_cancel,
+};
+
+static int deploy_step_start(task_run_t *run, handler_result_t *res)
+{
+    return exec_step_start(run, res, &deploy_work);
+}
+
+const handler_ops_t handler_deploy = {
+    .kinds = (const char *const[]){"deploy", NULL},
+    .start = deploy_step_start,
+    .cancel = exec_step_cancel,
 };

@@ -51,6 +51,17 @@ like "$(q 's["manager"]["ports"]')" "^\\['127\\.0\\.0\\.1:8080:8080(/tcp)?'\\]$"
 is "$(q 's["manager"]["environment"]["DEVSYS_ADMIN_TOKEN"]')" compose-test-token "the manager gets the token set"
 
 like "$(q 's["agent"]["environment"]["DEVSYS_QUEUES"]')" 'exec' "agent has DEVSYS_QUEUES"
+# pipelines: the artifact store on the manager, artifacts settings and a deploy root on the agents
+is "$(q 's["agent"]["environment"]["DEVSYS_DEPLOY_ROOT"]')" /var/lib/devsys/deploy "agent has DEVSYS_DEPLOY_ROOT"
+like "$(q 's["agent"].get("volumes")')" '/var/lib/devsys/deploy' "  on a volume"
+is "$(q 's["agent"]["environment"]["DEVSYS_MANAGER_URL"]')" http://manager:8080 "agent fetches artifacts from the manager"
+is "$(q '"DEVSYS_AGENT_TOKEN" in s["agent"]["environment"]')" True "  with DEVSYS_AGENT_TOKEN"
+is "$(q 's["manager"]["environment"]["DEVSYS_ARTIFACT_DIR"]')" /var/lib/devsys/artifacts "manager has DEVSYS_ARTIFACT_DIR"
+like "$(q 's["manager"].get("volumes")')" '/var/lib/devsys/artifacts' "  on a volume"
+# the libraries the build links (meson.build's dependencies) and their runtime packages
+for pkg in libcurl4-openssl-dev libsodium-dev libxml2-dev libcmocka-dev libcurl4 libsodium23 libxml2; do
+    ok "deploy/Dockerfile installs $pkg" grep -qE "(^| )$pkg( |$)" deploy/Dockerfile
+done
 
 # The build targets compose names exist in the Dockerfile.
 for target in $(q '" ".join(sorted({v["build"]["target"] for v in s.values() if "build" in v}))'); do

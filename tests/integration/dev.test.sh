@@ -53,7 +53,7 @@ dburl=$(ds_pg_url "$DEVSYS_DEV_PG_PORT" devsys)
 q() { psql "$dburl" -XAtq -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
 final="'succeeded','failed','dead','cancelled'"
 
-is "$(q "SELECT count(*) FILTER (WHERE state IN ($final)) || '/' || count(*) FROM tasks")" "5/5" \
+is "$(q "SELECT count(*) FILTER (WHERE state IN ($final)) || '/' || count(*) FROM tasks WHERE pipeline_id IS NULL")" "5/5" \
     "the five sample tasks reached a final state"
 is "$(q "SELECT state FROM tasks WHERE spec->>'name' = 'hello'")" succeeded "the echo task succeeded"
 like "$(q "SELECT output_tail FROM tasks WHERE spec->>'name' = 'hello'")" "hello from devsys" \
@@ -66,6 +66,20 @@ is "$(q "SELECT state FROM tasks WHERE spec->>'name' = 'pushed-with-redis-cli'")
     "the task pushed with redis-cli XADD succeeded"
 is "$(q "SELECT string_agg(state, ',' ORDER BY state) FROM tasks WHERE kind IN ('sleep', 'noop')")" \
     "succeeded,succeeded" "the sleep and noop tasks succeeded"
+# the sample site pipeline: build -> test -> staging -> production
+site=$(q "SELECT id FROM pipelines WHERE name = 'site'")
+is "$(q "SELECT state FROM pipelines WHERE name = 'site'")" succeeded "the sample site pipeline succeeded"
+is "$(q "SELECT string_agg(step || ':' || state, ' ' ORDER BY pos) FROM pipeline_steps WHERE pipeline_id = '$site'")" \
+    "build:succeeded test:succeeded staging:succeeded production:succeeded" "each of its four steps succeeded"
+for e in staging production; do
+    ok "$e: .devsys/deploy/$e/site/current serves version 1.0.0" \
+        grep -qF 'version: 1.0.0<' "$DEVSYS_DEV_DIR/deploy/$e/site/current/index.html"
+done
+like "$up_out" "pipeline: $site  site  state succeeded" "up prints the pipeline's graph"
+like "$up_out" "tests: +[1-9][0-9]* +passed" "up prints the test report"
+like "$up_out" "devsysctl pipeline $site" "up says how to look at the pipeline again"
+like "$up_out" "devsysctl revisions site" "up says where the deployed revisions are"
+like "$up_out" "devsysctl rollback site production" "up says how to roll back"
 like "$up_out" "export DEVSYS_URL=http://127.0.0.1:$DEVSYS_DEV_HTTP_PORT" "up prints DEVSYS_URL to export"
 like "$up_out" "export DEVSYS_TOKEN=dev-test-token" "up prints DEVSYS_TOKEN to export"
 like "$up_out" "dev down" "up tells how to stop"

@@ -2,9 +2,11 @@
 # run-tests.sh SITE_DIR_OR_TARBALL JUNIT_OUT: the sample site's tests, written
 # as JUnit XML (one testcase per check) so the testing step can read them.
 # Checks: every page has a <title>, every local link resolves, the version
-# was stamped. Exits 1 when a check failed.
+# was stamped, every page that required-pages (next to this script, one name
+# a line) lists exists. Exits 1 when a check failed.
 set -u
 in=$1 out=$2
+required=$(dirname "$0")/required-pages
 dir=$in
 if [ -f "$in" ]; then
     dir=$(mktemp -d)
@@ -33,6 +35,12 @@ for page in "$dir"/*.html; do
         check "site.links" "$p links to $link" "$p: $link does not exist" test -e "$dir/$link"
     done
 done
+if [ -f "$required" ]; then
+    while IFS= read -r p; do
+        case $p in ''|'#'*) continue ;; esac
+        check "site.pages" "$p exists" "$p is required (tests/required-pages) but not in the site" test -f "$dir/$p"
+    done <"$required"
+fi
 check "site.build" "version is stamped" "index.html still says @VERSION@" sh -c "! grep -q @VERSION@ '$dir/index.html'"
 mkdir -p "$(dirname "$out")"
 {
