@@ -15,6 +15,7 @@
 #include "migrate.h"
 #include "notify.h"
 #include "pgc.h"
+#include "queue_metrics.h"
 #include "rc.h"
 #include "reconcile.h"
 #include "retention.h"
@@ -155,6 +156,7 @@ static int serve(void)
     m.retention = retention_new(m.base, db_url);
     m.scheduler = scheduler_new(m.base, m.rc, m.pg, ac.prefix);
     m.notify = notify_new(m.base, m.rc, db_url, ac.prefix);
+    qmetrics_t *qmetrics = qmetrics_new(m.base, m.rc, m.pg, ac.prefix);
     event_base_dispatch(m.base);
 
     notify_free(m.notify);
@@ -164,6 +166,7 @@ static int serve(void)
     api_free(m.api);
     pgc_free(m.pg);
     rc_free(m.rc);
+    qmetrics_free(qmetrics); /* after the clients: their last callbacks reach it */
     event_free(m.sigterm);
     event_free(m.sigint);
     if (m.drain)
