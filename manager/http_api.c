@@ -130,6 +130,7 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
     api->auth = auth_new(pg, &authc);
     api->policy = policy_new();
     api->secrets = cfg->secrets;
+    api->qmetrics = cfg->qmetrics;
     api->http = evhttp_new(base);
     /* libevent answers 413 itself past this; our own check gives JSON below it */
     api->artifact_max = cfg->artifact_max;

@@ -35,6 +35,7 @@ struct api {
     long search_timeout_ms;
     policy_t *policy; /* per-token rate limits of mutating routes (http_policy.c) */
     secretbox_t *secrets; /* the keys of secrets at rest; NULL: DEVSYS_SECRET_KEY not set */
+    struct qmetrics *qmetrics; /* per-queue gauges: told each queue a submit publishes to; may be NULL */
 };
 
 /* One request being served. Freed by reply(). */

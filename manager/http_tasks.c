@@ -18,6 +18,7 @@
 #include "envelope.h"
 #include "uuid.h"
 #include "log.h"
+#include "queue_metrics.h"
 #include "metrics.h"
 #include "pipelinedb.h"
 #include "queue.h"
@@ -142,6 +143,7 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
                                                            : NULL};
             log_task(LOG_INFO, &c, "task accepted: kind %s", s->kind);
         }
+        qmetrics_note(q->api->qmetrics, s->queue);
         struct publish_ctx *pc = xcalloc(1, sizeof *pc);
         pc->q = q;
         memcpy(pc->id, q->ids[i], sizeof pc->id);

@@ -139,11 +139,14 @@ static int serve(void)
      * query that never got out is dropped, not run when the server is back. */
     pgc_set_timeout(m.pg, (int)cfg_long("DEVSYS_DB_TIMEOUT_MS", 3000, 0, 600000));
     char err[256];
+    qmetrics_t *qmetrics = qmetrics_new(m.base, m.rc, m.pg, ac.prefix);
+    ac.qmetrics = qmetrics;
     m.api = api_new(m.base, m.rc, m.pg, &ac, err, sizeof err);
     if (!m.api) {
         log_error("%s", err);
         rc_free(m.rc);
         pgc_free(m.pg);
+        qmetrics_free(qmetrics);
         event_base_free(m.base);
         secretbox_free(box);
         return 1;
@@ -156,7 +159,6 @@ static int serve(void)
     m.retention = retention_new(m.base, db_url);
     m.scheduler = scheduler_new(m.base, m.rc, m.pg, ac.prefix);
     m.notify = notify_new(m.base, m.rc, db_url, ac.prefix);
-    qmetrics_t *qmetrics = qmetrics_new(m.base, m.rc, m.pg, ac.prefix);
     event_base_dispatch(m.base);
 
     notify_free(m.notify);

@@ -34,6 +34,7 @@ struct qmetrics {
     int n, max;
     struct event *ev_stats, *ev_discover;
     int discovering;
+    struct tracked *last; /* the last queue noted: a batch is mostly one queue */
     metric_t *m_omitted, *m_errors, *m_pipelines;
 };
 
@@ -66,6 +67,15 @@ static struct tracked *track(struct qmetrics *qm, const char *name)
     snprintf(l, sizeof l, "queue=\"%s\"", name);
     t->dead = metric_gauge("devsys_tasks_dead", l, "Dead tasks in PostgreSQL whose dead letter is not purged");
     return t;
+}
+
+void qmetrics_note(qmetrics_t *qm, const char *queue)
+{
+    if (!qm || (qm->last && strcmp(qm->last->name, queue) == 0))
+        return;
+    struct tracked *t = track(qm, queue);
+    if (t)
+        qm->last = t;
 }
 
 /* ------------------------------------------------------------------ Redis */

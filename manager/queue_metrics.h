@@ -18,5 +18,9 @@ typedef struct qmetrics qmetrics_t;
  * others are counted in devsys_queue_metrics_omitted. */
 qmetrics_t *qmetrics_new(struct event_base *base, rc_t *rc, pgc_t *pg, const char *prefix);
 void qmetrics_free(qmetrics_t *qm);
+/* A task was published to queue: track it from now on (if the cap allows),
+ * so a queue whose tasks finish between two discoveries still gets its
+ * gauges. qm may be NULL (nothing). */
+void qmetrics_note(qmetrics_t *qm, const char *queue);
 
 #endif
