@@ -52,6 +52,8 @@ void req_observe(struct req *q, int status)
                                     "HTTP request latency (arrival to answer), by route pattern and method",
                                     metric_buckets_latency, metric_buckets_latency_n),
                    s);
+    if (!log_enabled(LOG_INFO))
+        return; /* warn and above: no request lines (and no route lookup for them) */
     enum log_level lv = q->route && route_is_public(q->route) ? LOG_DEBUG : LOG_INFO;
     if (log_enabled(lv)) {
         struct log_ctx c = {.request_id = q->request_id};
