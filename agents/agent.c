@@ -18,6 +18,7 @@
 #include "agent_claim.h"
 #include "agent_read.h"
 #include "agent_limits.h"
+#include "agent_obs.h"
 #include "agent_secrets.h"
 #include "backoff.h"
 #include "config.h"
@@ -141,14 +142,16 @@ static void ack_list(struct agent *ag, struct task *list)
 struct bury_ctx {
     struct agent *ag;
     char task_id[37];
+    const char *queue; /* the agent's queue name: lives as long as the agent */
 };
 
 static void on_buried(void *arg, const char *err, const char *dlq_entry)
 {
     struct bury_ctx *b = arg;
-    if (!err[0])
+    if (!err[0]) {
+        agent_obs_buried(b->queue);
         agent_claim_dlq_entry_write(b->ag, b->task_id, dlq_entry);
-    else
+    } else
         log_warn("task %s: dead letter not written (%s); the reconciler rebuilds it from PostgreSQL",
                  b->task_id, err);
     free(b);
@@ -175,6 +178,7 @@ static void bury(struct agent *ag, struct task *t)
     };
     struct bury_ctx *b = xcalloc(1, sizeof *b);
     b->ag = ag;
+    b->queue = t->q->name;
     snprintf(b->task_id, sizeof b->task_id, "%s", t->env.id);
     if (queue_bury_at(ag->rc, ag->prefix, t->q->name, t->level, t->entry_id, &dl, on_buried, b) < 0) {
         log_warn("task %s: redis not connected, dead letter left to the reconciler", t->env.id);
@@ -190,6 +194,7 @@ static void follow_up(struct agent *ag, struct task *list)
 {
     ack_list(ag, list);
     for (struct task *t = list; t; t = t->next) {
+        agent_obs_outcome(t);
         if (t->after == AFTER_BURY) {
             bury(ag, t);
         } else if (t->after == AFTER_RETRY) {
@@ -238,6 +243,7 @@ static void on_handler_done(task_run_t *run, handler_result_t *res)
     }
     running_remove(ag, t);
     metric_add(res->ok ? m_done_ok : m_done_failed, 1);
+    agent_obs_ran(t);
     if (ag->abandoning) { /* past shutdown grace: leave the task to be reclaimed */
         t->next = NULL;
         release(ag, t);
@@ -288,6 +294,7 @@ static void start_task(struct agent *ag, struct task *t)
         .agent_data = t,
     };
     gettimeofday(&t->started, NULL);
+    agent_obs_started(t);
     t->rnext = ag->running;
     t->rprev = NULL;
     if (ag->running)
@@ -335,8 +342,10 @@ static void agent_claimed(struct agent *ag, struct task *batch, int ok)
                 metric_add(m_done_ok, 1); /* an instant kind, done by its claim */
             else if (t->after != AFTER_BURY)
                 metric_add(m_duplicates, 1);
-            else
-                log_warn("task %s is poison: %s", t->env.id, t->res.error);
+            else {
+                struct log_ctx c = agent_obs_ctx(t);
+                log_task(LOG_WARN, &c, "task %s is poison: %s", t->env.id, t->res.error);
+            }
             t->next = done;
             done = t;
         } else {
@@ -376,8 +385,11 @@ static void agent_rejected(struct agent *ag, struct task *list, int ok)
         schedule_retry(ag);
         return;
     }
-    for (struct task *t = list; t; t = t->next)
-        log_warn("queue %s entry %s rejected (task %s): %s", t->q->name, t->entry_id, t->env.id, t->reject);
+    for (struct task *t = list; t; t = t->next) {
+        struct log_ctx c = agent_obs_ctx(t);
+        log_task(LOG_WARN, &c, "queue %s entry %s rejected (task %s): %s", t->q->name, t->entry_id, t->env.id,
+                 t->reject);
+    }
     metric_add(m_rejected, list_count(list));
     follow_up(ag, list);
 }

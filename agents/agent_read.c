@@ -614,8 +614,14 @@ static void on_autoclaim(void *arg, const char *err, const char *cursor, const q
         return;
     }
     snprintf(q->autoclaim_cursor[lv], sizeof q->autoclaim_cursor[lv], "%s", cursor);
-    if (n)
+    if (n) {
         log_info("recovered %zu entries of %s idle past the lease", n, q->name);
+        char labels[128];
+        snprintf(labels, sizeof labels, "queue=\"%s\"", q->name);
+        metric_add(metric_counter("devsys_agent_reclaimed_total", labels,
+                                  "Entries taken over from a consumer that held them past the lease (crashed or hung)"),
+                   (double)n);
+    }
     if (ndeleted)
         /* Gone from the stream while pending: their tasks are in PostgreSQL,
          * where the reconciler finds them by their expired lease. */
@@ -703,6 +709,8 @@ void agent_read_start(struct agent *ag, const struct agent_read_cbs *cbs)
     }
     agent_limits_start(ag, agent_read_more, cbs->delivered);
     ag->ev_groups_retry = evtimer_new(ag->base, groups_retry_cb, ag);
+    rc_mark_blocking(ag->rc_read); /* XREADGROUP BLOCK, XREAD BLOCK: not round trips */
+    rc_mark_blocking(ag->rc_ctl);
     rc_on_connect(ag->rc_read, on_read_connect, ag);
     rc_on_disconnect(ag->rc_read, on_read_disconnect, ag);
     rc_on_connect(ag->rc_ctl, on_control_connect, ag);

@@ -119,6 +119,8 @@ static void query_free(struct pgc_query *q)
 
 void pgc_query_finish(pgc_t *pg, struct pgc_query *q, PGresult *res, const char *err)
 {
+    if (res && q->sent > 0)
+        metric_observe(pg->m_rtt, metric_now() - q->sent);
     if (q->fn) {
         pg->depth++;
         q->fn(pg, res, err, q->arg);
@@ -180,8 +182,25 @@ void pgc_kick(pgc_t *pg)
         event_active(pg->kick_ev, EV_TIMEOUT, 0);
 }
 
+/* Clients of this process not ready: devsys_postgres_up is 1 when none is. */
+static int pgc_down_count;
+static metric_t *m_up;
+
+static void pgc_set_down(pgc_t *pg, int down)
+{
+    if (pg->counted_down == down)
+        return;
+    pg->counted_down = down;
+    pgc_down_count += down ? 1 : -1;
+    if (!m_up)
+        m_up = metric_gauge("devsys_postgres_up", NULL,
+                            "1 when every PostgreSQL connection of this process is ready");
+    metric_set(m_up, pgc_down_count == 0);
+}
+
 static void pgc_close(pgc_t *pg)
 {
+    pgc_set_down(pg, !pg->freeing);
     if (pg->sock_ev) {
         event_free(pg->sock_ev);
         pg->sock_ev = NULL;
@@ -293,6 +312,9 @@ static void pgc_connected(pgc_t *pg)
     }
     PQsetNoticeReceiver(pg->conn, pgc_notice, pg);
     pg->state = PGC_READY;
+    pgc_set_down(pg, 0);
+    if (pg->ever_ready++)
+        metric_add(pg->m_reconnects, 1);
     pg->backoff_ms = PGC_BACKOFF_MIN_MS;
     pg->failures = 0;
     pg->down = 0;
@@ -495,6 +517,14 @@ pgc_t *pgc_new_opts(struct event_base *base, const char *conninfo, const char *n
         log_error("postgres %s: cannot create events", pg->name);
         goto fail;
     }
+    char labels[160];
+    snprintf(labels, sizeof labels, "conn=\"%s\"", pg->name);
+    pg->m_reconnects = metric_counter("devsys_postgres_reconnects_total", labels,
+                                      "PostgreSQL connections established again after one was lost");
+    pg->m_rtt = metric_histogram("devsys_postgres_query_seconds", labels,
+                                 "PostgreSQL query round trips (sent to result)", metric_buckets_latency,
+                                 metric_buckets_latency_n);
+    pgc_set_down(pg, 1);
     pgc_connect(pg);
     return pg;
 
@@ -521,6 +551,7 @@ void pgc_free(pgc_t *pg)
         return;
     pgc_enter(pg);
     pg->freeing = 1;
+    pgc_set_down(pg, 0);
     evtimer_del(pg->retry_ev);
     evtimer_del(pg->timeout_ev);
     evtimer_del(pg->deadline_ev);

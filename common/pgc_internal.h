@@ -5,6 +5,7 @@
 #define DEVSYS_PGC_INTERNAL_H
 
 #include "pgc.h"
+#include "metrics.h"
 #include "pgc_stmt.h"
 
 enum pgc_state {
@@ -31,6 +32,7 @@ struct pgc_query {
     PGresult *res;        /* the result handed to fn */
     long long deadline;   /* monotonic ms after which it fails; 0 = none */
     char *err;            /* overrides res's message (another query's prepare failed) */
+    double sent;          /* metric_now() when sent: its round trip */
 };
 
 struct pgc_list {
@@ -73,6 +75,11 @@ struct pgc {
     struct pgc_hook *on_connect;
     int depth;   /* > 0 while pgc code or a user callback is on the stack */
     int freeing; /* pgc_free was called; destroyed when depth drops to 0 */
+
+    /* metrics: devsys_postgres_*{conn="<name>"} */
+    metric_t *m_rtt, *m_reconnects;
+    int ever_ready;
+    int counted_down; /* counted in devsys_postgres_up (pgc.c) */
 };
 
 /* ---------------------------------------------------------- pgc.c: helpers */

@@ -72,6 +72,7 @@ static int pgc_pump(pgc_t *pg)
             pgc_lost(pg, PQerrorMessage(pg->conn));
             return nsent;
         }
+        q->sent = metric_now();
         pgc_list_push(&pg->sent, q);
         nsent++;
         if (rv < 0) {

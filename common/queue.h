@@ -343,12 +343,16 @@ int queue_settings_read(rc_t *rc, const char *prefix, const char *queue, queue_s
  * not acked: in flight), and the queue's delayed retries and dead letters. */
 struct queue_stats {
     long long lag[QUEUE_LEVELS], pending[QUEUE_LEVELS];
+    long long length[QUEUE_LEVELS];     /* XLEN (acked entries stay until the periodic trim) */
+    long long oldest_ms[QUEUE_LEVELS];  /* age of the oldest entry pending or not yet delivered; -1: none */
+    long long waiting_ms[QUEUE_LEVELS]; /* age of the oldest entry not yet delivered; -1: none */
     long long delayed, dlq;
 };
 typedef void queue_stats_fn(void *arg, const char *err, const struct queue_stats *st);
 
-/* One Lua script over the queue's keys (XINFO GROUPS of each level's stream,
- * ZCARD delayed, XLEN dlq). */
+/* One Lua script over the queue's keys (XINFO GROUPS, XLEN, XPENDING summary
+ * and the first undelivered entry of each level's stream, ZCARD delayed,
+ * XLEN dlq); ages by Redis's clock (TIME). */
 int queue_stats(rc_t *rc, const char *prefix, const char *queue, queue_stats_fn *fn, void *arg);
 
 /* ------------------------------------------------------- queue_limits.c

@@ -81,27 +81,52 @@ int queue_settings_read(rc_t *rc, const char *prefix, const char *queue, queue_s
  * lag, pending of each level, then ZCARD and XLEN. lag is -1 when Redis
  * cannot tell (nil after out-of-order deletes, or no group on a non-empty
  * stream); a missing stream is 0/0. */
+/* Per level: lag, pending, XLEN, the age (ms, by Redis's clock) of the
+ * oldest entry pending or not yet delivered and of the oldest not yet
+ * delivered (-1: none), from the ms part of their ids; then ZCARD delayed
+ * and XLEN dlq. */
 static const char stats_lua[] =
     "local out = {}\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local function ms(id) return id and tonumber(string.match(id, '^(%d+)')) end\n"
+    "local function age(m) if m then return now - m end return -1 end\n"
     "for i = 1, 3 do\n"
-    "  local lag, pending = 0, 0\n"
+    "  local lag, pending, len, oldest, waiting = 0, 0, 0, nil, nil\n"
     "  if redis.call('EXISTS', KEYS[i]) == 1 then\n"
     "    lag = -1\n"
+    "    len = redis.call('XLEN', KEYS[i])\n"
     "    local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[i])\n"
+    "    local found = false\n"
     "    if ok then\n"
-    "      if #groups == 0 then lag = redis.call('XLEN', KEYS[i]) end\n"
+    "      if #groups == 0 then lag = len end\n"
     "      for _, g in ipairs(groups) do\n"
     "        local f = {}\n"
     "        for j = 1, #g, 2 do f[g[j]] = g[j + 1] end\n"
     "        if f['name'] == ARGV[1] then\n"
+    "          found = true\n"
     "          pending = tonumber(f['pending']) or 0\n"
     "          if type(f['lag']) == 'number' then lag = f['lag'] end\n"
+    "          local nxt = redis.call('XRANGE', KEYS[i], '(' .. f['last-delivered-id'], '+', 'COUNT', 1)\n"
+    "          if #nxt > 0 then waiting = ms(nxt[1][1]) end\n"
+    "          oldest = waiting\n"
+    "          if pending > 0 then\n"
+    "            local p = ms(redis.call('XPENDING', KEYS[i], ARGV[1])[2])\n"
+    "            if p and (not oldest or p < oldest) then oldest = p end\n"
+    "          end\n"
     "        end\n"
     "      end\n"
+    "    end\n"
+    "    if not found then\n"
+    "      local first = redis.call('XRANGE', KEYS[i], '-', '+', 'COUNT', 1)\n"
+    "      if #first > 0 then waiting = ms(first[1][1]); oldest = waiting end\n"
     "    end\n"
     "  end\n"
     "  out[#out + 1] = lag\n"
     "  out[#out + 1] = pending\n"
+    "  out[#out + 1] = len\n"
+    "  out[#out + 1] = age(oldest)\n"
+    "  out[#out + 1] = age(waiting)\n"
     "end\n"
     "out[#out + 1] = redis.call('ZCARD', KEYS[4])\n"
     "out[#out + 1] = redis.call('XLEN', KEYS[5])\n"
@@ -112,18 +137,23 @@ static void stats_reply(rc_t *rc, redisReply *r, void *arg)
     (void)rc;
     struct queue_call c = queue_call_take(arg);
     const char *err = queue_reply_err(r);
-    if (!err[0] && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * QUEUE_LEVELS + 2))
+    enum { PER_LEVEL = 5 };
+    if (!err[0] && (r->type != REDIS_REPLY_ARRAY || r->elements != PER_LEVEL * QUEUE_LEVELS + 2))
         err = "unexpected reply from redis (not the queue stats)";
-    struct queue_stats st = {{0}, {0}, 0, 0};
-    long long v[2 * QUEUE_LEVELS + 2] = {0};
+    struct queue_stats st;
+    memset(&st, 0, sizeof st);
+    long long v[PER_LEVEL * QUEUE_LEVELS + 2] = {0};
     for (size_t i = 0; !err[0] && i < r->elements; i++)
         v[i] = r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : -1;
     for (int l = 0; l < QUEUE_LEVELS; l++) {
-        st.lag[l] = v[2 * l];
-        st.pending[l] = v[2 * l + 1];
+        st.lag[l] = v[PER_LEVEL * l];
+        st.pending[l] = v[PER_LEVEL * l + 1];
+        st.length[l] = v[PER_LEVEL * l + 2];
+        st.oldest_ms[l] = v[PER_LEVEL * l + 3];
+        st.waiting_ms[l] = v[PER_LEVEL * l + 4];
     }
-    st.delayed = v[2 * QUEUE_LEVELS];
-    st.dlq = v[2 * QUEUE_LEVELS + 1];
+    st.delayed = v[PER_LEVEL * QUEUE_LEVELS];
+    st.dlq = v[PER_LEVEL * QUEUE_LEVELS + 1];
     ((queue_stats_fn *)c.fn)(c.arg, err, err[0] ? NULL : &st);
 }
 

@@ -4,6 +4,7 @@
 #include "rc.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 #include <ctype.h>
@@ -42,6 +43,7 @@ struct rc_req {
     rc_reply_fn *fn;
     void *arg;
     int handshake; /* internal AUTH/SELECT, not counted in rc_pending */
+    double sent;   /* metric_now() when sent: its round trip */
     int cancelled; /* already answered with NULL by rc_free */
 };
 
@@ -77,7 +79,28 @@ struct rc {
 
     int depth;   /* > 0 while user code runs from inside hiredis */
     int freeing; /* rc_free was called */
+
+    /* metrics: devsys_redis_*{conn="<name>"}; round trips only on
+     * connections that do not block (rc_mark_blocking) */
+    metric_t *m_rtt, *m_reconnects;
+    int ever_ready;
+    int counted_down; /* counted in rc_down below */
 };
+
+/* Clients of this process not ready: devsys_redis_up is 1 when none is. */
+static int rc_down;
+static metric_t *m_up;
+
+static void rc_set_down(rc_t *rc, int down)
+{
+    if (rc->counted_down == down)
+        return;
+    rc->counted_down = down;
+    rc_down += down ? 1 : -1;
+    if (!m_up)
+        m_up = metric_gauge("devsys_redis_up", NULL, "1 when every Redis connection of this process is ready");
+    metric_set(m_up, rc_down == 0);
+}
 
 static void rc_connect(rc_t *rc);
 static void rc_free_cb(evutil_socket_t fd, short what, void *arg);
@@ -281,6 +304,9 @@ static void rc_ready(rc_t *rc)
     rc->established = 1;
     rc->backoff_ms = RC_BACKOFF_MIN_MS;
     rc->failures = 0;
+    if (rc->ever_ready++)
+        metric_add(rc->m_reconnects, 1);
+    rc_set_down(rc, 0);
     log_info("redis %s: connected to %s:%d db %d", rc->name, rc->host, rc->port, rc->db);
     rc_run_hooks(rc, rc->on_connect);
 }
@@ -320,6 +346,8 @@ static void rc_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
     if (req->handshake) {
         rc_handshake_reply(rc, reply);
     } else if (req->fn) {
+        if (reply && rc->m_rtt)
+            metric_observe(rc->m_rtt, metric_now() - req->sent);
         rc->depth++;
         req->fn(rc, reply, req->arg);
         rc->depth--;
@@ -389,6 +417,7 @@ static void rc_disconnected_cb(const redisAsyncContext *cac, int status)
     if (rc->freeing)
         return;
     if (established) {
+        rc_set_down(rc, 1);
         log_warn("redis %s: connection to %s:%d lost: %s", rc->name, rc->host, rc->port,
                  cac->err ? cac->errstr : "closed");
         rc_run_hooks(rc, rc->on_disconnect);
@@ -484,6 +513,13 @@ rc_t *rc_new(struct event_base *base, const char *url, const char *name)
         goto fail;
     }
     rc->state = RC_WAITING;
+    char labels[96];
+    snprintf(labels, sizeof labels, "conn=\"%s\"", rc->name);
+    rc->m_reconnects = metric_counter("devsys_redis_reconnects_total", labels,
+                                      "Redis connections established again after one was lost");
+    rc->m_rtt = metric_histogram("devsys_redis_command_seconds", labels, "Redis command round trips",
+                                 metric_buckets_latency, metric_buckets_latency_n);
+    rc_set_down(rc, 1);
     rc_connect(rc);
     return rc;
 
@@ -541,6 +577,7 @@ void rc_free(rc_t *rc)
     if (!rc || rc->freeing)
         return;
     rc->freeing = 1;
+    rc_set_down(rc, 0);
     evtimer_del(rc->retry_ev);
     evtimer_del(rc->timeout_ev);
 
@@ -598,6 +635,8 @@ int rc_command(rc_t *rc, rc_reply_fn *fn, void *arg, const char *fmt, ...)
     if (!rc_connected(rc))
         return -1;
     struct rc_req *req = rc_req_new(rc, fn, arg, 0);
+    if (rc->m_rtt)
+        req->sent = metric_now();
     rc->pending++;
     va_list ap;
     va_start(ap, fmt);
@@ -617,6 +656,8 @@ int rc_command_argv(rc_t *rc, rc_reply_fn *fn, void *arg, int argc, const char *
     if (!rc_connected(rc))
         return -1;
     struct rc_req *req = rc_req_new(rc, fn, arg, 0);
+    if (rc->m_rtt)
+        req->sent = metric_now();
     rc->pending++;
     if (redisAsyncCommandArgv(rc->ac, rc_reply_cb, req, argc, argv, argvlen) != REDIS_OK) {
         rc_req_unlink(rc, req);
@@ -629,4 +670,9 @@ int rc_command_argv(rc_t *rc, rc_reply_fn *fn, void *arg, int argc, const char *
 int rc_pending(const rc_t *rc)
 {
     return rc ? rc->pending : 0;
+}
+
+void rc_mark_blocking(rc_t *rc)
+{
+    rc->m_rtt = NULL;
 }

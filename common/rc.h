@@ -34,6 +34,9 @@ int rc_command(rc_t *rc, rc_reply_fn *fn, void *arg, const char *fmt, ...);
 int rc_command_argv(rc_t *rc, rc_reply_fn *fn, void *arg, int argc, const char **argv,
                     const size_t *argvlen);
 
+/* Commands on rc block (XREADGROUP BLOCK): their round trips are not
+ * counted in devsys_redis_command_seconds. */
+void rc_mark_blocking(rc_t *rc);
 /* Number of commands sent and not yet answered. */
 int rc_pending(const rc_t *rc);
 

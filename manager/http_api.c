@@ -72,7 +72,7 @@ static void on_request(struct evhttp_request *r, void *arg)
     q->r = r;
     q->method = evhttp_request_get_command(r);
     api->inflight++;
-    metric_add(api->m_requests, 1);
+    q->t0 = metric_now();
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -130,6 +130,7 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
     api->auth = auth_new(pg, &authc);
     api->policy = policy_new();
     api->secrets = cfg->secrets;
+    api->qmetrics = cfg->qmetrics;
     api->http = evhttp_new(base);
     /* libevent answers 413 itself past this; our own check gives JSON below it */
     api->artifact_max = cfg->artifact_max;
@@ -153,7 +154,6 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
         api_free(api);
         return NULL;
     }
-    api->m_requests = metric_counter("devsys_http_requests_total", NULL, "HTTP requests received");
     api->m_errors = metric_counter("devsys_http_errors_total", NULL, "HTTP requests answered 5xx");
     api->m_submitted = metric_counter("devsys_tasks_submitted_total", NULL, "Tasks accepted");
     return api;

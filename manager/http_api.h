@@ -25,6 +25,7 @@ struct api_config {
     const char *search_db_url; /* task searches get a connection of their own; NULL: they share pg */
     long search_timeout_ms;   /* their statement_timeout */
     struct secretbox *secrets; /* keys of secrets at rest (kept by reference, may be NULL) */
+    struct qmetrics *qmetrics; /* told the queues submits publish to (queue_metrics.h); may be NULL */
 };
 
 /* Binds and starts serving. Returns NULL with a message in err. */

@@ -83,6 +83,7 @@ static void serve_file(struct req *q, const struct route_args *a, int head)
         reply_error(q, 500, "artifact store: cannot send the file");
         return;
     }
+    req_observe(q, 200);
     evhttp_send_reply(q->r, 200, "OK", b);
     evbuffer_free(b);
     q->api->inflight--;

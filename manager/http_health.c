@@ -26,6 +26,7 @@ void health_metrics(struct req *q, const struct route_args *a)
     char *text = metrics_render();
     struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
     evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4");
+    req_observe(q, 200);
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, text, strlen(text));
     free(text);

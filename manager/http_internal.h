@@ -27,7 +27,7 @@ struct api {
     char *prefix;
     size_t max_body;
     int inflight;
-    metric_t *m_requests, *m_submitted, *m_errors;
+    metric_t *m_submitted, *m_errors;
     guard_t *guard; /* the HTTP edge: connection cap, head checks before bodies */
     struct astore *store; /* artifacts (artifact_store.h) */
     size_t artifact_max;  /* bytes of one artifact (PUT body) */
@@ -35,6 +35,7 @@ struct api {
     long search_timeout_ms;
     policy_t *policy; /* per-token rate limits of mutating routes (http_policy.c) */
     secretbox_t *secrets; /* the keys of secrets at rest; NULL: DEVSYS_SECRET_KEY not set */
+    struct qmetrics *qmetrics; /* per-queue gauges: told each queue a submit publishes to; may be NULL */
 };
 
 /* One request being served. Freed by reply(). */
@@ -50,6 +51,8 @@ struct req {
     int bootstrap;         /* the DEVSYS_ADMIN_TOKEN */
     char remote[64];       /* the peer's address */
     char request_id[68];   /* X-Request-Id as given (if sane) or made up; sent back */
+    const char *route;     /* the matched row's pattern (static), NULL: none matched */
+    double t0;             /* metric_now() when it arrived */
     /* the audit row of a mutating route, written when it is answered */
     const char *audit_action; /* NULL: not audited */
     char audit_buf[160];
@@ -84,6 +87,12 @@ void reply_db_unavailable(struct req *q, const char *err, const char *note);
  * counted as an auth failure under reason when it is one. */
 void reply_refused(struct req *q, int status, const char *reason, const char *msg);
 void req_free(struct req *q);
+/* q is answered with status: counts it in devsys_http_requests_total{route,
+ * method,status} and its latency in devsys_http_request_duration_seconds{route,
+ * method} (route: the table's pattern, never the raw path, so the label set
+ * is bounded), and writes the request log line (debug for /metrics and the
+ * probes). Every reply path calls it once. */
+void req_observe(struct req *q, int status);
 /* The request's body parsed as JSON (caller owns it), or NULL once q is
  * answered: 413 past the body limit, 400 naming where the JSON is wrong. */
 json_t *req_body_json(struct req *q);

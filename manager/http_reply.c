@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "log.h"
 #include "metrics.h"
 #include "spec.h"
 #include "utf8.h"
@@ -34,6 +35,31 @@ static void auth_denied(struct req *q, const char *reason)
     if (auth_sample_failure(q->api->auth, addr))
         http_audit(q->api, q->actor[0] ? q->actor : "anonymous", "auth.denied", q->path,
               json_pack("{s:s,s:s}", "reason", reason, "remote", addr ? addr : ""));
+}
+
+void req_observe(struct req *q, int status)
+{
+    double s = metric_now() - q->t0;
+    const char *route = q->route ? q->route : "unmatched";
+    const char *method = route_method_name(q->method);
+    char labels[256];
+    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%d\"", route, method, status);
+    metric_add(metric_counter("devsys_http_requests_total", labels,
+                              "HTTP requests answered, by route pattern, method and status"),
+               1);
+    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\"", route, method);
+    metric_observe(metric_histogram("devsys_http_request_duration_seconds", labels,
+                                    "HTTP request latency (arrival to answer), by route pattern and method",
+                                    metric_buckets_latency, metric_buckets_latency_n),
+                   s);
+    if (!log_enabled(LOG_INFO))
+        return; /* warn and above: no request lines (and no route lookup for them) */
+    enum log_level lv = q->route && route_is_public(q->route) ? LOG_DEBUG : LOG_INFO;
+    if (log_enabled(lv)) {
+        struct log_ctx c = {.request_id = q->request_id};
+        log_task(lv, &c, "%s %s %d %.1f ms (%s, %s)", method, q->path, status, s * 1000, route,
+                 q->actor[0] ? q->actor : "anonymous");
+    }
 }
 
 void req_free(struct req *q)
@@ -96,6 +122,7 @@ void reply_typed(struct req *q, int status, const char *content_type, const char
     if (q->request_id[0])
         evhttp_add_header(h, "X-Request-Id", q->request_id);
     policy_audit_finish(q, status);
+    req_observe(q, status);
     evhttp_send_reply(r, status, reason, b);
     evbuffer_free(b);
     if (status >= 500)

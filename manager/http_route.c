@@ -161,6 +161,7 @@ void route_dispatch(struct req *q)
         reply_error(q, 404, "no such endpoint");
         return;
     }
+    q->route = first->pattern;
     if (strstr(first->pattern, "{queue}") && !spec_queue_name_ok(a.queue)) {
         reply_error(q, 400, "queue: must be 1 to 64 characters of [A-Za-z0-9_.-]");
         return;

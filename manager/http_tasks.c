@@ -18,6 +18,7 @@
 #include "envelope.h"
 #include "uuid.h"
 #include "log.h"
+#include "queue_metrics.h"
 #include "metrics.h"
 #include "pipelinedb.h"
 #include "queue.h"
@@ -136,6 +137,13 @@ static void insert_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         q->any_created = 1;
         json_array_append_new(ids, json_string(q->ids[i]));
         const spec_t *s = q->specs[i];
+        if (log_enabled(LOG_INFO)) {
+            struct log_ctx c = {.task_id = q->ids[i], .request_id = q->request_id, .queue = s->queue,
+                                .pipeline_id = s->pipeline ? json_string_value(json_object_get(s->pipeline, "id"))
+                                                           : NULL};
+            log_task(LOG_INFO, &c, "task accepted: kind %s", s->kind);
+        }
+        qmetrics_note(q->api->qmetrics, s->queue);
         struct publish_ctx *pc = xcalloc(1, sizeof *pc);
         pc->q = q;
         memcpy(pc->id, q->ids[i], sizeof pc->id);

@@ -15,6 +15,7 @@
 #include "migrate.h"
 #include "notify.h"
 #include "pgc.h"
+#include "queue_metrics.h"
 #include "rc.h"
 #include "reconcile.h"
 #include "retention.h"
@@ -138,11 +139,14 @@ static int serve(void)
      * query that never got out is dropped, not run when the server is back. */
     pgc_set_timeout(m.pg, (int)cfg_long("DEVSYS_DB_TIMEOUT_MS", 3000, 0, 600000));
     char err[256];
+    qmetrics_t *qmetrics = qmetrics_new(m.base, m.rc, m.pg, ac.prefix);
+    ac.qmetrics = qmetrics;
     m.api = api_new(m.base, m.rc, m.pg, &ac, err, sizeof err);
     if (!m.api) {
         log_error("%s", err);
         rc_free(m.rc);
         pgc_free(m.pg);
+        qmetrics_free(qmetrics);
         event_base_free(m.base);
         secretbox_free(box);
         return 1;
@@ -164,6 +168,7 @@ static int serve(void)
     api_free(m.api);
     pgc_free(m.pg);
     rc_free(m.rc);
+    qmetrics_free(qmetrics); /* after the clients: their last callbacks reach it */
     event_free(m.sigterm);
     event_free(m.sigint);
     if (m.drain)

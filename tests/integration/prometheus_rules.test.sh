@@ -48,8 +48,18 @@ it_start_manager || it_bail "start the manager"
 it_start_agent a1 DEVSYS_QUEUES=exec,noop DEVSYS_METRICS_LISTEN=127.0.0.1:0 || it_bail "start the agent"
 ok "the agent is ready" ds_wait_http "${AGENT_METRICS[a1]}/readyz" 20
 ctl submit - <<<'{"kind":"noop"}' >/dev/null
+ctl submit - <<<'{"kind":"exec","command":["true"]}' >/dev/null
+ok "the agent has run a handler (its run-time histogram)" it_wait_for 20 \
+    'curl -sf "${AGENT_METRICS[a1]}/metrics" | grep -q "^devsys_task_run_seconds_count"'
+# the per-queue gauges exist once the manager published to a queue; the
+# HTTP histogram once a route answered
+ok "the manager exports the queue gauges" it_wait_for 10 \
+    'curl -sf "$DEVSYS_URL/metrics" | grep -q "^devsys_queue_oldest_waiting_age_seconds{queue=\"noop\"}"'
 { curl -sf "$DEVSYS_URL/metrics"; curl -sf "${AGENT_METRICS[a1]}/metrics"; } >"$IT_DIR/scrape.txt"
-exposed=$( { sed -n 's/^# TYPE \([a-zA-Z_:][a-zA-Z0-9_:]*\) .*/\1/p' "$IT_DIR/scrape.txt"; echo up; } | sort -u)
+# A histogram NAME is queried as NAME_bucket, NAME_sum and NAME_count.
+exposed=$( { sed -n 's/^# TYPE \([a-zA-Z_:][a-zA-Z0-9_:]*\) .*/\1/p' "$IT_DIR/scrape.txt"
+             sed -n 's/^# TYPE \([a-zA-Z_:][a-zA-Z0-9_:]*\) histogram$/\1_bucket\n\1_sum\n\1_count/p' "$IT_DIR/scrape.txt"
+             echo up; } | sort -u)
 used=$(python3 tests/tools/promql_names.py "$P/devsys-alerts.yml" "$DASH")
 like "$used" 'devsys_tasks_done_total' "the metric names of the expressions are extracted"
 missing=$(comm -23 <(printf '%s\n' "$used") <(printf '%s\n' "$exposed") | tr '\n' ' ')
