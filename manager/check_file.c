@@ -45,8 +45,8 @@ static json_t *scalar(const yaml_node_t *n)
 {
     const char *s = (const char *)n->data.scalar.value;
     size_t len = n->data.scalar.length;
-    const char *tag = (const char *)n->tag;
-    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || (tag && strcmp(tag, YAML_STR_TAG) == 0))
+    /* (the loader tags every untagged scalar !!str, so the tag says nothing) */
+    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return json_stringn(s, len);
     if (len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0)
         return json_null();

@@ -29,6 +29,12 @@ static char *query_of(int argc, char **argv, const char *const *allowed, const c
     return q;
 }
 
+/* v, or JSON null for a missing member (json_pack's O takes no NULL). */
+static json_t *or_null(json_t *v)
+{
+    return v ? v : json_null();
+}
+
 /* A percentage or latency as text ("99.5%", "12.3ms", "-"). */
 static json_t *num_text(const json_t *v, const char *unit)
 {
@@ -56,15 +62,16 @@ static int cmd_monitors(const struct ctl *ctl, int argc, char **argv)
         const json_t *last = json_object_get(c, "last_probe");
         json_array_append_new(
             rows, json_pack("{s:O,s:O,s:O,s:s,s:o,s:o,s:o,s:o,s:O,s:O,s:O}", "name", json_object_get(c, "name"),
-                            "type", json_object_get(json_object_get(c, "monitor"), "type"), "state",
-                            json_object_get(c, "state"), "silenced",
+                            "type", or_null(json_object_get(json_object_get(c, "monitor"), "type")), "state",
+                            or_null(json_object_get(c, "state")), "silenced",
                             json_is_true(json_object_get(c, "silenced")) ? "yes" : "no", "up24",
                             num_text(json_object_get(c, "uptime_24h"), "%"), "up7",
                             num_text(json_object_get(c, "uptime_7d"), "%"), "p50",
                             num_text(json_object_get(c, "latency_p50_ms_24h"), "ms"), "p95",
                             num_text(json_object_get(c, "latency_p95_ms_24h"), "ms"), "last",
-                            json_object_get(last, "at"), "incident", json_object_get(c, "open_incident"), "error",
-                            json_object_get(last, "error")));
+                            or_null(json_object_get(last, "at")), "incident",
+                            or_null(json_object_get(c, "open_incident")), "error",
+                            or_null(json_object_get(last, "error"))));
     }
     static const char *const heads[] = {"NAME", "TYPE", "STATE", "SILENCED", "UPTIME 24H", "UPTIME 7D",
                                         "P50 24H", "P95 24H", "LAST PROBE", "INCIDENT", "LAST ERROR"};
