@@ -7,7 +7,6 @@
 #include "http_internal.h"
 
 #include <event2/keyvalq_struct.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
