@@ -66,6 +66,13 @@ static const char usage_text2[] =
     "  notify list | notify rm NAME  destinations; delete one\n"
     "  notify events [destination=D] [state=pending|queued|sent|dead] [limit=N] [after=C]\n"
     "                                events as each destination sees them, and counts\n"
+    "  monitors [limit=N] [after=NAME]  checks: state, uptime 24h/7d, latency p50/p95, last probe\n"
+    "  monitor NAME [limit=N] [after=ID]  a check, its probes (newest first) and incidents\n"
+    "  monitor add FILE|-            create or replace a check (JSON, the API's fields)\n"
+    "  monitor rm NAME | monitor unsilence NAME\n"
+    "  monitor silence NAME for=30m|until=2025-06-01T12:00:00Z [reason=TEXT]\n"
+    "                                mute a check: probes recorded, no incident, no event\n"
+    "  incidents [state=open|resolved] [check=NAME] [limit=N] [after=ID]\n"
     ACCESS_USAGE
     APPROVAL_USAGE
     "\n"
@@ -492,6 +499,7 @@ int main(int argc, char **argv)
         { "deploy", -1 }, { "rollback", -1 }, { "revisions", -1 },
         { "schedule", -1 },
         { "notify", -1 },
+        { "monitors", -1 }, { "monitor", -1 }, { "incidents", -1 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -549,6 +557,8 @@ int main(int argc, char **argv)
         code = cmd_schedule(&ctl, nargs - 1, args + 1, &so);
     } else if (strcmp(cmd, "notify") == 0) {
         code = cmd_notify(&ctl, nargs - 1, args + 1);
+    } else if (strncmp(cmd, "monitor", 7) == 0 || strcmp(cmd, "incidents") == 0) {
+        code = cmd_monitor(&ctl, nargs, args);
     } else {
         code = cmd_health(&ctl);
     }

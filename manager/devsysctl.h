@@ -108,6 +108,10 @@ int cmd_notify(const struct ctl *ctl, int argc, char **argv);
 /* Fills host/port/prefix from ctl->url; -1 on anything but http://host[:port][/path]. */
 int ctl_parse_url(struct ctl *ctl);
 
+/* ---- devsysctl_monitor.c: monitors | monitor NAME|add|rm|silence|unsilence |
+ * incidents (argv[0] is the command) */
+int cmd_monitor(const struct ctl *ctl, int argc, char **argv);
+
 /* ---- devsysctl_access.c: token, secret, audit */
 #define ACCESS_USAGE                                                                                      \
     "  token create --name N --role viewer|operator|admin [--expires 30d] [--queues q1,q2]\n"            \

@@ -79,6 +79,13 @@ const struct route routes[] = {
     {POST,   "/v1/secrets/rekey",                ROLE_ADMIN,    "re-encrypting secrets",           secrets_rekey, 0, "secret.rekey"},
     {DELETE, "/v1/secrets/{name}",               ROLE_ADMIN,    "removing secrets",                secrets_delete, 0, "secret.rm"},
     {GET,    "/v1/audit",                        ROLE_ADMIN,    "reading the audit trail",         audit_list},
+    {POST,   "/v1/monitors",                     ROLE_OPERATOR, "changing checks",                 monitors_put, 0, "monitor.put"},
+    {GET,    "/v1/monitors",                     ROLE_VIEWER,   "listing checks",                  monitors_list},
+    {GET,    "/v1/monitors/{name}",              ROLE_VIEWER,   "reading a check",                 monitors_get},
+    {DELETE, "/v1/monitors/{name}",              ROLE_OPERATOR, "changing checks",                 monitors_delete, 0, "monitor.delete"},
+    {POST,   "/v1/monitors/{name}/silence",      ROLE_OPERATOR, "silencing checks",                monitors_silence, 0, "monitor.silence"},
+    {DELETE, "/v1/monitors/{name}/silence",      ROLE_OPERATOR, "silencing checks",                monitors_unsilence, 0, "monitor.unsilence"},
+    {GET,    "/v1/incidents",                    ROLE_VIEWER,   "listing incidents",               incidents_list},
 };
 #pragma GCC diagnostic pop
 const size_t routes_count = sizeof routes / sizeof *routes;

@@ -117,6 +117,14 @@ void secrets_delete(struct req *q, const struct route_args *a);
 void secrets_rekey(struct req *q, const struct route_args *a);
 /* http_audit.c */
 void audit_list(struct req *q, const struct route_args *a);
+/* http_monitors.c */
+void monitors_put(struct req *q, const struct route_args *a);
+void monitors_list(struct req *q, const struct route_args *a);
+void monitors_get(struct req *q, const struct route_args *a);
+void monitors_delete(struct req *q, const struct route_args *a);
+void monitors_silence(struct req *q, const struct route_args *a);
+void monitors_unsilence(struct req *q, const struct route_args *a);
+void incidents_list(struct req *q, const struct route_args *a);
 
 /* http_queues.c */
 void queues_list(struct req *q, const struct route_args *a);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "artifact_store.h"
+#include "checker.h"
 #include "config.h"
 #include "http_api.h"
 #include "http_route.h"
@@ -35,7 +36,8 @@ static const char usage[] =
     "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20), DEVSYS_RATE_MUTATING_PER_S (10; 0 = off),\n"
     "  DEVSYS_RATE_MUTATING_BURST (50), DEVSYS_SECRET_KEY (64 hex digits), DEVSYS_SECRET_KEYS_OLD, DEVSYS_SEARCH_TIMEOUT_MS (5000),\n"
     "  DEVSYS_NOTIFY_TICK_S (1; 0 = off), DEVSYS_NOTIFY_BATCH (10000), DEVSYS_NOTIFY_KEEP_S (604800),\n"
-    "  DEVSYS_NOTIFY_DESTINATIONS_FILE (JSON array of destinations, created or replaced at start); each credential (REDIS_URL,\n"
+    "  DEVSYS_NOTIFY_DESTINATIONS_FILE (JSON array of destinations, created or replaced at start),\n"
+    "  DEVSYS_MONITOR_CHECKS (YAML file of checks), DEVSYS_CHECK_TICK_S (1; 0 = off), DEVSYS_CHECK_BATCH (1000); each credential (REDIS_URL,\n"
     "  DATABASE_URL, ADMIN_TOKEN, SECRET_KEY) may instead come from a file named by the same variable with _FILE appended";
 
 static const struct cfg_flag flags[] = {
@@ -53,6 +55,7 @@ struct manager {
     retention_t *retention;
     scheduler_t *scheduler;
     notifier_t *notify;
+    checker_t *checker;
     rc_t *rc;
     pgc_t *pg;
     struct event *sigterm, *sigint, *drain;
@@ -159,8 +162,10 @@ static int serve(void)
     m.retention = retention_new(m.base, db_url);
     m.scheduler = scheduler_new(m.base, m.rc, m.pg, ac.prefix);
     m.notify = notify_new(m.base, m.rc, db_url, ac.prefix);
+    m.checker = checker_new(m.base, m.rc, db_url, ac.prefix);
     event_base_dispatch(m.base);
 
+    checker_free(m.checker);
     notify_free(m.notify);
     scheduler_free(m.scheduler);
     retention_free(m.retention);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkdb.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -36,6 +37,8 @@ struct retention {
     char audit_s[32];   /* "" = audit rows stay */
     char tests_s[32];   /* test history period; "" = kept */
     int tests_more;     /* the last test history batch was full */
+    char probes_s[32], incidents_s[32]; /* probe results, resolved incidents; "" = kept */
+    int probes_more;    /* the last probe results batch was full */
     int batch;
     metric_t *m_moved, *m_dropped, *m_errors;
 };
@@ -64,8 +67,34 @@ static void tick_done(retention_t *r)
     metric_add(r->m_dropped, (double)(r->taken - r->moved));
     r->running = 0;
     /* a tick that ended on its batch cap has more due: the next one starts now */
-    if ((r->batches >= RETENTION_MAX_BATCHES || r->tests_more) && !r->closing)
+    if ((r->batches >= RETENTION_MAX_BATCHES || r->tests_more || r->probes_more) && !r->closing)
         event_active(r->tick, EV_TIMEOUT, 0);
+}
+
+static void probes_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    retention_t *r = arg;
+    if (!failed(r, res, err, "deleting old probe results")) {
+        const char *probes = PQgetvalue(res, 0, taskdb_col(res, "probes")),
+                   *incidents = PQgetvalue(res, 0, taskdb_col(res, "incidents"));
+        r->probes_more = strtol(probes, NULL, 10) >= r->batch || strtol(incidents, NULL, 10) >= r->batch;
+        if (strcmp(probes, "0") != 0 || strcmp(incidents, "0") != 0)
+            log_info("retention: checks: %s probe results and %s resolved incidents deleted", probes, incidents);
+    }
+    tick_done(r);
+}
+
+/* One batch of each per tick (migrations/015_checks.sql, check_retain). */
+static void probes_delete(retention_t *r)
+{
+    char batch[16];
+    snprintf(batch, sizeof batch, "%d", r->batch);
+    if (!r->probes_s[0] && !r->incidents_s[0])
+        tick_done(r);
+    else
+        checkdb_retain(r->pg, r->probes_s[0] ? r->probes_s : NULL, r->incidents_s[0] ? r->incidents_s : NULL, batch,
+                       probes_done, r);
 }
 
 static void tests_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -79,14 +108,14 @@ static void tests_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
         if (strcmp(runs, "0") != 0 || strcmp(tests, "0") != 0)
             log_info("retention: test history: %s runs and %s tests deleted", runs, tests);
     }
-    tick_done(r);
+    probes_delete(r);
 }
 
 /* One batch per tick (a batch of test_runs is about one report's tests). */
 static void tests_delete(retention_t *r)
 {
     if (!r->tests_s[0])
-        tick_done(r);
+        probes_delete(r);
     else
         testdb_retain(r->pg, r->tests_s, r->batch, tests_done, r);
 }
@@ -183,6 +212,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     r->running = 1;
     r->batches = 0;
     r->tests_more = 0;
+    r->probes_more = 0;
     r->taken = r->moved = 0;
     char keep[24], ahead[16], key[24];
     snprintf(keep, sizeof keep, "%ld", r->keep_days);
@@ -222,6 +252,8 @@ retention_t *retention_new(struct event_base *base, const char *db_url)
         period(r->period[i], sizeof r->period[i], state_env[i], state_default[i]);
     period(r->audit_s, sizeof r->audit_s, "DEVSYS_RETENTION_AUDIT_S", 90.0 * 86400);
     period(r->tests_s, sizeof r->tests_s, "DEVSYS_RETENTION_TEST_HISTORY_S", 14.0 * 86400);
+    period(r->probes_s, sizeof r->probes_s, "DEVSYS_RETENTION_PROBES_S", 8.0 * 86400);
+    period(r->incidents_s, sizeof r->incidents_s, "DEVSYS_RETENTION_INCIDENTS_S", 90.0 * 86400);
     r->keep_days = cfg_long("DEVSYS_HISTORY_KEEP_DAYS", 90, 1, 3650);
     r->batch = (int)cfg_long("DEVSYS_RETENTION_BATCH", 1000, 1, 100000);
     r->m_moved = metric_counter("devsys_retention_moved_total", NULL,
