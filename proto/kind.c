@@ -15,6 +15,7 @@ static const kind_def_t kinds[] = {
     {"testing", "testing", kind_testing_section, KIND_NEEDS_COMMAND | KIND_NEEDS_SECTION},
     {"deploy", "deploy", kind_deploy_section, KIND_NEEDS_SECTION},
     {"notify", "notify", kind_notify_section, KIND_NEEDS_SECTION},
+    {"monitor", "monitor", kind_monitor_section, KIND_NEEDS_SECTION},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
