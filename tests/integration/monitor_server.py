@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Targets for the monitor probes (monitor.test.sh, tests/bench/probes.sh), on loopback.
+
+  monitor_server.py [--tls CERT KEY]
+
+Prints "listening on HTTP_PORT HANG_PORT" once both are bound (port 0: the
+kernel picks). HTTP_PORT answers:
+  /ok          200 "ready"
+  /status/N    N "status N"
+  /slow/MS     200 "slow" after MS milliseconds
+  /big/MIB     200 with MIB MiB of "x", no Content-Length (the end is the close)
+  /bigcl/MIB   the same with a Content-Length
+HANG_PORT accepts connections (the kernel's backlog does) and never answers.
+"""
+import socket
+import ssl
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def big(self, mib, with_length):
+        self.send_response(200)
+        if with_length:
+            self.send_header("Content-Length", str(mib << 20))
+        self.end_headers()
+        chunk = b"x" * (1 << 16)
+        try:
+            for _ in range(mib * 16):
+                self.wfile.write(chunk)
+        except OSError:
+            pass  # the prober stopped reading: expected
+
+    def do_GET(self):
+        parts = self.path.strip("/").split("/")
+        if parts[0] == "ok":
+            self.reply(200, b"ready")
+        elif parts[0] == "status":
+            self.reply(int(parts[1]), b"status " + parts[1].encode())
+        elif parts[0] == "slow":
+            time.sleep(int(parts[1]) / 1000)
+            self.reply(200, b"slow")
+        elif parts[0] in ("big", "bigcl"):
+            self.big(int(parts[1]), parts[0] == "bigcl")
+        else:
+            self.reply(404, b"no such path")
+
+    do_HEAD = do_GET
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # listen()'s backlog: 50 probes at once are not dropped SYNs
+
+
+def main():
+    server = Server(("127.0.0.1", 0), Handler)
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(128)
+    print("listening on %d %d" % (server.server_address[1], hang.getsockname()[1]), flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
