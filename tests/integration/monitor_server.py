@@ -2,6 +2,8 @@
 """Targets for the monitor probes (monitor.test.sh, tests/bench/probes.sh), on loopback.
 
   monitor_server.py [--tls CERT KEY]
+  monitor_server.py --fast        (the bench's target: asyncio, every request
+                                  answers 200 "ready"; prints "listening on PORT")
 
 Prints "listening on HTTP_PORT HANG_PORT" once both are bound (port 0: the
 kernel picks). HTTP_PORT answers:
@@ -12,6 +14,7 @@ kernel picks). HTTP_PORT answers:
   /bigcl/MIB   the same with a Content-Length
 HANG_PORT accepts connections (the kernel's backlog does) and never answers.
 """
+import asyncio
 import socket
 import ssl
 import sys
@@ -66,7 +69,26 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024  # listen()'s backlog: 50 probes at once are not dropped SYNs
 
 
+async def fast():
+    """Every connection: read the head, answer 200 "ready", close."""
+    async def serve(reader, writer):
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nready")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=4096)
+    print("listening on %d" % server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
 def main():
+    if sys.argv[1:] == ["--fast"]:
+        asyncio.run(fast())
+        return
     server = Server(("127.0.0.1", 0), Handler)
     if len(sys.argv) == 4 and sys.argv[1] == "--tls":
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
