@@ -45,6 +45,11 @@ int kind_section_known(const char *name);
  * Returns buf. */
 char *kind_section_owners(const char *section, char *buf, size_t len);
 
+/* For the section validators: writes "<field>: <rule>" into err and
+ * returns -1; a string field of 1..max bytes without NUL, its value or NULL. */
+int kind_bad(char *err, size_t errlen, const char *field, const char *rule);
+const char *kind_str_in(const json_t *v, size_t max);
+
 /* Section validators, one file each (kind_<name>.c). */
 int kind_sleep_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
 /* kind_testing.c; max_report_bytes is bounded by these (default 16 MiB, JUNIT_FILE_MAX_DEFAULT) */
