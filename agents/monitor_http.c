@@ -19,6 +19,7 @@ struct http_probe {
     CURL *easy;
     char *body;           /* kept only with body_regex, at most max + 1 bytes */
     size_t body_len;      /* bytes received (kept or not) */
+    size_t body_cap;      /* bytes allocated for body */
     size_t max;
     int too_large;
     char shown[256];      /* the URL without user info, for messages */
@@ -34,8 +35,15 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
         return 0; /* stop the transfer: the rest is never read */
     }
     if (h->p->m->body_regex) {
-        h->body = xrealloc(h->body, h->body_len + len + 1);
+        if (h->body_len + len + 1 > h->body_cap) { /* doubling: few reallocs up to max */
+            size_t cap = h->body_cap ? h->body_cap : 4096;
+            while (cap < h->body_len + len + 1)
+                cap *= 2;
+            h->body_cap = cap < h->max + 1 ? cap : h->max + 1;
+            h->body = xrealloc(h->body, h->body_cap);
+        }
         memcpy(h->body + h->body_len, data, len);
+        h->body[h->body_len + len] = '\0'; /* regexec's interceptors read it as a string */
     }
     h->body_len += len;
     return len;
@@ -123,8 +131,6 @@ static int body_matches(struct http_probe *h)
     regmatch_t range = {.rm_so = 0, .rm_eo = (regoff_t)h->body_len};
     m = regexec(&re, h->body ? h->body : "", 0, &range, REG_STARTEND) == 0;
 #else
-    if (h->body)
-        h->body[h->body_len] = '\0';
     m = regexec(&re, h->body ? h->body : "", 0, NULL, 0) == 0;
 #endif
     regfree(&re);
