@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/bench/probes.sh: `tests/bench/run probes` (`./dev bench probes`), sourced
 # by run once the servers are up. One agent on queue monitor (concurrency
 # DEVSYS_CONCURRENCY) runs PROBES_ROUNDS rounds of PROBES_N HTTP checks against
@@ -16,7 +17,7 @@ probes_run() {
     local target_pid port agent r i spec t0 rate ok rss hwm rates=()
     [[ $PROBES_N =~ ^[1-9][0-9]*$ ]] && (( PROBES_N <= 10000 )) || fail "PROBES_N must be from 1 to 10000"
     stop_agents
-    ds_spawn "$DIR/target.log" python3 "$ds_root/tests/integration/monitor_server.py" --fast
+    ds_spawn "$DIR/target.log" python3 "$(dirname "${BASH_SOURCE[0]}")/../integration/monitor_server.py" --fast
     target_pid=$DS_BG_PID
     AGENT_PIDS+=("$target_pid") # stopped on exit with the agents
     for ((i = 0; i < 100; i++)); do
