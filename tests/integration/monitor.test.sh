@@ -12,8 +12,9 @@ it_start_manager || it_bail "start manager"
 it_start_agent m1 DEVSYS_QUEUES=monitor DEVSYS_CONCURRENCY=64
 
 # start_target NAME [--tls CERT KEY]: tests/integration/monitor_server.py; sets
-# PORT[NAME] (http) and HANG[NAME] (accepts, never answers).
-declare -A PORT=() HANG=()
+# PORT[NAME] (http), HANG[NAME] (accepts, never answers) and FULL[NAME] (a full
+# backlog: a connect gets no answer).
+declare -A PORT=() HANG=() FULL=()
 start_target() {
     local name=$1 line
     shift
@@ -22,7 +23,7 @@ start_target() {
     it_track_pid $!
     it_wait_for 10 "grep -q 'listening on' '$IT_DIR/target-$name.out'" || return 1
     line=$(grep -o 'listening on .*' "$IT_DIR/target-$name.out")
-    read -r _ _ PORT[$name] HANG[$name] <<<"$line"
+    read -r _ _ PORT[$name] HANG[$name] FULL[$name] <<<"$line"
 }
 start_target t || it_bail "start the target server"
 U=http://127.0.0.1:${PORT[t]}
@@ -70,6 +71,10 @@ r=$(probe "{\"type\":\"http\",\"url\":\"http://127.0.0.1:$closed/\",\"timeout_s\
 like "$(jq -r .error <<<"$r")" "^GET http://127.0.0.1:$closed/: .*(refused|connect)" "a refused http connection names the URL"
 is "$(jq -c .status <<<"$r")" null "and has no status"
 
+r=$(probe "{\"type\":\"http\",\"url\":\"http://127.0.0.1:${FULL[t]}/\",\"timeout_s\":1}")
+like "$(jq -r .error <<<"$r")" "^(connect to 127\\.0\\.0\\.1:${FULL[t]} timed out after 1s|GET http://127\\.0\\.0\\.1:${FULL[t]}/: no connection within 1s)\$" \
+    "an http connect that never completes: timed out, named"
+
 # ------------------------------------------------ 100 MB bodies: bounded memory
 hwm0=$(rss_kb)
 r=$(probe "{\"type\":\"http\",\"url\":\"$U/big/100\",\"body_regex\":\"y\"}")
@@ -109,6 +114,10 @@ is "$(jq -c '[.ok, .error, .type]' <<<"$r")" '[true,null,"tcp"]' "tcp to a liste
 is "$(jq -r 'keys | join(",")' <<<"$r")" "error,latency_ms,ok,type" "a tcp result has no other fields"
 r=$(probe "{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":$closed,\"timeout_s\":2}")
 is "$(jq -c '[.ok, .error]' <<<"$r")" "[false,\"connect to 127.0.0.1:$closed: Connection refused\"]" "tcp refused"
+r=$(probe "{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":${FULL[t]},\"timeout_s\":1}")
+is "$(jq -c '[.ok, .error]' <<<"$r")" "[false,\"connect to 127.0.0.1:${FULL[t]} timed out after 1s\"]" \
+    "tcp to a port that never completes the handshake times out after its own 1 s"
+ok "  its latency_ms is about the timeout" jq -e '.latency_ms >= 900 and .latency_ms < 3000' <<<"$r"
 r=$(probe "{\"type\":\"tcp\",\"host\":\"localhost\",\"port\":${PORT[t]}}")
 is "$(jq -c .ok <<<"$r")" true "tcp to a name (resolved off the loop)"
 

@@ -5,7 +5,7 @@
   monitor_server.py --fast        (the bench's target: asyncio, every request
                                   answers 200 "ready"; prints "listening on PORT")
 
-Prints "listening on HTTP_PORT HANG_PORT" once both are bound (port 0: the
+Prints "listening on HTTP_PORT HANG_PORT FULL_PORT" once they are bound (port 0: the
 kernel picks). HTTP_PORT answers:
   /ok          200 "ready"
   /status/N    N "status N"
@@ -13,6 +13,8 @@ kernel picks). HTTP_PORT answers:
   /big/MIB     200 with MIB MiB of "x", no Content-Length (the end is the close)
   /bigcl/MIB   the same with a Content-Length
 HANG_PORT accepts connections (the kernel's backlog does) and never answers.
+FULL_PORT's backlog is full (listen(0), one connection held): a connect to it
+gets no answer at all (its SYN is dropped) until the prober gives up.
 """
 import asyncio
 import socket
@@ -97,8 +99,14 @@ def main():
     hang = socket.socket()
     hang.bind(("127.0.0.1", 0))
     hang.listen(128)
-    print("listening on %d %d" % (server.server_address[1], hang.getsockname()[1]), flush=True)
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    held = socket.create_connection(full.getsockname())  # fills the backlog
+    print("listening on %d %d %d" % (server.server_address[1], hang.getsockname()[1], full.getsockname()[1]),
+          flush=True)
     server.serve_forever()
+    held.close()
 
 
 if __name__ == "__main__":
