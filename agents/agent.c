@@ -690,6 +690,7 @@ int main(int argc, char **argv)
     for (struct task *t = ag->running; t; t = t->rnext)
         t->ops->cancel(&t->run);
     testing_handler_shutdown(); /* runs still parsing reports end now, while held */
+    monitor_handler_shutdown();
     agent_secrets_shutdown();
     while (ag->held) { /* still pending in Redis: other agents reclaim them */
         struct task *t = ag->held;

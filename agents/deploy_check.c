@@ -1,6 +1,6 @@
 /* deploy_check: a deploy's acceptance check (deploy_check.h). The HTTP check
- * drives one process-wide libcurl multi handle from the agent's loop: libcurl
- * says which sockets to watch and when its timer is due, libevent calls back. */
+ * is a transfer on libcurl's multi interface on the agent's loop
+ * (common/curlev.h); the command check runs through the exec handler. */
 #include "deploy_check.h"
 
 #include <curl/curl.h>
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curlev.h"
 #include "deploy_run.h"
 #include "log.h"
 #include "xalloc.h"
@@ -29,92 +30,9 @@ struct deploy_check {
     int cancelled;
 };
 
-/* ---------------------------------------------------- libcurl on the loop */
-
-static CURLM *multi;
-static struct event_base *multi_base;
-static struct event *multi_timer;
-
-struct sock_watch {
-    struct event *ev;
-};
-
-static void multi_drain(void);
-
-static void on_socket(evutil_socket_t fd, short what, void *arg)
-{
-    (void)arg;
-    int running, action = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    curl_multi_socket_action(multi, fd, action, &running);
-    multi_drain();
-}
-
-static void on_multi_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    int running;
-    curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    multi_drain();
-}
-
-static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    (void)userp;
-    struct sock_watch *w = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (w) {
-            event_free(w->ev);
-            free(w);
-            curl_multi_assign(multi, s, NULL);
-        }
-        return 0;
-    }
-    short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
-    if (!w) {
-        w = xcalloc(1, sizeof *w);
-        curl_multi_assign(multi, s, w);
-    } else {
-        event_free(w->ev);
-    }
-    w->ev = event_new(multi_base, s, kind, on_socket, NULL);
-    if (!w->ev) {
-        log_error("deploy check: out of libevent resources");
-        abort();
-    }
-    event_add(w->ev, NULL);
-    return 0;
-}
-
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-    (void)m;
-    (void)userp;
-    evtimer_del(multi_timer);
-    if (timeout_ms >= 0) {
-        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-        evtimer_add(multi_timer, &tv);
-    }
-    return 0;
-}
-
-static void multi_init(struct event_base *base)
-{
-    if (multi)
-        return;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    multi = curl_multi_init();
-    multi_base = base;
-    multi_timer = evtimer_new(base, on_multi_timer, NULL);
-    if (!multi || !multi_timer) {
-        log_error("deploy check: cannot set up libcurl");
-        abort();
-    }
-    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-}
+/* The checks' libcurl multi on the agent's loop (common/curlev.h), made by
+ * the first HTTP check and kept for the process's life. */
+static curlev_t *check_curl;
 
 /* ----------------------------------------------------------- the HTTP check */
 
@@ -208,20 +126,10 @@ static void http_try_done(deploy_check_t *c, CURLcode code)
     evtimer_add(c->timer, &tv);
 }
 
-static void multi_drain(void)
+static void on_http_done(CURL *easy, CURLcode code, void *arg)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURL *easy = msg->easy_handle;
-        CURLcode code = msg->data.result;
-        deploy_check_t *c = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
-        curl_multi_remove_handle(multi, easy);
-        http_try_done(c, code);
-    }
+    (void)easy;
+    http_try_done(arg, code);
 }
 
 static void try_http(deploy_check_t *c)
@@ -236,7 +144,6 @@ static void try_http(deploy_check_t *c)
         abort();
     }
     curl_easy_setopt(e, CURLOPT_URL, c->d->check_url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->curl_err);
@@ -245,7 +152,10 @@ static void try_http(deploy_check_t *c)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "devsys-agent deploy check");
-    curl_multi_add_handle(multi, e);
+    if (curlev_add(check_curl, e, on_http_done, c) != 0) {
+        log_error("deploy check: curl refused the transfer");
+        abort();
+    }
 }
 
 /* --------------------------------------------------------- the command check */
@@ -286,7 +196,8 @@ deploy_check_t *deploy_check_start(task_run_t *run, const char *dir, const char 
         abort();
     }
     if (d->check_url) {
-        multi_init(run->base);
+        if (!check_curl)
+            check_curl = curlev_new(run->base);
         c->body = xmalloc(DEPLOY_CHECK_BODY_MAX + 1);
         try_http(c);
         return c;
@@ -323,7 +234,7 @@ void deploy_check_cancel(deploy_check_t *c)
     free(c->why);
     c->why = xstrdup("cancelled");
     if (c->easy) {
-        curl_multi_remove_handle(multi, c->easy);
+        curlev_remove(check_curl, c->easy);
         curl_easy_cleanup(c->easy);
         c->easy = NULL;
     }

@@ -84,6 +84,7 @@ extern const handler_ops_t handler_testing; /* kind testing */
 extern const handler_ops_t exec_process;
 extern const handler_ops_t handler_deploy;  /* kind deploy */
 extern const handler_ops_t handler_notify;  /* kind notify (handler_notify.c) */
+extern const handler_ops_t handler_monitor; /* kind monitor (handler_monitor.c) */
 
 /* The handler table (handlers.c): the handler that runs kind, or NULL. */
 const handler_ops_t *handler_find(const char *kind);
@@ -126,5 +127,10 @@ void testing_handler_shutdown(void);
 /* Frees the notify handler's libcurl loop once its runs are cancelled; call
  * before event_base_free, never from a handler callback. */
 void notify_handler_shutdown(void);
+/* Reports every monitor probe still live ("cancelled"), then frees the
+ * monitor's libcurl loop and worker pool (waiting for the lookups and log
+ * reads under way). Call it while the agent still holds those tasks, before
+ * event_base_free, never from a handler callback. */
+void monitor_handler_shutdown(void);
 
 #endif

@@ -1,7 +1,7 @@
 /* handler_notify: kind notify, one webhook delivery per attempt: a POST of
  * the spec's body, signed per Standard Webhooks (common/whsig.h) with the
  * secrets the agent holds under the spec's secret name, sent through libcurl's
- * multi interface on the agent's loop (agents/curl_loop.h). 2xx delivers;
+ * multi interface on the agent's loop (common/curlev.h). 2xx delivers;
  * 4xx other than 408 and 429 is permanent; anything else is retried. */
 #include "handler.h"
 
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "curl_loop.h"
+#include "curlev.h"
 #include "notify_secrets.h"
 #include "utf8.h"
 #include "whsig.h"
@@ -20,6 +20,8 @@
 #define BODY_READ_MAX (64 * 1024) /* response bytes read; the transfer stops past it */
 #define BODY_HEAD_MAX 200         /* response bytes quoted in an error */
 #define DEFAULT_TIMEOUT_S 10.0
+
+static curlev_t *notify_curl; /* on the agent's loop, made by the first delivery */
 
 struct delivery {
     task_run_t *run;
@@ -69,10 +71,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 
 static void delivery_free(struct delivery *d)
 {
-    if (d->easy) {
-        curl_loop_remove(d->easy);
-        curl_easy_cleanup(d->easy);
-    }
+    if (d->easy)
+        curl_easy_cleanup(d->easy); /* its transfer ended or was removed */
     curl_slist_free_all(d->headers);
     if (d->report)
         event_free(d->report);
@@ -208,7 +208,9 @@ static int notify_start(task_run_t *run, handler_result_t *res)
     curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
     curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->errbuf);
-    if (curl_loop_add(run->base, d->easy, on_done, d) != 0) {
+    if (!notify_curl)
+        notify_curl = curlev_new(run->base);
+    if (curlev_add(notify_curl, d->easy, on_done, d) != 0) {
         res->retryable = 1;
         res->error = xstrdup("curl refused the transfer");
         goto fail;
@@ -226,7 +228,7 @@ static void notify_cancel(task_run_t *run)
     struct delivery *d = run->handler_data;
     if (!d || d->report)
         return;
-    curl_loop_remove(d->easy);
+    curlev_remove(notify_curl, d->easy);
     curl_easy_cleanup(d->easy);
     d->easy = NULL;
     d->report = evtimer_new(run->base, on_cancelled, d);
@@ -235,7 +237,8 @@ static void notify_cancel(task_run_t *run)
 
 void notify_handler_shutdown(void)
 {
-    curl_loop_shutdown();
+    curlev_free(notify_curl);
+    notify_curl = NULL;
 }
 
 const handler_ops_t handler_notify = {

@@ -12,6 +12,7 @@ static const handler_ops_t *const handlers[] = {
     &handler_testing,
     &handler_deploy,
     &handler_notify,
+    &handler_monitor,
 };
 #define NHANDLERS (sizeof handlers / sizeof handlers[0])
 

@@ -13,6 +13,7 @@ struct curlev {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
+    struct sock *socks; /* every watched socket, so that curlev_free leaves none behind */
     int running;
 };
 
@@ -23,7 +24,17 @@ struct xfer {
 
 struct sock {
     struct event *ev;
+    struct sock *next, **prevp;
 };
+
+static void sock_free(struct sock *sk)
+{
+    event_free(sk->ev);
+    *sk->prevp = sk->next;
+    if (sk->next)
+        sk->next->prevp = sk->prevp;
+    free(sk);
+}
 
 static void check_done(curlev_t *cv)
 {
@@ -71,8 +82,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     struct sock *sk = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (sk) {
-            event_free(sk->ev);
-            free(sk);
+            sock_free(sk);
             curl_multi_assign(cv->multi, s, NULL);
         }
         return 0;
@@ -80,11 +90,20 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
     if (!sk) {
         sk = xcalloc(1, sizeof *sk);
+        sk->next = cv->socks;
+        if (sk->next)
+            sk->next->prevp = &sk->next;
+        sk->prevp = &cv->socks;
+        cv->socks = sk;
         curl_multi_assign(cv->multi, s, sk);
     } else {
         event_free(sk->ev);
     }
     sk->ev = event_new(cv->base, s, kind, on_socket, cv);
+    if (!sk->ev) {
+        log_error("curl: out of libevent resources");
+        abort();
+    }
     event_add(sk->ev, NULL);
     return 0;
 }
@@ -151,7 +170,9 @@ void curlev_free(curlev_t *cv)
 {
     if (!cv)
         return;
-    curl_multi_cleanup(cv->multi);
+    curl_multi_cleanup(cv->multi); /* closes cached connections (REMOVE for their sockets) */
+    while (cv->socks)
+        sock_free(cv->socks);
     event_free(cv->timer);
     free(cv);
 }

@@ -1,6 +1,7 @@
 /* curlev: libcurl's multi interface driven by a libevent loop, so outgoing
- * HTTP (artifact uploads and downloads, later webhooks and checks) never
- * blocks the loop. One curlev per loop; transfers are plain CURL easies. */
+ * HTTP (artifact uploads and downloads, webhooks, monitor probes) never
+ * blocks the loop. The one such glue in devsys; transfers are plain CURL
+ * easies, and each user may keep its own curlev on the same loop. */
 #ifndef DEVSYS_CURLEV_H
 #define DEVSYS_CURLEV_H
 

@@ -15,6 +15,7 @@ static const kind_def_t kinds[] = {
     {"testing", "testing", kind_testing_section, KIND_NEEDS_COMMAND | KIND_NEEDS_SECTION},
     {"deploy", "deploy", kind_deploy_section, KIND_NEEDS_SECTION},
     {"notify", "notify", kind_notify_section, KIND_NEEDS_SECTION},
+    {"monitor", "monitor", kind_monitor_section, KIND_NEEDS_SECTION},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
@@ -39,6 +40,20 @@ static void append(char *buf, size_t len, size_t *used, const char *s)
     int n = snprintf(buf + *used, len - *used, "%s", s);
     if (n > 0)
         *used += (size_t)n < len - *used ? (size_t)n : len - *used - 1;
+}
+
+int kind_bad(char *err, size_t errlen, const char *field, const char *rule)
+{
+    snprintf(err, errlen, "%s: %s", field, rule);
+    return -1;
+}
+
+const char *kind_str_in(const json_t *v, size_t max)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return NULL;
+    return json_string_value(v);
 }
 
 char *kind_names(char *buf, size_t len)

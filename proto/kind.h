@@ -45,6 +45,11 @@ int kind_section_known(const char *name);
  * Returns buf. */
 char *kind_section_owners(const char *section, char *buf, size_t len);
 
+/* For the section validators: writes "<field>: <rule>" into err and
+ * returns -1; a string field of 1..max bytes without NUL, its value or NULL. */
+int kind_bad(char *err, size_t errlen, const char *field, const char *rule);
+const char *kind_str_in(const json_t *v, size_t max);
+
 /* Section validators, one file each (kind_<name>.c). */
 int kind_sleep_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
 /* kind_testing.c; max_report_bytes is bounded by these (default 16 MiB, JUNIT_FILE_MAX_DEFAULT) */
@@ -71,5 +76,36 @@ int kind_notify_section(const json_t *sec, struct spec *out, char *err, size_t e
  * KIND_NOTIFY_URL_MAX bytes without spaces; [A-Za-z0-9_.-]{1,max}. */
 int kind_notify_url_ok(const json_t *v);
 int kind_notify_name_ok(const json_t *v, size_t max);
+/* kind_monitor.c: one probe (spec_t.monitor, spec.h). All fields at one level:
+ *   "type": "http" | "tcp" | "dns" | "script" | "log" (required);
+ *   "timeout_s": 0.1..60 (default 10): the probe's own bound;
+ *   "check": the check it is for, 1..128 of [A-Za-z0-9_.-] (optional);
+ *   http: "url" (http/https, required), "method" GET (default) | HEAD,
+ *     "expect_status" (100..599 or an array of 1..32; default any 2xx or 3xx,
+ *     redirects are not followed), "body_regex" (POSIX ERE, compiled here:
+ *     a bad one is refused at submit; GET only), "max_latency_ms" (1..60000),
+ *     "cert_min_days" (0..3650, https only), "max_body_bytes" (1..16 MiB,
+ *     default 1 MiB: a longer body is not read, the probe fails), "ca_file"
+ *     (absolute path, https only: the CA bundle to verify with);
+ *   tcp: "host" (name or address), "port" (1..65535), both required;
+ *   dns: "name" (required), "expect": 1..32 IPv4/IPv6 addresses that must
+ *     all be among the answers;
+ *   script: "command": argv, 1..256 strings (required); exit 0 = ok;
+ *   log: "path" (absolute, required), "pattern" (POSIX ERE, required),
+ *     "offset": the byte offset to read from (default: the end of the file
+ *     at this probe, which then only reports that offset).
+ * A field of another type is refused ("port: unknown field for type http"). */
+enum { MONITOR_HTTP = 1, MONITOR_TCP, MONITOR_DNS, MONITOR_SCRIPT, MONITOR_LOG };
+#define KIND_MONITOR_TIMEOUT_DEFAULT 10.0
+#define KIND_MONITOR_TIMEOUT_MAX 60
+#define KIND_MONITOR_BODY_DEFAULT (1024L * 1024)
+#define KIND_MONITOR_BODY_MAX (16L * 1024 * 1024)
+#define KIND_MONITOR_REGEX_MAX 1024
+#define KIND_MONITOR_PATH_MAX 4096
+#define KIND_MONITOR_STATUSES_MAX 32
+#define KIND_MONITOR_ADDRESSES_MAX 32
+int kind_monitor_section(const json_t *sec, struct spec *out, char *err, size_t errlen);
+/* "http", "tcp", ... for a MONITOR_* type ("?" for anything else). */
+const char *kind_monitor_type_name(int type);
 
 #endif

@@ -29,26 +29,11 @@ int kind_deploy_name_ok(const char *s)
     return strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
-static int bad(char *err, size_t errlen, const char *field, const char *rule)
-{
-    snprintf(err, errlen, "%s: %s", field, rule);
-    return -1;
-}
-
-/* A string field of 1..max bytes without NUL; its value or NULL. */
-static const char *str_in(const json_t *v, size_t max)
-{
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max ||
-        strlen(json_string_value(v)) != json_string_length(v))
-        return NULL;
-    return json_string_value(v);
-}
-
 static int name_field(const json_t *v, const char **out, const char *field, char *err, size_t errlen)
 {
     if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
         !kind_deploy_name_ok(json_string_value(v)))
-        return bad(err, errlen, field, "must be 1 to 64 characters of [A-Za-z0-9_.-] (not \".\" or \"..\")");
+        return kind_bad(err, errlen, field, "must be 1 to 64 characters of [A-Za-z0-9_.-] (not \".\" or \"..\")");
     *out = json_string_value(v);
     return 0;
 }
@@ -65,16 +50,16 @@ static int number_in(const json_t *v, double lo, double hi, double *out)
  * "input:<node>/<path>" (an artifact of a needed step, in the inputs). */
 static int check_source(const json_t *v, struct spec_deploy *d, char *err, size_t errlen)
 {
-    const char *s = str_in(v, DEPLOY_SOURCE_MAX);
+    const char *s = kind_str_in(v, DEPLOY_SOURCE_MAX);
     if (!s)
-        return bad(err, errlen, "source", "must be a path of 1 to 4096 bytes");
+        return kind_bad(err, errlen, "source", "must be a path of 1 to 4096 bytes");
     if (strncmp(s, "input:", 6) == 0) {
         const char *rest = s + 6, *slash = strchr(rest, '/');
         if (!slash || slash == rest || !slash[1] || rest[0] == '/')
-            return bad(err, errlen, "source", "\"input:\" must be followed by <node>/<path>");
+            return kind_bad(err, errlen, "source", "\"input:\" must be followed by <node>/<path>");
         for (const char *p = rest; *p; p += strcspn(p, "/"), p += *p == '/')
             if (strcspn(p, "/") == 2 && p[0] == '.' && p[1] == '.')
-                return bad(err, errlen, "source", "an input path must not contain a \"..\" segment");
+                return kind_bad(err, errlen, "source", "an input path must not contain a \"..\" segment");
     }
     d->source = s;
     return 0;
@@ -83,7 +68,7 @@ static int check_source(const json_t *v, struct spec_deploy *d, char *err, size_
 static int check_http(const json_t *h, struct spec_deploy *d, char *err, size_t errlen)
 {
     if (!json_is_object(h))
-        return bad(err, errlen, "check.http", "must be an object");
+        return kind_bad(err, errlen, "check.http", "must be an object");
     const char *k;
     size_t klen;
     json_t *f;
@@ -95,35 +80,35 @@ static int check_http(const json_t *h, struct spec_deploy *d, char *err, size_t 
         double x;
         int known = strlen(k) == klen;
         if (known && strcmp(k, "url") == 0) {
-            const char *u = str_in(f, DEPLOY_URL_MAX);
+            const char *u = kind_str_in(f, DEPLOY_URL_MAX);
             if (!u || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0))
-                return bad(err, errlen, "check.http.url", "must be an http:// or https:// URL of at most 2048 bytes");
+                return kind_bad(err, errlen, "check.http.url", "must be an http:// or https:// URL of at most 2048 bytes");
             d->check_url = u;
         } else if (known && strcmp(k, "expect_status") == 0) {
             if (!json_is_integer(f) || json_integer_value(f) < 100 || json_integer_value(f) > 599)
-                return bad(err, errlen, "check.http.expect_status", "must be an integer from 100 to 599");
+                return kind_bad(err, errlen, "check.http.expect_status", "must be an integer from 100 to 599");
             d->check_status = (int)json_integer_value(f);
         } else if (known && strcmp(k, "body_pattern") == 0) {
-            const char *p = str_in(f, DEPLOY_PATTERN_MAX);
+            const char *p = kind_str_in(f, DEPLOY_PATTERN_MAX);
             regex_t re;
             if (!p)
-                return bad(err, errlen, "check.http.body_pattern", "must be a string of 1 to 1024 bytes");
+                return kind_bad(err, errlen, "check.http.body_pattern", "must be a string of 1 to 1024 bytes");
             if (regcomp(&re, p, REG_EXTENDED | REG_NOSUB) != 0)
-                return bad(err, errlen, "check.http.body_pattern", "must be a POSIX extended regular expression");
+                return kind_bad(err, errlen, "check.http.body_pattern", "must be a POSIX extended regular expression");
             regfree(&re);
             d->check_body = p;
         } else if (known && strcmp(k, "timeout_s") == 0) {
             if (!number_in(f, 0.001, DEPLOY_CHECK_TIMEOUT_MAX, &x) || x <= 0)
-                return bad(err, errlen, "check.http.timeout_s", "must be a number above 0, at most 600");
+                return kind_bad(err, errlen, "check.http.timeout_s", "must be a number above 0, at most 600");
             d->check_timeout_s = x;
         } else if (known && strcmp(k, "retries") == 0) {
             if (!json_is_integer(f) || json_integer_value(f) < 0 ||
                 json_integer_value(f) > DEPLOY_CHECK_RETRIES_MAX)
-                return bad(err, errlen, "check.http.retries", "must be an integer from 0 to 100");
+                return kind_bad(err, errlen, "check.http.retries", "must be an integer from 0 to 100");
             d->check_retries = (int)json_integer_value(f);
         } else if (known && strcmp(k, "interval_s") == 0) {
             if (!number_in(f, 0, DEPLOY_CHECK_INTERVAL_MAX, &x))
-                return bad(err, errlen, "check.http.interval_s", "must be a number from 0 to 600");
+                return kind_bad(err, errlen, "check.http.interval_s", "must be a number from 0 to 600");
             d->check_interval_s = x;
         } else {
             char buf[64];
@@ -132,14 +117,14 @@ static int check_http(const json_t *h, struct spec_deploy *d, char *err, size_t 
         }
     }
     if (!d->check_url)
-        return bad(err, errlen, "check.http.url", "required");
+        return kind_bad(err, errlen, "check.http.url", "required");
     return 0;
 }
 
 static int check_command(const json_t *c, struct spec_deploy *d, char *err, size_t errlen)
 {
     if (!json_is_array(c) || json_array_size(c) == 0 || json_array_size(c) > DEPLOY_CHECK_ARGV_MAX)
-        return bad(err, errlen, "check.command", "must be an array of 1 to 256 strings");
+        return kind_bad(err, errlen, "check.command", "must be an array of 1 to 256 strings");
     size_t i;
     json_t *a;
     json_array_foreach(c, i, a)
@@ -158,12 +143,12 @@ static int check_command(const json_t *c, struct spec_deploy *d, char *err, size
 static int check_check(const json_t *c, struct spec_deploy *d, char *err, size_t errlen)
 {
     if (!json_is_object(c) || json_object_size(c) != 1)
-        return bad(err, errlen, "check", "must be {\"http\": {...}} or {\"command\": [argv]}");
+        return kind_bad(err, errlen, "check", "must be {\"http\": {...}} or {\"command\": [argv]}");
     if (json_object_get(c, "http"))
         return check_http(json_object_get(c, "http"), d, err, errlen);
     if (json_object_get(c, "command"))
         return check_command(json_object_get(c, "command"), d, err, errlen);
-    return bad(err, errlen, "check", "must be {\"http\": {...}} or {\"command\": [argv]}");
+    return kind_bad(err, errlen, "check", "must be {\"http\": {...}} or {\"command\": [argv]}");
 }
 
 int kind_deploy_section(const json_t *sec, struct spec *out, char *err, size_t errlen)
@@ -193,7 +178,7 @@ int kind_deploy_section(const json_t *sec, struct spec *out, char *err, size_t e
                 return -1;
         } else if (known && strcmp(k, "keep") == 0) {
             if (!json_is_integer(f) || json_integer_value(f) < 2 || json_integer_value(f) > 100)
-                return bad(err, errlen, "keep", "must be an integer from 2 to 100");
+                return kind_bad(err, errlen, "keep", "must be an integer from 2 to 100");
             d->keep = (int)json_integer_value(f);
         } else if (known && strcmp(k, "check") == 0) {
             if (check_check(f, d, err, errlen) < 0)
@@ -201,7 +186,7 @@ int kind_deploy_section(const json_t *sec, struct spec *out, char *err, size_t e
         } else if (known && strcmp(k, "action") == 0) {
             const char *a = json_is_string(f) ? json_string_value(f) : "";
             if (strcmp(a, "deploy") != 0 && strcmp(a, "rollback") != 0)
-                return bad(err, errlen, "action", "must be \"deploy\" or \"rollback\"");
+                return kind_bad(err, errlen, "action", "must be \"deploy\" or \"rollback\"");
             d->rollback = strcmp(a, "rollback") == 0;
         } else {
             char buf[64];
@@ -210,15 +195,15 @@ int kind_deploy_section(const json_t *sec, struct spec *out, char *err, size_t e
         }
     }
     if (!d->app)
-        return bad(err, errlen, "app", "required");
+        return kind_bad(err, errlen, "app", "required");
     if (!d->env)
-        return bad(err, errlen, "env", "required");
+        return kind_bad(err, errlen, "env", "required");
     if (d->rollback && (d->source || d->revision))
-        return bad(err, errlen, d->source ? "source" : "revision",
+        return kind_bad(err, errlen, d->source ? "source" : "revision",
                    "not allowed with action \"rollback\" (name the revision in \"to\")");
     if (!d->rollback && d->to)
-        return bad(err, errlen, "to", "only allowed with action \"rollback\"");
+        return kind_bad(err, errlen, "to", "only allowed with action \"rollback\"");
     if (!d->rollback && !d->source)
-        return bad(err, errlen, "source", "required (a directory or a .tar/.tar.gz/.tgz to deploy)");
+        return kind_bad(err, errlen, "source", "required (a directory or a .tar/.tar.gz/.tgz to deploy)");
     return 0;
 }

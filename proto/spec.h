@@ -104,6 +104,34 @@ typedef struct spec {
     const char *notify_secret;   /* the name of a secret set, never the secret */
     const char *notify_destination;
     double notify_timeout_s;
+    /* kind "monitor": section "monitor" (kind_monitor.c; rules in kind.h);
+     * all zero/NULL when absent. */
+    struct spec_monitor {
+        int type;                    /* MONITOR_* (kind.h) */
+        double timeout_s;            /* the probe's bound (default 10) */
+        const char *check;           /* the check it is for, or NULL */
+        /* http */
+        const char *url;
+        int head;                    /* method HEAD, else GET */
+        const json_t *expect_status; /* integer or array of them; NULL: 2xx and 3xx */
+        const char *body_regex;      /* POSIX ERE, or NULL */
+        long max_latency_ms;         /* 0: no bound */
+        int cert_min_days, has_cert_min_days;
+        long max_body_bytes;         /* 0: KIND_MONITOR_BODY_DEFAULT */
+        const char *ca_file;         /* NULL: the system's CAs */
+        /* tcp */
+        const char *host;
+        int port;
+        /* dns */
+        const char *dns_name;
+        const json_t *dns_expect;    /* array of address strings, or NULL */
+        /* script */
+        const json_t *command;       /* array of strings (argv) */
+        /* log */
+        const char *log_path, *log_pattern;
+        long long log_offset;
+        int has_log_offset;          /* 0: start at the end of the file */
+    } monitor;
 } spec_t;
 
 /* Parse JSON text (len bytes, need not be NUL-terminated) and validate it.

@@ -10,9 +10,9 @@ T=test-admin-token
 submit() { curl -s -o "$1" -w '%{http_code}' -X POST -H "Authorization: Bearer $T" "$DEVSYS_URL/v1/tasks" -d "$2"; }
 B=$IT_DIR/body
 
-is "$(submit "$B" '{"kind":"monitor","monitor":{"url":"http://x"}}')" 400 "kind monitor (no handler yet): 400"
+is "$(submit "$B" '{"kind":"probe","probe":{"url":"http://x"}}')" 400 "kind probe (no such kind): 400"
 is "$(jq -r '.errors[0].field' "$B")" kind "the 400 names the field"
-is "$(jq -r '.errors[0].message' "$B")" 'kind: unknown kind "monitor" (expected one of exec, coding, noop, sleep, testing, deploy, notify)' \
+is "$(jq -r '.errors[0].message' "$B")" 'kind: unknown kind "probe" (expected one of exec, coding, noop, sleep, testing, deploy, notify, monitor)' \
     "the 400 lists the kinds that exist"
 is "$(it_psql "SELECT count(*) FROM tasks")" 0 "nothing was inserted"
 

@@ -21,7 +21,7 @@ static void test_every_kind_has_a_handler(void **state)
             fail_msg("kind %s is in the registry but the agent has no handler for it", k->name);
         assert_ptr_equal(kind_find(k->name), k);
     }
-    assert_int_equal(n, 7);
+    assert_int_equal(n, 8);
 }
 
 static void test_every_handler_kind_is_registered(void **state)
@@ -36,11 +36,12 @@ static void test_every_handler_kind_is_registered(void **state)
             assert_ptr_equal(handler_find(*k), h); /* one handler per kind */
         }
     }
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 7);
     assert_ptr_equal(handler_find("coding"), &handler_exec);
     assert_ptr_equal(handler_find("deploy"), &handler_deploy);
     assert_ptr_equal(handler_find("notify"), &handler_notify);
-    assert_null(handler_find("monitor"));
+    assert_ptr_equal(handler_find("monitor"), &handler_monitor);
+    assert_null(handler_find("probe"));
     assert_null(handler_find(NULL));
 }
 
@@ -48,7 +49,7 @@ static void test_registry_rows(void **state)
 {
     (void)state;
     char names[256];
-    assert_string_equal(kind_names(names, sizeof names), "exec, coding, noop, sleep, testing, deploy, notify");
+    assert_string_equal(kind_names(names, sizeof names), "exec, coding, noop, sleep, testing, deploy, notify, monitor");
     assert_string_equal(kind_names(names, 8), "exec, c"); /* truncated, terminated */
     assert_true(kind_find("exec")->flags & KIND_NEEDS_COMMAND);
     assert_true(kind_find("coding")->flags & KIND_NEEDS_COMMAND);
@@ -61,9 +62,11 @@ static void test_registry_rows(void **state)
     assert_true(kind_section_known("sleep"));
     assert_int_equal(kind_find("deploy")->flags, KIND_NEEDS_SECTION);
     assert_true(kind_section_known("deploy"));
-    assert_false(kind_section_known("monitor"));
+    assert_int_equal(kind_find("monitor")->flags, KIND_NEEDS_SECTION);
+    assert_true(kind_section_known("monitor"));
+    assert_false(kind_section_known("probe"));
     assert_string_equal(kind_section_owners("sleep", names, sizeof names), "sleep and noop");
-    for (const char *const *gone = (const char *const[]){"monitor", "webhook", NULL};
+    for (const char *const *gone = (const char *const[]){"probe", "webhook", NULL};
          *gone; gone++)
         assert_null(kind_find(*gone));
 }

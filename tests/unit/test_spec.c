@@ -258,22 +258,22 @@ static void test_kind(void **state)
     expect_error("{\"command\":[\"x\"]}", "kind: required");
     expect_error("{\"kind\":5}", "kind: must be a string");
     expect_error("{\"kind\":\"foo\"}",
-                 "kind: unknown kind \"foo\" (expected one of exec, coding, noop, sleep, testing, deploy, notify)");
+                 "kind: unknown kind \"foo\" (expected one of exec, coding, noop, sleep, testing, deploy, notify, monitor)");
     /* untrusted text in messages is shortened and made printable */
     expect_error("{\"kind\":\"a\\nb\\\"c\"}",
-                 "kind: unknown kind \"a?b?c\" (expected one of exec, coding, noop, sleep, testing, deploy, notify)");
-    const char *kinds[] = {"exec", "coding", "noop", "sleep", "testing", "deploy", "notify"};
-    for (size_t i = 0; i < 6; i++)
+                 "kind: unknown kind \"a?b?c\" (expected one of exec, coding, noop, sleep, testing, deploy, notify, monitor)");
+    const char *kinds[] = {"exec", "coding", "noop", "sleep", "testing", "deploy", "notify", "monitor"};
+    for (size_t i = 0; i < 8; i++)
         assert_non_null(kind_find(kinds[i]));
     assert_null(kind_find("EXEC"));
     assert_null(kind_find(""));
     assert_null(kind_find(NULL));
     /* kinds without a handler yet are not in the registry: refused up front */
-    const char *gone[] = {"webhook", "monitor"};
+    const char *gone[] = {"webhook", "probe"};
     for (size_t i = 0; i < 2; i++) {
         char text[64], want[128];
         snprintf(text, sizeof text, "{\"kind\":\"%s\"}", gone[i]);
-        snprintf(want, sizeof want, "kind: unknown kind \"%s\" (expected one of exec, coding, noop, sleep, testing, deploy, notify)",
+        snprintf(want, sizeof want, "kind: unknown kind \"%s\" (expected one of exec, coding, noop, sleep, testing, deploy, notify, monitor)",
                  gone[i]);
         expect_error(text, want);
         assert_null(kind_find(gone[i]));
@@ -531,7 +531,7 @@ static void test_objects(void **state)
     expect_error(noop_with("resource_requirements", "[]"), "resource_requirements: must be an object");
     expect_error(noop_with("resource_requirements", "null"), "resource_requirements: must be an object");
     /* the sections of kinds that left the registry left with them */
-    const char *gone[] = {"webhook", "monitor"};
+    const char *gone[] = {"webhook", "probe"};
     for (size_t i = 0; i < 2; i++) {
         char want[64];
         snprintf(want, sizeof want, "%s: unknown field", gone[i]);
@@ -610,8 +610,8 @@ static void test_next(void **state)
     (void)state;
     expect_ok("{\"kind\":\"noop\",\"next\":[]}");
     expect_ok("{\"kind\":\"coding\",\"command\":[\"x\"],\"next\":[{\"kind\":\"noop\",\"next\":[{\"kind\":\"sleep\"}]}]}");
-    expect_error("{\"kind\":\"coding\",\"command\":[\"x\"],\"next\":[{\"kind\":\"noop\",\"next\":[{\"kind\":\"monitor\"}]}]}",
-                 "next[0].next[0].kind: unknown kind \"monitor\" (expected one of exec, coding, noop, sleep, testing, deploy, notify)");
+    expect_error("{\"kind\":\"coding\",\"command\":[\"x\"],\"next\":[{\"kind\":\"noop\",\"next\":[{\"kind\":\"probe\"}]}]}",
+                 "next[0].next[0].kind: unknown kind \"probe\" (expected one of exec, coding, noop, sleep, testing, deploy, notify, monitor)");
     expect_error("{\"kind\":\"noop\",\"next\":{}}", "next: must be an array of specs");
     expect_error("{\"kind\":\"noop\",\"next\":[{\"kind\":\"noop\"},{\"kind\":\"noop\"},{\"kind\":\"exec\"}]}",
                  "next[2].command: must be a non-empty array of strings");
