@@ -34,6 +34,9 @@ rows_per_node() { # task rows per node of pipeline $1, "node=count ..." by node 
 }
 revision_of() { it_psql "SELECT result->>'revision' FROM tasks WHERE id = '$(task_of "$1" "$2")'"; }
 current_of() { readlink "$ROOT/$1/site/current"; }
+approval_of() { it_psql "SELECT id FROM approvals WHERE pipeline_id = '$1' AND decision IS NULL"; }
+# approve_ready ID: production waits for an operator once staging is deployed
+approve_ready() { it_wait_for 60 "[[ -n \$(it_psql \"SELECT id FROM approvals WHERE pipeline_id = '$1' AND decision IS NULL\") ]]"; }
 wait_pipeline() { # wait_pipeline ID STATE: until it has finished, then compares (a wrong end fails at once)
     it_wait_for 60 "[[ \$(it_psql \"SELECT state FROM pipelines WHERE id = '$1'\") != running ]]" || return 1
     [[ $(it_psql "SELECT state FROM pipelines WHERE id = '$1'") == "$2" ]] || {
@@ -51,6 +54,10 @@ ntests=$(sh "$SITE/tests/run-tests.sh" "$IT_DIR/local/site.tar.gz" "$IT_DIR/loca
 # ---- the sample pipeline end to end
 pid=$(submit 1.0.1)
 ok "the sample pipeline is accepted" test -n "$pid"
+ok "production waits for an approval once staging is deployed" approve_ready "$pid"
+is "$(steps "$pid")" "build:succeeded test:succeeded staging:succeeded production:waiting_approval" \
+    "before the approval: staging deployed, production waiting"
+ok "an operator approves production" ctl approve "$(approval_of "$pid")" --comment "staging looks good"
 ok "it succeeds" wait_pipeline "$pid" succeeded
 is "$(steps "$pid")" "build:succeeded test:succeeded staging:succeeded production:succeeded" \
     "every step succeeded, in order"
@@ -90,6 +97,8 @@ is "$(current_of staging)" "revisions/$r1s" "staging still runs the first revisi
 # ---- fixed: rerun runs the testing step and the deploys, not the build
 cp "$IT_DIR/required-pages.good" "$SITE/tests/required-pages"
 ok "devsysctl pipeline rerun" ctl pipeline rerun "$pid2"
+ok "the rerun asks for the production approval again" approve_ready "$pid2"
+ok "approved" ctl approve "$(approval_of "$pid2")"
 ok "the rerun succeeds" wait_pipeline "$pid2" succeeded
 is "$(rows_per_node "$pid2")" "build=1 production=1 staging=1 test=2" \
     "task rows per node: the build ran once, the testing step twice, each deploy once"
