@@ -700,6 +700,14 @@ int main(int argc, char **argv)
     agent_limits_stop(ag);
     exec_handler_shutdown();
     notify_handler_shutdown();
+    /* No timer of ours may fire once the clients are gone (the last
+     * non-blocking loop below runs whatever is due: a trim would use rc). */
+    struct event *evs[] = {ag->ev_read_retry, ag->ev_flush, ag->ev_claim_retry, ag->ev_trim,
+                           ag->ev_lease, ag->ev_sigterm, ag->ev_sigint, ag->ev_stop_check,
+                           ag->ev_promote, ag->ev_autoclaim, ag->ev_groups_retry};
+    for (size_t k = 0; k < sizeof evs / sizeof *evs; k++)
+        if (evs[k])
+            event_del(evs[k]);
     pgc_free(ag->pg);
     rc_free(ag->rc);
     if (ag->rc_read)
@@ -709,9 +717,6 @@ int main(int argc, char **argv)
     if (metrics_http)
         evhttp_free(metrics_http);
     event_base_loop(ag->base, EVLOOP_NONBLOCK);
-    struct event *evs[] = {ag->ev_read_retry, ag->ev_flush, ag->ev_claim_retry, ag->ev_trim,
-                           ag->ev_lease, ag->ev_sigterm, ag->ev_sigint, ag->ev_stop_check,
-                           ag->ev_promote, ag->ev_autoclaim, ag->ev_groups_retry};
     for (size_t k = 0; k < sizeof evs / sizeof *evs; k++)
         if (evs[k])
             event_free(evs[k]);
