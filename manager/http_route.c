@@ -77,6 +77,12 @@ const struct route routes[] = {
     {POST,   "/v1/secrets/rekey",                ROLE_ADMIN,    "re-encrypting secrets",           secrets_rekey, 0, "secret.rekey"},
     {DELETE, "/v1/secrets/{name}",               ROLE_ADMIN,    "removing secrets",                secrets_delete, 0, "secret.rm"},
     {GET,    "/v1/audit",                        ROLE_ADMIN,    "reading the audit trail",         audit_list},
+    {POST,   "/v1/session",                      ROLE_VIEWER,   "signing in to the console",       session_create, TARGET_OWN, "session.create"},
+    {GET,    "/v1/session",                      ROLE_VIEWER,   "reading one's console session",   session_get},
+    {DELETE, "/v1/session",                      ROLE_VIEWER,   "signing out of the console",      session_delete, TARGET_OWN, "session.delete"},
+    {GET,    "/v1/overview",                     ROLE_VIEWER,   "reading the console's overview",  overview_get},
+    {GET,    "/ui",                              ROLE_NONE,     "loading the web console",         ui_asset},
+    {GET,    "/ui/{name}",                       ROLE_NONE,     "loading the web console",         ui_asset},
 };
 #pragma GCC diagnostic pop
 const size_t routes_count = sizeof routes / sizeof *routes;
@@ -181,6 +187,11 @@ void route_dispatch(struct req *q)
         return;
     }
     policy_audit_start(q, r, &a);
+    if (q->session && !q->csrf_ok && r->method != GET && r->method != HEAD) {
+        reply_error(q, 403, "missing or wrong X-CSRF-Token: a change made with a console session needs the csrf of"
+                            " GET /v1/session");
+        return;
+    }
     if (q->role < r->min_role) {
         char msg[160];
         snprintf(msg, sizeof msg, "%s needs the %s role", r->what, auth_role_name(r->min_role));
@@ -234,7 +245,7 @@ const char *const *route_public_paths(void)
 void route_print(FILE *f)
 {
     static const char *const targets[] = {"", "-", "queue (path)", "app (path)", "queue (of the task)",
-                                          "queue, deploy.app (body specs)"};
+                                          "queue, deploy.app (body specs)", "- (the caller's own session)"};
     fprintf(f, "| method | path | least role | scoped by | audited as | action |\n|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < routes_count; i++) {
         const struct route *r = &routes[i];
