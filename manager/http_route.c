@@ -245,7 +245,7 @@ const char *const *route_public_paths(void)
 void route_print(FILE *f)
 {
     static const char *const targets[] = {"", "-", "queue (path)", "app (path)", "queue (of the task)",
-                                          "queue, deploy.app (body specs)", "- (the caller's own session)"};
+                                          "queue, deploy.app (body specs)", "own session (any token)"};
     fprintf(f, "| method | path | least role | scoped by | audited as | action |\n|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < routes_count; i++) {
         const struct route *r = &routes[i];

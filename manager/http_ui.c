@@ -17,9 +17,11 @@
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " \
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
+/* /ui and /ui/<name>: the file of that name; a name without a '.' is a page
+ * of the console (its pages are #/... fragments), so it gets index.html. */
 void ui_asset(struct req *q, const struct route_args *a)
 {
-    const char *name = a->name[0] ? a->name : "index.html";
+    const char *name = a->name[0] && strchr(a->name, '.') ? a->name : "index.html";
     for (int i = 0; i < ui_assets_count; i++) {
         if (strcmp(ui_assets[i].name, name) != 0)
             continue;
