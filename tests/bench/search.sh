@@ -12,7 +12,7 @@
 SEARCH_ROWS=${SEARCH_ROWS:-1000000}
 SCALE_HOT=${SEARCH_HOT:-800000}
 # shellcheck source=tests/bench/scale.sh
-source "$ds_root/tests/bench/scale.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/scale.sh"
 
 search_run() {
     local t0 fill_s q ms max=0 line n
