@@ -5,6 +5,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,21 @@ static void on_request(struct evhttp_request *r, void *arg)
         route_dispatch(q);
         return;
     }
-    const char *authz = evhttp_find_header(evhttp_request_get_input_headers(r), "Authorization");
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r);
+    const char *authz = evhttp_find_header(in, "Authorization");
+    const char *cookie = evhttp_find_header(in, "Cookie");
+    char value[UISESS_VALUE_MAX];
+    struct uisess_open so;
+    if (!authz && cookie && uisess_cookie_value(cookie, value, sizeof value) == 0 &&
+        uisess_open(api->sessions, value, &so) == 0) {
+        /* a console session: its token, and a mutating call needs its CSRF token */
+        const char *csrf = evhttp_find_header(in, "X-CSRF-Token");
+        q->session = 1;
+        q->csrf_ok = csrf && uisess_equal(csrf, so.csrf);
+        memcpy(q->csrf, so.csrf, sizeof q->csrf);
+        q->session_expires = so.expires;
+        authz = so.bearer;
+    }
     auth_check(api->auth, authz, on_authenticated, q);
 }
 
@@ -131,6 +146,11 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
     api->policy = policy_new();
     api->secrets = cfg->secrets;
     api->qmetrics = cfg->qmetrics;
+    api->sessions = uisess_new(err, errlen);
+    if (!api->sessions) {
+        api_free(api);
+        return NULL;
+    }
     api->http = evhttp_new(base);
     /* libevent answers 413 itself past this; our own check gives JSON below it */
     api->artifact_max = cfg->artifact_max;
@@ -154,6 +174,7 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
         api_free(api);
         return NULL;
     }
+    guard_set_sessions(api->guard, api->sessions);
     api->m_errors = metric_counter("devsys_http_errors_total", NULL, "HTTP requests answered 5xx");
     api->m_submitted = metric_counter("devsys_tasks_submitted_total", NULL, "Tasks accepted");
     return api;
@@ -180,6 +201,7 @@ void api_free(api_t *api)
     astore_free(api->store);
     pgc_free(api->pg_search);
     policy_free(api->policy);
+    uisess_free(api->sessions);
     free(api->prefix);
     free(api);
 }

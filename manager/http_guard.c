@@ -73,6 +73,7 @@ struct guard {
     struct event_base *base;
     struct evhttp *http;
     auth_t *auth;
+    const uisess_t *sessions; /* console session cookies stand for their token (NULL: none) */
     struct guard_limits lim;
     const char *const *public_paths;
     struct evconnlistener *lev;
@@ -105,6 +106,11 @@ static struct timeval tv_of_ms(long long ms)
         ms = 1;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     return tv;
+}
+
+void guard_set_sessions(guard_t *g, const uisess_t *sessions)
+{
+    g->sessions = sessions;
 }
 
 /* ---------------------------------------------------------------- listening */
@@ -274,9 +280,15 @@ static int path_is_public(const guard_t *g, const char *path)
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/')
         n--;
-    for (const char *const *p = g->public_paths; p && *p; p++)
+    for (const char *const *p = g->public_paths; p && *p; p++) {
         if (strlen(*p) == n && strncmp(*p, path, n) == 0)
             return 1;
+        /* "/ui/{name}": the literal part, then one segment */
+        const char *brace = strchr(*p, '{');
+        size_t lit = brace ? (size_t)(brace - *p) : 0;
+        if (brace && n > lit && strncmp(*p, path, lit) == 0 && !memchr(path + lit, '/', n - lit))
+            return 1;
+    }
     return 0;
 }
 
@@ -404,7 +416,11 @@ static enum bufferevent_filter_result conn_head(struct conn *c, struct evbuffer 
     c->auth_done = 0;
     c->auth_sync = 1;
     c->auth_pending = 1;
-    auth_check(c->g->auth, h.n_authorization ? h.authorization : NULL, conn_auth_done, c);
+    const char *authz = h.n_authorization ? h.authorization : NULL;
+    struct uisess_open so;
+    if (!authz && h.session[0] && c->g->sessions && uisess_open(c->g->sessions, h.session, &so) == 0)
+        authz = so.bearer; /* a console session is its token */
+    auth_check(c->g->auth, authz, conn_auth_done, c);
     c->auth_sync = 0;
     if (!c->auth_done)
         return BEV_NEED_MORE; /* conn_auth_done runs the filter again */

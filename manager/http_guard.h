@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "auth.h"
+#include "ui_session.h"
 
 struct event_base;
 struct evhttp;
@@ -40,6 +41,9 @@ struct guard_verdict {
  * NULL with a message in err. */
 guard_t *guard_new(struct event_base *base, struct evhttp *http, auth_t *auth, const struct guard_limits *lim,
                    const char *const *public_paths, const char *host, unsigned port, char *err, size_t errlen);
+/* Console session cookies (kept by reference) authenticate as their token
+ * when a request has no Authorization header. */
+void guard_set_sessions(guard_t *g, const uisess_t *sessions);
 /* Call first thing for each request: the verdict if the guard stopped it (valid
  * until the handler returns to the loop), else NULL. */
 const struct guard_verdict *guard_request(guard_t *g, struct evhttp_request *r);

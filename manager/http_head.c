@@ -70,6 +70,11 @@ static void header_line(const char *line, size_t len, struct http_head *out)
         out->auth_too_long = vlen > HTTP_HEAD_AUTH_MAX;
         if (!out->auth_too_long)
             snprintf(out->authorization, sizeof out->authorization, "%.*s", (int)vlen, v);
+    } else if (name_is(line, nlen, "Cookie") && !out->session[0] && vlen < 8192) {
+        char cookie[8192];
+        snprintf(cookie, sizeof cookie, "%.*s", (int)vlen, v);
+        if (uisess_cookie_value(cookie, out->session, sizeof out->session) != 0)
+            out->session[0] = '\0';
     }
 }
 

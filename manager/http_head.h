@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "ui_session.h"
+
 #define HTTP_HEAD_AUTH_MAX 1024 /* longest Authorization value kept */
 
 struct http_head {
@@ -20,6 +22,7 @@ struct http_head {
     unsigned long long content_length;
     char authorization[HTTP_HEAD_AUTH_MAX + 1]; /* the value, trimmed */
     int auth_too_long;       /* the value was longer than HTTP_HEAD_AUTH_MAX */
+    char session[UISESS_VALUE_MAX]; /* the console's session cookie (first Cookie header with one), "" if none */
 };
 
 /* h: len bytes of head, lines ended by LF or CRLF. Fills out completely. */

@@ -15,6 +15,7 @@
 #include "pgarr.h"
 #include "spec.h"
 #include "secretdb.h"
+#include "ui_session.h"
 
 typedef struct policy policy_t;
 
@@ -36,6 +37,7 @@ struct api {
     policy_t *policy; /* per-token rate limits of mutating routes (http_policy.c) */
     secretbox_t *secrets; /* the keys of secrets at rest; NULL: DEVSYS_SECRET_KEY not set */
     struct qmetrics *qmetrics; /* per-queue gauges: told each queue a submit publishes to; may be NULL */
+    uisess_t *sessions;   /* the console's session cookies (ui_session.h) */
 };
 
 /* One request being served. Freed by reply(). */
@@ -53,6 +55,10 @@ struct req {
     char request_id[68];   /* X-Request-Id as given (if sane) or made up; sent back */
     const char *route;     /* the matched row's pattern (static), NULL: none matched */
     double t0;             /* metric_now() when it arrived */
+    int session;           /* authenticated by a console session cookie, not a bearer header */
+    int csrf_ok;           /* ... and its X-CSRF-Token is the session's */
+    char csrf[UISESS_CSRF_LEN + 1];
+    long long session_expires;
     /* the audit row of a mutating route, written when it is answered */
     const char *audit_action; /* NULL: not audited */
     char audit_buf[160];

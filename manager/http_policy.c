@@ -186,6 +186,8 @@ void policy_enter(struct req *q, const struct route *r, const struct route_args 
                 return;
             }
             break;
+        case TARGET_OWN:
+            break;
         default: /* a scoped token changes nothing whose target is not scoped */
             if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD) {
                 char msg[200];

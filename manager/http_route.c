@@ -86,6 +86,12 @@ const struct route routes[] = {
     {POST,   "/v1/monitors/{name}/silence",      ROLE_OPERATOR, "silencing checks",                monitors_silence, 0, "monitor.silence"},
     {DELETE, "/v1/monitors/{name}/silence",      ROLE_OPERATOR, "silencing checks",                monitors_unsilence, 0, "monitor.unsilence"},
     {GET,    "/v1/incidents",                    ROLE_VIEWER,   "listing incidents",               incidents_list},
+    {POST,   "/v1/session",                      ROLE_VIEWER,   "signing in to the console",       session_create, TARGET_OWN, "session.create"},
+    {GET,    "/v1/session",                      ROLE_VIEWER,   "reading one's console session",   session_get},
+    {DELETE, "/v1/session",                      ROLE_VIEWER,   "signing out of the console",      session_delete, TARGET_OWN, "session.delete"},
+    {GET,    "/v1/overview",                     ROLE_VIEWER,   "reading the console's overview",  overview_get},
+    {GET,    "/ui",                              ROLE_NONE,     "loading the web console",         ui_asset},
+    {GET,    "/ui/{name}",                       ROLE_NONE,     "loading the web console",         ui_asset},
 };
 #pragma GCC diagnostic pop
 const size_t routes_count = sizeof routes / sizeof *routes;
@@ -191,6 +197,11 @@ void route_dispatch(struct req *q)
         return;
     }
     policy_audit_start(q, r, &a);
+    if (q->session && !q->csrf_ok && r->method != GET && r->method != HEAD) {
+        reply_error(q, 403, "missing or wrong X-CSRF-Token: a change made with a console session needs the csrf of"
+                            " GET /v1/session");
+        return;
+    }
     if (q->role < r->min_role) {
         char msg[160];
         snprintf(msg, sizeof msg, "%s needs the %s role", r->what, auth_role_name(r->min_role));
@@ -244,7 +255,7 @@ const char *const *route_public_paths(void)
 void route_print(FILE *f)
 {
     static const char *const targets[] = {"", "-", "queue (path)", "app (path)", "queue (of the task)",
-                                          "queue, deploy.app (body specs)"};
+                                          "queue, deploy.app (body specs)", "own session (any token)"};
     fprintf(f, "| method | path | least role | scoped by | audited as | action |\n|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < routes_count; i++) {
         const struct route *r = &routes[i];

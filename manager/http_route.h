@@ -38,6 +38,7 @@ enum route_target {
     TARGET_APP_PATH,   /* the {app} of the path */
     TARGET_TASK,       /* the queue of the task {id} (one PostgreSQL lookup, for scoped tokens only) */
     TARGET_SPEC_BODY,  /* each spec of the JSON body (one or an array): its queue (or kind), its deploy.app */
+    TARGET_OWN,        /* the caller's own console session: any token may */
 };
 
 struct route {
@@ -125,6 +126,12 @@ void monitors_delete(struct req *q, const struct route_args *a);
 void monitors_silence(struct req *q, const struct route_args *a);
 void monitors_unsilence(struct req *q, const struct route_args *a);
 void incidents_list(struct req *q, const struct route_args *a);
+/* http_ui.c: the web console's files and sessions */
+void ui_asset(struct req *q, const struct route_args *a);
+void session_create(struct req *q, const struct route_args *a);
+void session_get(struct req *q, const struct route_args *a);
+void session_delete(struct req *q, const struct route_args *a);
+void overview_get(struct req *q, const struct route_args *a);
 
 /* http_queues.c */
 void queues_list(struct req *q, const struct route_args *a);

@@ -166,6 +166,7 @@ static int text_ok(const char *s, size_t max)
 /* The filters of one request, checked; texts point into the parsed query. */
 struct search {
     const char *state, *queue, *tag;
+    const char *text;            /* q: words of the spec or last error (websearch syntax) */
     char name[260];              /* without the trailing '*' of a prefix; "" when not given */
     int prefix;                  /* name ended in '*': a prefix */
     char limit[16];
@@ -176,7 +177,7 @@ struct search {
     char why[200];               /* the 400 of an unknown parameter */
 };
 
-static const char *const known[] = {"state", "queue", "name", "tag", "since", "until", "limit", "after"};
+static const char *const known[] = {"state", "queue", "name", "tag", "since", "until", "limit", "after", "q"};
 
 /* Fills s from args. Returns NULL, or the message of the 400 naming the
  * parameter that is wrong. */
@@ -189,8 +190,8 @@ static const char *search_parse(struct evkeyvalq *args, struct search *s)
             i++;
         if (i == sizeof known / sizeof *known) {
             snprintf(s->why, sizeof s->why,
-                     "%.64s: unknown parameter (the task list takes state, queue, name, tag, since, until, limit"
-                     " and after)", kv->key);
+                     "%.64s: unknown parameter (the task list takes state, queue, name, tag, q, since, until,"
+                     " limit and after)", kv->key);
             return s->why;
         }
     }
@@ -229,6 +230,9 @@ static const char *search_parse(struct evkeyvalq *args, struct search *s)
         if (n > SEARCH_NAME_MAX + 1 || !text_ok(s->name, SEARCH_NAME_MAX))
             return "name: must be 1 to 256 bytes of UTF-8: a task's name, or a prefix of it followed by *";
     }
+    s->text = evhttp_find_header(args, "q");
+    if (s->text && !text_ok(s->text, SEARCH_NAME_MAX))
+        return "q: must be 1 to 256 bytes of UTF-8: words of the task's spec or last error";
     if (s->tag && !text_ok(s->tag, SEARCH_TAG_MAX))
         return "tag: must be 1 to 128 bytes of UTF-8 (one of the task's tags)";
     long long since_us = 0, until_us = 0;
@@ -311,6 +315,9 @@ static void search_sql(char *sql, size_t cap, struct search *f, struct sqlq *p)
     }
     if (f->tag_json)
         cond(where, sizeof where, "spec ? 'tags' AND spec->'tags' @> %s::jsonb", sqlq_param(p, f->tag_json, r1));
+    if (f->text) /* tasks_text, tasks_history_text (migrations/016_task_text.sql) */
+        cond(where, sizeof where, "devsys_task_text(spec, last_error) @@ websearch_to_tsquery('simple', %s)",
+             sqlq_param(p, f->text, r1));
     if (f->since[0]) {
         sqlq_param(p, f->since, r1);
         cond(where, sizeof where, "created_at >= " US_TIME("%s"), r1);
@@ -366,7 +373,7 @@ void tasks_list(struct req *q, const struct route_args *a)
     /* A search by name, tag or time is planned for its values: the best plan
      * differs between a rare name (its index) and a common one (the newest
      * rows first), which a cached generic plan cannot tell apart. */
-    if (f.name[0] || f.tag || f.since[0] || f.until[0])
+    if (f.name[0] || f.tag || f.text || f.since[0] || f.until[0])
         pgc_query_once(q->api->pg_search ? q->api->pg_search : q->api->pg, sql, p.n, p.params, list_done,
                        q); /* copies sql and params */
     else

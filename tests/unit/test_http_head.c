@@ -64,12 +64,30 @@ static void test_absolute_form_and_long_token(void **state)
     assert_string_equal(h.authorization, "");
 }
 
+/* The console's session cookie is found among others (ui_session.h); a
+ * cookie whose name only ends or starts like it is not it. */
+static void test_session_cookie(void **state)
+{
+    (void)state;
+    struct http_head h;
+    parse("GET /v1/tasks HTTP/1.1\r\nCookie: a=1; xdevsys_session=no; devsys_session=abc_-9 ;b=2\r\n\r\n", &h);
+    assert_string_equal(h.session, "abc_-9");
+    parse("GET / HTTP/1.1\r\nCookie: devsys_sessionx=1; devsys_session=\r\n\r\n", &h);
+    assert_string_equal(h.session, "");
+    parse("GET / HTTP/1.1\r\nCookie: a=1\r\nCookie: devsys_session=second\r\n\r\n", &h);
+    assert_string_equal(h.session, "second");
+    char out[8];
+    assert_int_equal(uisess_cookie_value("devsys_session=toolongvalue", out, sizeof out), -1);
+    assert_int_equal(uisess_cookie_value(NULL, out, sizeof out), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_request),
         cmocka_unit_test(test_framing_problems),
         cmocka_unit_test(test_absolute_form_and_long_token),
+        cmocka_unit_test(test_session_cookie),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
