@@ -174,7 +174,7 @@ async function cookieOf(page) {
   if (session && session.can.some((a) => a.startsWith('approval'))) {
     await check('a waiting pipeline step is approved', async () => {
       const r = await api('POST', '/v1/pipelines', E.OP_TOKEN, {name: 'ui-gate', steps: {
-        build: {spec: {kind: 'noop'}}, ship: {needs: ['build'], approval: true, spec: {kind: 'noop'}}}});
+        build: {spec: {kind: 'noop'}}, ship: {needs: ['build'], approval: {role: 'operator'}, spec: {kind: 'noop'}}}});
       assert(r.status === 201 || r.status === 202, 'pipeline with an approval step: ' + JSON.stringify(r.body));
       await visit(op, '#/pipeline/' + r.body.id, 'tr[data-step=ship][data-state=waiting_approval] button[data-action=approve]');
       await op.click('tr[data-step=ship] button[data-action=approve]');
