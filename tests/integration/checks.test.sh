@@ -4,7 +4,8 @@
 # manager with exit 2 naming the file, the line and the field; a good one
 # (deploy/examples/checks.yaml) is listed by the API and the CLI, and the
 # probe tasks made from it run on a real agent (kind monitor accepts them,
-# a log check's offset included); a new version of the file replaces its
+# a log check's offset included), and so does deploy/examples/site-check.json
+# (README's walkthrough); a new version of the file replaces its
 # checks and drops those it no longer has, not the API's; the API refuses a
 # bad check with 400 naming the field (the kind's flat section is the rule).
 # shellcheck source=tests/integration/itest.sh
@@ -103,6 +104,10 @@ it_psql "UPDATE checks SET next_due_at = now() WHERE name = 'app-errors'" >/dev/
 ok "a log check's next probe carries the offset where the last stopped (monitor.offset) and runs" it_wait_sql 20 \
     "SELECT string_agg(spec->'monitor'->>'offset' || ' ' || state, ',') FROM tasks WHERE kind = 'monitor'
      AND spec->'monitor'->>'check' = 'app-errors' AND spec->'monitor' ? 'offset'" "0 succeeded"
+like "$(ctl monitor add "$ds_root/deploy/examples/site-check.json")" '^check site saved' \
+    "the README walkthrough's check (deploy/examples/site-check.json) is accepted"
+ok "  and its probe runs" it_wait_sql 20 \
+    "SELECT state FROM tasks WHERE kind = 'monitor' AND spec->'monitor'->>'check' = 'site' LIMIT 1" succeeded
 
 # ------------------------------------------------ the API
 post() { curl -s -o "$IT_DIR/post.out" -w '%{http_code}' -X POST -H "Authorization: Bearer $DEVSYS_TOKEN" \
@@ -136,5 +141,5 @@ EOF
 it_stop_manager
 DEVSYS_MONITOR_CHECKS=$IT_DIR/v2.yaml it_start_manager || it_bail "restart manager with v2"
 ok "the file's dropped checks are deleted, the API's stays" it_wait_sql 10 \
-    "SELECT string_agg(name || ':' || interval_s, ',' ORDER BY name) FROM checks" "api1:7200,web:20"
+    "SELECT string_agg(name || ':' || interval_s, ',' ORDER BY name) FROM checks" "api1:7200,site:2,web:20"
 it_done
