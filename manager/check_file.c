@@ -19,7 +19,7 @@
 /* One conversion: the document, the line of each path, a node budget. */
 struct conv {
     yaml_document_t *doc;
-    json_t *lines; /* "checks[1].monitor.http" -> line (1-based) */
+    json_t *lines; /* "checks[1].monitor.url" -> line (1-based) */
     long nodes;
     char err[600];
     long err_line;

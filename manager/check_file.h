@@ -3,7 +3,7 @@
  *   checks:
  *     - name: web
  *       interval_s: 10
- *       monitor: {type: http, timeout_s: 5, http: {url: "http://127.0.0.1:8081/", expect_status: 200}}
+ *       monitor: {type: http, timeout_s: 5, url: "http://127.0.0.1:8081/", expect_status: 200}
  *       follow_up: {kind: deploy, deploy: {app: web, env: prod, action: rollback}}
  *
  * Each check has the API's fields (check_def.h). Errors name the file, the
@@ -19,8 +19,7 @@
 
 /* The checks path defines, each as check_def_parse makes it (a new array
  * reference), or NULL with why ("/etc/devsys/checks.yaml:12:
- * checks[1].monitor.http.body_regex: not a valid POSIX extended regular
- * expression ..."). */
+ * checks[1].monitor.body_regex: invalid regular expression /(/: ..."). */
 json_t *check_file_load(const char *path, char *why, size_t cap);
 
 /* The same for YAML text already in memory (len bytes); name is used in the

@@ -12,7 +12,7 @@
 
 CREATE TABLE checks (
     name                  text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,64}$'),
-    probe                 jsonb NOT NULL,   -- the monitor section of its tasks (without check and offset)
+    probe                 jsonb NOT NULL,   -- the monitor section of its tasks, flat (without check and offset)
     interval_s            float8 NOT NULL CHECK (interval_s >= 1 AND interval_s <= 86400),
     failure_threshold     integer NOT NULL DEFAULT 3 CHECK (failure_threshold BETWEEN 1 AND 1000),
     success_threshold     integer NOT NULL DEFAULT 2 CHECK (success_threshold BETWEEN 1 AND 1000),
@@ -190,11 +190,14 @@ BEGIN
             CONTINUE;
         END IF;
         tid := gen_random_uuid();
+        -- the probe's spec: the kind's flat monitor section (proto/kind.h) plus
+        -- check and, for a log, offset; check_def_probe_spec (manager/check_def.c)
+        -- builds the same to validate a check, keep the two alike
         pspec := jsonb_build_object('kind', 'monitor', 'queue', 'monitor', 'name', 'check ' || c.name,
             'retry_policy', jsonb_build_object('max_attempts', 1),
             'monitor', c.probe || jsonb_build_object('check', c.name));
         IF c.probe->>'type' = 'log' AND c.log_offset IS NOT NULL THEN
-            pspec := jsonb_set(pspec, '{monitor,log,offset}', to_jsonb(c.log_offset));
+            pspec := jsonb_set(pspec, '{monitor,offset}', to_jsonb(c.log_offset));
         END IF;
         INSERT INTO tasks (id, queue, kind, spec, max_attempts, priority, published_at)
             VALUES (tid, 'monitor', 'monitor', pspec, 1, 0, now());

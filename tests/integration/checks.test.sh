@@ -2,9 +2,12 @@
 # Checks from a YAML file (DEVSYS_MONITOR_CHECKS) and from the API: a bad
 # file (bad YAML, a bad regex, an unknown field, a bad follow-up) stops the
 # manager with exit 2 naming the file, the line and the field; a good one
-# (deploy/examples/checks.yaml) is listed by the API and the CLI; a new
-# version of the file replaces its checks and drops those it no longer has,
-# not the API's; the API refuses a bad check with 400 naming the field.
+# (deploy/examples/checks.yaml) is listed by the API and the CLI, and the
+# probe tasks made from it run on a real agent (kind monitor accepts them,
+# a log check's offset included), and so does deploy/examples/site-check.json
+# (README's walkthrough); a new version of the file replaces its
+# checks and drops those it no longer has, not the API's; the API refuses a
+# bad check with 400 naming the field (the kind's flat section is the rule).
 # shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
@@ -26,24 +29,23 @@ like "$BAD_OUT" "DEVSYS_MONITOR_CHECKS $IT_DIR/syntax.yaml:[0-9]+:[0-9]+: bad YA
 cat >"$IT_DIR/regex.yaml" <<'EOF'
 checks:
   - name: ok-one
-    monitor: {type: tcp, tcp: {host: 127.0.0.1, port: 1}}
+    monitor: {type: tcp, host: 127.0.0.1, port: 1}
   - name: web
     monitor:
       type: http
-      http:
-        url: http://127.0.0.1:1/
-        body_regex: "(unclosed"
+      url: http://127.0.0.1:1/
+      body_regex: "(unclosed"
 EOF
 bad_file regex
 is "$BAD_ST" 2 "a bad regex: exit 2"
-like "$BAD_OUT" "regex.yaml:9: checks\[1\]\.monitor\.http\.body_regex: not a valid POSIX extended regular expression" \
-    "naming line 9 and the field"
+like "$BAD_OUT" "regex.yaml:8: checks\[1\]\.monitor\.body_regex: invalid regular expression /\(unclosed/: " \
+    "naming line 8 and the field"
 
 cat >"$IT_DIR/unknown.yaml" <<'EOF'
 checks:
   - name: web
     interval_s: 5
-    monitor: {type: tcp, tcp: {host: 127.0.0.1, port: 1}}
+    monitor: {type: tcp, host: 127.0.0.1, port: 1}
     threshold: 3
 EOF
 bad_file unknown
@@ -53,7 +55,7 @@ like "$BAD_OUT" "unknown.yaml:5: checks\[0\]\.threshold: unknown field" "naming 
 cat >"$IT_DIR/followup.yaml" <<'EOF'
 checks:
   - name: web
-    monitor: {type: tcp, tcp: {host: 127.0.0.1, port: 1}}
+    monitor: {type: tcp, host: 127.0.0.1, port: 1}
     follow_up:
       kind: deploy
       deploy: {app: web, env: prod, action: sideways}
@@ -66,7 +68,7 @@ cat >"$IT_DIR/types.yaml" <<'EOF'
 checks:
   - name: web
     interval_s: "ten"
-    monitor: {type: tcp, tcp: {host: 127.0.0.1, port: 1}}
+    monitor: {type: tcp, host: 127.0.0.1, port: 1}
 EOF
 bad_file types
 like "$BAD_OUT" "types.yaml:3: checks\[0\]\.interval_s: must be a number" "a quoted number is a string: refused"
@@ -79,7 +81,8 @@ ok "the example's checks are listed" it_wait_for 10 \
 web=$(curl -s -H "Authorization: Bearer $DEVSYS_TOKEN" "$DEVSYS_URL/v1/monitors/web")
 is "$(jq -c '[.state, .failure_threshold, .success_threshold, .interval_s, .follow_up.deploy.action, .source]' <<<"$web")" \
     '["unknown",3,2,10,"rollback","file"]' "web: thresholds, interval, its rollback follow-up, from the file"
-is "$(jq -r .monitor.http.body_regex <<<"$web")" '^ok' "the probe as written"
+is "$(jq -c '.monitor | [.type, .url, .body_regex]' <<<"$web")" '["http","http://127.0.0.1:8081/health","^ok"]' \
+    "the probe as written, flat"
 ok "a probe task is created for each check" it_wait_sql 10 \
     "SELECT count(DISTINCT spec->'monitor'->>'check') FROM tasks WHERE kind = 'monitor'" 3
 is "$(it_psql "SELECT spec->'monitor'->>'check' || ' ' || (spec->'monitor'->>'type') || ' ' || queue
@@ -89,18 +92,40 @@ out=$(ctl monitors)
 like "$out" 'NAME +TYPE +STATE' "devsysctl monitors prints a table"
 like "$out" 'web +http +unknown' "with web's type and state"
 
+# the probe tasks check_tick submits are what kind monitor takes: a real
+# agent validates each spec (spec_from_json) and runs it; none is refused
+it_start_agent m1 DEVSYS_QUEUES=monitor
+ok "every example check's probe ran (its task succeeded)" it_wait_sql 20 \
+    "SELECT count(DISTINCT spec->'monitor'->>'check') FROM tasks WHERE kind = 'monitor' AND state = 'succeeded'" 3
+is "$(it_psql "SELECT count(*) FROM tasks WHERE kind = 'monitor' AND state IN ('failed', 'dead')")" 0 \
+    "no probe task was refused (no invalid spec)"
+is "$(it_psql "SELECT count(DISTINCT check_name) FROM probe_results")" 3 "each probe's outcome is recorded on its check"
+it_psql "UPDATE checks SET next_due_at = now() WHERE name = 'app-errors'" >/dev/null # not 60 s from now
+ok "a log check's next probe carries the offset where the last stopped (monitor.offset) and runs" it_wait_sql 20 \
+    "SELECT string_agg(spec->'monitor'->>'offset' || ' ' || state, ',') FROM tasks WHERE kind = 'monitor'
+     AND spec->'monitor'->>'check' = 'app-errors' AND spec->'monitor' ? 'offset'" "0 succeeded"
+like "$(ctl monitor add "$ds_root/deploy/examples/site-check.json")" '^check site saved' \
+    "the README walkthrough's check (deploy/examples/site-check.json) is accepted"
+ok "  and its probe runs" it_wait_sql 20 \
+    "SELECT state FROM tasks WHERE kind = 'monitor' AND spec->'monitor'->>'check' = 'site' LIMIT 1" succeeded
+
 # ------------------------------------------------ the API
 post() { curl -s -o "$IT_DIR/post.out" -w '%{http_code}' -X POST -H "Authorization: Bearer $DEVSYS_TOKEN" \
     "$DEVSYS_URL/v1/monitors" -d "$1"; }
-is "$(post '{"name":"api1","interval_s":3600,"monitor":{"type":"tcp","tcp":{"host":"127.0.0.1","port":9}}}')" 201 \
+is "$(post '{"name":"api1","interval_s":3600,"monitor":{"type":"tcp","host":"127.0.0.1","port":9}}')" 201 \
     "POST /v1/monitors creates a check (201)"
-is "$(post '{"name":"api1","interval_s":7200,"monitor":{"type":"tcp","tcp":{"host":"127.0.0.1","port":9}}}')" 200 \
+is "$(post '{"name":"api1","interval_s":7200,"monitor":{"type":"tcp","host":"127.0.0.1","port":9}}')" 200 \
     "and replaces it (200)"
-is "$(post '{"name":"bad","monitor":{"type":"log","log":{"path":"/x","pattern":"a[b"}}}')" 400 "a bad regex: 400"
-is "$(jq -r .field "$IT_DIR/post.out")" "monitor.log.pattern" "naming the field"
-is "$(post '{"name":"bad","monitor":{"type":"tcp","http":{"url":"http://x/"}}}')" 400 "a section of another type: 400"
-like "$(jq -r .error "$IT_DIR/post.out")" '^monitor.http: only allowed with type http' "saying which"
-is "$(post '{"name":"bad","monitor":{"type":"tcp","tcp":{"host":"h","port":1}},"follow_up":{"kind":"exec"}}')" 400 \
+is "$(post '{"name":"bad","monitor":{"type":"log","path":"/x","pattern":"a[b"}}')" 400 "a bad regex: 400"
+is "$(jq -r .field "$IT_DIR/post.out")" "monitor.pattern" "naming the field"
+is "$(post '{"name":"bad","monitor":{"type":"tcp","host":"h","port":1,"url":"http://x/"}}')" 400 \
+    "a field of another type: 400"
+is "$(jq -r .error "$IT_DIR/post.out")" 'monitor.url: unknown field for type tcp' "saying which"
+is "$(post '{"name":"bad","monitor":{"type":"http","http":{"url":"http://x/"}}}')" 400 \
+    "the nested layout ({\"http\": {...}}) is refused: 400"
+is "$(post '{"name":"bad","monitor":{"type":"log","path":"/x","pattern":"E","offset":5}}')" 400 "a log offset: 400"
+like "$(jq -r .error "$IT_DIR/post.out")" '^monitor.offset: set by the manager' "the manager sets it"
+is "$(post '{"name":"bad","monitor":{"type":"tcp","host":"h","port":1},"follow_up":{"kind":"exec"}}')" 400 \
     "a follow-up that does not validate: 400"
 like "$(jq -r .error "$IT_DIR/post.out")" '^follow_up\.' "naming follow_up"
 is "$(it_psql "SELECT count(*) FROM audit_log WHERE action = 'monitor.put' AND target = 'api1'")" 2 \
@@ -111,10 +136,10 @@ cat >"$IT_DIR/v2.yaml" <<'EOF'
 checks:
   - name: web
     interval_s: 20
-    monitor: {type: http, http: {url: "http://127.0.0.1:8081/health"}}
+    monitor: {type: http, url: "http://127.0.0.1:8081/health"}
 EOF
 it_stop_manager
 DEVSYS_MONITOR_CHECKS=$IT_DIR/v2.yaml it_start_manager || it_bail "restart manager with v2"
 ok "the file's dropped checks are deleted, the API's stays" it_wait_sql 10 \
-    "SELECT string_agg(name || ':' || interval_s, ',' ORDER BY name) FROM checks" "api1:7200,web:20"
+    "SELECT string_agg(name || ':' || interval_s, ',' ORDER BY name) FROM checks" "api1:7200,site:2,web:20"
 it_done

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# End to end with real probes (kind monitor, run by an agent): a monitored
-# HTTP endpoint on loopback that goes down (500) opens exactly one incident
-# and one follow-up task, which runs; when it is back the incident resolves.
-# Skipped while this build has no monitor kind.
+# End to end with real probes (kind monitor, run by a real agent on queue
+# monitor): a monitored HTTP endpoint on loopback that goes down (500) opens
+# exactly one incident and one follow-up task, which runs, and the webhook
+# receiver (deploy/examples/webhook_receiver.py) gets incident.opened; when it
+# is back the incident resolves (incident.resolved reaches the receiver).
+# Also, as checks: an unreachable host and a 100 MB response body each give a
+# clear error on the check (GET /v1/monitors/NAME), and the agent lives on.
 # shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
+# shellcheck source=tests/integration/notify_lib.sh
+source "$(dirname "$0")/notify_lib.sh"
 it_setup
-DEVSYS_CHECK_TICK_S=0.2 it_start_manager || it_bail "start manager"
-api() { curl -s -X "$1" -H "Authorization: Bearer $DEVSYS_TOKEN" "$DEVSYS_URL$2" ${3:+-d "$3"}; }
-if [[ $(api POST /v1/tasks '{"kind":"monitor"}' | jq -r '.errors[0].message // ""') == *'unknown kind'* ]]; then
-    printf 'ok 1 - end to end probes # SKIP kind monitor not built\n' >&7
-    IT_N=1
-    it_done
-fi
+SECRET=$(new_secret)
+printf '{"ops": "%s"}\n' "$SECRET" >"$IT_DIR/secrets.json"
+DEVSYS_CHECK_TICK_S=0.2 DEVSYS_NOTIFY_TICK_S=0.2 it_start_manager || it_bail "start manager"
+mon() { curl -s -X "$1" -H "Authorization: Bearer $DEVSYS_TOKEN" "$DEVSYS_URL$2" ${3:+-d "$3"}; }
 
 # A site on loopback: 200 "ok" while $IT_DIR/up exists, 500 otherwise.
 touch "$IT_DIR/up"
@@ -27,24 +29,60 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 s = http.server.HTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
-s.serve_forever()' "$IT_DIR/up" >"$IT_DIR/site.port" 2>"$IT_DIR/site.log" 7>&- &
+s.serve_forever()' "$IT_DIR/up" </dev/null >"$IT_DIR/site.port" 2>"$IT_DIR/site.log" 7>&- &
 it_track_pid $!
-it_wait_for 10 '[[ -s $IT_DIR/site.port ]]' || it_bail "start the site"
+# /big/100: 100 MiB of "x", no Content-Length (tests/integration/monitor_server.py)
+python3 "$ds_root/tests/integration/monitor_server.py" </dev/null >"$IT_DIR/big.out" 2>"$IT_DIR/big.log" 7>&- &
+it_track_pid $!
+it_wait_for 10 '[[ -s $IT_DIR/site.port ]] && grep -q "listening on" "$IT_DIR/big.out"' || it_bail "start the targets"
 port=$(cat "$IT_DIR/site.port")
-it_start_agent a1 DEVSYS_QUEUES=monitor,fixes
-api POST /v1/monitors "{\"name\":\"site\",\"interval_s\":1,\"failure_threshold\":3,\"success_threshold\":2,
-  \"monitor\":{\"type\":\"http\",\"timeout_s\":2,\"http\":{\"url\":\"http://127.0.0.1:$port/\",\"body_regex\":\"^ok\"}},
+big_port=$(grep -o 'listening on [0-9]*' "$IT_DIR/big.out" | cut -d' ' -f3)
+start_receiver hook 0 --secret "$SECRET" || it_bail "start the webhook receiver"
+it_start_agent a1 DEVSYS_QUEUES=monitor,fixes,notify DEVSYS_NOTIFY_SECRETS_FILE="$IT_DIR/secrets.json"
+mon POST /v1/notifications/destinations "{\"name\":\"ops\",\"url\":\"${RECV_URL[hook]}\",\"secret_ref\":\"ops\",
+  \"events\":[\"incident.opened\",\"incident.resolved\"],\"group_wait_s\":0}" >/dev/null
+
+mon POST /v1/monitors "{\"name\":\"site\",\"interval_s\":1,\"failure_threshold\":3,\"success_threshold\":2,
+  \"monitor\":{\"type\":\"http\",\"timeout_s\":2,\"url\":\"http://127.0.0.1:$port/\",\"body_regex\":\"^ok\"},
   \"follow_up\":{\"kind\":\"noop\",\"queue\":\"fixes\",\"name\":\"fix site\"}}" >/dev/null
-st() { api GET /v1/monitors/site | jq -r .state; }
-ok "the site is ok" it_wait_for 20 '[[ $(st) == ok ]]'
+# 192.0.2.1 (TEST-NET-1) is never routed: refused at once or never answered
+mon POST /v1/monitors '{"name":"unreachable","interval_s":3600,
+  "monitor":{"type":"http","timeout_s":1,"url":"http://192.0.2.1:81/"}}' >/dev/null
+mon POST /v1/monitors "{\"name\":\"big\",\"interval_s\":3600,
+  \"monitor\":{\"type\":\"http\",\"timeout_s\":10,\"url\":\"http://127.0.0.1:$big_port/big/100\"}}" >/dev/null
+st() { mon GET "/v1/monitors/$1" | jq -r .state; }
+
+ok "the site is ok" it_wait_for 20 '[[ $(st site) == ok ]]'
 rm "$IT_DIR/up"
-ok "down: the check goes failing" it_wait_for 20 '[[ $(st) == failing ]]'
+ok "down: the check goes failing" it_wait_for 20 '[[ $(st site) == failing ]]'
 sleep 3 # more failed probes
 is "$(it_psql "SELECT count(*) FROM incidents")" 1 "exactly one incident"
 is "$(it_psql "SELECT count(*) FROM tasks WHERE queue = 'fixes'")" 1 "exactly one follow-up task"
 ok "the follow-up runs" it_wait_sql 10 "SELECT state FROM tasks WHERE queue = 'fixes'" succeeded
-like "$(api GET /v1/monitors/site | jq -r .last_probe.error)" '.' "the failed probe's error is shown"
+is "$(mon GET /v1/monitors/site | jq -r .last_probe.error)" "GET http://127.0.0.1:$port/ answered 500, expected 2xx or 3xx" \
+    "the failed probe's error is shown"
+opened() { jq -s '[.[].body | select(.type == "incident.opened" and .data.check == "site")] | length' \
+    "$IT_DIR/recv-hook.jsonl" 2>/dev/null; }
+ok "the webhook receiver got incident.opened, signed" it_wait_for 10 '[[ $(opened) == 1 ]]'
 touch "$IT_DIR/up"
-ok "back: the check is ok again" it_wait_for 20 '[[ $(st) == ok ]]'
+ok "back: the check is ok again" it_wait_for 20 '[[ $(st site) == ok ]]'
 is "$(it_psql "SELECT resolution FROM incidents")" recovered "the incident is resolved"
+is "$(mon GET "/v1/incidents?state=open" | jq '.incidents | length')" 0 "no open incident in the API"
+resolved() { jq -s '[.[].body | select(.type == "incident.resolved" and .data.check == "site")] | length' \
+    "$IT_DIR/recv-hook.jsonl" 2>/dev/null; }
+ok "the webhook receiver got incident.resolved" it_wait_for 10 '[[ $(resolved) == 1 ]]'
+is "$(it_psql "SELECT count(*) FROM incidents")/$(opened)" "1/1" "still one incident, one incident.opened"
+
+# ------------------------------------------------ clear errors on the check, no crash
+doc=$(mon GET /v1/monitors/unreachable)
+is "$(jq -c '[.last_probe.ok, .probes_24h]' <<<"$doc")" '[false,1]' "an unreachable host: the probe failed"
+like "$(jq -r .last_probe.error <<<"$doc")" '^(GET http://192\.0\.2\.1:81/: |connect to 192\.0\.2\.1:81 )' \
+    "  its error names the URL ($(jq -r .last_probe.error <<<"$doc"))"
+doc=$(mon GET /v1/monitors/big)
+is "$(jq -c '[.last_probe.ok, .last_probe.error]' <<<"$doc")" '[false,"body larger than 1048576 bytes (max_body_bytes)"]' \
+    "a 100 MB body: a clear error on the check"
+is "$(jq -r '.probes[0].error' <<<"$doc")" "body larger than 1048576 bytes (max_body_bytes)" "  in its probe history"
+ok "the agent is still running" kill -0 "${AGENT_PIDS[a1]}"
+is "$(it_psql "SELECT count(*) FROM tasks WHERE kind = 'monitor' AND state <> 'succeeded' AND finished_at IS NOT NULL")" 0 \
+    "every probe task that ended succeeded (the probe ran)"
 it_done

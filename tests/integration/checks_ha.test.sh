@@ -21,7 +21,7 @@ B_URL=http://$addr
 
 for i in $(seq -w 1 20); do
     curl -s -o /dev/null -X POST -H "Authorization: Bearer $DEVSYS_TOKEN" "$A_URL/v1/monitors" \
-        -d "{\"name\":\"c$i\",\"interval_s\":1,\"monitor\":{\"type\":\"tcp\",\"tcp\":{\"host\":\"127.0.0.1\",\"port\":9}}}"
+        -d "{\"name\":\"c$i\",\"interval_s\":1,\"monitor\":{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9}}"
 done
 is "$(it_psql "SELECT count(*) FROM checks")" 20 "20 checks every 1 s"
 

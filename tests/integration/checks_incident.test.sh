@@ -21,7 +21,7 @@ api POST /v1/notifications/destinations \
 events() { # events TYPE: how many the destination ops got
     api GET "/v1/notifications/events?destination=ops" | jq "[.events[] | select(.type == \"$1\")] | length"
 }
-api POST /v1/monitors '{"name":"web","interval_s":3600,"monitor":{"type":"http","http":{"url":"http://127.0.0.1:9/"}},
+api POST /v1/monitors '{"name":"web","interval_s":3600,"monitor":{"type":"http","url":"http://127.0.0.1:9/"},
   "follow_up":{"kind":"noop","queue":"fixes","name":"fix web"}}' >/dev/null
 
 # probe CHECK ok|fail: a probe outcome of CHECK, recorded as a finished monitor task.
@@ -110,15 +110,15 @@ is "$(it_psql "SELECT count(*) FROM audit_log WHERE action IN ('monitor.put', 'm
                AND target = 'web'")" 4 "put, silence, unsilence and delete are audited"
 
 # ------------------------------------------------ a log check's offset
-api POST /v1/monitors '{"name":"logs","interval_s":1,"monitor":{"type":"log","log":{"path":"/var/log/x.log","pattern":"ERROR"}}}' >/dev/null
+api POST /v1/monitors '{"name":"logs","interval_s":1,"monitor":{"type":"log","path":"/var/log/x.log","pattern":"ERROR"}}' >/dev/null
 ok "a log check gets its first probe" it_wait_sql 10 \
     "SELECT count(*) FROM tasks WHERE kind = 'monitor' AND spec->'monitor'->>'check' = 'logs'" 1
 lid=$(it_psql "SELECT id FROM tasks WHERE kind = 'monitor' AND spec->'monitor'->>'check' = 'logs'")
-is "$(it_psql "SELECT spec->'monitor'->'log' ? 'offset' FROM tasks WHERE id = '$lid'")" f "the first has no offset"
+is "$(it_psql "SELECT spec->'monitor' ? 'offset' FROM tasks WHERE id = '$lid'")" f "the first has no offset"
 it_psql "UPDATE tasks SET state = 'succeeded', finished_at = now(),
          result = '{\"ok\": true, \"latency_ms\": 1, \"error\": null, \"type\": \"log\", \"offset\": 1234, \"matches\": 0}'
          WHERE id = '$lid'"
 ok "the next probe starts where the last one stopped" it_wait_sql 10 \
-    "SELECT spec->'monitor'->'log'->>'offset' FROM tasks WHERE kind = 'monitor'
+    "SELECT spec->'monitor'->>'offset' FROM tasks WHERE kind = 'monitor'
      AND spec->'monitor'->>'check' = 'logs' AND id <> '$lid'" 1234
 it_done
