@@ -20,6 +20,7 @@
 #include "retention.h"
 #include "scheduler.h"
 #include "secretdb.h"
+#include "version.h"
 
 static const char usage[] =
     "usage: devsys-manager [flags] [serve]    serve the HTTP API\n"
@@ -127,6 +128,7 @@ static int serve(void)
     if (!ac.admin_token)
         log_warn("DEVSYS_ADMIN_TOKEN is not set: only tokens in api_tokens can call the API");
     signal(SIGPIPE, SIG_IGN);
+    version_metric_register();
     m.base = event_base_new();
     m.rc = rc_new(m.base, redis_url, "redis");
     m.pg = pgc_new(m.base, db_url, "devsys-manager");
