@@ -53,9 +53,12 @@ struct job {
     int want[PART_N];        /* -1: not named (the default applies), 0/1 */
 };
 
+/* err gets fmt with a and b, without the newline libpq's messages end with. */
 static int fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
 {
     snprintf(err, errlen, fmt, a, b);
+    for (size_t n = strlen(err); n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '); n--)
+        err[n - 1] = '\0';
     return -1;
 }
 
@@ -522,9 +525,10 @@ out:
     return rc;
 }
 
-/* The parts to restore, and every check that can fail before anything changes. */
-static int restore_plan(struct job *j, const char *file, const struct part_rec rec[PART_N], char *err,
-                        size_t errlen)
+/* The parts to restore: those named, else those of the archive (deploy.tar
+ * only where DEVSYS_DEPLOY_ROOT is set). */
+static int restore_select(struct job *j, const char *file, const struct part_rec rec[PART_N], char *err,
+                          size_t errlen)
 {
     for (int p = 0; p < PART_N; p++) {
         if (j->want[p] == 1 && !rec[p].present)
@@ -535,6 +539,12 @@ static int restore_plan(struct job *j, const char *file, const struct part_rec r
     if (rec[PART_DEPLOY].present && !j->want[PART_DEPLOY])
         printf("  %-14s skipped: it belongs on an agent's host (DEVSYS_DEPLOY_ROOT=... devsys-manager restore"
                " FILE deploy)\n", part_defs[PART_DEPLOY].file);
+    return 0;
+}
+
+/* The targets: every check that can fail before anything changes. */
+static int restore_check(struct job *j, char *err, size_t errlen)
+{
     if (j->want[PART_DEPLOY]) {
         if (!j->deploy_root)
             return fail(err, errlen, "deploy: DEVSYS_DEPLOY_ROOT is not set%s%s", "", "");
@@ -631,7 +641,7 @@ static int restore_parts(struct job *j, const char *file, char *err, size_t errl
 {
     struct part_rec rec[PART_N] = {{0}};
     long long schema = 0;
-    if (manifest_read(j, file, rec, &schema, err, errlen) < 0 || restore_plan(j, file, rec, err, errlen) < 0)
+    if (manifest_read(j, file, rec, &schema, err, errlen) < 0 || restore_select(j, file, rec, err, errlen) < 0)
         return -1;
     char *members[PART_N + 1];
     int n = 0;
@@ -646,6 +656,8 @@ static int restore_parts(struct job *j, const char *file, char *err, size_t errl
     for (int p = 0; p < PART_N; p++)
         if (j->want[p] && verify_part(j, file, (enum part_id)p, &rec[p], err, errlen) < 0)
             return -1;
+    if (restore_check(j, err, errlen) < 0)
+        return -1;
     printf("restore %s (schema %lld, this devsys-manager knows %d):\n", file, schema, known_schema());
     if (j->want[PART_DB] && restore_db(j, err, errlen) < 0)
         return -1;

@@ -498,6 +498,9 @@ int main(int argc, char **argv)
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
         c++;
+    if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0)
+        die_usage("%s needs the database and the artifact store, not the API: run devsys-manager backup|restore"
+                  " FILE on the manager's host (docs/runbook.md)", cmd);
     if (c == sizeof(cmds) / sizeof(cmds[0]))
         die_usage("unknown command '%s'", cmd);
     if (cmds[c].nargs >= 0 && nargs != cmds[c].nargs)
