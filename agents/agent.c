@@ -27,6 +27,7 @@
 #include "netaddr.h"
 #include "queue.h"
 #include "secretdb.h"
+#include "version.h"
 #include "xalloc.h"
 
 #define RETRY_DELAY_MS 500
@@ -649,6 +650,7 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    version_metric_register();
     ag->base = event_base_new();
     const char *redis_url = cfg_secret("DEVSYS_REDIS_URL", "redis://127.0.0.1:6379/0");
     ag->rc = rc_new(ag->base, redis_url, "redis");

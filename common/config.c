@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "version.h"
 #include "xalloc.h"
 
 static void usage_exit(const struct cfg_flag *flags, const char *usage, int status)
@@ -15,6 +16,7 @@ static void usage_exit(const struct cfg_flag *flags, const char *usage, int stat
     fprintf(out, "%s\n\nflags (each overrides its environment variable):\n", usage);
     for (const struct cfg_flag *f = flags; f->name; f++)
         fprintf(out, "  --%-18s %-26s %s\n", f->name, f->env, f->help);
+    fprintf(out, "  --%-18s %-26s %s\n", "version", "", "print the release this binary was built from");
     exit(status);
 }
 
@@ -25,6 +27,11 @@ int cfg_flags(int argc, char **argv, const struct cfg_flag *flags, const char *u
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
             usage_exit(flags, usage, 0);
+        if (strcmp(a, "--version") == 0) {
+            const char *slash = strrchr(argv[0], '/');
+            printf("%s %s\n", slash ? slash + 1 : argv[0], devsys_version());
+            exit(0);
+        }
         if (strncmp(a, "--", 2) != 0)
             break;
         const char *name = a + 2;

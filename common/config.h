@@ -13,7 +13,7 @@ struct cfg_flag {
 /* Applies flags (setenv) from argv[1..]. Stops at the first argument that is
  * not a flag and returns its index (argc if none). Exits with status 2 and a
  * message on an unknown flag or a flag without a value. --help prints the
- * flags with usage and exits 0. */
+ * flags with usage and exits 0; --version prints "PROGRAM VERSION" and exits 0. */
 int cfg_flags(int argc, char **argv, const struct cfg_flag *flags, const char *usage);
 
 const char *cfg_str(const char *env, const char *def);

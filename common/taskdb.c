@@ -595,6 +595,14 @@ void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_resu
               2, p, fn, arg);
 }
 
+const char taskdb_restore_lost_sql[] =
+    "WITH u AS (UPDATE tasks SET published_at = " PUBLISH_LOST ","
+    "   lease_expires_at = CASE WHEN state = 'running' THEN " PUBLISH_LOST " ELSE lease_expires_at END,"
+    "   next_attempt_at = CASE WHEN state = 'retrying' THEN " PUBLISH_LOST " ELSE next_attempt_at END"
+    " WHERE state IN ('queued', 'retrying', 'running') OR (state = 'dead' AND dlq_purged_at IS NULL)"
+    " RETURNING state)"
+    " SELECT state::text AS state, count(*) AS n FROM u GROUP BY state ORDER BY state";
+
 /* -------------------------------------------------------------- retention */
 
 /* The oldest finished rows of one state whose period ($n seconds, NULL: the

@@ -177,6 +177,15 @@ void taskdb_republish_claim(pgc_t *pg, enum taskdb_republish rule, const char *a
  * letter's fields: id, kind, queue, attempts, error, failed_at, agent,
  * source, spec. */
 void taskdb_dead_claim(pgc_t *pg, const char *ids, const char *after_s, pgc_result_fn *fn, void *arg);
+/* After a restore from a backup (devsys-manager restore, a blocking libpq
+ * caller): the old Redis and agents are gone with every stream entry, delayed
+ * envelope and lease. One statement marks what they held as lost, so the
+ * reconciler's rules take each task at its first pass whatever
+ * DEVSYS_REPUBLISH_AFTER_S is: published_at = PUBLISH_LOST for queued,
+ * retrying, running and dead (letter not purged) tasks; a running task's lease
+ * and a retrying task's due time become the epoch (expired, due). No
+ * parameters. Result: state, n (rows per state). */
+extern const char taskdb_restore_lost_sql[];
 
 /* -------------------------------------------------------------- retention
  * Move one batch of finished tasks out of `tasks`: each final state whose

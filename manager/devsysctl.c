@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "devsysctl.h"
+#include "version.h"
 #include "xalloc.h"
 
 static const char usage_text[] =
@@ -80,6 +81,7 @@ static const char usage_text2[] =
     "  --json        print the manager's JSON answer as is (any command)\n"
     "  --url URL     manager base URL (overrides DEVSYS_URL)\n"
     "  -h, --help    print this help\n"
+    "  --version     print the release devsysctl was built from\n"
     "\n"
     "environment:\n"
     "  DEVSYS_URL      manager base URL (default http://127.0.0.1:8080)\n"
@@ -421,7 +423,7 @@ int main(int argc, char **argv)
            OPT_SINCE, OPT_UNTIL };
     static const struct option opts[] = {
         { "json", no_argument, NULL, OPT_JSON },   { "url", required_argument, NULL, OPT_URL },
-        { "help", no_argument, NULL, 'h' },        { "state", required_argument, NULL, OPT_STATE },
+        { "help", no_argument, NULL, 'h' },        { "version", no_argument, NULL, 'V' },        { "state", required_argument, NULL, OPT_STATE },
         { "queue", required_argument, NULL, OPT_QUEUE }, { "limit", required_argument, NULL, OPT_LIMIT },
         { "after", required_argument, NULL, OPT_AFTER }, { "all", no_argument, NULL, OPT_ALL },
         { "xml", no_argument, NULL, OPT_XML },
@@ -447,6 +449,7 @@ int main(int argc, char **argv)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'h': fputs(usage_text, stdout); fputs(usage_text2, stdout); return 0;
+        case 'V': printf("devsysctl %s\n", devsys_version()); return 0;
         case OPT_JSON: ctl.json = 1; break;
         case OPT_URL: ctl.url = optarg; break;
         case OPT_ALL: all = 1; break;
@@ -504,6 +507,9 @@ int main(int argc, char **argv)
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
         c++;
+    if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0)
+        die_usage("%s needs the database and the artifact store, not the API: run devsys-manager backup|restore"
+                  " FILE on the manager's host (docs/runbook.md)", cmd);
     if (c == sizeof(cmds) / sizeof(cmds[0]))
         die_usage("unknown command '%s'", cmd);
     if (cmds[c].nargs >= 0 && nargs != cmds[c].nargs)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "version.h"
 
 static void health_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
@@ -16,8 +17,8 @@ static void health_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     int pg_ok = res && !err[0];
     int redis_ok = rc_connected(q->api->rc);
     reply_json(q, pg_ok && redis_ok ? 200 : 503,
-               json_pack("{s:s,s:s}", "redis", redis_ok ? "ok" : "unreachable", "postgres",
-                         pg_ok ? "ok" : err));
+               json_pack("{s:s,s:s,s:s}", "redis", redis_ok ? "ok" : "unreachable", "postgres",
+                         pg_ok ? "ok" : err, "version", devsys_version()));
 }
 
 void health_metrics(struct req *q, const struct route_args *a)

@@ -8,6 +8,7 @@
 
 #include "artifact_store.h"
 #include "checker.h"
+#include "backup.h"
 #include "config.h"
 #include "http_api.h"
 #include "http_route.h"
@@ -22,10 +23,16 @@
 #include "retention.h"
 #include "scheduler.h"
 #include "secretdb.h"
+#include "version.h"
 
 static const char usage[] =
     "usage: devsys-manager [flags] [serve]    serve the HTTP API\n"
     "       devsys-manager [flags] migrate    apply database migrations and exit\n"
+    "       devsys-manager [flags] backup FILE [db] [artifacts] [deploy]\n"
+    "                                         write a backup archive (default: db, the artifact store if it\n"
+    "                                         exists, DEVSYS_DEPLOY_ROOT if set; docs/runbook.md)\n"
+    "       devsys-manager [flags] restore FILE [db] [artifacts] [deploy]\n"
+    "                                         restore into an empty database (and directories), then exit\n"
     "       devsys-manager routes             print the HTTP route table (method, path, least role)\n"
     "environment: DEVSYS_LISTEN (127.0.0.1:8080; port 0: a free one, logged), DEVSYS_REDIS_URL, DEVSYS_DATABASE_URL,\n"
     "  DEVSYS_ADMIN_TOKEN, DEVSYS_PREFIX (devsys), DEVSYS_MAX_BODY (bytes, 16 MiB),\n"
@@ -36,6 +43,7 @@ static const char usage[] =
     "  DEVSYS_AUTH_CACHE_MS (900), DEVSYS_AUTH_LOOKUPS_PER_S (20), DEVSYS_RATE_MUTATING_PER_S (10; 0 = off),\n"
     "  DEVSYS_RATE_MUTATING_BURST (50), DEVSYS_SECRET_KEY (64 hex digits), DEVSYS_SECRET_KEYS_OLD, DEVSYS_SEARCH_TIMEOUT_MS (5000),\n"
     "  DEVSYS_NOTIFY_TICK_S (1; 0 = off), DEVSYS_NOTIFY_BATCH (10000), DEVSYS_NOTIFY_KEEP_S (604800),\n"
+    "  DEVSYS_ARTIFACT_DIR, DEVSYS_DEPLOY_ROOT, DEVSYS_PG_BINDIR (pg_dump/pg_restore; default: PATH) for backup|restore,\n"
     "  DEVSYS_NOTIFY_DESTINATIONS_FILE (JSON array of destinations, created or replaced at start),\n"
     "  DEVSYS_MONITOR_CHECKS (YAML file of checks), DEVSYS_CHECK_TICK_S (1; 0 = off), DEVSYS_CHECK_BATCH (1000); each credential (REDIS_URL,\n"
     "  DATABASE_URL, ADMIN_TOKEN, SECRET_KEY) may instead come from a file named by the same variable with _FILE appended";
@@ -131,6 +139,7 @@ static int serve(void)
     if (!ac.admin_token)
         log_warn("DEVSYS_ADMIN_TOKEN is not set: only tokens in api_tokens can call the API");
     signal(SIGPIPE, SIG_IGN);
+    version_metric_register();
     m.base = event_base_new();
     m.rc = rc_new(m.base, redis_url, "redis");
     m.pg = pgc_new(m.base, db_url, "devsys-manager");
@@ -201,6 +210,19 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("migrations: %d applied, schema up to date (%d known)\n", n, migrations_count);
+        return 0;
+    }
+    if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0) {
+        char err[1024];
+        int backup = cmd[0] == 'b';
+        if (i + 1 >= argc) {
+            fprintf(stderr, "devsys-manager %s: FILE is missing\n%s\n", cmd, usage);
+            return 2;
+        }
+        if ((backup ? backup_run : restore_run)(argv[i + 1], argv + i + 2, argc - i - 2, err, sizeof err) < 0) {
+            fprintf(stderr, "devsys-manager %s: %s\n", cmd, err);
+            return 1;
+        }
         return 0;
     }
     if (strcmp(cmd, "routes") == 0) {
