@@ -84,6 +84,9 @@ void reply_typed(struct req *q, int status, const char *content_type, const char
 /* Takes the reference to j. */
 void reply_json(struct req *q, int status, json_t *j);
 void reply_error(struct req *q, int status, const char *msg);
+/* 400 {"error": msg, "field": the text before msg's first ": "} for a
+ * "field: rule" message of a validator. */
+void reply_field_error(struct req *q, const char *msg);
 /* 503 for a PostgreSQL failure (err as given to a pgc callback), with
  * Retry-After and an optional note on what became of the request. */
 #define DB_RETRY_AFTER_S "2"

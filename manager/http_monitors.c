@@ -59,9 +59,7 @@ void monitors_put(struct req *q, const struct route_args *a)
     json_t *d = check_def_parse(body, why, sizeof why);
     json_decref(body);
     if (!d) {
-        const char *colon = strstr(why, ": ");
-        reply_json(q, 400, json_pack("{s:s,s:s%}", "error", why, "field", why,
-                                     colon ? (size_t)(colon - why) : strlen(why)));
+        reply_field_error(q, why);
         return;
     }
     char *text = json_dumps(d, JSON_COMPACT);

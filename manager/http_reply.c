@@ -181,3 +181,9 @@ void reply_refused(struct req *q, int status, const char *reason, const char *ms
     }
     reply_error(q, status, msg);
 }
+
+void reply_field_error(struct req *q, const char *msg)
+{
+    const char *colon = strstr(msg, ": ");
+    reply_json(q, 400, json_pack("{s:s,s:s%}", "error", msg, "field", msg, colon ? (size_t)(colon - msg) : strlen(msg)));
+}

@@ -38,13 +38,6 @@ static void sreq_free(struct sreq *r)
     free(r);
 }
 
-/* 400 with the field named in "field" too (the text before the first ':'). */
-static void bad_field(struct req *q, const char *msg)
-{
-    const char *colon = strchr(msg, ':');
-    reply_json(q, 400, json_pack("{s:s,s:s%}", "error", msg, "field", msg, colon ? (size_t)(colon - msg) : strlen(msg)));
-}
-
 static json_t *iso_time(time_t t)
 {
     if (t < 0)
@@ -200,7 +193,7 @@ void schedules_create(struct req *q, const struct route_args *a)
     cron_t *c = check_body(body, &name, expr, sizeof expr, &tz, &catch_up, &paused, &spec, err, sizeof err);
     if (!c) {
         json_decref(body);
-        bad_field(q, err);
+        reply_field_error(q, err);
         return;
     }
     time_t now = time(NULL), next = cron_next(c, now);
