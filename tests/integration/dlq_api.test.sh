@@ -146,7 +146,8 @@ like "$(call $O POST '/v1/dlq/exec/replay?since=yesterday')/$(jq -r .error "$B")
 like "$(call $O POST '/v1/dlq/exec/replay?limit=10001')/$(jq -r .error "$B")" '^400/limit: .* 1 to 10000' \
     "limit over the bound: 400"
 is "$(call $V POST '/v1/dlq/exec/replay?error=disk%20full')" 403 "viewer cannot bulk replay: 403"
-is "$(call $O POST '/v1/dlq/exec/replay?error=disk%20full&limit=2')" 200 "replay a group, two at a time"
+is "$(call $O POST "/v1/dlq/exec/replay?error=disk%20full&limit=2&since=$since")" 200 \
+    "replay a group failed since yesterday, two at a time"
 is "$(jq -c '[.replayed, .published, .failed_count, .more, .filter.error, .filter.limit]' "$B")" \
     '[2,2,0,true,"disk full",2]' "two replayed and published; more remain"
 is "$(call $O POST "/v1/dlq/exec/replay?error=disk%20full&since=$since")/$(jq -c '[.replayed, .more]' "$B")" \
