@@ -216,6 +216,8 @@ async function cookieOf(page) {
     const nodes = await op.$$eval('#dag .dag-node', (n) => n.map((x) => x.dataset.state));
     assert(nodes.length === 4 && nodes.every((s) => s === 'succeeded'), 'nodes: ' + nodes);
     await shot(op, 'pipeline');
+    await visit(op, '#/pipelines', `tr[data-pipeline="${r.body.id}"]`);
+    await shot(op, 'pipelines');
   });
 
   if (session && session.can.some((a) => a.startsWith('approval'))) {

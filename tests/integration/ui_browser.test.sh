@@ -113,7 +113,7 @@ is "$(it_psql "SELECT string_agg(DISTINCT state || ' ' || (dlq_purged_at IS NOT 
                WHERE id IN ('${PURGE[0]}', '${PURGE[1]}')")" 'dead true' "the purged group: dead, letters purged"
 is "$(it_psql "SELECT string_agg(attempt || ':' || outcome, ',' ORDER BY attempt) FROM task_attempts WHERE task_id='$RETRY'")" \
     '1:dead,2:succeeded' "the retried task kept its first attempt; the retry was attempt 2"
-for s in overview tasks task dead-letters deployments pipeline audit queues monitors monitor; do
+for s in overview tasks task dead-letters deployments pipeline pipelines audit queues monitors monitor; do
     ok "screenshot $s.png is 1280x800" python3 -c "
 import struct, sys
 b = open(sys.argv[1], 'rb').read(24)
