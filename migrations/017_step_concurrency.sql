@@ -415,3 +415,11 @@ BEGIN
                          t.spec->'pipeline'->>'step' AS step, t.spec->'pipeline'->>'index' AS idx)
     SELECT n, t.id, t.queue, t.kind, t.attempt, t.spec, t.step, t.idx FROM (SELECT 1) one LEFT JOIN t ON true;
 END $$;
+
+-- The advance runs a dozen short statements per call, each keyed by the
+-- pipeline: planning them afresh each call (plpgsql's custom plans) was about
+-- a third of its CPU (perf, BENCHMARKS.md "Pipelines"). Generic plans, with
+-- every statement reaching its rows by key (no plan made while a table was
+-- small may scan it whole later).
+ALTER FUNCTION devsys_pipeline_advance(uuid) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION devsys_pipeline_advance(uuid) SET enable_seqscan = off;
