@@ -57,7 +57,13 @@ DECLARE
     w       record;
     created integer := 0;
     origin  uuid;
+    waking  text := coalesce(current_setting('devsys.step_waking', true), '');
 BEGIN
+    -- a wake of g from a pipeline this wake advanced: this loop sees to it
+    IF position('|' || g || '|' IN waking) > 0 THEN
+        RETURN 0;
+    END IF;
+    PERFORM set_config('devsys.step_waking', waking || '|' || g || '|', true);
     IF by IS NOT NULL THEN
         origin := coalesce(nullif(current_setting('devsys.step_wake_by', true), ''), by::text)::uuid;
         PERFORM set_config('devsys.step_wake_by', origin::text, true);
@@ -75,6 +81,7 @@ BEGIN
         UPDATE pipelines SET woken_by = origin WHERE id = w.pipeline_id AND origin IS NOT NULL;
         created := created + devsys_pipeline_advance(w.pipeline_id);
     END LOOP;
+    PERFORM set_config('devsys.step_waking', waking, true);
     RETURN created;
 END $$;
 
