@@ -699,6 +699,7 @@ int main(int argc, char **argv)
         held_remove(ag, t);
         task_free(t);
     }
+    ag->claim_wait = NULL; /* those were held: freed above */
     agent_limits_stop(ag);
     exec_handler_shutdown();
     notify_handler_shutdown();

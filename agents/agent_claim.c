@@ -176,10 +176,27 @@ static enum task_after unclaimed_after(const char *was)
     return AFTER_ACK;       /* final: this delivery is a duplicate */
 }
 
+static void claim_answered(pgc_t *pg, PGresult *res, const char *err, struct batch_op *op);
+
+/* A claim statement was answered: handle it, then send the claims that
+ * waited meanwhile (agent_claim_batch) as one batch. */
 static void claim_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
-    (void)pg;
     struct batch_op *op = arg;
+    struct agent *ag = op->ag;
+    agent_claim_done_fn *done = op->done;
+    ag->claims_in_flight--;
+    claim_answered(pg, res, err, op);
+    if (ag->claim_wait && ag->claims_in_flight < AGENT_CLAIMS_IN_FLIGHT && !ag->abandoning) {
+        struct task *w = ag->claim_wait;
+        ag->claim_wait = NULL;
+        agent_claim_batch(ag, w, done);
+    }
+}
+
+static void claim_answered(pgc_t *pg, PGresult *res, const char *err, struct batch_op *op)
+{
+    (void)pg;
     struct agent *ag = op->ag;
     struct task *list = op->list;
     agent_claim_done_fn *done = op->done;
@@ -269,11 +286,22 @@ static void claim_one_kind(struct agent *ag, struct task *list, int hand_pushed,
         else
             taskdb_claim_add(rows, t->env.id);
     }
+    ag->claims_in_flight++;
     taskdb_claim(ag->pg, rows, ag->name, ag->lease_s, instant, claim_done, op_new(ag, list, done));
 }
 
 void agent_claim_batch(struct agent *ag, struct task *batch, agent_claim_done_fn *done)
 {
+    if (ag->claims_in_flight >= AGENT_CLAIMS_IN_FLIGHT) {
+        /* answered soon: then these go with whatever else arrived */
+        while (batch) {
+            struct task *t = batch;
+            batch = t->next;
+            t->next = ag->claim_wait;
+            ag->claim_wait = t;
+        }
+        return;
+    }
     /* One statement per kind of claim: [hand_pushed][instant]. */
     struct task *parts[2][2] = {{NULL, NULL}, {NULL, NULL}};
     struct idmap seen;

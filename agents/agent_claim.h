@@ -20,7 +20,10 @@ typedef void agent_claim_cancel_fn(struct agent *ag, const char *task_id);
  * done(ag, list, ok) when PostgreSQL answered: claimed tasks have attempt > 0
  * and after AFTER_NONE; a poison task has final_state "dead" and after
  * AFTER_BURY; others have after AFTER_ACK or AFTER_LEAVE, or phase REJECTING
- * with the reason in reject. Parts of the batch may come back separately. */
+ * with the reason in reject. Parts of the batch may come back separately.
+ * While AGENT_CLAIMS_IN_FLIGHT claim statements are unanswered, the batch
+ * waits and goes with the next (its done is the answered statement's). */
+#define AGENT_CLAIMS_IN_FLIGHT 2 /* claim statements unanswered; more claims wait and batch */
 void agent_claim_batch(struct agent *ag, struct task *batch, agent_claim_done_fn *done);
 /* Write the outcomes of the list; done gets each task's `after` set from
  * what PostgreSQL recorded. */

@@ -113,6 +113,11 @@ struct agent {
     struct task *done_list;      /* finished, outcome not yet written */
     struct task *claim_retry;    /* claims that could not reach PostgreSQL */
     struct task *reject_retry;
+    /* Claims wait here while AGENT_CLAIMS_IN_FLIGHT claim statements are
+     * unanswered, and go as one statement when one is answered: entries that
+     * trickle in one by one (a pipeline's next steps) share a commit. */
+    struct task *claim_wait;
+    int claims_in_flight;
     struct task *running;        /* for cancel and shutdown */
     struct task *held;           /* every task from delivery to release: keep-alive, lease */
     rc_t *rc_ctl;                /* dedicated to the blocking XREAD of the control stream */

@@ -30,6 +30,10 @@ void pipelinedb_submit(pgc_t *pg, const pipeline_t *p, const char *id, const cha
             json_object_set_new(row, "approval_role", json_string(pipeline_approval_name(st->approval)));
             json_object_set_new(row, "approval_timeout_s", json_integer(st->approval_timeout_s));
         }
+        if (st->group[0]) {
+            json_object_set_new(row, "cgroup", json_string(st->group));
+            json_object_set_new(row, "cancel_in_progress", json_boolean(st->cancel_in_progress));
+        }
         json_array_append_new(steps, row);
         for (size_t j = 0; j < st->nnodes; j++) {
             const pipeline_node_t *nd = &st->nodes[j];
@@ -43,7 +47,7 @@ void pipelinedb_submit(pgc_t *pg, const pipeline_t *p, const char *id, const cha
     char *s = json_dumps(steps, JSON_COMPACT), *n = json_dumps(nodes, JSON_COMPACT);
     const char *params[6] = {id, p->name, doc, actor, s, n};
     pgc_query(pg,
-              "SELECT devsys_pipeline_submit($1::uuid, $2, $3::jsonb, $4, $5::jsonb, $6::jsonb) AS created", 6,
+              "SELECT * FROM devsys_pipeline_submit_take($1::uuid, $2, $3::jsonb, $4, $5::jsonb, $6::jsonb)", 6,
               params, fn, arg);
     free(doc);
     free(s);
@@ -118,6 +122,8 @@ static void taken(pgc_t *pg, PGresult *res, const char *err, void *arg)
         c_attempt = taskdb_col(res, "attempt"), c_spec = taskdb_col(res, "spec"), c_step = taskdb_col(res, "step"),
         c_idx = taskdb_col(res, "idx");
     for (int i = 0; i < PQntuples(res); i++) {
+        if (PQgetisnull(res, i, c_id)) /* pipelinedb_submit's row when it took none */
+            continue;
         const char *id = PQgetvalue(res, i, c_id);
         json_array_append_new(pb->tasks, json_pack("{s:s,s:s,s:i}", "id", id, "step", PQgetvalue(res, i, c_step),
                                                    "index", atoi(PQgetvalue(res, i, c_idx))));
@@ -134,6 +140,21 @@ static void taken(pgc_t *pg, PGresult *res, const char *err, void *arg)
     publish_release(pb);
 }
 
+static void step_supersede(pgc_t *pg, rc_t *rc, const char *prefix, const char *ids);
+
+void pipelinedb_publish_taken(pgc_t *pg, rc_t *rc, const char *prefix, PGresult *res, int supersede,
+                              const char *id, pipelinedb_published_fn *done, void *arg)
+{
+    struct publish *pb = xcalloc(1, sizeof *pb);
+    *pb = (struct publish){pg, rc, xstrdup(prefix), done, arg, json_array(), 1, 0};
+    if (supersede) {
+        char lit[48];
+        snprintf(lit, sizeof lit, "{%s}", id);
+        step_supersede(pg, rc, prefix, lit);
+    }
+    taken(pg, res, "", pb);
+}
+
 void pipelinedb_publish(pgc_t *pg, rc_t *rc, const char *prefix, const char *const *ids, size_t n,
                         pipelinedb_published_fn *done, void *arg)
 {
@@ -144,6 +165,8 @@ void pipelinedb_publish(pgc_t *pg, rc_t *rc, const char *prefix, const char *con
         pgarr_add(a, ids[i]);
     char *lit = pgarr_finish(a);
     taskdb_pipeline_take(pg, lit, taken, pb);
+    /* a step of theirs that entered its group's line may supersede a running one */
+    step_supersede(pg, rc, prefix, lit);
     free(lit);
 }
 
@@ -184,6 +207,8 @@ void pipelinedb_get(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
     pgc_query(pg,
               "SELECT jsonb_build_object(" PIPELINE_HEAD ", 'steps', (SELECT jsonb_agg(jsonb_build_object("
               "   'step', s.step, 'needs', to_jsonb(s.needs), 'if', s.cond, 'state', s.state,"
+              "   'concurrency', CASE WHEN s.cgroup IS NOT NULL THEN jsonb_build_object('group', s.cgroup,"
+              "     'cancel_in_progress', s.cancel_in_progress, 'superseded_by', s.superseded_by) END,"
               "   " STEP_APPROVAL
               "   'started_at', x.started_at, 'finished_at', x.finished_at,"
               "   'duration_s', extract(epoch FROM x.finished_at - x.started_at), 'nodes', x.nodes) ORDER BY s.pos)"
@@ -328,27 +353,84 @@ static void superseded_found(pgc_t *pg, PGresult *res, const char *err, void *ar
     sweep_unref(sw);
 }
 
+/* Step concurrency groups (migrations/017): the running steps that a newer
+ * step of their group with cancel_in_progress supersedes, each cancelled in a
+ * statement of its own (task rows first), as pipelines are above. */
+struct step_superseding {
+    struct sweep *sw;
+    char id[40];
+    char step[80];
+};
+
+static void step_superseded_one(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    struct step_superseding *su = arg;
+    struct sweep *sw = su->sw;
+    if (!res || err[0]) {
+        log_warn("pipeline %s: cancelling step %s for a newer one of its concurrency group failed (%s); the"
+                 " reconciler tries again", su->id, su->step, err);
+    } else if (!PQgetisnull(res, 0, 0)) {
+        json_t *r = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+        log_info("pipeline %s: step %s cancelled, superseded by a newer one of its concurrency group", su->id,
+                 su->step);
+        pipelinedb_signal_cancelled(sw->rc, sw->prefix, json_object_get(r, "tasks"));
+        json_decref(r);
+        /* its end started its group's next step (woken_by): publish it */
+        const char *ids[1] = {su->id};
+        pipelinedb_publish(pg, sw->rc, sw->prefix, ids, 1, NULL, NULL);
+    }
+    sweep_unref(sw);
+    free(su);
+}
+
+static void step_superseded_found(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    struct sweep *sw = arg;
+    if (!res || err[0]) {
+        log_warn("pipelines: finding superseded steps failed: %s", err);
+    } else {
+        for (int i = 0; i < PQntuples(res); i++) {
+            struct step_superseding *su = xcalloc(1, sizeof *su);
+            su->sw = sweep_ref(sw);
+            snprintf(su->id, sizeof su->id, "%s", PQgetvalue(res, i, 0));
+            snprintf(su->step, sizeof su->step, "%s", PQgetvalue(res, i, 1));
+            const char *p[2] = {su->id, su->step};
+            pgc_query(pg, "SELECT devsys_step_supersede($1::uuid, $2)::text", 2, p, step_superseded_one, su);
+        }
+    }
+    sweep_unref(sw);
+}
+
+/* ids: a uuid[] literal of pipelines whose steps may supersede, NULL: all. */
+static void step_supersede(pgc_t *pg, rc_t *rc, const char *prefix, const char *ids)
+{
+    const char *p[1] = {ids};
+    pgc_query(pg, "SELECT pipeline_id, step FROM devsys_step_superseded($1::uuid[])", 1, p, step_superseded_found,
+              sweep_new(pg, rc, prefix));
+}
+
 void pipelinedb_supersede(pgc_t *pg, rc_t *rc, const char *prefix, const char *id)
 {
     struct sweep *sw = sweep_new(pg, rc, prefix);
     const char *p[1] = {id};
     pgc_query(pg, "SELECT devsys_pipeline_superseded($1::uuid)", 1, p, superseded_found, sw);
+    if (!id)
+        step_supersede(pg, rc, prefix, NULL); /* with an id: its publish does it */
 }
 
-static void expired(pgc_t *pg, PGresult *res, const char *err, void *arg)
+/* A pass's answer: a JSON array of pipelines with new tasks, to publish. */
+static void swept(pgc_t *pg, PGresult *res, const char *err, const char *what, struct sweep *sw)
 {
-    struct sweep *sw = arg;
     if (!res || err[0]) {
-        log_warn("approvals: the timeout pass failed: %s", err);
+        log_warn("pipelines: the %s pass failed: %s", what, err);
     } else {
-        /* the failed steps may have made others due (if: failure, always) */
         json_t *ids = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
         size_t n = json_array_size(ids);
         const char **v = xcalloc(n + 1, sizeof *v);
         for (size_t i = 0; i < n; i++)
             v[i] = json_string_value(json_array_get(ids, i));
         if (n) {
-            log_info("approvals: %zu pipeline(s) had approvals time out", n);
+            log_info("pipelines: the %s pass advanced %zu pipeline(s)", what, n);
             pipelinedb_publish(pg, sw->rc, sw->prefix, v, n, NULL, NULL);
         }
         free(v);
@@ -357,9 +439,23 @@ static void expired(pgc_t *pg, PGresult *res, const char *err, void *arg)
     sweep_unref(sw);
 }
 
+/* the failed steps may have made others due (if: failure, always) */
+static void expired(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    swept(pg, res, err, "approval timeout", arg);
+}
+
+/* step groups whose next in line nobody started (its pipeline was busy) */
+static void woken(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    swept(pg, res, err, "step group", arg);
+}
+
 void pipelinedb_sweep(pgc_t *pg, rc_t *rc, const char *prefix)
 {
     pgc_query(pg, "SELECT to_jsonb(devsys_approvals_expire(" PIPELINEDB_SWEEP_BATCH "))::text", 0, NULL, expired,
+              sweep_new(pg, rc, prefix));
+    pgc_query(pg, "SELECT to_jsonb(devsys_step_groups_sweep(" PIPELINEDB_SWEEP_BATCH "))::text", 0, NULL, woken,
               sweep_new(pg, rc, prefix));
     pipelinedb_supersede(pg, rc, prefix, NULL);
 }

@@ -29,6 +29,7 @@ struct preq {
     char id[40];
     int next_sugar; /* answer as a task submit (POST /v1/tasks with "next") */
     int supersede;  /* its concurrency group's older running pipeline is to be cancelled */
+    int step_supersede; /* a step's concurrency group may have an older running step to cancel */
     long created;   /* tasks; -2: queued for its concurrency group */
 };
 
@@ -110,11 +111,10 @@ static void submit_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     req_audit_note(pr->q, pr->id,
                json_pack("{s:s}", "created_tasks", PQgetvalue(res, 0, 0)));
     pr->created = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    if (pr->supersede) {
-        api_t *api = pr->q->api;
+    api_t *api = pr->q->api;
+    if (pr->supersede)
         pipelinedb_supersede(api->pg, api->rc, api->prefix, pr->id);
-    }
-    publish(pr, submit_published);
+    pipelinedb_publish_taken(api->pg, api->rc, api->prefix, res, pr->step_supersede, pr->id, submit_published, pr);
 }
 
 /* Validates and records p (takes it). */
@@ -123,6 +123,8 @@ static void submit(struct req *q, pipeline_t *p, const char *id, int next_sugar)
     struct preq *pr = preq_new(q, id);
     pr->next_sugar = next_sugar;
     pr->supersede = p->group[0] && p->cancel_in_progress;
+    for (size_t i = 0; i < p->nsteps; i++)
+        pr->step_supersede |= p->steps[i].group[0] && p->steps[i].cancel_in_progress;
     pipelinedb_submit(q->api->pg, p, id, q->actor, submit_done, pr);
     pipeline_free(p);
 }

@@ -116,29 +116,33 @@ static int check_approval(const char *name, const json_t *a, pipeline_step_t *st
     return 0;
 }
 
-/* "concurrency": {"group": 1..PIPELINE_GROUP_MAX bytes, "cancel_in_progress": bool}. */
-static int check_concurrency(pipeline_t *p, const json_t *c, char *err, size_t errlen)
+/* "concurrency": {"group": 1..PIPELINE_GROUP_MAX bytes, "cancel_in_progress": bool},
+ * of the pipeline (step NULL) or of step `step`; into group and *cip. */
+static int check_concurrency(const char *step, const json_t *c, char *group, int *cip, char *err, size_t errlen)
 {
+    char at[96] = "concurrency";
     if (!c)
         return 0;
+    if (step)
+        snprintf(at, sizeof at, "steps.%s.concurrency", step);
     if (!json_is_object(c))
-        return fail(err, errlen, "concurrency: must be an object {\"group\", \"cancel_in_progress\"}");
+        return fail(err, errlen, "%s: must be an object {\"group\", \"cancel_in_progress\"}", at);
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)c, k, v) {
         char pk[64];
         if (strcmp(k, "group") && strcmp(k, "cancel_in_progress"))
-            return fail(err, errlen, "concurrency.%s: unknown field (allowed: group, cancel_in_progress)",
+            return fail(err, errlen, "%s.%s: unknown field (allowed: group, cancel_in_progress)", at,
                         spec_printable(k, strlen(k), pk));
     }
     if (!text_ok(json_object_get(c, "group"), PIPELINE_GROUP_MAX))
-        return fail(err, errlen, "concurrency.group: required, a string of 1 to %d bytes without control characters",
+        return fail(err, errlen, "%s.group: required, a string of 1 to %d bytes without control characters", at,
                     PIPELINE_GROUP_MAX);
-    const json_t *cip = json_object_get(c, "cancel_in_progress");
-    if (cip && !json_is_boolean(cip))
-        return fail(err, errlen, "concurrency.cancel_in_progress: must be true or false");
-    snprintf(p->group, sizeof p->group, "%s", json_string_value(json_object_get(c, "group")));
-    p->cancel_in_progress = json_is_true(cip);
+    const json_t *b = json_object_get(c, "cancel_in_progress");
+    if (b && !json_is_boolean(b))
+        return fail(err, errlen, "%s.cancel_in_progress: must be true or false", at);
+    snprintf(group, PIPELINE_GROUP_MAX + 1, "%s", json_string_value(json_object_get(c, "group")));
+    *cip = json_is_true(b);
     return 0;
 }
 
@@ -153,14 +157,17 @@ static int check_step(const char *name, const json_t *o, const char *const *keys
     json_t *v;
     json_object_foreach((json_t *)o, k, v) {
         if (strcmp(k, "needs") && strcmp(k, "if") && strcmp(k, "matrix") && strcmp(k, "shards") &&
-            strcmp(k, "spec") && strcmp(k, "approval")) {
+            strcmp(k, "spec") && strcmp(k, "approval") && strcmp(k, "concurrency")) {
             char pk[64];
             return fail(err, errlen,
-                        "steps.%s.%s: unknown field (allowed: needs, if, matrix, shards, approval, spec)", name,
-                        spec_printable(k, strlen(k), pk));
+                        "steps.%s.%s: unknown field (allowed: needs, if, matrix, shards, approval, concurrency,"
+                        " spec)", name, spec_printable(k, strlen(k), pk));
         }
     }
     if (check_approval(name, json_object_get(o, "approval"), st, err, errlen) < 0)
+        return -1;
+    if (check_concurrency(name, json_object_get(o, "concurrency"), st->group, &st->cancel_in_progress, err,
+                          errlen) < 0)
         return -1;
     if (!json_is_object(json_object_get(o, "spec")))
         return fail(err, errlen, "steps.%s.spec: required, must be a task spec object", name);
@@ -393,7 +400,7 @@ pipeline_t *pipeline_from_json(json_t *doc, const char *id, char *err, size_t er
         goto fail;
     }
     snprintf(p->name, sizeof p->name, "%s", name);
-    if (check_concurrency(p, json_object_get(doc, "concurrency"), err, errlen) < 0)
+    if (check_concurrency(NULL, json_object_get(doc, "concurrency"), p->group, &p->cancel_in_progress, err, errlen) < 0)
         goto fail;
     json_t *steps = json_object_get(doc, "steps");
     if (!json_is_object(steps) || json_object_size(steps) == 0) {

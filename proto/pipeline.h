@@ -45,6 +45,8 @@ typedef struct pipeline_step {
     enum pipeline_if cond;
     enum pipeline_approval approval; /* "approval": {"role", "timeout_s"} */
     int approval_timeout_s;
+    char group[PIPELINE_GROUP_MAX + 1]; /* "concurrency": {"group"}; "" for none */
+    int cancel_in_progress;             /* "concurrency": {"cancel_in_progress"} */
     size_t nneeds;
     int *needs;               /* indices into pipeline_t.steps */
     size_t nnodes;
@@ -69,7 +71,8 @@ pipeline_t *pipeline_parse(const char *text, size_t len, const char *id, char *e
 /* Validate doc {"name": str, "concurrency": {"group": str,
  * "cancel_in_progress": bool}, "steps": {"<step>": {"needs": [step...], "if":
  * "success"|"failure"|"always", "matrix": {"<VAR>": [values]}, "shards": N,
- * "approval": {"role": "operator"|"admin", "timeout_s": N}, "spec": <task
+ * "approval": {"role": "operator"|"admin", "timeout_s": N}, "concurrency":
+ * {"group": str, "cancel_in_progress": bool}, "spec": <task
  * spec>}}} and expand it; id (a UUID) goes into each node's
  * "pipeline". Takes a new reference to doc. Returns the pipeline (caller
  * frees with pipeline_free) or NULL with a message in err: unknown fields,

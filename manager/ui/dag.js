@@ -4,7 +4,8 @@
 'use strict';
 
 const DAG_COLORS = {succeeded: '#1f8a4c', failed: '#c23a2b', dead: '#c23a2b', running: '#2458c6',
-  retrying: '#b7791f', waiting_approval: '#b7791f', queued: '#8a93a6', waiting: '#b9c0cf',
+  retrying: '#b7791f', waiting_approval: '#b7791f', waiting_group: '#b7791f', queued: '#8a93a6',
+  waiting: '#b9c0cf',
   skipped: '#5d6475', cancelled: '#5d6475'};
 const DAG_W = 190, DAG_GAPX = 70, DAG_GAPY = 18, DAG_HEAD = 30, DAG_ROW = 18, DAG_MAXROWS = 8;
 

@@ -116,7 +116,7 @@ static void test_errors(void **state)
     expect_error("{\"name\":\"x\",\"steps\":{\"a b\":" NOOP "}}",
                  "steps.a b: a step name is 1 to 64 of [A-Za-z0-9_-]");
     expect_error("{\"name\":\"x\",\"steps\":{\"a\":{\"spec\":{\"kind\":\"noop\"},\"when\":1}}}",
-                 "steps.a.when: unknown field (allowed: needs, if, matrix, shards, approval, spec)");
+                 "steps.a.when: unknown field (allowed: needs, if, matrix, shards, approval, concurrency, spec)");
     expect_error("{\"name\":\"x\",\"steps\":{\"a\":{}}}", "steps.a.spec: required, must be a task spec object");
     expect_error("{\"name\":\"x\",\"steps\":{\"test\":" NOOP ",\"deploy\":{\"needs\":[\"tset\"],"
                  "\"spec\":{\"kind\":\"noop\"}}}}",
@@ -273,6 +273,23 @@ static void test_approval_and_concurrency(void **state)
     char big[400];
     snprintf(big, sizeof big, GROUP("{\"group\":\"%0129d\"}"), 0);
     expect_error(big, "concurrency.group: required, a string of 1 to 128 bytes without control characters");
+#define SGROUP(c) "{\"name\":\"x\",\"steps\":{\"a\":" NOOP ",\"d\":{\"needs\":[\"a\"],\"concurrency\":" c \
+                  ",\"spec\":{\"kind\":\"noop\"}}}}"
+    p = parse(SGROUP("{\"group\":\"env-prod\",\"cancel_in_progress\":true}"));
+    assert_non_null(p);
+    assert_string_equal(p->group, "");
+    assert_string_equal(p->steps[1].name, "d");
+    assert_string_equal(p->steps[1].group, "env-prod");
+    assert_int_equal(p->steps[1].cancel_in_progress, 1);
+    assert_string_equal(p->steps[0].group, "");
+    pipeline_free(p);
+    expect_error(SGROUP("[]"), "steps.d.concurrency: must be an object {\"group\", \"cancel_in_progress\"}");
+    expect_error(SGROUP("{\"cancel_in_progress\":true}"),
+                 "steps.d.concurrency.group: required, a string of 1 to 128 bytes without control characters");
+    expect_error(SGROUP("{\"group\":\"a\",\"cancel_in_progress\":0}"),
+                 "steps.d.concurrency.cancel_in_progress: must be true or false");
+    expect_error(SGROUP("{\"group\":\"a\",\"max\":1}"),
+                 "steps.d.concurrency.max: unknown field (allowed: group, cancel_in_progress)");
 }
 
 int main(void)
