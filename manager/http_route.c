@@ -33,7 +33,7 @@ const struct route routes[] = {
     {POST,   "/v1/tasks/{id}/cancel",            ROLE_OPERATOR, "cancelling a task",               tasks_cancel, 0, "task.cancel"},
     {GET,    "/v1/tasks/{id}/checkpoints",       ROLE_VIEWER,   "reading a task's checkpoints",    tasks_checkpoints},
     {GET,    "/v1/tasks/{id}/report",            ROLE_VIEWER,   "reading a test report",           reports_task},
-    {GET,    "/v1/reports/latest",               ROLE_VIEWER,   "reading a test report",           reports_latest},
+    {GET,    "/v1/reports/latest",               ROLE_VIEWER,   "reading a test report",           reports_latest, TARGET_FILTERED},
     {GET,    "/v1/tests",                        ROLE_VIEWER,   "reading test history",            tests_list},
     {GET,    "/v1/tests/history",                ROLE_VIEWER,   "reading test history",            tests_history},
     {GET,    "/v1/dlq",                          ROLE_VIEWER,   "listing queues with dead letters", dlq_queues, TARGET_FILTERED},

@@ -53,6 +53,10 @@ admin() { curl -s -H "Authorization: Bearer $DEVSYS_TOKEN" -X "$1" -d "$3" "$DEV
 declare -A PIPE APPR SCHED
 for s in a b; do
     it_psql "UPDATE tasks SET state = 'dead' WHERE id = '$(task_in "$s")'" >/dev/null
+    rep=$(curl -s -H "Authorization: Bearer $DEVSYS_TOKEN" -d "{\"kind\":\"noop\",\"queue\":\"$s\",\"name\":\"rep\"}" \
+        "$DEVSYS_URL/v1/tasks" | jq -r '.tasks[0].id') # a test report of a task named rep (b's the newest)
+    it_psql "INSERT INTO task_reports (task_id, attempt, summary) VALUES ('$rep', 1, '{}')" >/dev/null
+    [[ $s == b ]] && REP_B=$rep
     admin PATCH "/v1/queues/$s/settings" '{"concurrency":5}' >/dev/null
     out=$(admin POST /v1/pipelines "{\"name\":\"pipe-$s\",\"steps\":{\"gate\":{\"approval\":{\"role\":\"operator\"},
         \"spec\":{\"kind\":\"deploy\",\"queue\":\"$s\",\"deploy\":{\"app\":\"${s}1\",\"env\":\"e\",\"source\":\"/nonexistent\"}}}}}")
@@ -104,7 +108,7 @@ body() {
 }
 # what of side b a list shows: its queue, ids and names (not chk-b: its probes run
 # in queue monitor, which the scoped tokens have)
-B_SEEN="\"queue\": ?\"b\"|$TASK_B|${PIPE[b]}|${APPR[b]}|${SCHED[b]}|pipe-b|sched-b"
+B_SEEN="\"queue\": ?\"b\"|$TASK_B|$REP_B|${PIPE[b]}|${APPR[b]}|${SCHED[b]}|pipe-b|sched-b"
 past() { test "$1" != 403 -a "$1" != 401 -a "$1" != 405 -a "$1" != 429; }
 declare -A below=([viewer]='' [operator]=viewer [admin]=operator)
 
@@ -139,9 +143,11 @@ while IFS='|' read -r _ method pattern role scope _ _; do
         ok "$method $pattern: a scoped viewer token gets past the checks ($st)" past "$st"
     elif [[ $scope == filtered* ]]; then
         filtered=$((filtered + 1))
-        call "$method" "$path?limit=200" "$DEVSYS_TOKEN" >/dev/null
+        q='?limit=200'
+        [[ $pattern == /v1/reports/latest ]] && q='?name=rep&format=summary'
+        call "$method" "$path$q" "$DEVSYS_TOKEN" >/dev/null
         ok "$method $pattern: an unscoped token sees side b ($(grep -oE "$B_SEEN" "$B" | head -1))" grep -qE "$B_SEEN" "$B"
-        is "$(call "$method" "$path?limit=200" "${TOK[${role}_a]}")" 200 "$method $pattern: a scoped token: 200"
+        is "$(call "$method" "$path$q" "${TOK[${role}_a]}")" 200 "$method $pattern: a scoped token: 200"
         ok "$method $pattern: ... and nothing of side b" it_not grep -qE "$B_SEEN" "$B"
     elif [[ $scope != - ]]; then
         scoped=$((scoped + 1))
@@ -155,7 +161,7 @@ while IFS='|' read -r _ method pattern role scope _ _; do
     fi
 done <<<"$routes"
 ok "the table has rows with a role ($rows), scoped rows ($scoped), filtered lists ($filtered)" \
-    test "$rows" -ge 20 -a "$scoped" -ge 20 -a "$filtered" -ge 6
+    test "$rows" -ge 20 -a "$scoped" -ge 20 -a "$filtered" -ge 7
 
 # an array of specs is checked spec by spec
 is "$(call POST /v1/tasks "${TOK[operator_a]}" '[{"kind":"noop","queue":"a"},{"kind":"noop","queue":"b"}]')" 403 \
