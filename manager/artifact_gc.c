@@ -134,7 +134,8 @@ agc_t *agc_new(struct event_base *base, pgc_t *pg, astore_t *store)
     g->pg = pg;
     g->store = store;
     g->period_s = period;
-    g->retention_s = cfg_double("DEVSYS_ARTIFACT_RETENTION_S", AGC_RETENTION_DEFAULT, 1, 3650.0 * 86400);
+    /* at least 10 minutes: a reference is renewed at most once a minute (migrations/019) */
+    g->retention_s = cfg_double("DEVSYS_ARTIFACT_RETENTION_S", AGC_RETENTION_DEFAULT, 600, 3650.0 * 86400);
     snprintf(g->retention, sizeof g->retention, "%.3f", g->retention_s);
     g->cursor = -1;
     g->shas = xcalloc(AGC_BATCH, sizeof *g->shas);

@@ -19,7 +19,7 @@ typedef struct agc agc_t;
 struct event_base;
 
 /* Reads DEVSYS_ARTIFACT_GC_S (600; 0: off) and DEVSYS_ARTIFACT_RETENTION_S
- * (14 days). NULL when off. store and pg must outlive it. */
+ * (14 days, at least 600 s). NULL when off. store and pg must outlive it. */
 agc_t *agc_new(struct event_base *base, pgc_t *pg, astore_t *store);
 /* Stops it; a step waiting for PostgreSQL finds it closing and stops. */
 void agc_free(agc_t *g);

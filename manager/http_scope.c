@@ -97,8 +97,8 @@ static const char *lookup_sql(enum route_target t)
     case TARGET_APPROVAL: /* the nodes of the step it gates */
         return "SELECT jsonb_build_object('queue', n.queue, 'deploy', n.spec->'deploy') FROM approvals a"
                " JOIN pipeline_nodes n ON n.pipeline_id = a.pipeline_id AND n.step = a.step WHERE a.id = $1::uuid";
-    case TARGET_SCHEDULE:
-        return "SELECT spec FROM schedules WHERE id = $1::uuid";
+    case TARGET_SCHEDULE: /* by id or name, as the schedule routes take it */
+        return "SELECT spec FROM schedules WHERE name = $1 OR id::text = lower($1)";
     case TARGET_CHECK:
     case TARGET_CHECK_BODY: /* replacing a check: the one it replaces too */
         return "SELECT follow_up FROM checks WHERE name = $1";
@@ -169,10 +169,12 @@ int scope_check(struct req *q, const struct route *r, const struct route_args *a
             return 1;
         key = a->name;
         break;
+    case TARGET_SCHEDULE:
+        key = a->id;
+        break;
     case TARGET_TASK:
     case TARGET_PIPELINE:
     case TARGET_APPROVAL:
-    case TARGET_SCHEDULE:
         if (!uuid_valid(a->id, strlen(a->id)))
             return 0; /* no such object: the handler's 404 */
         key = a->id;

@@ -57,12 +57,14 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
      WHERE a->>'sha256' IS NOT NULL
 $$;
 
+-- A reference already renewed within the minute is left alone: a fan-out of
+-- many steps taking the same input would otherwise rewrite one row each time.
 CREATE FUNCTION devsys_artifact_refs_touch() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO artifact_refs (sha256, ref_at)
     SELECT DISTINCT s, now() FROM devsys_task_artifacts(NEW.spec, NEW.result) s
-    ON CONFLICT (sha256) DO UPDATE SET ref_at = now() WHERE artifact_refs.ref_at < now() - interval '1 hour';
+    ON CONFLICT (sha256) DO UPDATE SET ref_at = now() WHERE artifact_refs.ref_at < now() - interval '1 minute';
     RETURN NULL;
 END
 $$;

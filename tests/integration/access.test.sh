@@ -174,6 +174,7 @@ is "$(call POST /v1/tasks "${TOK[operator_a]}" '{"kind":"noop","queue":"a","next
 like "$(jq -r .error "$B")" 'app "b1" is outside' "... naming the app"
 is "$(call POST /v1/schedules "${TOK[operator_a]}" '{"name":"s-next","every":"1h","spec":{"kind":"noop","queue":"a","next":[{"kind":"noop","queue":"b"}]}}')" 403 \
     "a schedule whose spec's next goes to queue b: 403"
+is "$(call DELETE /v1/schedules/sched-b "${TOK[operator_a]}")" 403 "a schedule outside the scope named by its name, not its id: 403"
 is "$(call GET "/v1/tasks?queue=b" "${TOK[viewer_a]}")" 200 "a scoped token asking for queue b's tasks: 200 ..."
 is "$(jq '.tasks | length' "$B")" 0 "... and none"
 # paging a filtered list: every page holds only the scope's tasks
