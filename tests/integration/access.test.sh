@@ -57,6 +57,10 @@ for s in a b; do
         "$DEVSYS_URL/v1/tasks" | jq -r '.tasks[0].id') # a test report of a task named rep (b's the newest)
     it_psql "INSERT INTO task_reports (task_id, attempt, summary) VALUES ('$rep', 1, '{}')" >/dev/null
     [[ $s == b ]] && REP_B=$rep
+    # test history of scope tscope: test t-<side> last run by that task, two runs of t1
+    it_psql "INSERT INTO test_stats (scope, test, last, runs, last_at, last_task) VALUES ('name:tscope', 't-$s', 'P', 1, now(), '$rep');
+             INSERT INTO test_runs (scope, test, input, task_id, attempt, outcome) VALUES ('name:tscope', 't1', '', '$rep', 1, 'passed')" \
+        >/dev/null
     admin PATCH "/v1/queues/$s/settings" '{"concurrency":5}' >/dev/null
     out=$(admin POST /v1/pipelines "{\"name\":\"pipe-$s\",\"steps\":{\"gate\":{\"approval\":{\"role\":\"operator\"},
         \"spec\":{\"kind\":\"deploy\",\"queue\":\"$s\",\"deploy\":{\"app\":\"${s}1\",\"env\":\"e\",\"source\":\"/nonexistent\"}}}}}")
@@ -144,7 +148,11 @@ while IFS='|' read -r _ method pattern role scope _ _; do
     elif [[ $scope == filtered* ]]; then
         filtered=$((filtered + 1))
         q='?limit=200'
-        [[ $pattern == /v1/reports/latest ]] && q='?name=rep&format=summary'
+        case $pattern in
+            /v1/reports/latest) q='?name=rep&format=summary' ;;
+            /v1/tests) q='?name=tscope' ;;
+            /v1/tests/history) q='?name=tscope&test=t1' ;;
+        esac
         call "$method" "$path$q" "$DEVSYS_TOKEN" >/dev/null
         ok "$method $pattern: an unscoped token sees side b ($(grep -oE "$B_SEEN" "$B" | head -1))" grep -qE "$B_SEEN" "$B"
         is "$(call "$method" "$path$q" "${TOK[${role}_a]}")" 200 "$method $pattern: a scoped token: 200"
@@ -161,7 +169,7 @@ while IFS='|' read -r _ method pattern role scope _ _; do
     fi
 done <<<"$routes"
 ok "the table has rows with a role ($rows), scoped rows ($scoped), filtered lists ($filtered)" \
-    test "$rows" -ge 20 -a "$scoped" -ge 20 -a "$filtered" -ge 7
+    test "$rows" -ge 20 -a "$scoped" -ge 20 -a "$filtered" -ge 9
 
 # an array of specs is checked spec by spec
 is "$(call POST /v1/tasks "${TOK[operator_a]}" '[{"kind":"noop","queue":"a"},{"kind":"noop","queue":"b"}]')" 403 \
