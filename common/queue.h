@@ -249,6 +249,9 @@ int queue_dlq_entry(rc_t *rc, const char *prefix, const char *queue, const char 
 /* XDEL one dead letter; fn gets the number removed (0 or 1). */
 int queue_dlq_delete(rc_t *rc, const char *prefix, const char *queue, const char *entry_id, queue_count_fn *fn,
                      void *arg);
+/* XDEL n dead letters in one command (n >= 1); fn gets the number removed. */
+int queue_dlq_delete_many(rc_t *rc, const char *prefix, const char *queue, const char *const *entry_ids, size_t n,
+                          queue_count_fn *fn, void *arg);
 
 /* XTRIM MAXLEN 0, not DEL: the stream keeps its last id, so new ids stay
  * above every removed one. fn gets the number removed. */

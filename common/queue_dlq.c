@@ -42,9 +42,20 @@ int queue_dlq_entry(rc_t *rc, const char *prefix, const char *queue, const char 
 int queue_dlq_delete(rc_t *rc, const char *prefix, const char *queue, const char *entry_id, queue_count_fn *fn,
                      void *arg)
 {
+    return queue_dlq_delete_many(rc, prefix, queue, &entry_id, 1, fn, arg);
+}
+
+int queue_dlq_delete_many(rc_t *rc, const char *prefix, const char *queue, const char *const *entry_ids, size_t n,
+                          queue_count_fn *fn, void *arg)
+{
     char key[256];
-    const char *argv[] = {"XDEL", queue_key(key, sizeof key, prefix, queue, "dlq"), entry_id};
-    return queue_send(rc, queue_count_reply, (queue_fn *)fn, arg, 3, argv, NULL);
+    const char **argv = xmalloc((2 + n) * sizeof *argv);
+    argv[0] = "XDEL";
+    argv[1] = queue_key(key, sizeof key, prefix, queue, "dlq");
+    memcpy(argv + 2, entry_ids, n * sizeof *entry_ids);
+    int rv = queue_send(rc, queue_count_reply, (queue_fn *)fn, arg, (int)(2 + n), argv, NULL);
+    free(argv);
+    return rv;
 }
 
 int queue_dlq_clear(rc_t *rc, const char *prefix, const char *queue, queue_count_fn *fn, void *arg)

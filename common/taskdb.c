@@ -443,7 +443,7 @@ static const char replay_sql[] =
     "     max_attempts = t.attempt + prev.budget,"
     "     dlq_purged_at = NULL, finished_at = NULL, next_attempt_at = NULL, lease_owner = NULL,"
     "     lease_expires_at = NULL"
-    "   FROM prev WHERE t.id = prev.id AND prev.state = 'dead' RETURNING t.id, t.kind, t.spec)"
+    "   FROM prev WHERE t.id = prev.id AND prev.state = ANY($5::text[]) RETURNING t.id, t.kind, t.spec)"
     " SELECT prev.state AS was, upd.kind, upd.spec::text AS spec, prev.id, prev.dlq_entry"
     " FROM prev LEFT JOIN upd ON upd.id = prev.id ORDER BY prev.id";
 
@@ -454,13 +454,26 @@ void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget)
     pgarr_add_long(c[1], budget);
 }
 
-void taskdb_replay(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, pgc_result_fn *fn, void *arg)
+static void replay_states(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, const char *states,
+                          pgc_result_fn *fn, void *arg)
 {
     char *c[2];
     tdb_rows_take(r, ROWS_REPLAY, c);
-    const char *p[4] = {c[0], c[1], queue, any_state ? "true" : "false"};
-    pgc_query(pg, replay_sql, 4, p, fn, arg);
+    const char *p[5] = {c[0], c[1], queue, any_state ? "true" : "false", states};
+    pgc_query(pg, replay_sql, 5, p, fn, arg);
     tdb_params_free(c, 2);
+}
+
+void taskdb_replay(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, pgc_result_fn *fn, void *arg)
+{
+    replay_states(pg, r, queue, any_state, "{dead}", fn, arg);
+}
+
+void taskdb_retry(pgc_t *pg, const char *id, long budget, const char *queue, pgc_result_fn *fn, void *arg)
+{
+    taskdb_rows_t *r = taskdb_rows_new();
+    taskdb_replay_add(r, id, budget);
+    replay_states(pg, r, queue, 1, "{dead,cancelled}", fn, arg);
 }
 
 /* One statement: lock the row, cancel it if it has not finished, and return
@@ -497,6 +510,69 @@ void taskdb_purge_queue(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *a
               "   WHERE queue = $1 AND state = 'dead' AND dlq_purged_at IS NULL RETURNING 1)"
               " SELECT count(*) AS purged FROM u",
               1, p, fn, arg);
+}
+
+/* The dead letters of a queue a bulk action picks (TASKDB_DLQ_FILTER's
+ * parameters $2 error, $3 kind, $4 since in µs). */
+#define DLQ_PICK                                                                                         \
+    " FROM tasks WHERE queue = $1 AND state = 'dead' AND dlq_purged_at IS NULL"                         \
+    "   AND ($2::text IS NULL OR last_error = $2) AND ($3::text IS NULL OR kind = $3)"                  \
+    "   AND ($4::bigint IS NULL OR finished_at >= to_timestamp($4::bigint / 1e6))"
+
+static void filter_params(const char **p, const char *queue, const struct taskdb_dlq_filter *f)
+{
+    p[0] = queue;
+    p[1] = f->error;
+    p[2] = f->kind;
+    p[3] = f->since_us;
+}
+
+void taskdb_dead_page(pgc_t *pg, const char *queue, const struct taskdb_dlq_filter *f, const char *after,
+                      long limit, pgc_result_fn *fn, void *arg)
+{
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *p[6];
+    filter_params(p, queue, f);
+    p[4] = after && after[0] ? after : NULL;
+    p[5] = lim;
+    pgc_query(pg,
+              "SELECT id, spec::text AS spec, dlq_entry" DLQ_PICK
+              " AND ($5::uuid IS NULL OR id > $5::uuid) ORDER BY id LIMIT $6::int",
+              6, p, fn, arg);
+}
+
+void taskdb_purge_filtered(pgc_t *pg, const char *queue, const struct taskdb_dlq_filter *f, long limit,
+                           pgc_result_fn *fn, void *arg)
+{
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *p[5];
+    filter_params(p, queue, f);
+    p[4] = lim;
+    pgc_query(pg,
+              "WITH c AS (SELECT id" DLQ_PICK " ORDER BY id LIMIT $5::int + 1 FOR UPDATE),"
+              " pick AS (SELECT id FROM c ORDER BY id LIMIT $5::int),"
+              " upd AS (UPDATE tasks t SET dlq_purged_at = now() FROM pick WHERE t.id = pick.id"
+              "   RETURNING t.id, t.dlq_entry)"
+              " SELECT upd.id, upd.dlq_entry, (SELECT count(*) FROM c) > $5::int AS more FROM upd",
+              5, p, fn, arg);
+}
+
+void taskdb_dead_groups(pgc_t *pg, const char *queue, const struct taskdb_dlq_filter *f, long limit,
+                        pgc_result_fn *fn, void *arg)
+{
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *p[5];
+    filter_params(p, queue, f);
+    p[4] = lim;
+    pgc_query(pg,
+              "SELECT coalesce(json_agg(g ORDER BY g.count DESC, g.error), '[]')::text AS groups FROM"
+              " (SELECT last_error AS error, kind, count(*) AS count, min(finished_at) AS first_failed_at,"
+              "   max(finished_at) AS last_failed_at" DLQ_PICK
+              "   GROUP BY last_error, kind ORDER BY count(*) DESC, last_error LIMIT $5::int) g",
+              5, p, fn, arg);
 }
 
 /* A concurrent take of the same pipeline waits on the row locks and then

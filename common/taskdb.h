@@ -138,6 +138,31 @@ void taskdb_mark_published(pgc_t *pg, const char *ids, int ok, pgc_result_fn *fn
  * when not replayed); id; dlq_entry (before). */
 void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget);
 void taskdb_replay(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, pgc_result_fn *fn, void *arg);
+/* Retry (POST /v1/tasks/{id}/retry): the same statement as a replay, for one
+ * task of queue that is dead (letter purged or not) or cancelled; the same
+ * result (was; kind and spec NULL when it was in another state). */
+void taskdb_retry(pgc_t *pg, const char *id, long budget, const char *queue, pgc_result_fn *fn, void *arg);
+
+/* Bulk dead-letter actions pick the dead, unpurged tasks of a queue matching
+ * a filter: each field NULL for any; error is last_error exactly, since_us
+ * (µs since the epoch, as text) the earliest finished_at. */
+struct taskdb_dlq_filter {
+    const char *error, *kind, *since_us;
+};
+/* Up to limit of them after task id `after` (NULL: from the first), in id
+ * order. Result: id, spec, dlq_entry. A read: replays go through taskdb_replay. */
+void taskdb_dead_page(pgc_t *pg, const char *queue, const struct taskdb_dlq_filter *f, const char *after,
+                      long limit, pgc_result_fn *fn, void *arg);
+/* Purge up to limit of them (dlq_purged_at = now). Result, one row per task
+ * purged: id, dlq_entry (NULL when Redis's entry id is unknown), more ("t"
+ * when more matched than limit). */
+void taskdb_purge_filtered(pgc_t *pg, const char *queue, const struct taskdb_dlq_filter *f, long limit,
+                           pgc_result_fn *fn, void *arg);
+/* Their groups by (last_error, kind), largest first, at most limit. Result:
+ * one row, groups: a JSON array of {error, kind, count, first_failed_at,
+ * last_failed_at}. */
+void taskdb_dead_groups(pgc_t *pg, const char *queue, const struct taskdb_dlq_filter *f, long limit,
+                        pgc_result_fn *fn, void *arg);
 
 /* Cancel: queued | running | retrying -> cancelled. Result: no row when the
  * task does not exist; else was (the state before), cancelled ("1" or "0"),

@@ -30,6 +30,7 @@ static const char usage_text[] =
     "                                30m, 2h, 7d ago); prints \"next: CURSOR\" when there\n"
     "                                are more\n"
     "  cancel ID                     cancel a task that has not finished\n"
+    "  retry ID                      queue a dead or cancelled task again (same id, attempts kept)\n"
     "  dlq ls [QUEUE]                dead-letter queues and their lengths, or the entries\n"
     "                                of one queue\n"
     "  dlq show QUEUE ID             one dead letter (ID: DLQ entry id or task id)\n"
@@ -503,6 +504,7 @@ int main(int argc, char **argv)
         { "schedule", -1 },
         { "notify", -1 },
         { "monitors", -1 }, { "monitor", -1 }, { "incidents", -1 },
+        { "retry", 2 },
     };
     size_t c = 0;
     while (c < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[c].name, cmd) != 0)
@@ -545,6 +547,8 @@ int main(int argc, char **argv)
         free(done);
         free(path);
         free(id);
+    } else if (strcmp(cmd, "retry") == 0) {
+        code = cmd_retry(&ctl, args[1]);
     } else if (strcmp(cmd, "dlq") == 0) {
         code = cmd_dlq(&ctl, nargs - 1, args + 1, all);
     } else if (strcmp(cmd, "report") == 0) {

@@ -108,6 +108,8 @@ int cmd_notify(const struct ctl *ctl, int argc, char **argv);
 /* Fills host/port/prefix from ctl->url; -1 on anything but http://host[:port][/path]. */
 int ctl_parse_url(struct ctl *ctl);
 
+/* ---- devsysctl_retry.c: retry ID (a dead or cancelled task, queued again) */
+int cmd_retry(const struct ctl *ctl, const char *id);
 /* ---- devsysctl_monitor.c: monitors | monitor NAME|add|rm|silence|unsilence |
  * incidents (argv[0] is the command) */
 int cmd_monitor(const struct ctl *ctl, int argc, char **argv);

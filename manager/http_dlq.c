@@ -388,6 +388,8 @@ static void op_found(struct op *o)
     case OP_PURGE:
         purge_one(o);
         return;
+    case OP_RETRY: /* http_replay.c, never through a lookup */
+        break;
     }
 }
 
@@ -430,6 +432,17 @@ void dlq_purge_all(struct req *q, const struct route_args *a)
         reply_error(q, 503, "redis unavailable: nothing purged");
         return;
     }
+    char why[160];
+    struct dlq_filter *f = dlq_filter_parse(q->query, why, sizeof why);
+    if (!f) {
+        reply_error(q, 400, why);
+        return;
+    }
+    if (f->narrowed || f->limited) {
+        dlq_purge_filtered(q, queue, f);
+        return;
+    }
+    dlq_filter_free(f);
     struct op *o = op_new(q, queue);
     taskdb_purge_queue(q->api->pg, o->queue, purge_all_updated, o);
 }

@@ -15,6 +15,7 @@
 #include "pgarr.h"
 #include "spec.h"
 #include "secretdb.h"
+#include "taskdb.h"
 #include "ui_session.h"
 
 typedef struct policy policy_t;
@@ -144,7 +145,28 @@ const char *scope_sql_apps(struct req *q);
 
 /* ------------------------------------------------------------- http_op.c */
 
-enum op_kind { OP_SHOW, OP_REPLAY, OP_PURGE };
+enum op_kind { OP_SHOW, OP_REPLAY, OP_PURGE, OP_RETRY };
+
+/* ---------------------------------------------------------- http_dlq_bulk.c */
+
+#define DLQ_BULK_DEFAULT 1000 /* dead letters a bulk replay or filtered purge handles per call */
+#define DLQ_BULK_MAX 10000
+
+/* ?error=&kind=&since=&limit= of a bulk dead-letter action. */
+struct dlq_filter {
+    char *error;
+    char kind[72], since_us[24];
+    long limit;
+    int narrowed, limited;       /* error, kind or since given; limit given */
+    struct taskdb_dlq_filter db; /* the same, for taskdb (NULL fields: any) */
+};
+/* NULL with the message for a 400 in why. Caller frees with dlq_filter_free. */
+struct dlq_filter *dlq_filter_parse(const char *query, char *why, size_t len);
+void dlq_filter_free(struct dlq_filter *f);
+/* New reference: the filter as answers and audit rows show it. */
+json_t *dlq_filter_json(const struct dlq_filter *f);
+/* Purge up to f->limit dead letters of queue that match f; takes f. */
+void dlq_purge_filtered(struct req *q, const char *queue, struct dlq_filter *f);
 
 /* One request in progress: the handler's pgc and rc callbacks pass it along;
  * it dies with the reply. */
@@ -165,6 +187,8 @@ struct op {
     long count, published, failed;
     char cursor[40];
     pgarr_t *ok_ids, *lost_ids;
+    struct dlq_filter *filter; /* a bulk dead-letter action's (http_dlq_bulk.c); freed with o */
+    int more;                  /* it stopped at its limit with more matching */
 };
 
 /* A new op for q; with a queue, o->queue is set. */
@@ -198,6 +222,10 @@ int op_parse_page(const char *query, long def, long max, int (*after_ok)(const c
  * clients) into its parts; 0 when s is not one. */
 int op_cursor_parse(const char *s, char *us, size_t us_cap, char *id, size_t id_cap);
 /* ------------------------------------------------------------ http_tasks.c */
+
+/* A time given to the API (http_search.c): epoch seconds, a date or RFC 3339,
+ * as µs since the epoch in *us; 0 when it is none of these. */
+int time_parse(const char *s, long long *us);
 
 /* The fields of a task row as jsonb_build_object arguments (get, list, search). */
 #define TASK_JSON_FIELDS                                                                            \

@@ -32,6 +32,7 @@ void op_free(struct op *o)
     json_decref(o->acc);
     free(o->ok_ids ? pgarr_finish(o->ok_ids) : NULL);
     free(o->lost_ids ? pgarr_finish(o->lost_ids) : NULL);
+    dlq_filter_free(o->filter);
     free(o);
 }
 

@@ -1,6 +1,8 @@
 /* http_replay: replaying dead letters (POST /v1/dlq/{queue}/{id}/replay and
- * /v1/dlq/{queue}/replay): each stored spec is validated on its own, then the
- * task goes dead -> queued in PostgreSQL and is published to Redis. */
+ * /v1/dlq/{queue}/replay, that one over a filter, http_dlq_bulk.c) and
+ * retrying a task (POST /v1/tasks/{id}/retry: dead or cancelled): each stored
+ * spec is validated on its own, then the task goes back to queued in
+ * PostgreSQL (same id, attempts kept) and is published to Redis. */
 #include "http_internal.h"
 
 #include <event2/http.h>
@@ -11,10 +13,12 @@
 #include "log.h"
 #include "queue.h"
 #include "taskdb.h"
+#include "uuid.h"
 #include "xalloc.h"
 
 #define REPLAY_BATCH 500   /* tasks moved per statement by "replay all" */
 #define REPLAY_FAILED_MAX 100 /* dead letters "replay all" could not replay, listed one by one */
+#define RETRY_STATES "only a dead or cancelled task can be retried"
 
 /* -------------------------------------------------------------- replay one */
 
@@ -34,8 +38,8 @@ static void replay_published(void *arg, const char *err, const char *stream_entr
     req_audit_note(o->q, o->task,
           json_pack("{s:s,s:s?,s:b}", "queue", o->queue, "entry_id", o->entry[0] ? o->entry : NULL, "published",
                     ok));
-    json_t *j = json_pack("{s:s,s:s,s:s?,s:s,s:b}", "id", o->task, "queue", o->queue, "entry_id",
-                          o->entry[0] ? o->entry : NULL, "state", "queued", "published", ok);
+    json_t *j = json_pack("{s:s,s:s,s:s?,s:s,s:s,s:b}", "id", o->task, "queue", o->queue, "entry_id",
+                          o->entry[0] ? o->entry : NULL, "state", "queued", "was", o->state, "published", ok);
     if (ok)
         json_object_set_new(j, "stream_entry", json_string(stream_entry));
     else
@@ -50,12 +54,14 @@ static void replay_updated(pgc_t *pg, PGresult *res, const char *err, void *arg)
     struct op *o = arg;
     if (!op_have_row(o, res, err, "task %s of this dead letter is not in queue %s", o->task, o->queue))
         return;
-    int c_kind = taskdb_col(res, "kind");
+    int c_kind = taskdb_col(res, "kind"), c_entry = taskdb_col(res, "dlq_entry");
     snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, taskdb_col(res, "was")));
     if (PQgetisnull(res, 0, c_kind)) {
-        op_conflict(o, "only a dead task can be replayed");
+        op_conflict(o, o->kind == OP_RETRY ? RETRY_STATES : "only a dead task can be replayed");
         return;
     }
+    if (o->kind == OP_RETRY && !PQgetisnull(res, 0, c_entry)) /* a dead task's letter goes with it */
+        snprintf(o->entry, sizeof o->entry, "%s", PQgetvalue(res, 0, c_entry));
     json_t *spec = json_loads(PQgetvalue(res, 0, taskdb_col(res, "spec")), 0, NULL);
     if (!spec || queue_replay(o->q->api->rc, o->q->api->prefix, o->queue, o->entry[0] ? o->entry : NULL, o->task,
                               PQgetvalue(res, 0, c_kind), spec, replay_published, o) != 0)
@@ -155,11 +161,12 @@ static void replay_all_finish(struct op *o, const char *err)
 {
     if (o->count || !err)
         req_audit_note(o->q, o->queue,
-              json_pack("{s:b,s:I,s:I,s:I}", "all", 1, "count", (json_int_t)o->count, "published",
-                        (json_int_t)o->published, "failed", (json_int_t)o->failed));
-    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:O}", "queue", o->queue, "replayed", (json_int_t)o->count,
-                          "published", (json_int_t)o->published, "failed_count", (json_int_t)o->failed, "failed",
-                          o->acc);
+              json_pack("{s:b,s:o,s:I,s:I,s:I,s:b}", "all", 1, "filter", dlq_filter_json(o->filter), "count",
+                        (json_int_t)o->count, "published", (json_int_t)o->published, "failed",
+                        (json_int_t)o->failed, "more", o->more));
+    json_t *j = json_pack("{s:s,s:o,s:I,s:I,s:I,s:O,s:b}", "queue", o->queue, "filter", dlq_filter_json(o->filter),
+                          "replayed", (json_int_t)o->count, "published", (json_int_t)o->published, "failed_count",
+                          (json_int_t)o->failed, "failed", o->acc, "more", o->more);
     if (o->failed > REPLAY_FAILED_MAX)
         json_object_set_new(j, "failed_truncated", json_true());
     if (err) {
@@ -212,8 +219,15 @@ static void replay_all_rows(pgc_t *pg, PGresult *res, const char *err, void *arg
     replay_all_sent(hold, QUEUE_DISCONNECTED, NULL);
 }
 
+/* Dead letters this call may still handle (replayed or reported bad). */
+static long replay_left(const struct op *o)
+{
+    return o->filter->limit - o->count - o->failed;
+}
+
 /* One batch of dead tasks read: each spec is validated on its own; the bad
- * ones stay dead and are reported, the rest are replayed in one statement. */
+ * ones stay dead and are reported, the rest are replayed in one statement.
+ * With none left to handle, the batch was the probe for "more". */
 static void replay_all_checked(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
     (void)pg;
@@ -223,7 +237,8 @@ static void replay_all_checked(pgc_t *pg, PGresult *res, const char *err, void *
         return;
     }
     int rows = PQntuples(res);
-    if (rows == 0) {
+    if (rows == 0 || replay_left(o) <= 0) {
+        o->more = rows > 0;
         replay_all_finish(o, NULL);
         return;
     }
@@ -254,19 +269,71 @@ static void replay_all_checked(pgc_t *pg, PGresult *res, const char *err, void *
  * twice; it stops on an empty batch. */
 static void replay_all_batch(struct op *o)
 {
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", REPLAY_BATCH);
-    const char *params[3] = {o->queue, o->cursor[0] ? o->cursor : NULL, lim};
-    pgc_query(o->q->api->pg,
-              "SELECT id, spec::text, dlq_entry FROM tasks WHERE queue = $1 AND state = 'dead'"
-              " AND dlq_purged_at IS NULL AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3::int",
-              3, params, replay_all_checked, o);
+    long left = replay_left(o);
+    taskdb_dead_page(o->q->api->pg, o->queue, &o->filter->db, o->cursor,
+                     left <= 0 ? 1 : left < REPLAY_BATCH ? left : REPLAY_BATCH, replay_all_checked, o);
 }
 
+/* At most the filter's limit (DLQ_BULK_DEFAULT) per call; "more" says
+ * whether matching dead letters remain. */
 void replay_all(struct req *q, const struct route_args *a)
 {
-    const char *queue = a->queue;
-    struct op *o = op_new(q, queue);
+    char why[160];
+    struct dlq_filter *f = dlq_filter_parse(q->query, why, sizeof why);
+    if (!f) {
+        reply_error(q, 400, why);
+        return;
+    }
+    struct op *o = op_new(q, a->queue);
+    o->filter = f;
     o->acc = json_array();
     replay_all_batch(o);
+}
+
+/* -------------------------------------------------------------- retry */
+
+static void retry_checked(pgc_t *pg, PGresult *res, const char *err, void *arg)
+{
+    (void)pg;
+    struct op *o = arg;
+    if (!op_have_row(o, res, err, "task %s not found (or moved to history: only live tasks can be retried)",
+                     o->task))
+        return;
+    snprintf(o->state, sizeof o->state, "%s", PQgetvalue(res, 0, taskdb_col(res, "state")));
+    snprintf(o->queue, sizeof o->queue, "%s", PQgetvalue(res, 0, taskdb_col(res, "queue")));
+    if (strcmp(o->state, "dead") != 0 && strcmp(o->state, "cancelled") != 0) {
+        op_conflict(o, RETRY_STATES);
+        return;
+    }
+    int c_pipe = taskdb_col(res, "pipeline_id");
+    if (!PQgetisnull(res, 0, c_pipe)) {
+        op_error(o, 409, "task %s is a step of pipeline %s: re-run the pipeline instead"
+                         " (POST /v1/pipelines/{id}/rerun)", o->task, PQgetvalue(res, 0, c_pipe));
+        return;
+    }
+    char why[SPEC_ERR_MAX];
+    int budget = replay_budget(PQgetvalue(res, 0, taskdb_col(res, "spec")), why, sizeof why);
+    if (!budget) {
+        op_reply(o, 422, json_pack("{s:s,s:s,s:s}", "error", "the task's spec is not valid any more: not retried",
+                                   "id", o->task, "reason", why));
+        return;
+    }
+    taskdb_retry(o->q->api->pg, o->task, budget, o->queue, replay_updated, o);
+}
+
+/* POST /v1/tasks/{id}/retry: a dead or cancelled task queued again, as a
+ * replay does (taskdb_retry: same id, its attempts kept, a fresh budget);
+ * a dead one's letter leaves the DLQ in the same script that publishes it. */
+void tasks_retry(struct req *q, const struct route_args *a)
+{
+    if (!uuid_valid(a->id, strlen(a->id))) {
+        reply_error(q, 404, "task not found (not a task id)");
+        return;
+    }
+    struct op *o = op_new(q, NULL);
+    o->kind = OP_RETRY;
+    snprintf(o->task, sizeof o->task, "%s", a->id);
+    const char *params[1] = {o->task};
+    pgc_query(q->api->pg, "SELECT state, queue, spec::text AS spec, pipeline_id FROM tasks WHERE id = $1::uuid", 1,
+              params, retry_checked, o);
 }

@@ -94,6 +94,8 @@ void tasks_submit_json(struct req *q, json_t *body, int accepted);
 void tasks_list(struct req *q, const struct route_args *a);
 void tasks_get(struct req *q, const struct route_args *a);
 void tasks_cancel(struct req *q, const struct route_args *a);
+/* http_replay.c */
+void tasks_retry(struct req *q, const struct route_args *a);
 void tasks_checkpoints(struct req *q, const struct route_args *a);
 /* http_dlq.c */
 void dlq_queues(struct req *q, const struct route_args *a);
@@ -104,6 +106,8 @@ void dlq_purge(struct req *q, const struct route_args *a);
 void dlq_replay(struct req *q, const struct route_args *a);
 /* http_replay.c */
 void replay_all(struct req *q, const struct route_args *a);
+/* http_dlq_bulk.c */
+void dlq_groups(struct req *q, const struct route_args *a);
 /* http_reports.c */
 void reports_task(struct req *q, const struct route_args *a);
 void reports_latest(struct req *q, const struct route_args *a);

@@ -79,7 +79,7 @@ static int digits(const char **s, int n, int *v)
  * ("2026-12-02T05:30:00Z", "...T05:30:00.25+01:00", seconds optional; a
  * space stands for the '+' a query string decodes to one). 0 when s is none
  * of these or outside 1970..9999. */
-static int time_parse(const char *s, long long *us)
+int time_parse(const char *s, long long *us)
 {
     size_t n = strspn(s, "0123456789");
     if (n > 0 && n <= 11 && (s[n] == '\0' || (s[n] == '.' && s[n + 1]))) {

@@ -169,7 +169,7 @@ function route() {
   clearTimeout(ds.timer);
   document.querySelectorAll('#nav a').forEach((a) =>
     a.classList.toggle('active', a.dataset.page === page || (a.dataset.page + 's') === page ||
-                      a.dataset.page === page.replace(/^task$/, 'tasks').replace(/^pipeline$/, 'pipelines')));
+                      a.dataset.page === page.replace(/^task$/, 'tasks').replace(/^pipeline$/, 'pipelines').replace(/^monitor$/, 'monitors')));
   const view = clear(document.getElementById('view'));
   const refresh = p.render(view, arg, params);
   ds.current = {refresh, every: p.every || 3000, gen: ds.gen};

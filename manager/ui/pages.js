@@ -154,8 +154,9 @@ ds.pages.tasks = {every: 3000, render(view, arg, params) {
 }};
 
 /* A task page: attempts, output tail, result, checkpoints, report; cancel,
- * replay. While it is not final it is read again every second (one call);
- * checkpoints and the report are read when its state changes. */
+ * retry (a dead or cancelled task, not a pipeline's: those re-run with their
+ * pipeline). While it is not final it is read again every second (one
+ * call); checkpoints and the report are read when its state changes. */
 ds.pages.task = {every: 1500, render(view, id) {
   const head = view.appendChild(el('div'));
   const body = view.appendChild(el('div'));
@@ -173,8 +174,8 @@ ds.pages.task = {every: 1500, render(view, id) {
     el('div', {class: 'actions'},
       !finished ? actButton('Cancel', 'task.cancel', () => api('POST', '/v1/tasks/' + enc(t.id) + '/cancel'),
         'danger') : null,
-      t.state === 'dead' ? actButton('Replay', 'dlq.replay',
-        () => api('POST', '/v1/dlq/' + enc(t.queue) + '/' + enc(t.id) + '/replay')) : null));
+      ['dead', 'cancelled'].includes(t.state) && !(t.spec && t.spec.pipeline) ? actButton('Retry', 'task.retry',
+        async () => { finished = false; return api('POST', '/v1/tasks/' + enc(t.id) + '/retry'); }) : null));
     const attempts = (t.attempts || []).map((a) => el('tr', {},
       el('td', {}, a.attempt), el('td', {}, a.agent || '-'), el('td', {}, stateBadge(a.outcome)),
       el('td', {}, when(a.started_at)),
@@ -208,20 +209,39 @@ ds.pages.task = {every: 1500, render(view, id) {
 
 /* -------------------------------------------------------- dead letters */
 
-ds.pages.dlq = {every: 4000, render(view, queue) {
+/* A bulk action over the groups' filter (POST .../replay or DELETE with
+ * ?error=&kind=&since=): reports its counts, at most 1000 per click. */
+async function dlqBulk(method, queue, filter) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(filter)) if (v) q.set(k, v);
+  const r = await api(method, '/v1/dlq/' + enc(queue) + (method === 'POST' ? '/replay' : '') +
+    (q.toString() ? '?' + q : ''));
+  if (!r.ok) return r;
+  const b = r.body;
+  const msg = method === 'POST'
+    ? `replayed ${b.replayed} (published ${b.published}, invalid ${b.failed_count})`
+    : `purged ${b.purged} (letters removed ${b.entries_removed})`;
+  toast(b.more ? msg + '; more match: run it again' : msg);
+  return null;
+}
+
+ds.pages.dlq = {every: 4000, render(view, queue, params) {
   view.appendChild(el('h1', {}, 'Dead letters'));
   const tabs = view.appendChild(el('div', {class: 'filters'}));
+  const sinceKey = params.get('since') || '';
+  const sinceSel = el('select', {name: 'since', id: 'dlq-since'}, Object.entries(SINCE).map(([k, v]) =>
+    el('option', {value: k, selected: sinceKey === k}, 'failed ' + v)));
+  sinceSel.addEventListener('change', () => {
+    const p = new URLSearchParams();
+    if (sinceSel.value) p.set('since', sinceSel.value);
+    go('dlq', queue || '', p);
+  });
+  view.appendChild(el('div', {class: 'filters'}, sinceSel));
+  const groupsBox = view.appendChild(el('div', {id: 'dlq-groups'}));
   const box = view.appendChild(el('div', {id: 'dlq-list'}));
   const replay = (q, e) => api('POST', '/v1/dlq/' + enc(q) + '/' + enc(e) + '/replay');
   const purge = (q, e) => api('DELETE', '/v1/dlq/' + enc(q) + '/' + enc(e));
-  const each = (f, q, entries) => async () => {
-    let last = null;
-    for (const e of entries) {
-      last = await f(q, e.entry_id || e.id);
-      if (!last.ok) return last;
-    }
-    return last;
-  };
+  const since = SINCE_S[sinceKey] ? String(Math.floor(Date.now() / 1000) - SINCE_S[sinceKey]) : '';
   return async (gen) => {
     const qs = await api('GET', '/v1/dlq');
     if (gen !== ds.gen) return;
@@ -230,27 +250,45 @@ ds.pages.dlq = {every: 4000, render(view, queue) {
     const cur = queue || names[0];
     clear(tabs).append(...qs.body.queues.map((q) => el('a', {href: '#/dlq/' + enc(q.queue),
       class: q.queue === cur ? 'active' : ''}, q.queue + ' (' + q.length + ')')));
-    if (!cur) return clear(box).appendChild(el('p', {class: 'muted'}, 'No dead letters.'));
-    const r = await api('GET', '/v1/dlq/' + enc(cur) + '?limit=200');
+    if (!cur) {
+      clear(groupsBox);
+      return clear(box).appendChild(el('p', {class: 'muted'}, 'No dead letters.'));
+    }
+    const [g, r] = await Promise.all([
+      api('GET', '/v1/dlq/' + enc(cur) + '/groups' + (since ? '?since=' + since : '')),
+      api('GET', '/v1/dlq/' + enc(cur) + '?limit=200')]);
     if (gen !== ds.gen) return;
+    if (!g.ok) return failed(groupsBox, g);
     if (!r.ok) return failed(box, r);
+    const when_ = since ? ' failed ' + SINCE[sinceKey] : '';
+    clear(groupsBox).append(el('div', {class: 'actions'},
+      confirmButton('Replay all', 'dlq.replay', 'Replay every dead letter of ' + cur + when_ + ' (up to 1000)?',
+        () => dlqBulk('POST', cur, {since})),
+      confirmButton('Purge all', 'dlq.purge', 'Delete every dead letter of ' + cur + when_ + ' for good?',
+        () => (since ? dlqBulk('DELETE', cur, {since}) : api('DELETE', '/v1/dlq/' + enc(cur))), 'danger')),
+    el('h2', {}, 'By error'),
+    table(['error', 'kind', 'letters', 'first failed', 'last failed', ''], g.body.groups.map((x) => {
+      const f = {error: x.error, kind: x.kind, since};
+      const what = x.count + ' dead letter' + (x.count === 1 ? '' : 's') + ' of ' + cur + ' failing with "' +
+        x.error + '"' + when_;
+      return el('tr', {'data-group': x.error || '', 'data-count': x.count},
+        el('td', {class: 'mono'}, x.error || el('span', {class: 'muted'}, '(no error)')), el('td', {}, x.kind),
+        el('td', {}, x.count), el('td', {}, when(x.first_failed_at)), el('td', {}, when(x.last_failed_at)),
+        el('td', {class: 'actions'}, x.error ? [
+          confirmButton('Replay ' + x.count, 'dlq.replay', 'Replay the ' + what + '?', () => dlqBulk('POST', cur, f)),
+          confirmButton('Purge ' + x.count, 'dlq.purge', 'Delete the ' + what + ' for good?',
+            () => dlqBulk('DELETE', cur, f), 'danger')] : null));
+    })));
     const groups = new Map();
     for (const e of r.body.entries) {
       const k = e.error || '(no error)';
       if (!groups.has(k)) groups.set(k, []);
       groups.get(k).push(e);
     }
-    clear(box).append(el('div', {class: 'actions'},
-      confirmButton('Replay all', 'dlq.replay', 'Replay every dead letter of ' + cur + '?',
-        () => api('POST', '/v1/dlq/' + enc(cur) + '/replay')),
-      confirmButton('Purge all', 'dlq.purge', 'Delete every dead letter of ' + cur + ' for good?',
-        () => api('DELETE', '/v1/dlq/' + enc(cur)), 'danger')));
+    clear(box);
     for (const [err, entries] of groups) {
       box.append(el('h2', {class: 'dlq-group'}, el('span', {class: 'mono'}, err), ' ',
-        el('span', {class: 'muted'}, '× ' + entries.length), ' ',
-        actButton('Replay ' + entries.length, 'dlq.replay', each(replay, cur, entries)), ' ',
-        confirmButton('Purge ' + entries.length, 'dlq.purge', 'Delete these ' + entries.length + ' dead letters?',
-          each(purge, cur, entries), 'danger')),
+        el('span', {class: 'muted'}, '× ' + entries.length)),
       table(['task', 'kind', 'attempts', 'agent', 'failed', ''], entries.map((e) => el('tr', {'data-task': e.id},
         el('td', {class: 'mono'}, el('a', {href: '#/task/' + e.id}, e.id)), el('td', {}, e.kind),
         el('td', {}, e.attempts), el('td', {}, e.agent || '-'), el('td', {}, when(e.failed_at)),

@@ -274,6 +274,10 @@ def main():
     write(h, "dlq-replay", http("POST", f"/v1/dlq/exec/{TASK_ID}/replay"))
     write(h, "dlq-replay-all", http("POST", "/v1/dlq/exec/replay"))
     write(h, "dlq-purge", http("DELETE", "/v1/dlq/exec"))
+    write(h, "dlq-replay-filter", http("POST", "/v1/dlq/exec/replay?error=exit%20status%201&kind=exec&since=2026-12-02&limit=5"))
+    write(h, "dlq-purge-filter", http("DELETE", "/v1/dlq/exec?error=disk%20full&limit=2"))
+    write(h, "dlq-groups", http("GET", "/v1/dlq/exec/groups?since=1700000000"))
+    write(h, "retry", http("POST", f"/v1/tasks/{TASK_ID}/retry"))
     write(h, "healthz", http("GET", "/healthz", token=None))
     write(h, "method", http("PUT", "/v1/tasks", b"{}"))
     # Regression: a path segment that is not UTF-8 quoted in an error message

@@ -4,6 +4,8 @@
 # exactly one incident and one follow-up task, which runs, and the webhook
 # receiver (deploy/examples/webhook_receiver.py) gets incident.opened; when it
 # is back the incident resolves (incident.resolved reaches the receiver).
+# While it is open, the destination's repeat_interval_s (1 s here) reminds the
+# receiver of it (incident.opened again, "repeat": 1, 2, ...); resolved, no more.
 # Also, as checks: an unreachable host and a 100 MB response body each give a
 # clear error on the check (GET /v1/monitors/NAME), and the agent lives on.
 # shellcheck source=tests/integration/itest.sh
@@ -40,7 +42,8 @@ big_port=$(grep -o 'listening on [0-9]*' "$IT_DIR/big.out" | cut -d' ' -f3)
 start_receiver hook 0 --secret "$SECRET" || it_bail "start the webhook receiver"
 it_start_agent a1 DEVSYS_QUEUES=monitor,fixes,notify DEVSYS_NOTIFY_SECRETS_FILE="$IT_DIR/secrets.json"
 mon POST /v1/notifications/destinations "{\"name\":\"ops\",\"url\":\"${RECV_URL[hook]}\",\"secret_ref\":\"ops\",
-  \"events\":[\"incident.opened\",\"incident.resolved\"],\"group_wait_s\":0}" >/dev/null
+  \"events\":[\"incident.opened\",\"incident.resolved\"],\"group_wait_s\":0,\"group_interval_s\":0,
+  \"repeat_interval_s\":1}" >/dev/null
 
 mon POST /v1/monitors "{\"name\":\"site\",\"interval_s\":1,\"failure_threshold\":3,\"success_threshold\":2,
   \"monitor\":{\"type\":\"http\",\"timeout_s\":2,\"url\":\"http://127.0.0.1:$port/\",\"body_regex\":\"^ok\"},
@@ -61,9 +64,20 @@ is "$(it_psql "SELECT count(*) FROM tasks WHERE queue = 'fixes'")" 1 "exactly on
 ok "the follow-up runs" it_wait_sql 10 "SELECT state FROM tasks WHERE queue = 'fixes'" succeeded
 is "$(mon GET /v1/monitors/site | jq -r .last_probe.error)" "GET http://127.0.0.1:$port/ answered 500, expected 2xx or 3xx" \
     "the failed probe's error is shown"
-opened() { jq -s '[.[].body | select(.type == "incident.opened" and .data.check == "site")] | length' \
-    "$IT_DIR/recv-hook.jsonl" 2>/dev/null; }
+opened() { jq -s '[.[].body | select(.type == "incident.opened" and .data.check == "site" and .data.repeat == null)]
+    | length' "$IT_DIR/recv-hook.jsonl" 2>/dev/null; }
 ok "the webhook receiver got incident.opened, signed" it_wait_for 10 '[[ $(opened) == 1 ]]'
+# reminders: "repeat" of each incident.opened the receiver got again, in order
+repeats() { jq -r '.body | select(.type == "incident.opened" and .data.repeat != null) | .data.repeat' \
+    "$IT_DIR/recv-hook.jsonl" 2>/dev/null | tr '\n' ' '; }
+ok "still open after repeat_interval_s: the receiver is reminded (repeat 1, 2)" \
+    it_wait_for 20 '[[ $(repeats) == "1 2 "* ]]'
+is "$(jq -c 'select(.body.data.repeat == 1) | .body.data | [.incident, .check, .open_for_s >= 1, .last_error != null]' \
+    "$IT_DIR/recv-hook.jsonl")" '[1,"site",true,true]' "a reminder names the incident, how long it is open and the last error"
+gaps=$(it_psql "SELECT string_agg(round(extract(epoch FROM g)::numeric, 2)::text, ' ') FROM (
+    SELECT at - lag(at) OVER (ORDER BY id) AS g FROM notify_events WHERE type = 'incident.opened') x WHERE g IS NOT NULL")
+ok "reminders are at least repeat_interval_s apart (seconds: $gaps)" \
+    awk -v g="$gaps" 'BEGIN { n = split(g, a, " "); for (i = 1; i <= n; i++) if (a[i] < 0.99) exit 1 }'
 touch "$IT_DIR/up"
 ok "back: the check is ok again" it_wait_for 20 '[[ $(st site) == ok ]]'
 is "$(it_psql "SELECT resolution FROM incidents")" recovered "the incident is resolved"
@@ -72,6 +86,9 @@ resolved() { jq -s '[.[].body | select(.type == "incident.resolved" and .data.ch
     "$IT_DIR/recv-hook.jsonl" 2>/dev/null; }
 ok "the webhook receiver got incident.resolved" it_wait_for 10 '[[ $(resolved) == 1 ]]'
 is "$(it_psql "SELECT count(*) FROM incidents")/$(opened)" "1/1" "still one incident, one incident.opened"
+nrem=$(it_psql "SELECT count(*) FROM notify_events WHERE type = 'incident.opened'")
+sleep 2 # two repeat intervals
+is "$(it_psql "SELECT count(*) FROM notify_events WHERE type = 'incident.opened'")" "$nrem" "resolved: no more reminders"
 
 # ------------------------------------------------ clear errors on the check, no crash
 doc=$(mon GET /v1/monitors/unreachable)

@@ -6,12 +6,21 @@
 # devsysctl) returns current to a named revision; keep=N prunes; hostile
 # tarballs are refused with nothing written outside; the deployments table
 # and GET /v1/apps/{app}/revisions record who deployed what and the outcome.
+# Every failed deploy and every rollback (automatic or asked) reaches a
+# subscribed webhook receiver as deploy.failed / deploy.rolled_back.
 # shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
+# shellcheck source=tests/integration/notify_lib.sh
+source "$(dirname "$0")/notify_lib.sh"
 it_setup
-it_start_manager || it_bail "start manager"
+SECRET=$(new_secret)
+printf '{"ops": "%s"}\n' "$SECRET" >"$IT_DIR/secrets.json"
+DEVSYS_NOTIFY_TICK_S=0.2 it_start_manager || it_bail "start manager"
 ROOT=$IT_DIR/root
-it_start_agent a1 DEVSYS_QUEUES=deploy DEVSYS_DEPLOY_ROOT="$ROOT"
+it_start_agent a1 DEVSYS_QUEUES=deploy,notify DEVSYS_DEPLOY_ROOT="$ROOT" DEVSYS_NOTIFY_SECRETS_FILE="$IT_DIR/secrets.json"
+start_receiver ops 0 --secret "$SECRET" || it_bail "start the webhook receiver"
+ctl notify add ops "${RECV_URL[ops]}" deploy.failed,deploy.rolled_back secret_ref=ops group_wait_s=0 \
+    group_interval_s=0 rate.per_s=100 rate.burst=100 max_listed=100 >/dev/null || it_bail "notify add"
 T=test-admin-token
 B=$IT_DIR/body
 APP=$ROOT/staging/web
@@ -207,6 +216,29 @@ ok "nothing was written outside the revisions" \
     test -z "$(find "$IT_DIR" "$ROOT" / -maxdepth 1 -name 'evil-*' 2>/dev/null; find "$IT_DIR" -name 'evil-*' 2>/dev/null)"
 is "$(current)" "revisions/k3" "current is untouched by refused deploys"
 ok "and no staging dir is left" test -z "$(find "$APP/revisions" -maxdepth 1 -name '.*')"
+
+# ---- the deploy events: one per failed outcome and per rollback, at the receiver
+want=$(it_psql "SELECT CASE WHEN outcome = 'failed' THEN 'deploy.failed' ELSE 'deploy.rolled_back' END || ' ' || task_id
+    FROM deployments WHERE outcome IN ('failed', 'rolled_back') OR (action = 'rollback' AND outcome = 'succeeded')
+    ORDER BY 1")
+it_diag "deploy events expected: $(wc -l <<<"$want") ($(cut -d' ' -f1 <<<"$want" | sort | uniq -c | tr -s ' \n' ' '))"
+# recv_events: "type task" of every event the receiver accepted (alone or in a summary)
+recv_events() {
+    [[ -f $IT_DIR/recv-ops.jsonl ]] || return 0
+    jq -r '.body | if .type == "summary" then .data.events[] else . end | "\(.type) \(.data.task)"' \
+        "$IT_DIR/recv-ops.jsonl" | sort
+}
+ok "the receiver got them all" it_wait_for 30 "[[ \$(recv_events | wc -l) -ge $(wc -l <<<"$want") ]]"
+is "$(recv_events)" "$want" "exactly one deploy.failed per failed deploy, one deploy.rolled_back per rollback"
+ev() { # ev TASK: the event about TASK, as the receiver got it
+    jq -c --arg t "$1" '.body | if .type == "summary" then .data.events[] else . end | select(.data.task == $t)
+        | {type, app: .data.app, env: .data.env, reason: .data.reason, revision: .data.revision,
+           previous: .data.previous_revision, error: .data.error}' "$IT_DIR/recv-ops.jsonl"
+}
+like "$(ev "$id3")" '^\{"type":"deploy.rolled_back","app":"web","env":"staging","reason":"acceptance check failed","revision":"r3","previous":"'"$rev2"'","error":"acceptance check failed: GET .* answered 500' \
+    "a failed acceptance check: deploy.rolled_back with the reason, both revisions and the error"
+like "$(ev "$rid")" '^\{"type":"deploy.failed","app":"web","env":"staging","reason":null,"revision":null,"previous":null,"error":"rollback of staging/web: revision r1 is not kept' \
+    "a rollback that fails: deploy.failed with its error"
 
 # ---- no DEVSYS_DEPLOY_ROOT
 it_start_agent a2 DEVSYS_QUEUES=deploy-noroot

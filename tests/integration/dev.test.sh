@@ -2,6 +2,8 @@
 # dev.test.sh: `./dev up` on free ports with a temporary state dir starts the
 # whole system and runs the sample pipeline to final states; `./dev down`
 # stops exactly what up started and frees the ports; --purge deletes the state.
+# The sample pipeline ends with the check `site` on the served production site,
+# ok when up returns.
 # shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 
@@ -9,13 +11,13 @@ for b in manager/devsys-manager manager/devsysctl agents/devsys-agent; do
     [[ -x $BIN/$b ]] || it_bail "binaries present" "no $BIN/$b (build first)"
 done
 
-# Three distinct free ports.
+# Four distinct free ports.
 ports=()
-while (( ${#ports[@]} < 3 )); do
+while (( ${#ports[@]} < 4 )); do
     p=$(ds_free_port) || it_bail "free ports"
     [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
 done
-export DEVSYS_DEV_REDIS_PORT=${ports[0]} DEVSYS_DEV_PG_PORT=${ports[1]} DEVSYS_DEV_HTTP_PORT=${ports[2]}
+export DEVSYS_DEV_REDIS_PORT=${ports[0]} DEVSYS_DEV_PG_PORT=${ports[1]} DEVSYS_DEV_HTTP_PORT=${ports[2]} DEVSYS_DEV_SITE_PORT=${ports[3]}
 export DEVSYS_DEV_DIR=$IT_DIR/devstate
 export DS_BUILD=$BIN DEVSYS_SKIP_APT=1 DEVSYS_SKIP_BUILD=1 DEVSYS_DEV_TOKEN=dev-test-token
 unset DEVSYS_URL DEVSYS_TOKEN DEVSYS_DATABASE_URL DEVSYS_REDIS_URL
@@ -42,7 +44,7 @@ ds_stop_redis "$blocker"
 is "$?" 0 "./dev up exits 0"
 up_out=$(cat "$IT_DIR/dev-up.log")
 
-names=(postgres redis manager agent-1 agent-2)
+names=(postgres redis manager agent-1 agent-2 site)
 declare -A pids=()
 for n in "${names[@]}"; do
     pids[$n]=$(cat "$DEVSYS_DEV_DIR/pids/$n.pid" 2>/dev/null)
@@ -53,7 +55,7 @@ dburl=$(ds_pg_url "$DEVSYS_DEV_PG_PORT" devsys)
 q() { psql "$dburl" -XAtq -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
 final="'succeeded','failed','dead','cancelled'"
 
-is "$(q "SELECT count(*) FILTER (WHERE state IN ($final)) || '/' || count(*) FROM tasks WHERE pipeline_id IS NULL")" "5/5" \
+is "$(q "SELECT count(*) FILTER (WHERE state IN ($final)) || '/' || count(*) FROM tasks WHERE pipeline_id IS NULL AND kind <> 'monitor'")" "5/5" \
     "the five sample tasks reached a final state"
 is "$(q "SELECT state FROM tasks WHERE spec->>'name' = 'hello'")" succeeded "the echo task succeeded"
 like "$(q "SELECT output_tail FROM tasks WHERE spec->>'name' = 'hello'")" "hello from devsys" \
@@ -76,6 +78,11 @@ for e in staging production; do
         grep -qF 'version: 1.0.0<' "$DEVSYS_DEV_DIR/deploy/$e/site/current/index.html"
 done
 like "$up_out" "pipeline: $site  site  state succeeded" "up prints the pipeline's graph"
+ok "the production site is served on port $DEVSYS_DEV_SITE_PORT" \
+    grep -qF 'version: 1.0.0<' <(curl -s "http://127.0.0.1:$DEVSYS_DEV_SITE_PORT/")
+is "$(q "SELECT state || ' ' || (probe->>'url') FROM checks WHERE name = 'site'")" \
+    "ok http://127.0.0.1:$DEVSYS_DEV_SITE_PORT/" "the pipeline ends with the check site on it, ok"
+like "$up_out" $'\nsite +http +ok ' "up prints devsysctl monitors with the check ok"
 like "$up_out" "tests: +[1-9][0-9]* +passed" "up prints the test report"
 like "$up_out" "devsysctl pipeline $site" "up says how to look at the pipeline again"
 like "$up_out" "devsysctl revisions site" "up says where the deployed revisions are"

@@ -19,15 +19,16 @@ call() {
 }
 S='devsys:{exec}:stream'
 DLQ='devsys:{exec}:dlq'
-# mkdead N: a dead task and its DLQ entry, as an agent's bury leaves them; prints "TASK ENTRY"
+# mkdead N [ERROR [AGE]]: a dead task and its DLQ entry, as an agent's bury
+# leaves them (error "exit status 1", died now - AGE); prints "TASK ENTRY"
 mkdead() {
-    local spec id entry
+    local spec id entry err=${2:-exit status 1}
     spec="{\"kind\":\"exec\",\"command\":[\"sh\",\"-c\",\"echo replayed-$1\"]}"
     id=$(it_psql "INSERT INTO tasks (id, queue, kind, spec, state, attempt, max_attempts, last_error,
                                      started_at, finished_at, lease_owner)
-                  VALUES (gen_random_uuid(), 'exec', 'exec', '$spec', 'dead', 1, 1, 'exit status 1',
-                          now(), now(), 'a9') RETURNING id")
-    entry=$(it_redis XADD "$DLQ" '*' id "$id" kind exec queue exec attempts 1 error 'exit status 1' \
+                  VALUES (gen_random_uuid(), 'exec', 'exec', '$spec', 'dead', 1, 1, '$err',
+                          now(), now() - interval '${3:-0 s}', 'a9') RETURNING id")
+    entry=$(it_redis XADD "$DLQ" '*' id "$id" kind exec queue exec attempts 1 error "$err" \
         failed_at "$(date -u +%FT%TZ)" agent a9 source '' spec "$spec")
     it_psql "UPDATE tasks SET dlq_entry = '$entry' WHERE id = '$id'" >/dev/null
     printf '%s %s\n' "$id" "$entry"
@@ -129,6 +130,74 @@ is "$(it_redis XLEN "$DLQ")/$(it_psql "SELECT count(*) FROM tasks WHERE state='d
 is "$(it_psql "SELECT detail->>'tasks' FROM audit_log WHERE action='dlq.purge' AND target='exec' AND outcome = 200")" 2 \
     "audit row for purge all"
 
+# ---- bulk actions over a filter: groups by error, replay and purge by error / kind / since, bounded
+for i in 1 2 3; do read -r _ _ < <(mkdead "b$i" 'disk full'); done
+read -r bt _ < <(mkdead b4 timeout)
+read -r bold eold < <(mkdead b5 'disk full' '2 days')
+is "$(call $V GET /v1/dlq/exec/groups)" 200 "viewer reads the groups"
+is "$(jq -c '[.groups[] | [.error, .kind, .count]]' "$B")" '[["disk full","exec",4],["timeout","exec",1]]' \
+    "groups by error from postgres, largest first"
+since=$(( $(date +%s) - 86400 ))
+is "$(call $V GET "/v1/dlq/exec/groups?since=$since")/$(jq -c '[.groups[].count]' "$B")" '200/[3,1]' \
+    "since= leaves out the letter of two days ago"
+is "$(call $O POST '/v1/dlq/exec/replay?colour=red')/$(jq -r .error "$B")" \
+    '400/colour: unknown parameter (a dead-letter filter takes error, kind, since, limit)' "an unknown filter: 400 naming it"
+like "$(call $O POST '/v1/dlq/exec/replay?since=yesterday')/$(jq -r .error "$B")" '^400/since: ' "a bad since: 400"
+like "$(call $O POST '/v1/dlq/exec/replay?limit=10001')/$(jq -r .error "$B")" '^400/limit: .* 1 to 10000' \
+    "limit over the bound: 400"
+is "$(call $V POST '/v1/dlq/exec/replay?error=disk%20full')" 403 "viewer cannot bulk replay: 403"
+is "$(call $O POST "/v1/dlq/exec/replay?error=disk%20full&limit=2&since=$since")" 200 \
+    "replay a group failed since yesterday, two at a time"
+is "$(jq -c '[.replayed, .published, .failed_count, .more, .filter.error, .filter.limit]' "$B")" \
+    '[2,2,0,true,"disk full",2]' "two replayed and published; more remain"
+is "$(call $O POST "/v1/dlq/exec/replay?error=disk%20full&since=$since")/$(jq -c '[.replayed, .more]' "$B")" \
+    '200/[1,false]' "the rest of the group since yesterday: one, no more"
+is "$(it_psql "SELECT string_agg(last_error || ':' || state, ',' ORDER BY last_error, state) FROM tasks
+               WHERE last_error IN ('disk full', 'timeout')")" 'disk full:dead,disk full:queued,disk full:queued,disk full:queued,timeout:dead' \
+    "postgres: the three recent ones queued, the old one and the timeout still dead"
+is "$(it_redis XLEN "$DLQ")" 2 "their letters left the DLQ; two remain"
+is "$(it_psql "SELECT detail->'filter'->>'error' || ' ' || (detail->>'count') FROM audit_log WHERE action='dlq.replay'
+               AND target='exec' AND detail->'filter'->>'error' IS NOT NULL ORDER BY id LIMIT 1")" 'disk full 2' \
+    "the audit row carries the filter and the count"
+is "$(call $O DELETE '/v1/dlq/exec?error=timeout')" 403 "an operator cannot purge: 403"
+is "$(call $A DELETE '/v1/dlq/exec?kind=exec&error=timeout')" 200 "purge a group by error and kind"
+is "$(jq -c '[.purged, .entries_removed, .more]' "$B")" '[1,1,false]' "one task purged, its letter removed"
+is "$(it_psql "SELECT dlq_purged_at IS NOT NULL FROM tasks WHERE id='$bt'")/$(it_redis XRANGE "$DLQ" - + | grep -c "$bt")" \
+    't/0' "postgres marks it purged, redis lost its letter"
+is "$(call $A DELETE '/v1/dlq/exec?since=2999-01-01')/$(jq -c '[.purged, .entries_removed]' "$B")" '200/[0,0]' \
+    "a filter that matches nothing purges nothing"
+is "$(call $A DELETE '/v1/dlq/exec?limit=1')/$(jq -c '[.purged, .more]' "$B")" '200/[1,false]' \
+    "limit=1 purges the old letter, the last one"
+is "$(it_redis XLEN "$DLQ")/$(it_psql "SELECT count(*) FROM tasks WHERE state='dead' AND dlq_purged_at IS NULL")" \
+    0/0 "redis and postgres agree: nothing left"
+is "$(it_psql "SELECT detail->'filter'->>'error' || ' ' || (detail->>'tasks') FROM audit_log WHERE action='dlq.purge'
+               AND target='exec' AND outcome = 200 AND detail->'filter'->>'error' IS NOT NULL ORDER BY id LIMIT 1")" 'timeout 1' \
+    "audit row for the filtered purge"
+
+# ---- retry: a cancelled or dead task queued again, same id, attempts kept
+c2=$(ctl submit - <<<'{"kind":"exec","command":["sh","-c","echo retried"]}')
+call $O POST "/v1/tasks/$c2/cancel" >/dev/null
+is "$(call $V POST "/v1/tasks/$c2/retry")" 403 "viewer cannot retry: 403"
+is "$(call $O POST "/v1/tasks/$c2/retry")" 200 "operator retries a cancelled task"
+is "$(jq -c '[.id, .state, .was, .published]' "$B")" "[\"$c2\",\"queued\",\"cancelled\",true]" \
+    "reply: queued again, it was cancelled, published"
+is "$(call $O POST "/v1/tasks/$c2/retry")/$(jq -r .state "$B")" 409/queued "retrying a queued task: 409 with its state"
+is "$(call $O POST /v1/tasks/00000000-0000-0000-0000-000000000000/retry)" 404 "retry an unknown task: 404"
+read -r d9 e9 < <(mkdead 9 'exit status 2')
+it_psql "INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)
+         VALUES ('$d9', 1, 'a9', now(), 'dead', 'exit status 2')" >/dev/null
+like "$(DEVSYS_TOKEN=$O ctl retry "$d9")" "retrying $d9" "devsysctl retry ID"
+is "$(it_psql "SELECT state, attempt, max_attempts, replays, dlq_entry IS NULL FROM tasks WHERE id='$d9'")" 'queued|1|4|1|t' \
+    "postgres: the dead task is queued with a fresh budget, replays 1"
+is "$(it_redis XRANGE "$DLQ" - + | grep -c "$d9")" 0 "its letter left the DLQ"
+is "$(it_psql "SELECT count(*) FROM audit_log WHERE action='task.retry' AND target IN ('$c2','$d9') AND outcome = 200")" 2 \
+    "audit rows task.retry"
+p1=$(curl -s -H "Authorization: Bearer $O" -H 'Content-Type: application/json' -d '{"name":"retry-pipe","steps":{"a":{"spec":{"kind":"exec","command":["false"],"retry_policy":{"max_attempts":1}}}}}' "$DEVSYS_URL/v1/pipelines" | jq -r .id)
+pt=$(it_psql "SELECT id FROM tasks WHERE pipeline_id='$p1'")
+it_psql "UPDATE tasks SET state='dead' WHERE id='$pt'" >/dev/null
+like "$(call $O POST "/v1/tasks/$pt/retry")/$(jq -r .error "$B")" '^409/.*re-run the pipeline' \
+    "a pipeline step's task: 409, re-run the pipeline instead"
+
 # ---- cancel a queued task: it never runs
 c1=$(ctl submit - <<<'{"kind":"exec","command":["sh","-c","echo ran"]}')
 is "$(call $O POST "/v1/tasks/$c1/cancel")" 200 "cancel a queued task"
@@ -160,6 +229,9 @@ it_start_agent a1 DEVSYS_QUEUES=exec
 ok "the four replayed tasks succeed" it_wait_sql 30 \
     "SELECT count(*) FROM tasks WHERE id IN ('$d1','$d3','$d4','$d5') AND state='succeeded'" 4
 is "$(it_psql "SELECT output_tail FROM tasks WHERE id='$d4'")" replayed-4 "a replayed task ran its spec"
+ok "the retried tasks succeed" it_wait_sql 30 "SELECT count(*) FROM tasks WHERE id IN ('$c2','$d9') AND state='succeeded'" 2
+is "$(it_psql "SELECT string_agg(attempt || ':' || outcome, ',' ORDER BY attempt) FROM task_attempts WHERE task_id='$d9'")" \
+    '1:dead,2:succeeded' "the retried task kept its first attempt; the retry is attempt 2"
 sleep 1
 is "$(it_psql "SELECT state || ' ' || (SELECT count(*) FROM task_attempts WHERE task_id='$c1')
                FROM tasks WHERE id='$c1'")" 'cancelled 0' "the cancelled task never ran"

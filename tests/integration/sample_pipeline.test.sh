@@ -6,12 +6,19 @@
 # site's tests, `current` points at the new revision in both environments
 # and serves the version. A required page missing fails the testing step
 # naming the test and skips both deploys; `rerun` after the fix runs only
-# the testing step and the deploys.
+# the testing step and the deploys. Then the pipeline's last stage, as README
+# "Break the sample site and watch" tells it: the check `site`
+# (deploy/examples/site-check.json) on the served production site is ok;
+# breaking the site opens one incident whose follow-up rolls production back,
+# the check resolves, and a webhook receiver gets incident.opened,
+# deploy.rolled_back and incident.resolved.
 # shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
+# shellcheck source=tests/integration/notify_lib.sh
+source "$(dirname "$0")/notify_lib.sh"
 it_setup
 export DEVSYS_ARTIFACT_DIR=$IT_DIR/store
-it_start_manager || it_bail "start manager"
+DEVSYS_CHECK_TICK_S=0.2 DEVSYS_NOTIFY_TICK_S=0.2 it_start_manager || it_bail "start manager"
 # the agents' token: an operator token made with the token API
 AGENT_TOKEN=$(ctl --json token create --name agents --role operator | jq -r .token)
 [[ $AGENT_TOKEN =~ ^[A-Za-z0-9_.-]{16,}$ ]] || it_bail "devsysctl token create" "got '$AGENT_TOKEN'"
@@ -107,4 +114,37 @@ r2p=$(revision_of "$pid2" production)
 is "$(current_of staging) $(current_of production)" "revisions/$r2s revisions/$r2p" \
     "current points at the rerun's revisions in staging and production"
 ok "and serves version 1.0.2" grep -qF 'version: 1.0.2<' "$ROOT/production/site/current/index.html"
+
+# ---- the last stage: the check site on the served production site
+SECRET=$(new_secret)
+printf '{"ops": "%s"}\n' "$SECRET" >"$IT_DIR/secrets.json"
+it_start_agent watcher DEVSYS_QUEUES=monitor,notify DEVSYS_NOTIFY_SECRETS_FILE="$IT_DIR/secrets.json"
+start_receiver ops 0 --secret "$SECRET" || it_bail "start the webhook receiver"
+ok "a destination for incidents and rollbacks" ctl notify add ops "${RECV_URL[ops]}" \
+    incident.opened,incident.resolved,deploy.rolled_back secret_ref=ops group_wait_s=0 group_interval_s=0
+site_port=$(ds_free_port) || it_bail "a free port"
+python3 -m http.server "$site_port" --bind 127.0.0.1 --directory "$ROOT/production/site/current" \
+    </dev/null >>"$IT_DIR/site-server.log" 2>&1 7>&- &
+it_track_pid $!
+it_wait_for 10 "ds_port_listening $site_port" || it_bail "serve the production site"
+# the example check, probing every second on this port
+jq --arg u "http://127.0.0.1:$site_port/" '.monitor.url = $u | .interval_s = 1' \
+    "$ds_root/deploy/examples/site-check.json" >"$IT_DIR/site-check.json"
+ok "devsysctl monitor add deploy/examples/site-check.json" ctl monitor add "$IT_DIR/site-check.json"
+ok "the check site is ok" it_wait_sql 30 "SELECT state FROM checks WHERE name = 'site'" ok
+rm "$ROOT/production/site/current/index.html"   # break it: / is now a directory listing
+ok "broken: the check goes failing and opens an incident" \
+    it_wait_sql 30 "SELECT count(*) FROM incidents WHERE check_name = 'site'" 1
+is "$(it_psql "SELECT error FROM incidents")" "body does not match /devsys sample site/" "the incident names the failure"
+fix=$(it_psql "SELECT follow_up_task FROM incidents")
+ok "its follow-up (a rollback of production) succeeds" it_wait_state 60 "$fix" succeeded
+is "$(current_of production)" "revisions/$r1p" "production is back on the previous revision"
+ok "the check resolves the incident" it_wait_sql 30 "SELECT resolution FROM incidents" recovered
+is "$(it_psql "SELECT count(*) FROM incidents")" 1 "exactly one incident"
+types() { [[ -f $IT_DIR/recv-ops.jsonl ]] && jq -r '.body | if .type == "summary" then .data.events[] else . end | .type' \
+    "$IT_DIR/recv-ops.jsonl" | sort | tr '\n' ' '; }
+ok "the receiver verified incident.opened, deploy.rolled_back and incident.resolved" \
+    it_wait_for 20 '[[ $(types) == "deploy.rolled_back incident.opened incident.resolved " ]]'
+is "$(jq -r '.body | select(.type == "deploy.rolled_back") | .data | "\(.app)/\(.env) \(.reason) \(.task)"' \
+    "$IT_DIR/recv-ops.jsonl")" "site/production rollback $fix" "deploy.rolled_back names the follow-up's rollback"
 it_done

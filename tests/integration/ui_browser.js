@@ -4,7 +4,8 @@
 // Any console error, page error, failed request or HTTP error answer the
 // console did not expect fails the run. Environment: UI_URL, OP_TOKEN,
 // VIEWER_TOKEN, ADMIN_TOKEN, DEAD_TASK, DEAD_QUEUE, FIX_FILE, APP, ENV,
-// PREV_REV, SHOTS (screenshot directory), CHROMIUM, PROFILE (a fresh dir).
+// PREV_REV, BULK_TASKS, RETRY_TASK, PURGE_TASKS (space-separated task ids),
+// SHOTS (screenshot directory), CHROMIUM, PROFILE (a fresh dir).
 'use strict';
 const fs = require('fs');
 const puppeteer = require('puppeteer-core');
@@ -147,6 +148,52 @@ async function cookieOf(page) {
       E.DEAD_TASK);
   });
 
+  const bulk = E.BULK_TASKS.split(' ');
+  await check('a group of dead letters (by error) is replayed over a filter after a confirmation', async () => {
+    const row = '#dlq-groups tr[data-group="exit status 1"]';
+    await visit(op, '#/dlq/' + E.DEAD_QUEUE, row + '[data-count="3"]');
+    await op.click(row + ' button[data-action="dlq.replay"]');
+    await op.waitForSelector(row + ' .confirm-yes');
+    await op.click(row + ' .confirm-yes');
+    await until('the group\'s three tasks succeed', async () => {
+      const st = await Promise.all(bulk.map(async (id) => (await api('GET', '/v1/tasks/' + id, E.OP_TOKEN)).body.state));
+      return st.every((x) => x === 'succeeded') ? st : null;
+    }, 20000);
+    await op.waitForFunction((sel) => !document.querySelector(sel), {timeout: 8000}, row);
+    const others = await op.$$eval('#dlq-groups tr[data-group]', (r) => r.map((x) => x.dataset.group));
+    assert(others.includes('exit status 5') && others.includes('exit status 3'), 'other groups: ' + others);
+  });
+
+  await check('a dead task is retried from its page and succeeds, its first attempt kept', async () => {
+    await visit(op, '#/task/' + E.RETRY_TASK, '#task-state[data-state=dead]');
+    await op.click('button[data-action="task.retry"]');
+    await op.waitForSelector('#task-state[data-state=succeeded]', {timeout: 15000});
+    const t = (await api('GET', '/v1/tasks/' + E.RETRY_TASK, E.OP_TOKEN)).body;
+    assert(t.attempts.length === 2 && t.attempts[0].outcome !== 'succeeded', 'attempts: ' + JSON.stringify(t.attempts));
+  });
+
+  await check('the monitors page shows checks with state, uptime, incidents; silence and unsilence', async () => {
+    const web = '#monitor-list tr[data-check=web]';
+    await visit(op, '#/monitors', web + '[data-state=failing]');
+    await op.waitForSelector('#monitor-list tr[data-check=api][data-state=ok]');
+    const up = await op.$eval(web + ' td.uptime', (e) => e.textContent);
+    assert(up === '40.00%', 'uptime of web over 24 h: ' + up);
+    await op.waitForSelector('#incident-list tr[data-state=open]');
+    await shot(op, 'monitors');
+    await op.click(web + ' button[data-action="monitor.silence"]');
+    await op.waitForSelector(web + ' .confirm-yes');
+    await op.click(web + ' .confirm-yes');
+    await op.waitForSelector(web + '[data-silenced="1"] button[data-action="monitor.unsilence"]', {timeout: 8000});
+    assert((await api('GET', '/v1/monitors/web', E.OP_TOKEN)).body.silenced === true, 'API: not silenced');
+    await op.click(web + ' button[data-action="monitor.unsilence"]');
+    await op.waitForSelector(web + '[data-silenced="0"]', {timeout: 8000});
+    await visit(op, '#/monitor/web', '#check-state[data-state=failing]');
+    const probes = await op.$$eval('tr[data-probe]', (r) => r.map((x) => x.dataset.ok).join(''));
+    assert(probes === '00011', 'probe history, newest first: ' + probes);
+    assert(await op.$('tr[data-incident][data-state=open]'), 'no open incident on the check\'s page');
+    await shot(op, 'monitor');
+  });
+
   await check('a deploy is rolled back after a confirmation', async () => {
     await visit(op, `#/deploys?app=${E.APP}&env=${E.ENV}`, `#revisions tr[data-revision="${E.PREV_REV}"]`);
     await shot(op, 'deployments');
@@ -169,6 +216,8 @@ async function cookieOf(page) {
     const nodes = await op.$$eval('#dag .dag-node', (n) => n.map((x) => x.dataset.state));
     assert(nodes.length === 4 && nodes.every((s) => s === 'succeeded'), 'nodes: ' + nodes);
     await shot(op, 'pipeline');
+    await visit(op, '#/pipelines', `tr[data-pipeline="${r.body.id}"]`);
+    await shot(op, 'pipelines');
   });
 
   if (session && session.can.some((a) => a.startsWith('approval'))) {
@@ -197,7 +246,8 @@ async function cookieOf(page) {
     await signIn(viewer, E.VIEWER_TOKEN);
     assert(await viewer.$eval('#nav-audit', (e) => e.hidden), 'audit link shown to a viewer');
     const pages = [['#/queues', 'tr[data-queue]'], ['#/task/' + E.DEAD_TASK, '#task-state'],
-      ['#/tasks', '#task-list tr[data-task]'], ['#/dlq', '#dlq-list'],
+      ['#/tasks', '#task-list tr[data-task]'], ['#/dlq', '#dlq-list'], ['#/dlq/exec', '#dlq-groups tr[data-group]'],
+      ['#/monitors', '#monitor-list tr[data-check]'], ['#/monitor/web', '#check-state'],
       [`#/deploys?app=${E.APP}&env=${E.ENV}`, '#revisions tr[data-revision]'], ['#/pipelines', 'tr[data-pipeline]']];
     for (const [h, sel] of pages) {
       await visit(viewer, h, sel);
@@ -225,6 +275,17 @@ async function cookieOf(page) {
     await shot(admin, 'audit');
     await visit(admin, '#/queues', 'tr[data-queue]');
     await shot(admin, 'queues');
+  });
+
+  await check('an admin purges a group of dead letters after a confirmation', async () => {
+    const row = '#dlq-groups tr[data-group="exit status 5"]';
+    await visit(admin, '#/dlq/' + E.DEAD_QUEUE, row + '[data-count="2"]');
+    await admin.click(row + ' button[data-action="dlq.purge"]');
+    await admin.waitForSelector(row + ' .confirm-yes');
+    await admin.click(row + ' .confirm-yes');
+    await admin.waitForFunction((sel) => !document.querySelector(sel), {timeout: 8000}, row);
+    const letters = (await api('GET', '/v1/dlq/' + E.DEAD_QUEUE, E.ADMIN_TOKEN)).body.entries.map((e) => e.id);
+    for (const id of E.PURGE_TASKS.split(' ')) assert(!letters.includes(id), id + ' still in the DLQ');
   });
 
   await check('sign out ends the session: its cookie is refused afterwards', async () => {
