@@ -17,7 +17,10 @@ void approvaldb_decide(pgc_t *pg, const char *id, const char *verdict, const cha
                        const char *comment, pgc_result_fn *fn, void *arg);
 
 /* Approvals with their pipeline's name, as JSON rows (column json): state
- * "pending" (oldest deadline first) or "all" (newest first), at most limit. */
-void approvaldb_list(pgc_t *pg, const char *state, const char *limit, pgc_result_fn *fn, void *arg);
+ * "pending" (oldest deadline first) or "all" (newest first), at most limit;
+ * with queues or apps (PostgreSQL text[] literals, NULL: any) those whose
+ * gated step's nodes are all in them. */
+void approvaldb_list(pgc_t *pg, const char *state, const char *limit, const char *queues, const char *apps,
+                     pgc_result_fn *fn, void *arg);
 
 #endif

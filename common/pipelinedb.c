@@ -226,9 +226,9 @@ void pipelinedb_get(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg)
 }
 
 void pipelinedb_list(pgc_t *pg, const char *name, const char *after_us, const char *after_id, const char *limit,
-                     pgc_result_fn *fn, void *arg)
+                     const char *queues, const char *apps, pgc_result_fn *fn, void *arg)
 {
-    const char *p[4] = {name, after_us, after_id, limit};
+    const char *p[6] = {name, after_us, after_id, limit, queues, apps};
     pgc_query(pg,
               "SELECT jsonb_build_object(" PIPELINE_HEAD ", 'steps', (SELECT jsonb_object_agg(s.state, s.n)"
               "   FROM (SELECT state, count(*) AS n FROM pipeline_steps WHERE pipeline_id = p.id GROUP BY state) s)"
@@ -237,8 +237,11 @@ void pipelinedb_list(pgc_t *pg, const char *name, const char *after_us, const ch
               " FROM pipelines p WHERE ($1::text IS NULL OR p.name = $1)"
               " AND ($2::bigint IS NULL OR (p.created_at, p.id) <"
               "   ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid))"
+              " AND (($5::text[] IS NULL AND $6::text[] IS NULL) OR NOT EXISTS (SELECT 1 FROM pipeline_nodes n"
+              "   WHERE n.pipeline_id = p.id AND NOT devsys_spec_in_scope(n.spec || jsonb_build_object('queue',"
+              "     n.queue), $5::text[], $6::text[])))"
               " ORDER BY p.created_at DESC, p.id DESC LIMIT $4::int",
-              4, p, fn, arg);
+              6, p, fn, arg);
 }
 
 /* ------------------------------------------------------- cancel, rerun */

@@ -43,10 +43,12 @@ void pipelinedb_publish_taken(pgc_t *pg, rc_t *rc, const char *prefix, PGresult 
 void pipelinedb_get(pgc_t *pg, const char *id, pgc_result_fn *fn, void *arg);
 
 /* Recent pipelines, newest first, name NULL for all; keyset paged after
- * (after_us, after_id) (both NULL: from the newest). Result rows: json,
- * cursor ("<created_at µs>_<id>"). */
+ * (after_us, after_id) (both NULL: from the newest); with queues or apps
+ * (PostgreSQL text[] literals, NULL: any) only pipelines whose every node is
+ * in them (devsys_spec_in_scope). Result rows: json, cursor
+ * ("<created_at µs>_<id>"). */
 void pipelinedb_list(pgc_t *pg, const char *name, const char *after_us, const char *after_id, const char *limit,
-                     pgc_result_fn *fn, void *arg);
+                     const char *queues, const char *apps, pgc_result_fn *fn, void *arg);
 
 /* Cancel p's unfinished tasks, and the steps not started. Result: one row,
  * result: JSON {"state": p's state now (null: absent), "cancelled": this

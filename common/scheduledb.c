@@ -38,12 +38,14 @@ void scheduledb_create(pgc_t *pg, const struct scheduledb_new *s, pgc_result_fn 
               9, p, fn, arg);
 }
 
-void scheduledb_list(pgc_t *pg, pgc_result_fn *fn, void *arg)
+void scheduledb_list(pgc_t *pg, const char *queues, const char *apps, pgc_result_fn *fn, void *arg)
 {
+    const char *p[2] = {queues, apps};
     pgc_query(pg,
               "SELECT coalesce(jsonb_agg(" SCHEDULE_DOC " ORDER BY s.name), '[]')::text AS doc"
-              " FROM (SELECT * FROM schedules ORDER BY name LIMIT " XSTR(SCHEDULES_MAX) ") s",
-              0, NULL, fn, arg);
+              " FROM (SELECT * FROM schedules WHERE ($1::text[] IS NULL AND $2::text[] IS NULL)"
+              "  OR devsys_spec_in_scope(spec, $1::text[], $2::text[]) ORDER BY name LIMIT " XSTR(SCHEDULES_MAX) ") s",
+              2, p, fn, arg);
 }
 
 void scheduledb_get(pgc_t *pg, const char *key, pgc_result_fn *fn, void *arg)

@@ -21,9 +21,11 @@ struct scheduledb_new {
 };
 void scheduledb_create(pgc_t *pg, const struct scheduledb_new *s, pgc_result_fn *fn, void *arg);
 
-/* All schedules (up to SCHEDULES_MAX), by name. Result, one row: doc (a
- * JSON array of schedule objects). */
-void scheduledb_list(pgc_t *pg, pgc_result_fn *fn, void *arg);
+/* All schedules (up to SCHEDULES_MAX), by name; with queues or apps
+ * (PostgreSQL text[] literals, NULL: any) those whose spec is in them
+ * (devsys_spec_in_scope). Result, one row: doc (a JSON array of schedule
+ * objects). */
+void scheduledb_list(pgc_t *pg, const char *queues, const char *apps, pgc_result_fn *fn, void *arg);
 
 /* One schedule with its recent ticks (newest first, each with its task's
  * state). Result: no row when absent; else id, cron, tz, paused, doc (the

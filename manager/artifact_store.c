@@ -24,6 +24,7 @@
 
 struct put_job {
     astore_t *s;
+    long long reserved; /* bytes held against the cap while it runs */
     pthread_t thread;
     char sha[65];
     struct evbuffer *body;
@@ -41,6 +42,10 @@ struct astore {
     int pipe_r, pipe_w;    /* threads write the address of their finished job */
     struct event *done_ev;
     struct put_job *jobs;  /* in flight */
+    long long cap;         /* bytes the store may hold (DEVSYS_ARTIFACT_STORE_MAX_BYTES); 0: no cap */
+    long long total;       /* bytes of its files (scanned at start, then kept by puts and removals) */
+    long long reserved;    /* bytes of puts in flight */
+    long long files;
 };
 
 const char *astore_dir_from_env(void)
@@ -63,6 +68,10 @@ void astore_path(const char *dir, const char *sha, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/%.2s/%.2s/%s", dir, sha, sha + 2, sha);
 }
+
+static int hex2(const char *n);
+static int walk_top(const char *dir, int top, int (*visit)(const char *sha, const struct stat *st, void *arg),
+                    void *arg);
 
 static int mkdir_p(const char *path)
 {
@@ -174,6 +183,11 @@ static void on_job_done(evutil_socket_t fd, short what, void *arg)
     while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
         pthread_join(j->thread, NULL);
         job_unlink(s, j);
+        s->reserved -= j->reserved;
+        if (j->status == 201) {
+            s->total += j->size;
+            s->files++;
+        }
         evbuffer_free(j->body);
         j->fn(j->status, j->msg, j->size, j->arg);
         free(j);
@@ -183,7 +197,22 @@ static void on_job_done(evutil_socket_t fd, short what, void *arg)
 void astore_put(astore_t *s, const char *sha, struct evbuffer *body, astore_put_fn *fn, void *arg)
 {
     /* even when the file exists the body is hashed: a wrong one is a 400 */
+    long long len = (long long)evbuffer_get_length(body);
+    if (s->cap > 0 && s->total + s->reserved + len > s->cap) {
+        char path[4200], msg[300];
+        astore_path(s->dir, sha, path, sizeof path);
+        if (access(path, F_OK) != 0) { /* a put of a file it has takes no room */
+            snprintf(msg, sizeof msg,
+                     "artifact store full: %lld of %lld bytes used, %lld in uploads, this one %lld"
+                     " (DEVSYS_ARTIFACT_STORE_MAX_BYTES; unreferenced artifacts are collected after"
+                     " DEVSYS_ARTIFACT_RETENTION_S)",
+                     s->total, s->cap, s->reserved, len);
+            fn(507, msg, 0, arg);
+            return;
+        }
+    }
     struct put_job *j = xcalloc(1, sizeof *j);
+    j->reserved = len;
     j->s = s;
     snprintf(j->sha, sizeof j->sha, "%s", sha);
     j->body = evbuffer_new();
@@ -198,9 +227,28 @@ void astore_put(astore_t *s, const char *sha, struct evbuffer *body, astore_put_
     }
     j->next = s->jobs;
     s->jobs = j;
+    s->reserved += len;
 }
 
 /* -------------------------------------------------------------- lifecycle */
+
+/* The bytes and files of the store, once at start (one readdir of each
+ * aa/bb directory; tmp/ is not counted: what is there is a put in flight or
+ * left by a crash). */
+static int count_file(const char *sha, const struct stat *st, void *arg)
+{
+    (void)sha;
+    astore_t *s = arg;
+    s->total += st->st_size;
+    s->files++;
+    return 1;
+}
+
+static void scan_total(astore_t *s)
+{
+    for (int a = 0; a < 256; a++)
+        walk_top(s->dir, a, count_file, s);
+}
 
 astore_t *astore_new(struct event_base *base, const char *dir, char *err, size_t errlen)
 {
@@ -222,6 +270,11 @@ astore_t *astore_new(struct event_base *base, const char *dir, char *err, size_t
     s->pipe_w = p[1];
     s->done_ev = event_new(base, p[0], EV_READ | EV_PERSIST, on_job_done, s);
     event_add(s->done_ev, NULL);
+    s->cap = cfg_long("DEVSYS_ARTIFACT_STORE_MAX_BYTES", ASTORE_CAP_DEFAULT, 0, 1LL << 50);
+    scan_total(s);
+    if (s->cap > 0 && s->total > s->cap)
+        log_warn("artifact store %s: %lld bytes in %lld files, over DEVSYS_ARTIFACT_STORE_MAX_BYTES (%lld):"
+                 " uploads get 507 until the GC frees room", dir, s->total, s->files, s->cap);
     return s;
 }
 
@@ -278,48 +331,79 @@ static int too_old(const struct stat *st, double age_s)
     return (double)(time(NULL) - st->st_mtime) > age_s;
 }
 
+/* Calls visit for each regular file of dir/<aa> (aa: top, 0..255) while it
+ * returns 1. -1 when that directory does not exist. */
+static int walk_top(const char *dir, int top, int (*visit)(const char *sha, const struct stat *st, void *arg),
+                    void *arg)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%02x", dir, top);
+    DIR *d1 = opendir(path);
+    if (!d1)
+        return -1;
+    struct dirent *e1;
+    int more = 1;
+    while (more && (e1 = readdir(d1))) {
+        if (!hex2(e1->d_name))
+            continue;
+        char sub[4300];
+        snprintf(sub, sizeof sub, "%s/%.2s", path, e1->d_name);
+        DIR *d2 = opendir(sub);
+        if (!d2)
+            continue;
+        struct dirent *e2;
+        struct stat st;
+        while (more && (e2 = readdir(d2)))
+            if (astore_sha_ok(e2->d_name) && fstatat(dirfd(d2), e2->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(st.st_mode))
+                more = visit(e2->d_name, &st, arg);
+        closedir(d2);
+    }
+    closedir(d1);
+    return 0;
+}
+
+struct old_files {
+    double age_s;
+    char (*shas)[65];
+    size_t n, max;
+};
+
+static int note_old(const char *sha, const struct stat *st, void *arg)
+{
+    struct old_files *o = arg;
+    if (too_old(st, o->age_s))
+        memcpy(o->shas[o->n++], sha, 65); /* 64 hex digits and the NUL */
+    return o->n < o->max;
+}
+
 size_t astore_old_files(const char *dir, int *cursor, double age_s, char (*shas)[65], size_t max)
 {
     /* the aa directories are 00..ff: visit the next existing one */
-    size_t n = 0;
-    for (int step = 0; step < 256; step++) {
+    struct old_files o = {age_s, shas, 0, max};
+    for (int step = 0; step < 256 && max > 0; step++) {
         *cursor = (*cursor + 1) % 256;
-        char top[4200];
-        snprintf(top, sizeof top, "%s/%02x", dir, *cursor);
-        DIR *d1 = opendir(top);
-        if (!d1)
-            continue;
-        struct dirent *e1;
-        while ((e1 = readdir(d1)) && n < max) {
-            if (!hex2(e1->d_name))
-                continue;
-            char sub[4300];
-            snprintf(sub, sizeof sub, "%s/%s", top, e1->d_name);
-            DIR *d2 = opendir(sub);
-            if (!d2)
-                continue;
-            struct dirent *e2;
-            while ((e2 = readdir(d2)) && n < max) {
-                struct stat st;
-                if (!astore_sha_ok(e2->d_name) || fstatat(dirfd(d2), e2->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                    continue;
-                if (too_old(&st, age_s))
-                    memcpy(shas[n++], e2->d_name, 65); /* 64 hex digits and the NUL */
-            }
-            closedir(d2);
-        }
-        closedir(d1);
-        break;
+        if (walk_top(dir, *cursor, note_old, &o) == 0)
+            break;
     }
-    return n;
+    return o.n;
 }
 
-int astore_remove_if_old(const char *dir, const char *sha, double age_s)
+int astore_remove_if_old(astore_t *s, const char *sha, double age_s)
 {
     char path[4200];
-    astore_path(dir, sha, path, sizeof path);
+    astore_path(s->dir, sha, path, sizeof path);
     struct stat st;
-    if (lstat(path, &st) < 0 || !too_old(&st, age_s))
+    if (lstat(path, &st) < 0 || !too_old(&st, age_s) || unlink(path) < 0)
         return 0;
-    return unlink(path) == 0;
+    s->total -= st.st_size;
+    s->files--;
+    return 1;
+}
+
+void astore_usage(const astore_t *s, long long *bytes, long long *files, long long *cap)
+{
+    *bytes = s->total;
+    *files = s->files;
+    *cap = s->cap;
 }

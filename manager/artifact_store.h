@@ -13,6 +13,7 @@ struct evbuffer;
 typedef struct astore astore_t;
 
 #define ASTORE_MAX_DEFAULT (256LL << 20) /* DEVSYS_ARTIFACT_MAX_BYTES */
+#define ASTORE_CAP_DEFAULT (10LL << 30)  /* DEVSYS_ARTIFACT_STORE_MAX_BYTES: the whole store */
 
 /* The store's directory: DEVSYS_ARTIFACT_DIR, else /var/tmp/devsys-<uid>/artifacts.
  * Static text. */
@@ -22,7 +23,8 @@ int astore_sha_ok(const char *hex);
 /* dir/aa/bb/<sha> into buf (sha must be astore_sha_ok). */
 void astore_path(const char *dir, const char *sha, char *buf, size_t n);
 
-/* Creates dir and dir/tmp (0700). Returns NULL with a message in err. */
+/* Creates dir and dir/tmp (0700) and counts the bytes already there (one
+ * walk of the directories, at start). Returns NULL with a message in err. */
 astore_t *astore_new(struct event_base *base, const char *dir, char *err, size_t errlen);
 /* Waits for writes in flight (their callbacks are not called). */
 void astore_free(astore_t *s);
@@ -34,7 +36,10 @@ int astore_open(const astore_t *s, const char *sha, off_t *size);
 
 /* The outcome of a put: 201 stored, 200 it was there already (its mtime is
  * renewed: the GC counts age from the last put), 400 the body's sha256 is
- * another (msg names both), 500 a disk error (msg). */
+ * another (msg names both), 507 the store would pass its cap
+ * (DEVSYS_ARTIFACT_STORE_MAX_BYTES, counting puts in flight; a put of a file
+ * it has is never refused), 500 a disk error (msg). fn may run before
+ * astore_put returns (507). */
 typedef void astore_put_fn(int status, const char *msg, long long size, void *arg);
 /* Takes the bytes of body (it is drained), writes them in a thread and calls
  * fn on the loop. */
@@ -45,7 +50,10 @@ void astore_put(astore_t *s, const char *sha, struct evbuffer *body, astore_put_
  * seconds, their sha256 into shas (65 bytes each). Returns how many. */
 size_t astore_old_files(const char *dir, int *cursor, double age_s, char (*shas)[65], size_t max);
 /* Removes sha's file if it is still older than age_s (a put may have renewed
- * it since it was listed). 1 when removed. */
-int astore_remove_if_old(const char *dir, const char *sha, double age_s);
+ * it since it was listed), and takes its bytes off the store's total. 1 when
+ * removed. */
+int astore_remove_if_old(astore_t *s, const char *sha, double age_s);
+/* The bytes and files the store holds now, and its cap (0: none). */
+void astore_usage(const astore_t *s, long long *bytes, long long *files, long long *cap);
 
 #endif

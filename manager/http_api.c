@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "artifact_gc.h"
 #include "artifact_store.h"
 #include "auth.h"
 #include "metrics.h"
@@ -169,6 +170,7 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
         api_free(api);
         return NULL;
     }
+    api->agc = agc_new(base, pg, api->store);
     api->guard = guard_new(base, api->http, api->auth, &lim, route_public_paths(), host, port, err, errlen);
     if (!api->guard) {
         api_free(api);
@@ -198,6 +200,7 @@ void api_free(api_t *api)
     if (api->http)
         evhttp_free(api->http);
     auth_free(api->auth);
+    agc_free(api->agc);
     astore_free(api->store);
     pgc_free(api->pg_search);
     policy_free(api->policy);

@@ -61,7 +61,8 @@ void approvals_list(struct req *q, const struct route_args *a)
         return;
     }
     evhttp_clear_headers(&args);
-    approvaldb_list(q->api->pg, pending ? "pending" : "all", pg.limit, list_done, q);
+    approvaldb_list(q->api->pg, pending ? "pending" : "all", pg.limit, scope_sql_queues(q), scope_sql_apps(q),
+                    list_done, q);
 }
 
 /* ----------------------------------------------------------------- decide */

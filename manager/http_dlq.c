@@ -102,10 +102,11 @@ static void queues_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 void dlq_queues(struct req *q, const struct route_args *a)
 {
     (void)a;
+    const char *p[1] = {scope_sql_queues(q)};
     pgc_query(q->api->pg,
               "SELECT queue, count(*) FROM tasks WHERE state = 'dead' AND dlq_purged_at IS NULL"
-              " GROUP BY queue ORDER BY queue",
-              0, NULL, queues_done, op_new(q, NULL));
+              " AND ($1::text[] IS NULL OR queue = ANY($1::text[])) GROUP BY queue ORDER BY queue",
+              1, p, queues_done, op_new(q, NULL));
 }
 
 /* ------------------------------------------------------------ DLQ: list */

@@ -36,6 +36,7 @@
 #define GUARD_CHUNK_LINE_MAX 1024  /* chunk-size line */
 #define GUARD_LOG_EVERY_MS 10000   /* accept errors / cap: one log line per this */
 #define GUARD_BACKOFF_MAX_MS 1000
+#define GUARD_EVICT_SLACK 16       /* connections over the cap while those cut for newcomers close */
 
 enum phase {
     PH_HEAD,       /* reading a request head */
@@ -86,7 +87,7 @@ struct guard {
     long long log_next_ms;
     long suppressed;
     struct guard *next_guard;
-    metric_t *m_conns, *m_accept_errors, *m_timeouts, *m_refused;
+    metric_t *m_conns, *m_accept_errors, *m_timeouts, *m_refused, *m_evicted;
 };
 
 /* The accept-error callback gets evhttp's argument (evhttp_bind_listener sets
@@ -130,11 +131,26 @@ static void guard_log(guard_t *g, const char *what)
     g->log_next_ms = now + GUARD_LOG_EVERY_MS;
 }
 
+/* Fair handling at the cap: the connection whose unfinished request head
+ * began longest ago (a slow or stuck client: a normal head takes
+ * milliseconds), to be cut for a newcomer; NULL when none is mid-head. */
+static struct conn *conn_victim(const guard_t *g)
+{
+    struct conn *v = NULL;
+    for (struct conn *c = g->conns; c; c = c->next)
+        if (c->phase == PH_HEAD && c->request_started_ms && (!v || c->request_started_ms < v->request_started_ms))
+            v = c;
+    return v;
+}
+
+/* At the cap it goes on accepting (up to GUARD_EVICT_SLACK over, while cut
+ * connections close) as long as a slow head can be cut for the newcomer. */
 static void guard_update_listening(guard_t *g)
 {
     if (!g->lev)
         return;
-    int want = !g->stopped && !g->paused && g->nconns < g->lim.max_conns;
+    int want = !g->stopped && !g->paused &&
+               (g->nconns < g->lim.max_conns || (g->nconns < g->lim.max_conns + GUARD_EVICT_SLACK && conn_victim(g)));
     if (want && !g->listening)
         evconnlistener_enable(g->lev);
     else if (!want && g->listening)
@@ -275,23 +291,6 @@ static ssize_t find_eol(struct evbuffer *b, size_t from, size_t *eol_len)
     return e.pos;
 }
 
-static int path_is_public(const guard_t *g, const char *path)
-{
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/')
-        n--;
-    for (const char *const *p = g->public_paths; p && *p; p++) {
-        if (strlen(*p) == n && strncmp(*p, path, n) == 0)
-            return 1;
-        /* "/ui/{name}": the literal part, then one segment */
-        const char *brace = strchr(*p, '{');
-        size_t lit = brace ? (size_t)(brace - *p) : 0;
-        if (brace && n > lit && strncmp(*p, path, lit) == 0 && !memchr(path + lit, '/', n - lit))
-            return 1;
-    }
-    return 0;
-}
-
 static void conn_auth_done(const struct auth_result *res, void *arg)
 {
     struct conn *c = arg;
@@ -356,6 +355,7 @@ static enum bufferevent_filter_result conn_head(struct conn *c, struct evbuffer 
             return BEV_NEED_MORE;
         c->request_started_ms = mono_ms();
         conn_arm(c, (long long)(lim->header_timeout_s * 1000));
+        guard_update_listening(c->g); /* at the cap: a head to cut for a newcomer */
     }
     size_t head_len = 0;
     for (;;) {
@@ -403,7 +403,7 @@ static enum bufferevent_filter_result conn_head(struct conn *c, struct evbuffer 
     c->head_len = head_len;
     c->chunked = h.chunked;
     c->content_length = h.n_content_length ? h.content_length : 0;
-    if (path_is_public(c->g, h.path)) {
+    if (http_path_is_public(c->g->public_paths, h.path)) {
         if (c->chunked || c->content_length > 0) /* no unauthenticated bodies */
             return conn_refuse(c, src, dst, 413, "body_too_large", "%s takes no request body", h.path);
         return conn_pass_head(c, src, dst);
@@ -426,12 +426,6 @@ static enum bufferevent_filter_result conn_head(struct conn *c, struct evbuffer 
         return BEV_NEED_MORE; /* conn_auth_done runs the filter again */
     c->phase = PH_HEAD;
     return conn_auth_decided(c, src, dst);
-}
-
-/* evhttp's own body bound: the largest of the routes' (http_api.c sets it + 1). */
-static size_t lim_evhttp_max(const struct guard_limits *lim)
-{
-    return lim->max_body > lim->max_artifact_body ? lim->max_body : lim->max_artifact_body;
 }
 
 /* Moves up to n bytes of body on; returns the number moved. */
@@ -470,9 +464,10 @@ static enum bufferevent_filter_result conn_chunked(struct conn *c, struct evbuff
         c->body_total += size;
         if (c->body_total > c->body_max || size > c->body_max) {
             /* evhttp sees a size line past its own bound (the largest of all
-             * routes) and answers 413 itself */
+             * routes; http_api.c sets it + 1) and answers 413 itself */
             evbuffer_drain(src, (size_t)eol + eol_len);
-            size_t evhttp_max = lim_evhttp_max(&c->g->lim);
+            const struct guard_limits *lim = &c->g->lim;
+            size_t evhttp_max = lim->max_body > lim->max_artifact_body ? lim->max_body : lim->max_artifact_body;
             evbuffer_add_printf(dst, "%zx\r\n", evhttp_max + 2);
             c->phase = PH_DISCARD;
             return BEV_OK;
@@ -664,10 +659,15 @@ static struct bufferevent *guard_bevcb(struct event_base *base, void *arg)
     g->nconns++;
     g->backoff_ms = 0;
     metric_set(g->m_conns, g->nconns);
+    struct conn *v = g->nconns > g->lim.max_conns ? conn_victim(g) : NULL;
+    if (v) {
+        metric_add(g->m_evicted, 1);
+        conn_kill(v);
+    }
     if (g->nconns >= g->lim.max_conns) {
         metric_add(g->m_refused, 1);
         char what[128];
-        snprintf(what, sizeof what, "%d connections open (DEVSYS_HTTP_MAX_CONNS): new ones wait", g->nconns);
+        snprintf(what, sizeof what, "%d connections open (DEVSYS_HTTP_MAX_CONNS): slow heads are cut for new ones, else they wait", g->nconns);
         guard_log(g, what);
     }
     guard_update_listening(g);
@@ -750,7 +750,9 @@ guard_t *guard_new(struct event_base *base, struct evhttp *http, auth_t *auth, c
     g->m_timeouts = metric_counter("devsys_http_timeouts_total", NULL,
                                    "Connections cut for a late request head or body");
     g->m_refused = metric_counter("devsys_http_conn_cap_reached_total", NULL,
-                                  "Times the connection cap stopped accepting");
+                                  "Times the connection cap was reached");
+    g->m_evicted = metric_counter("devsys_http_slow_heads_cut_total", NULL,
+                                  "Connections cut at the cap for a newcomer: the oldest unfinished request head");
     g->next_guard = all_guards;
     all_guards = g;
     return g;

@@ -18,7 +18,7 @@ struct evhttp_request;
 typedef struct guard guard_t;
 
 struct guard_limits {
-    int max_conns;            /* open connections; past it accept() waits */
+    int max_conns;            /* open connections; at it the oldest unfinished head is cut for a newcomer, else accept() waits */
     size_t max_header;        /* request line + headers, bytes (431 past it) */
     size_t max_body;          /* declared or chunked body, bytes (413 past it) */
     size_t max_artifact_body; /* the same for PUT /v1/artifacts/... (authenticated) */

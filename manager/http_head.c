@@ -94,3 +94,20 @@ void http_head_parse(const char *h, size_t len, struct http_head *out)
         line = nl ? nl + 1 : end;
     }
 }
+
+int http_path_is_public(const char *const *paths, const char *path)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    for (const char *const *p = paths; p && *p; p++) {
+        if (strlen(*p) == n && strncmp(*p, path, n) == 0)
+            return 1;
+        /* "/ui/{name}": the literal part, then one segment */
+        const char *brace = strchr(*p, '{');
+        size_t lit = brace ? (size_t)(brace - *p) : 0;
+        if (brace && n > lit && strncmp(*p, path, lit) == 0 && !memchr(path + lit, '/', n - lit))
+            return 1;
+    }
+    return 0;
+}

@@ -27,5 +27,8 @@ struct http_head {
 
 /* h: len bytes of head, lines ended by LF or CRLF. Fills out completely. */
 void http_head_parse(const char *h, size_t len, struct http_head *out);
+/* Is path (trailing slashes ignored) one of paths (NULL-terminated route
+ * patterns; a "{name}" segment matches any one segment)? */
+int http_path_is_public(const char *const *paths, const char *path);
 
 #endif

@@ -32,6 +32,7 @@ struct api {
     metric_t *m_submitted, *m_errors;
     guard_t *guard; /* the HTTP edge: connection cap, head checks before bodies */
     struct astore *store; /* artifacts (artifact_store.h) */
+    struct agc *agc;      /* their garbage collection (artifact_gc.h); NULL: off */
     size_t artifact_max;  /* bytes of one artifact (PUT body) */
     pgc_t *pg_search; /* task searches (http_search.c); NULL: they use pg */
     long search_timeout_ms;
@@ -51,6 +52,7 @@ struct req {
     enum role role;
     char actor[160];
     char *queues, *apps;   /* the token's scopes (owned; NULL: unscoped) */
+    char *queues_pg, *apps_pg; /* the same as PostgreSQL arrays (http_scope.c; owned, made when asked) */
     int bootstrap;         /* the DEVSYS_ADMIN_TOKEN */
     char remote[64];       /* the peer's address */
     char request_id[68];   /* X-Request-Id as given (if sane) or made up; sent back */
@@ -126,6 +128,20 @@ void policy_audit_start(struct req *q, const struct route *r, const struct route
 void policy_enter(struct req *q, const struct route *r, const struct route_args *a);
 /* Writes q's audit row with its answer's status (from reply_typed). */
 void policy_audit_finish(struct req *q, int status);
+
+/* ------------------------------------------------------------ http_scope.c */
+
+/* A scoped token's check of r's target (route_target_of): 0 when in scope
+ * (or unscoped), 1 when q is answered (403 naming the scope, or 503), 2
+ * when a PostgreSQL lookup of the target's specs is under way: its callback
+ * answers 403 or calls r's handler. Only for a token with q->queues or q->apps. */
+int scope_check(struct req *q, const struct route *r, const struct route_args *a);
+/* The token's queues and apps as PostgreSQL text[] parameters ("{a,b}"),
+ * NULL when it is not scoped by them: lists filter with
+ * "($N::text[] IS NULL OR queue = ANY($N::text[]))" in their SQL, so a
+ * cursor pages through exactly what the token may see. Owned by q. */
+const char *scope_sql_queues(struct req *q);
+const char *scope_sql_apps(struct req *q);
 
 /* ------------------------------------------------------------- http_op.c */
 

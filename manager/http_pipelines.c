@@ -239,7 +239,8 @@ void pipelines_list(struct req *q, const struct route_args *a)
         op_cursor_parse(pg.after, us, sizeof us, id, sizeof id);
     struct preq *pr = preq_new(q, "");
     pr->created = strtol(pg.limit, NULL, 10);
-    pipelinedb_list(q->api->pg, name, pg.after[0] ? us : NULL, pg.after[0] ? id : NULL, pg.limit, list_done, pr);
+    pipelinedb_list(q->api->pg, name, pg.after[0] ? us : NULL, pg.after[0] ? id : NULL, pg.limit, scope_sql_queues(q),
+                    scope_sql_apps(q), list_done, pr);
     evhttp_clear_headers(&args);
 }
 

@@ -1,10 +1,9 @@
 /* http_policy: what the route dispatch applies to every row after the role
  * check — per-token rate limits of mutating routes, the queue/app scope of a
- * token checked against the target the row declares — and the audit row of
+ * token checked against the target the row declares (http_scope.c) — and the audit row of
  * every mutating call, written with its outcome when it is answered. */
 #include "http_internal.h"
 
-#include <event2/buffer.h>
 #include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +12,6 @@
 
 #include "config.h"
 #include "log.h"
-#include "uuid.h"
 #include "xalloc.h"
 
 #define POLICY_BUCKETS 1024 /* tokens remembered for rate limits; the least recently used goes */
@@ -85,63 +83,6 @@ static int rate_wait_s(policy_t *p, const char *actor)
     return s;
 }
 
-/* ------------------------------------------------------------------ scope */
-
-/* 403 naming the scope when the token's scope (a list, NULL: all) does not
- * hold item, a "queue" or an "app"; 1 if answered. */
-static int refuse_scope(struct req *q, const struct route *r, const char *what, const char *scope, const char *item)
-{
-    if (!scope || auth_scope_has(scope, item))
-        return 0;
-    char msg[400];
-    snprintf(msg, sizeof msg, "%s: %s \"%.64s\" is outside this token's scope (%ss: %.200s)", r->what, what, item,
-             what, scope[0] ? scope : "none");
-    reply_error(q, 403, msg);
-    return 1;
-}
-#define refuse_queue(q, r, queue) refuse_scope(q, r, "queue", (q)->queues, queue)
-#define refuse_app(q, r, app) refuse_scope(q, r, "app", (q)->apps, app)
-
-/* Each spec of the body: its queue (the kind when none) and deploy.app. A
- * body that is not JSON or not specs is left to the handler's 400. */
-static int refuse_body(struct req *q, const struct route *r)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(q->r);
-    json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), 0, NULL);
-    int refused = 0;
-    for (size_t i = 0; body && !refused && i < (json_is_array(body) ? json_array_size(body) : 1); i++) {
-        json_t *spec = json_is_array(body) ? json_array_get(body, i) : body;
-        const char *queue = json_string_value(json_object_get(spec, "queue"));
-        if (!queue)
-            queue = json_string_value(json_object_get(spec, "kind"));
-        const char *app = json_string_value(json_object_get(json_object_get(spec, "deploy"), "app"));
-        refused = (queue && refuse_queue(q, r, queue)) || (app && refuse_app(q, r, app));
-    }
-    json_decref(body);
-    return refused;
-}
-
-struct task_scope {
-    struct req *q;
-    const struct route *r;
-    struct route_args a;
-};
-
-static void task_queue_found(pgc_t *pg, PGresult *res, const char *err, void *arg)
-{
-    (void)pg;
-    struct task_scope *ts = arg;
-    struct req *q = ts->q;
-    if (err[0]) {
-        reply_db_unavailable(q, err, NULL);
-    } else if (PQntuples(res) == 1 && refuse_queue(q, ts->r, PQgetvalue(res, 0, 0))) {
-        /* answered */
-    } else {
-        ts->r->handler(q, &ts->a); /* no such task: the handler's 404 */
-    }
-    free(ts);
-}
-
 void policy_enter(struct req *q, const struct route *r, const struct route_args *a)
 {
     policy_t *p = q->api->policy;
@@ -158,45 +99,8 @@ void policy_enter(struct req *q, const struct route *r, const struct route_args 
             return;
         }
     }
-    if (q->queues || q->apps) {
-        switch (route_target_of(r)) {
-        case TARGET_QUEUE_PATH:
-            if (refuse_queue(q, r, a->queue))
-                return;
-            break;
-        case TARGET_APP_PATH:
-            if (refuse_app(q, r, a->app))
-                return;
-            break;
-        case TARGET_SPEC_BODY:
-            if (refuse_body(q, r))
-                return;
-            break;
-        case TARGET_TASK:
-            if (q->queues && uuid_valid(a->id, strlen(a->id))) {
-                struct task_scope *ts = xcalloc(1, sizeof *ts);
-                ts->q = q;
-                ts->r = r;
-                ts->a = *a;
-                const char *params[1] = {a->id};
-                pgc_query(q->api->pg,
-                          "SELECT queue FROM tasks WHERE id = $1 UNION ALL"
-                          " SELECT queue FROM tasks_history WHERE id = $1 LIMIT 1",
-                          1, params, task_queue_found, ts);
-                return;
-            }
-            break;
-        case TARGET_OWN:
-            break;
-        default: /* a scoped token changes nothing whose target is not scoped */
-            if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "%s: a token scoped to queues or apps may not do this", r->what);
-                reply_error(q, 403, msg);
-                return;
-            }
-        }
-    }
+    if ((q->queues || q->apps) && scope_check(q, r, a))
+        return; /* answered, or answered when the lookup of the target returns */
     r->handler(q, a);
 }
 

@@ -97,14 +97,14 @@ static void read_rows(pgc_t *pg, PGresult *res, const char *err, void *arg)
 void queues_list(struct req *q, const struct route_args *a)
 {
     (void)a;
-    qmirror_select(q->api->pg, NULL, read_rows, op_new(q, NULL));
+    qmirror_select(q->api->pg, NULL, scope_sql_queues(q), read_rows, op_new(q, NULL));
 }
 
 void queues_get(struct req *q, const struct route_args *a)
 {
     struct op *o = op_new(q, a->queue);
     o->count = 1; /* one queue: answer with its object */
-    qmirror_select(q->api->pg, o->queue, read_rows, o);
+    qmirror_select(q->api->pg, o->queue, NULL, read_rows, o);
 }
 
 /* ----------------------------------------------------------------- changes */

@@ -73,6 +73,8 @@ void req_free(struct req *q)
     free(q->query);
     free(q->queues);
     free(q->apps);
+    free(q->queues_pg);
+    free(q->apps_pg);
     json_decref(q->audit_detail);
     free(q);
 }
@@ -116,6 +118,7 @@ void reply_typed(struct req *q, int status, const char *content_type, const char
                        : status == 413 ? "Payload Too Large" : status == 503 ? "Service Unavailable"
                        : status == 429 ? "Too Many Requests"
                        : status == 431 ? "Request Header Fields Too Large"
+                       : status == 507 ? "Insufficient Storage"
                        : "Error";
     if (status == 403 && !q->audit_action) /* an audited route's 403 has its own row */
         auth_denied(q, "forbidden");

@@ -128,6 +128,9 @@ void reports_task(struct req *q, const struct route_args *a)
               1, params, report_done, rr);
 }
 
+/* A report's task in a scoped token's queues ($2: NULL for any). */
+#define IN_SCOPE "($2::text[] IS NULL OR t.queue = ANY($2::text[]))"
+
 void reports_latest(struct req *q, const struct route_args *a)
 {
     (void)a;
@@ -140,22 +143,23 @@ void reports_latest(struct req *q, const struct route_args *a)
     }
     snprintf(rr->not_found, sizeof rr->not_found, "no test report for %s \"%.256s\"",
              by_pipeline ? "the pipeline" : "tasks named", name);
-    const char *params[1] = {name};
+    const char *params[2] = {name, scope_sql_queues(q)};
     /* newest reports first (their created_at index), the first of that
-     * name, in the hot tables and then in history (retention moved it) */
+     * name (in a scoped token's queues), in the hot tables and then in
+     * history (retention moved it) */
     pgc_query(q->api->pg,
               by_pipeline
                   ? "SELECT * FROM ((" REPORT_COLUMNS ", r.created_at AS at FROM task_reports r JOIN tasks t ON t.id = r.task_id"
-                    "  WHERE t.spec->'pipeline'->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)"
+                    "  WHERE t.spec->'pipeline'->>'name' = $1 AND " IN_SCOPE " ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)"
                     " UNION ALL (" REPORT_COLUMNS ", r.created_at AS at FROM task_reports_history r"
                     "  JOIN tasks_history t ON t.id = r.task_id"
-                    "  WHERE t.spec->'pipeline'->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)) x"
+                    "  WHERE t.spec->'pipeline'->>'name' = $1 AND " IN_SCOPE " ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)) x"
                     " ORDER BY at DESC LIMIT 1"
                   : "SELECT * FROM ((" REPORT_COLUMNS ", r.created_at AS at FROM task_reports r JOIN tasks t ON t.id = r.task_id"
-                    "  WHERE t.spec->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)"
+                    "  WHERE t.spec->>'name' = $1 AND " IN_SCOPE " ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)"
                     " UNION ALL (" REPORT_COLUMNS ", r.created_at AS at FROM task_reports_history r"
                     "  JOIN tasks_history t ON t.id = r.task_id"
-                    "  WHERE t.spec->>'name' = $1 ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)) x"
+                    "  WHERE t.spec->>'name' = $1 AND " IN_SCOPE " ORDER BY r.created_at DESC, r.attempt DESC LIMIT 1)) x"
                     " ORDER BY at DESC LIMIT 1",
-              1, params, report_done, rr);
+              2, params, report_done, rr);
 }

@@ -39,6 +39,14 @@ enum route_target {
     TARGET_TASK,       /* the queue of the task {id} (one PostgreSQL lookup, for scoped tokens only) */
     TARGET_SPEC_BODY,  /* each spec of the JSON body (one or an array): its queue (or kind), its deploy.app */
     TARGET_OWN,        /* the caller's own console session: any token may */
+    TARGET_PIPELINE,   /* the queues and apps of every node of the pipeline {id} */
+    TARGET_APPROVAL,   /* the queues and apps of the nodes of the step the approval {id} gates */
+    TARGET_SCHEDULE,   /* the spec of the schedule {id} (and its "next") */
+    TARGET_CHECK,      /* a check {name}: queue monitor (its probes) and its follow-up's queue and app */
+    TARGET_PIPELINE_BODY, /* the spec of each step of the pipeline in the body */
+    TARGET_SCHEDULE_BODY, /* the "spec" of the body (and its "next") */
+    TARGET_CHECK_BODY, /* queue monitor, the body's follow_up, and the check of that name it replaces */
+    TARGET_FILTERED,   /* a list: its SQL shows a scoped token only what is in its scope */
 };
 
 struct route {

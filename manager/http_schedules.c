@@ -228,7 +228,7 @@ static void listed(pgc_t *pg, PGresult *res, const char *err, void *arg)
 void schedules_list(struct req *q, const struct route_args *a)
 {
     (void)a;
-    scheduledb_list(q->api->pg, listed, sreq_new(q, NULL));
+    scheduledb_list(q->api->pg, scope_sql_queues(q), scope_sql_apps(q), listed, sreq_new(q, NULL));
 }
 
 static int have_row(struct sreq *r, const PGresult *res, const char *err)

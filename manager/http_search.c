@@ -257,7 +257,7 @@ static const char *search_parse(struct evkeyvalq *args, struct search *s)
 /* ------------------------------------------------------------------- SQL */
 
 struct sqlq {
-    const char *params[10];
+    const char *params[12];
     int n;
 };
 
@@ -295,9 +295,14 @@ static void cond(char *where, size_t cap, const char *fmt, ...)
  * also prunes its day partitions: a task finishes after it is created; the
  * day of slack covers clocks that disagree). The extra row (limit echoed)
  * keeps the answer non-empty so list_done can read the limit. */
-static void search_sql(char *sql, size_t cap, struct search *f, struct sqlq *p)
+static void search_sql(char *sql, size_t cap, struct search *f, struct sqlq *p, struct req *q)
 {
     char r1[8], r2[8], where[1400] = "true", hist[200] = "";
+    if (scope_sql_queues(q)) /* a scoped token's tasks: in the condition, so the cursor pages them alone */
+        cond(where, sizeof where, "queue = ANY(%s::text[])", sqlq_param(p, scope_sql_queues(q), r1));
+    if (scope_sql_apps(q))
+        cond(where, sizeof where, "(spec->'deploy'->>'app' IS NULL OR spec->'deploy'->>'app' = ANY(%s::text[]))",
+             sqlq_param(p, scope_sql_apps(q), r1));
     if (f->state)
         cond(where, sizeof where,
              f->live ? "state = %s AND state IN ('queued', 'running', 'retrying')"
@@ -369,7 +374,7 @@ void tasks_list(struct req *q, const struct route_args *a)
     }
     char sql[5000];
     struct sqlq p = {.n = 0};
-    search_sql(sql, sizeof sql, &f, &p);
+    search_sql(sql, sizeof sql, &f, &p, q);
     /* A search by name, tag or time is planned for its values: the best plan
      * differs between a rare name (its index) and a common one (the newest
      * rows first), which a cached generic plan cannot tell apart. */

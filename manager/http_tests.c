@@ -104,6 +104,12 @@ static void tests_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
     "round((length(s.last) - length(replace(replace(s.last, 'F', ''), 'E', '')))::numeric"              \
     " / nullif(length(replace(s.last, 'S', '')), 0), 3)"
 
+/* A scoped token ($5: its queues, NULL: any) sees the tests whose task (col)
+ * ran in its queues; the task is looked up by id, hot or in history. */
+#define TASK_IN_SCOPE(col)                                                                                    \
+    " AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = " col " AND t.queue = ANY($5::text[]))" \
+    "  OR EXISTS (SELECT 1 FROM tasks_history t WHERE t.id = " col " AND t.queue = ANY($5::text[])))"
+
 /* $1 scope, $2 flaky only, $3 after (test key), $4 limit. Through the
  * primary key (or test_stats_flaky), from the cursor on: a page reads what
  * it returns. */
@@ -116,7 +122,8 @@ void tests_list(struct req *q, const struct route_args *a)
         reply_error(q, 400, why);
         return;
     }
-    const char *p[4] = {t.scope, t.flaky ? "true" : "false", t.after[0] ? t.after : NULL, t.limit};
+    const char *p[5] = {t.scope, t.flaky ? "true" : "false", t.after[0] ? t.after : NULL, t.limit,
+                        scope_sql_queues(q)};
     pgc_query(q->api->pg,
               "SELECT jsonb_build_object('scope', $1::text, 'tests', coalesce(jsonb_agg(jsonb_build_object("
               "  'test', s.test, 'last', " LAST_WORDS ", 'runs', s.runs, 'failure_rate', " FAILURE_RATE ","
@@ -124,8 +131,8 @@ void tests_list(struct req *q, const struct route_args *a)
               "  'last_task', s.last_task, 'last_failure', s.last_failure) ORDER BY s.test), '[]'),"
               "  'next', CASE WHEN count(*) = $4::int THEN max(s.test) END)::text AS doc"
               " FROM (SELECT * FROM test_stats WHERE scope = $1 AND (NOT $2::bool OR flaky_at IS NOT NULL)"
-              "  AND ($3::text IS NULL OR test > $3) ORDER BY test LIMIT $4::int) s",
-              4, p, tests_done, q);
+              "  AND ($3::text IS NULL OR test > $3)" TASK_IN_SCOPE("test_stats.last_task") " ORDER BY test LIMIT $4::int) s",
+              5, p, tests_done, q);
 }
 
 /* $1 scope, $2 test, $3 after (run id), $4 limit: newest first through
@@ -139,7 +146,7 @@ void tests_history(struct req *q, const struct route_args *a)
         reply_error(q, 400, why);
         return;
     }
-    const char *p[4] = {t.scope, t.test, t.after[0] ? t.after : NULL, t.limit};
+    const char *p[5] = {t.scope, t.test, t.after[0] ? t.after : NULL, t.limit, scope_sql_queues(q)};
     pgc_query(q->api->pg,
               "SELECT CASE WHEN count(*) > 0 OR $3::bigint IS NOT NULL THEN jsonb_build_object('scope', $1::text,"
               "  'test', $2::text, 'runs', coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'at', r.at,"
@@ -147,6 +154,7 @@ void tests_history(struct req *q, const struct route_args *a)
               "  'flaky', r.flaky, 'message', r.message, 'time_s', r.time_s) ORDER BY r.id DESC), '[]'),"
               "  'next', CASE WHEN count(*) = $4::int THEN min(r.id)::text END)::text END AS doc"
               " FROM (SELECT * FROM test_runs WHERE scope = $1 AND test = $2"
-              "  AND ($3::bigint IS NULL OR id < $3::bigint) ORDER BY id DESC LIMIT $4::int) r",
-              4, p, tests_done, q);
+              "  AND ($3::bigint IS NULL OR id < $3::bigint)" TASK_IN_SCOPE("test_runs.task_id")
+              " ORDER BY id DESC LIMIT $4::int) r",
+              5, p, tests_done, q);
 }

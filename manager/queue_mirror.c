@@ -20,12 +20,12 @@
     "   rate_period_ms / 1000.0, 'per_key', rate_per_key) END,"                                            \
     "  'updated_at', updated_at, 'updated_by', updated_by)::text AS settings"
 
-void qmirror_select(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *arg)
+void qmirror_select(pgc_t *pg, const char *queue, const char *scope, pgc_result_fn *fn, void *arg)
 {
-    const char *p[1] = {queue};
-    pgc_query(pg, "SELECT" QMIRROR_COLS " FROM queue_settings WHERE $1::text IS NULL OR queue = $1"
-                  " ORDER BY queue LIMIT 1000",
-              1, p, fn, arg);
+    const char *p[2] = {queue, scope};
+    pgc_query(pg, "SELECT" QMIRROR_COLS " FROM queue_settings WHERE ($1::text IS NULL OR queue = $1)"
+                  " AND ($2::text[] IS NULL OR queue = ANY($2::text[])) ORDER BY queue LIMIT 1000",
+              2, p, fn, arg);
 }
 
 void qmirror_update(pgc_t *pg, const char *queue, const struct qmirror_change *c, const char *actor,
@@ -125,5 +125,5 @@ void qmirror_all(pgc_t *pg, rc_t *rc, const char *prefix)
     struct mirror_pass *m = xmalloc(sizeof *m);
     m->rc = rc;
     m->prefix = xstrdup(prefix);
-    qmirror_select(pg, NULL, mirror_rows, m);
+    qmirror_select(pg, NULL, NULL, mirror_rows, m);
 }

@@ -25,7 +25,7 @@ struct qmirror_change {
  * else that one, no row when it was never set). Result columns: queue,
  * paused, concurrency, rate_n, rate_period_ms, rate_per_key (0 for none),
  * updated_ms, and settings (the row as the API's JSON text). */
-void qmirror_select(pgc_t *pg, const char *queue, pgc_result_fn *fn, void *arg);
+void qmirror_select(pgc_t *pg, const char *queue, const char *scope, pgc_result_fn *fn, void *arg);
 /* Upsert the change (updated_at = now, updated_by = actor); one row back, as above. */
 void qmirror_update(pgc_t *pg, const char *queue, const struct qmirror_change *c, const char *actor,
                     pgc_result_fn *fn, void *arg);

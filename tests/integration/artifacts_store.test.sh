@@ -4,11 +4,15 @@
 # gives the size; a wrong hash is a 400, a body over DEVSYS_ARTIFACT_MAX_BYTES
 # a 413 (declared or chunked), a viewer 403, no token 401; a repeated PUT is
 # idempotent. An artifact body may be larger than DEVSYS_MAX_BODY, other
-# routes still not.
+# routes still not. The store is bounded: past DEVSYS_ARTIFACT_STORE_MAX_BYTES
+# an upload gets 507; its GC removes files older than the retention that no
+# task referenced within it (a spec's inputs, a result's artifacts) and keeps
+# the referenced and the recent ones.
 # shellcheck source=tests/integration/itest.sh
 source "$(dirname "$0")/itest.sh"
 it_setup
 export DEVSYS_ARTIFACT_DIR=$IT_DIR/store
+export DEVSYS_ARTIFACT_STORE_MAX_BYTES=$((7 << 20)) DEVSYS_ARTIFACT_GC_S=0.2 DEVSYS_ARTIFACT_RETENTION_S=3600
 DEVSYS_ARTIFACT_MAX_BYTES=$((3 << 20)) DEVSYS_MAX_BODY=$((1 << 20)) it_start_manager || it_bail "start manager"
 it_psql "INSERT INTO api_tokens (name, role, token_hash) VALUES
          ('v', 'viewer', encode(sha256('viewer-token'), 'hex')),
@@ -67,4 +71,32 @@ is "$(curl -s -o "$B" -w '%{http_code}' -H 'Authorization: Bearer operator-token
     --data-binary "@$f" "$DEVSYS_URL/v1/tasks")" 413 "... chunked too"
 is "$(it_psql "SELECT count(*) FROM audit_log WHERE action = 'artifact.put' AND target = '$sha' AND actor LIKE '%o%'")" 1 \
     "the upload is in the audit log once, with its caller"
+
+# ---- the bound: a total cap, and the GC of unreferenced old artifacts
+file_of() { printf '%s/%s/%s/%s\n' "$DEVSYS_ARTIFACT_DIR" "${1:0:2}" "${1:2:2}" "$1"; }
+mk() { head -c "$2" /dev/urandom >"$IT_DIR/$1"; sha256sum "$IT_DIR/$1" | cut -d' ' -f1; }
+c1=$(mk c1 $((3 << 20))) c2=$(mk c2 $((3 << 20))) r1=$(mk r1 1000)
+is "$(put operator-token "$c1" "$IT_DIR/c1")" 201 "2 + 3 MiB in the store (cap 7 MiB): 201"
+is "$(put operator-token "$c2" "$IT_DIR/c2")" 507 "3 MiB more would pass the cap: 507"
+like "$(jq -r .error "$B")" 'artifact store full: .*DEVSYS_ARTIFACT_STORE_MAX_BYTES' "the 507 names the cap"
+is "$(put operator-token "$c1" "$IT_DIR/c1")" 200 "a file the store has is never refused: 200"
+is "$(put operator-token "$r1" "$IT_DIR/r1")" 201 "a small one fits: 201"
+# $sha is an input of a task, $r1 an artifact of a task's result; all three
+# files are made two hours old, past the one-hour retention
+curl -s -H 'Authorization: Bearer operator-token' "$DEVSYS_URL/v1/tasks" -d '{"kind":"noop","queue":"gc","inputs":{"build":
+    {"artifacts":[{"path":"a.bin","sha256":"'"$sha"'","size":'$((2 << 20))'}]}}}' >/dev/null
+rtask=$(curl -s -H 'Authorization: Bearer operator-token' "$DEVSYS_URL/v1/tasks" -d '{"kind":"noop","queue":"gc"}' | jq -r '.tasks[0].id')
+it_psql "UPDATE tasks SET result = '{\"artifacts\":[{\"path\":\"r\",\"sha256\":\"$r1\",\"size\":1000}]}' WHERE id = '$rtask'" \
+    >/dev/null # what an agent's completion writes
+is "$(it_psql "SELECT count(*) FROM artifact_refs WHERE sha256 IN ('$sha', '$r1')")" 2 "both references are recorded"
+touch -d '2 hours ago' "$(file_of "$sha")" "$(file_of "$c1")" "$(file_of "$r1")"
+ok "the GC removes the old unreferenced file" it_wait_for 20 "test ! -e $(file_of "$c1")"
+ok "... and keeps the input of a task" test -e "$(file_of "$sha")"
+ok "... and the artifact of a task's result" test -e "$(file_of "$r1")"
+is "$(put operator-token "$c2" "$IT_DIR/c2")" 201 "the room it freed takes the upload refused before: 201"
+it_psql "UPDATE artifact_refs SET ref_at = now() - interval '2 hours' WHERE sha256 = '$sha'" >/dev/null
+ok "a file whose last reference is past the retention goes too" it_wait_for 20 "test ! -e $(file_of "$sha")"
+ok "... its reference row with it" it_wait_sql 20 "SELECT count(*) FROM artifact_refs WHERE sha256 = '$sha'" 0
+ok "a recent unreferenced file stays" test -e "$(file_of "$c2")"
+like "$(curl -s "$DEVSYS_URL/metrics")" 'devsys_artifacts_collected_total 2' "the metric counts the two removals"
 it_done
