@@ -456,7 +456,7 @@ void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget)
 
 void taskdb_replay(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, pgc_result_fn *fn, void *arg)
 {
-    char *c[2];
+    char *c[2] = {0};
     tdb_rows_take(r, ROWS_REPLAY, c);
     const char *p[4] = {c[0], c[1], queue, any_state ? "true" : "false"};
     pgc_query(pg, replay_sql, 4, p, fn, arg);
