@@ -7,13 +7,16 @@
 
 # coverage_build DIR: DIR built with gcov instrumentation (-Db_coverage=true;
 # an existing DIR is switched over), its old counters (*.gcda) removed so
-# that a report covers the next run only.
+# that a report covers the next run only. gcc's -Wformat-truncation is a
+# warning, not an error, there: instrumented, gcc inlines differently and
+# reports snprintf truncations of ids already checked (http_pipelines.c
+# preq_new); the ASan and fuzz builds keep it an error.
 coverage_build() {
-    local dir=$1
+    local dir=$1 opts=(-Db_coverage=true -Dc_args=-Wno-error=format-truncation)
     if [[ -f $dir/build.ninja ]]; then
-        meson configure "$dir" -Db_coverage=true >/dev/null || return 1
+        meson configure "$dir" "${opts[@]}" >/dev/null || return 1
     fi
-    build_dir "$dir" -Db_coverage=true || return 1
+    build_dir "$dir" "${opts[@]}" || return 1
     find "$dir" -name '*.gcda' -delete
 }
 
@@ -166,8 +169,14 @@ cmd_lint() {
     local which=("$@") n=0 p=0 f=0 t0 c
     (( ${#which[@]} )) || which=(shellcheck cppcheck clang-tidy)
     ensure_packages
-    build_dir "$BUILD" >/dev/null || die "build failed"
     rm -f "$BUILD/lint-summary.txt"
+    mkdir -p "$BUILD"
+    if ! build_dir "$BUILD" >"$BUILD/lint-build.log" 2>&1; then
+        tail -n 40 "$BUILD/lint-build.log"
+        printf 'not ok 1 - build %s\n0 passed, 1 failed\n' "$(rel "$BUILD")"
+        printf '0 1\n' >"$BUILD/lint-summary.txt"
+        return 1
+    fi
     LINT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/devsys-lint.XXXXXX") || exit 1
     # shellcheck disable=SC2064 # $LINT_TMP is expanded now on purpose
     trap "rm -rf '$LINT_TMP'" EXIT
