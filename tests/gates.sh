@@ -42,14 +42,15 @@ coverage_report() {
         --filter 'proto/' --filter 'common/' --filter 'agents/' --filter 'manager/' \
         --exclude '.*_data\.c$' --exclude-unreachable-branches \
         --print-summary --json-summary "$json" --json-summary-pretty \
-        -o "$dir/coverage.txt" >"$dir/coverage-summary.log" 2>&1 || {
+        --txt "$dir/coverage.txt" >"$dir/coverage-summary.log" 2>&1 || {
         cat "$dir/coverage-summary.log"
         printf 'not ok 1 - gcovr failed\n'
         printf '0 1\n' >"$dir/coverage-summary.txt"
         return 1
     }
     # per file, lowest first, then the totals
-    awk 'NR > 6 && /%/ && $1 != "TOTAL" { print }' "$dir/coverage.txt" | sort -k4 -n | head -n 15 | sed 's/^/# lowest: /'
+    awk 'NR > 6 && /%/ && $1 != "TOTAL" { printf "%-40s %6s lines %5s\n", $1, $2, $4 }' "$dir/coverage.txt" \
+        | sort -k4 -n | head -n 10 | sed 's/^/# lowest: /'
     cat "$dir/coverage-summary.log"
     line=$(jq -r '.line_percent' "$json")
     if [[ -z $floor ]]; then
