@@ -58,6 +58,16 @@ coverage_report() {
         printf '0 1\n' >"$dir/coverage-summary.txt"
         return 1
     fi
+    # the floor only rises: never under a value it had in any earlier commit
+    local highest
+    highest=$(git log --format=%H -- .ci/coverage-floor 2>/dev/null | while read -r c; do
+        git show "$c:.ci/coverage-floor" 2>/dev/null | grep -Eo '^[0-9]+(\.[0-9]+)?' | head -n 1
+    done | sort -n | tail -n 1)
+    if [[ -n $highest ]] && awk -v f="$floor" -v h="$highest" 'BEGIN { exit !(f + 0 < h + 0) }'; then
+        printf 'not ok 1 - the floor in .ci/coverage-floor went down to %s%% (it was %s%%; it only rises)\n' "$floor" "$highest"
+        printf '0 1\n' >"$dir/coverage-summary.txt"
+        return 1
+    fi
     if awk -v l="$line" -v f="$floor" 'BEGIN { exit !(l + 0 >= f + 0) }'; then
         printf 'ok 1 - line coverage %s%% >= floor %s%% (.ci/coverage-floor)\n' "$line" "$floor"
         printf '1 0\n' >"$dir/coverage-summary.txt"
