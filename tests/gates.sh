@@ -23,7 +23,8 @@ coverage_build() {
 # coverage_report DIR: gcovr's line and branch coverage of proto/, common/,
 # agents/ and manager/ from the counters the last run left in DIR; fails when
 # the line coverage is under the floor in .ci/coverage-floor (a percentage
-# that only rises: raise it to the measured value minus a small margin).
+# that only rises: raise it to the measured value minus a small margin; a
+# value under one it had in an earlier commit fails too).
 # Writes "P F" to DIR/coverage-summary.txt.
 coverage_report() {
     local dir=$1 floor line json
