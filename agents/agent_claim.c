@@ -440,7 +440,7 @@ void agent_claim_complete(struct agent *ag, struct task *list, agent_claim_done_
         free(output);
     }
     struct batch_op *op = op_new(ag, list, done);
-    op->split = list->next == NULL;
+    op->split = list->next == NULL; /* NOLINT(clang-analyzer-core.NullDereference): list is never empty */
     taskdb_complete(ag->pg, rows, ag->name, complete_done, op);
 }
 

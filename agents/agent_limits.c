@@ -31,6 +31,14 @@ static void (*deliver)(struct agent *ag, struct task *list);
 
 /* --------------------------------------------------------------- settings */
 
+/* Field by field: the struct has padding, which memcmp would compare too. */
+static int settings_differ(const struct queue_settings *a, const struct queue_settings *b)
+{
+    return a->paused != b->paused || a->concurrency != b->concurrency || a->rate_n != b->rate_n ||
+           a->rate_period_ms != b->rate_period_ms || a->rate_per_key != b->rate_per_key ||
+           a->updated_at_ms != b->updated_at_ms;
+}
+
 static void on_settings(void *arg, const char *err, const struct queue_settings *s, int found)
 {
     struct queue_state *q = arg;
@@ -47,7 +55,7 @@ static void on_settings(void *arg, const char *err, const struct queue_settings 
             read_more(ag);
         return;
     }
-    if (first || memcmp(&q->set, s, sizeof *s) != 0)
+    if (first || settings_differ(&q->set, s))
         log_info("queue %s: paused %d, concurrency %ld, rate %ld per %ld ms%s", q->name, s->paused,
                  s->concurrency, s->rate_n, s->rate_period_ms, s->rate_per_key ? " per key" : "");
     q->set = *s;

@@ -160,7 +160,8 @@ char **deploy_fs_prune_list(const char *dir, int keep, const char *current, cons
         revs[n++].mtime = st.st_mtim;
     }
     closedir(d);
-    qsort(revs, n, sizeof *revs, newest_first);
+    if (n > 1) /* revs is NULL when there is none, and qsort's base must not be */
+        qsort(revs, n, sizeof *revs, newest_first);
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         int pinned = (current && strcmp(revs[i].name, current) == 0) ||

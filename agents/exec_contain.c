@@ -330,8 +330,10 @@ static int environ_mark(pid_t pid, const char *marker)
     snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
     size_t len;
     char *env = read_small(path, ENVIRON_READ_MAX, &len);
+    if (!env)
+        return -1;
     int found = -1;
-    for (size_t i = 0; env && i < len && found != 1; i += strlen(env + i) + 1) {
+    for (size_t i = 0; i < len && found != 1; i += strlen(env + i) + 1) {
         if (strcmp(env + i, marker) == 0)
             found = 1;
         else if (strncmp(env + i, "DEVSYS_TASK_ID=", 15) == 0)

@@ -8,7 +8,7 @@
 
 int netaddr_local(int fd, char *buf, size_t cap)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof ss;
     char host[INET6_ADDRSTRLEN];
     snprintf(buf, cap, "?");

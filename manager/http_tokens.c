@@ -30,7 +30,7 @@ static void token_new(char secret[64], char hash_hex[65])
 {
     unsigned char raw[32], h[32];
     randombytes_buf(raw, sizeof raw);
-    memcpy(secret, "dvs_", 4);
+    memcpy(secret, "dvs_", 4); /* NOLINT(bugprone-not-null-terminated-result): the base64 after it ends it */
     sodium_bin2base64(secret + 4, 60, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     crypto_hash_sha256(h, (const unsigned char *)secret, strlen(secret));
     sodium_bin2hex(hash_hex, 65, h, sizeof h);

@@ -213,7 +213,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0) {
-        char err[1024];
+        char err[1024] = "";
         int backup = cmd[0] == 'b';
         if (i + 1 >= argc) {
             fprintf(stderr, "devsys-manager %s: FILE is missing\n%s\n", cmd, usage);

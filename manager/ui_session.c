@@ -92,7 +92,7 @@ char *uisess_seal(const uisess_t *s, const char *token, char csrf[UISESS_CSRF_LE
     for (int i = 0; i < 8; i++)
         plain[i] = (unsigned char)((uint64_t)exp >> (56 - 8 * i));
     randombytes_buf(plain + 8, SID_LEN);
-    memcpy(plain + 8 + SID_LEN, token, tlen);
+    memcpy(plain + 8 + SID_LEN, token, tlen); /* NOLINT(bugprone-not-null-terminated-result): bytes, not a string */
     size_t plen = 8 + SID_LEN + tlen;
     unsigned char box[crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + sizeof plain];
     randombytes_buf(box, crypto_secretbox_NONCEBYTES);

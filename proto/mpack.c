@@ -222,6 +222,7 @@ static int read_header(const unsigned char *p, size_t len, size_t off, enum hdr_
     size_t extra = 0; /* bytes after the type byte that belong to the header */
     *kind = H_SCALAR;
     *n = 0;
+    *hlen = 0;
     if (t <= 0x7f || t >= 0xe0) {
         extra = 0;
     } else if (t <= 0x8f) {

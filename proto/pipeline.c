@@ -331,7 +331,7 @@ static int expand_node(pipeline_t *p, pipeline_step_t *st, const json_t *so, siz
     if (matrix) {
         /* mixed radix, the last variable varying fastest */
         size_t nvars = json_object_size(matrix), vi = 0;
-        const char *names[PIPELINE_MATRIX_VARS_MAX];
+        const char *names[PIPELINE_MATRIX_VARS_MAX] = {0};
         const json_t *vals[PIPELINE_MATRIX_VARS_MAX];
         const char *k;
         json_t *x;

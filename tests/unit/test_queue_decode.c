@@ -28,7 +28,7 @@ static redisReply *parse(const char *resp, size_t len)
     return reply;
 }
 
-#define PARSE(s) parse(s, sizeof s - 1)
+#define PARSE(s) parse(s, sizeof(s) - 1)
 
 /* Two streams; the second entry of the first is pending but deleted. */
 static const char xreadgroup[] =

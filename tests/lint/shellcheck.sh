@@ -2,16 +2,12 @@
 # Every shell script of the repository (*.sh, and files whose first line
 # names sh or bash: dev, .ci/run, tests/run, ...) is clean under shellcheck at
 # severity warning and up; a disable needs a comment saying why.
+# A static check, so not part of the test suite (it would run once per
+# build): `./dev lint shellcheck` runs it, and .ci/run's lint gate. TAP out.
 # shellcheck source=tests/integration/itest.sh
-source "$(dirname "$0")/itest.sh"
+source "$(dirname "$0")/../integration/itest.sh"
 cd "$ds_root" || it_bail "cd $ds_root"
 command -v shellcheck >/dev/null || it_bail "shellcheck on PATH" "install Debian's shellcheck (./dev deps)"
-if [[ ${DS_SANITIZE:-0} == 1 ]]; then
-    # no C runs here: the plain test phase of .ci/run has checked the same files
-    printf 'ok 1 - shellcheck # SKIP static check, run in the plain (non-sanitizer) test phase\n' >&7
-    IT_N=1
-    it_done
-fi
 
 # The scripts: tracked files when this is a git checkout, else every file.
 list_files() {
