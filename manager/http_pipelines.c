@@ -37,7 +37,9 @@ static struct preq *preq_new(struct req *q, const char *id)
 {
     struct preq *pr = xcalloc(1, sizeof *pr);
     pr->q = q;
-    snprintf(pr->id, sizeof pr->id, "%s", id);
+    size_t n = strnlen(id, sizeof pr->id - 1); /* ids are checked before; cut, never overrun */
+    memcpy(pr->id, id, n);
+    pr->id[n] = '\0';
     return pr;
 }
 

@@ -7,12 +7,10 @@
 
 # coverage_build DIR: DIR built with gcov instrumentation (-Db_coverage=true;
 # an existing DIR is switched over), its old counters (*.gcda) removed so
-# that a report covers the next run only. gcc's -Wformat-truncation is a
-# warning, not an error, there: instrumented, gcc inlines differently and
-# reports snprintf truncations of ids already checked (http_pipelines.c
-# preq_new); the ASan and fuzz builds keep it an error.
+# that a report covers the next run only. It is built with -Werror under
+# CI like the others.
 coverage_build() {
-    local dir=$1 opts=(-Db_coverage=true -Dc_args=-Wno-error=format-truncation)
+    local dir=$1 opts=(-Db_coverage=true)
     if [[ -f $dir/build.ninja ]]; then
         meson configure "$dir" "${opts[@]}" >/dev/null || return 1
     fi
@@ -118,8 +116,8 @@ lint_sources() {
 
 # lint_tidy N: clang-tidy (checks in .clang-tidy, tests/unit/.clang-tidy) on
 # every source, two at a time, one file per clang-tidy: given several, 14
-# uses the first file's checks for all. gcc-only flags of the build (the
-# coverage build's -Wno-error=format-truncation) must not stop clang. Every
+# uses the first file's checks for all. gcc-only flags of a build must not
+# stop clang. Every
 # finding, and any clang-tidy that fails, is an error.
 lint_tidy() {
     local n=$1 out=$LINT_TMP/clang-tidy.out cnt st
