@@ -3,6 +3,7 @@
 #include "http_api.h"
 #include "http_internal.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -117,9 +118,11 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
                size_t errlen)
 {
     char host[256];
-    unsigned port = 0;
     const char *colon = strrchr(cfg->listen, ':');
-    if (!colon || sscanf(colon + 1, "%u", &port) != 1 || port > 65535 ||
+    char *end = NULL;
+    errno = 0;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || end == colon + 1 || *end || errno || port < 0 || port > 65535 ||
         (size_t)(colon - cfg->listen) >= sizeof host) {
         snprintf(err, errlen, "DEVSYS_LISTEN: expected host:port, got \"%s\"", cfg->listen);
         return NULL;
@@ -171,7 +174,7 @@ api_t *api_new(struct event_base *base, rc_t *rc, pgc_t *pg, const struct api_co
         return NULL;
     }
     api->agc = agc_new(base, pg, api->store);
-    api->guard = guard_new(base, api->http, api->auth, &lim, route_public_paths(), host, port, err, errlen);
+    api->guard = guard_new(base, api->http, api->auth, &lim, route_public_paths(), host, (unsigned)port, err, errlen);
     if (!api->guard) {
         api_free(api);
         return NULL;

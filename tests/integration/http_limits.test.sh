@@ -8,6 +8,15 @@ source "$(dirname "$0")/itest.sh"
 it_setup
 CLIENTS=$(dirname "$0")/http_clients.py
 T=test-admin-token
+# a DEVSYS_LISTEN that is not host:port (a port past 65535 or overflowing,
+# trailing junk, none) stops the manager with a message naming it
+for bad in 127.0.0.1:65536 127.0.0.1:99999999999999999999 127.0.0.1:80x 127.0.0.1: localhost; do
+    DEVSYS_LISTEN=$bad timeout 20 "$BIN/manager/devsys-manager" </dev/null >"$IT_DIR/listen.out" 2>&1 7>&-
+    st=$?
+    is "$((st != 0 && st != 124)) $(grep -c 'DEVSYS_LISTEN: expected host:port' "$IT_DIR/listen.out")" "1 1" \
+        "DEVSYS_LISTEN=$bad: the manager stops at once naming DEVSYS_LISTEN"
+done
+
 DEVSYS_HTTP_HEADER_TIMEOUT_S=2 it_start_manager || it_bail "start manager"
 port=${DEVSYS_URL##*:}
 
