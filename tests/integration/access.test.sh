@@ -157,7 +157,8 @@ while IFS='|' read -r _ method pattern role scope _ _; do
         filtered=$((filtered + 1))
         q='?limit=200' seen=$B_SEEN mine=''
         case $pattern in
-            /v1/monitors | /v1/incidents | /v1/notifications/events) seen="$B_SEEN|\"chk-b\"|b1/e" mine='"chk-a"' ;;
+            /v1/monitors | /v1/notifications/events) seen="$B_SEEN|\"chk-b\"|b1/e" mine='"chk-a"' ;;
+            /v1/incidents) seen="$B_SEEN|\"chk-b\"" ;; # chk-a is deleted by then: see below
             /v1/overview) seen="$B_SEEN|\"queue\" : \"b\"" mine='"queue" : "a"' ;;
             /v1/reports/latest) q='?name=rep&format=summary' ;;
             /v1/tests) q='?name=tscope' ;;
@@ -181,6 +182,16 @@ while IFS='|' read -r _ method pattern role scope _ _; do
 done <<<"$routes"
 ok "the table has rows with a role ($rows), scoped rows ($scoped), filtered lists ($filtered)" \
     test "$rows" -ge 20 -a "$scoped" -ge 20 -a "$filtered" -ge 13
+
+# an incident follows its check: chk-a's, its check deleted by the matrix, only
+# unscoped tokens see; once chk-a is back, the scoped token sees it again
+is "$(call GET /v1/incidents?check=chk-a "${TOK[viewer_a]}")$(jq '.incidents | length' "$B")" 2000 \
+    "an incident of a deleted check: a scoped token does not see it"
+is "$(call GET /v1/incidents?check=chk-a "$DEVSYS_TOKEN")$(jq '.incidents | length' "$B")" 2001 "... an unscoped one does"
+admin POST /v1/monitors '{"name":"chk-a","interval_s":86400,"monitor":{"type":"tcp","host":"127.0.0.1","port":9},
+    "follow_up":{"kind":"noop","queue":"a"}}' >/dev/null
+is "$(call GET /v1/incidents?check=chk-a "${TOK[viewer_a]}")$(jq '.incidents | length' "$B")" 2001 \
+    "the check back in scope: the scoped token sees its incident"
 
 # an array of specs is checked spec by spec
 is "$(call POST /v1/tasks "${TOK[operator_a]}" '[{"kind":"noop","queue":"a"},{"kind":"noop","queue":"b"}]')" 403 \
