@@ -85,13 +85,15 @@ void checkdb_prune_file(pgc_t *pg, const char *names, pgc_result_fn *fn, void *a
               1, p, fn, arg);
 }
 
-void checkdb_list(pgc_t *pg, const char *limit, const char *after, pgc_result_fn *fn, void *arg)
+void checkdb_list(pgc_t *pg, const char *limit, const char *after, const char *queues, const char *apps,
+                  pgc_result_fn *fn, void *arg)
 {
-    const char *p[2] = {limit, after};
+    const char *p[4] = {limit, after, queues, apps};
     pgc_query(pg,
               "SELECT c.name, " CHECK_DOC "::text AS doc FROM checks c"
-              " WHERE $2::text IS NULL OR c.name > $2 ORDER BY c.name LIMIT $1::int",
-              2, p, fn, arg);
+              " WHERE ($2::text IS NULL OR c.name > $2) AND devsys_check_in_scope(c.name, $3::text[], $4::text[])"
+              " ORDER BY c.name LIMIT $1::int",
+              4, p, fn, arg);
 }
 
 void checkdb_get(pgc_t *pg, const char *name, const char *limit, const char *after, pgc_result_fn *fn, void *arg)
@@ -132,16 +134,17 @@ void checkdb_silence(pgc_t *pg, const char *name, const char *until_s, const cha
 }
 
 void checkdb_incidents(pgc_t *pg, const char *state, const char *check, const char *limit, const char *after,
-                       pgc_result_fn *fn, void *arg)
+                       const char *queues, const char *apps, pgc_result_fn *fn, void *arg)
 {
-    const char *p[4] = {state, check, limit, after};
+    const char *p[6] = {state, check, limit, after, queues, apps};
     pgc_query(pg,
               "SELECT i.id, " INCIDENT_DOC "::text AS doc FROM incidents i"
               " WHERE ($1::text IS NULL OR ($1 = 'open') = (i.resolved_at IS NULL))"
               "  AND ($2::text IS NULL OR i.check_name = $2)"
               "  AND ($4::bigint IS NULL OR i.id < $4::bigint)"
+              "  AND devsys_check_in_scope(i.check_name, $5::text[], $6::text[])"
               " ORDER BY i.id DESC LIMIT $3::int",
-              4, p, fn, arg);
+              6, p, fn, arg);
 }
 
 void checkdb_tick(pgc_t *pg, const char *limit, pgc_result_fn *fn, void *arg)

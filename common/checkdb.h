@@ -32,8 +32,11 @@ void checkdb_prune_file(pgc_t *pg, const char *names, pgc_result_fn *fn, void *a
 
 /* Up to limit checks after name `after` (NULL: from the first), by name,
  * with their state, last probe, uptime over 24 h and 7 d and latency p50/p95
- * over 24 h. Result: one row per check: name, doc. */
-void checkdb_list(pgc_t *pg, const char *limit, const char *after, pgc_result_fn *fn, void *arg);
+ * over 24 h; only those in the scope of queues and apps (PostgreSQL text
+ * array literals, NULL: all; devsys_check_in_scope). Result: one row per
+ * check: name, doc. */
+void checkdb_list(pgc_t *pg, const char *limit, const char *after, const char *queues, const char *apps,
+                  pgc_result_fn *fn, void *arg);
 
 /* One check with its stats, its open and recent incidents, and its probes
  * newest first (limit, before probe id `after`; NULL: the newest). Result:
@@ -51,10 +54,11 @@ void checkdb_silence(pgc_t *pg, const char *name, const char *until_s, const cha
                      void *arg);
 
 /* Incidents newest first: state "open", "resolved" or NULL (both), of one
- * check (NULL: all), limit, before id `after` (NULL: the newest). Result: one
- * row per incident: id, doc. */
+ * check (NULL: all), limit, before id `after` (NULL: the newest), of checks
+ * in the scope of queues and apps (as checkdb_list). Result: one row per
+ * incident: id, doc. */
 void checkdb_incidents(pgc_t *pg, const char *state, const char *check, const char *limit, const char *after,
-                       pgc_result_fn *fn, void *arg);
+                       const char *queues, const char *apps, pgc_result_fn *fn, void *arg);
 
 /* One pass of the check timer (check_tick): the probe tasks of due checks
  * and the unpublished follow-ups, at most limit of each, already marked

@@ -64,10 +64,15 @@ void notifydb_dest_delete(pgc_t *pg, const char *name, pgc_result_fn *fn, void *
               1, p, fn, arg);
 }
 
+/* The event of p in the scope of $5 queues and $6 apps (both NULL: no lookup). */
+#define EVENT_IN_SCOPE                                                                                      \
+    "(($5::text[] IS NULL AND $6::text[] IS NULL) OR EXISTS (SELECT 1 FROM notify_events se"              \
+    " WHERE se.id = p.event_id AND devsys_event_in_scope(se, $5::text[], $6::text[])))"
+
 void notifydb_events(pgc_t *pg, const char *destination, const char *state, const char *after,
-                     const char *limit, pgc_result_fn *fn, void *arg)
+                     const char *limit, const char *queues, const char *apps, pgc_result_fn *fn, void *arg)
 {
-    const char *p[4] = {destination, state, after, limit};
+    const char *p[6] = {destination, state, after, limit, queues, apps};
     pgc_query(pg,
               "SELECT jsonb_build_object("
               " 'events', coalesce((SELECT jsonb_agg(x.j ORDER BY x.event_id DESC, x.destination) FROM ("
@@ -79,12 +84,13 @@ void notifydb_events(pgc_t *pg, const char *destination, const char *state, cons
               "   FROM notify_event_dest p JOIN notify_events e ON e.id = p.event_id"
               "   LEFT JOIN notify_deliveries dl ON dl.id = p.delivery"
               "   WHERE ($1::text IS NULL OR p.destination = $1) AND ($2::text IS NULL OR p.state = $2)"
-              "    AND ($3::bigint IS NULL OR p.event_id < $3)"
+              "    AND ($3::bigint IS NULL OR p.event_id < $3) AND " EVENT_IN_SCOPE
               "   ORDER BY p.event_id DESC, p.destination LIMIT $4::int) x), '[]'),"
-              " 'counts', coalesce((SELECT jsonb_object_agg(s.state, s.n) FROM (SELECT state, count(*) AS n"
-              "   FROM notify_event_dest WHERE $1::text IS NULL OR destination = $1 GROUP BY state) s), '{}')"
+              " 'counts', coalesce((SELECT jsonb_object_agg(s.state, s.n) FROM (SELECT p.state, count(*) AS n"
+              "   FROM notify_event_dest p WHERE ($1::text IS NULL OR p.destination = $1) AND " EVENT_IN_SCOPE
+              "   GROUP BY p.state) s), '{}')"
               ")::text AS answer",
-              4, p, fn, arg);
+              6, p, fn, arg);
 }
 
 void notifydb_flush(pgc_t *pg, const char *batch, const char *keep_s, pgc_result_fn *fn, void *arg)

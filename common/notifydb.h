@@ -29,9 +29,11 @@ void notifydb_dest_delete(pgc_t *pg, const char *name, pgc_result_fn *fn, void *
  * text. Result, one row: answer, the JSON text {"events": [{"event_id",
  * "type", "at", "subject", "queue", "data", "destination", "state",
  * "delivery": {"id", "events", "state", "error"} or null}], "counts":
- * {state: n} (of the destination, or of all)}. */
+ * {state: n} (of the destination, or of all)}. Only the events in the scope
+ * of queues and apps (PostgreSQL text array literals, NULL: all;
+ * devsys_event_in_scope), in the list and the counts. */
 void notifydb_events(pgc_t *pg, const char *destination, const char *state, const char *after,
-                     const char *limit, pgc_result_fn *fn, void *arg);
+                     const char *limit, const char *queues, const char *apps, pgc_result_fn *fn, void *arg);
 
 /* One pass of grouping (see notify_flush): batch = events per delivery at
  * most, keep_s = how long settled events are kept (both as text). Result:

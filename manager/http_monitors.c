@@ -220,7 +220,8 @@ void monitors_list(struct req *q, const struct route_args *a)
     }
     struct op *o = op_new(q, NULL);
     o->count = strtol(page.limit, NULL, 10);
-    checkdb_list(q->api->pg, page.limit, page.after[0] ? page.after : NULL, list_done, o);
+    checkdb_list(q->api->pg, page.limit, page.after[0] ? page.after : NULL, scope_sql_queues(q), scope_sql_apps(q),
+                 list_done, o);
 }
 
 static void get_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
@@ -293,6 +294,7 @@ void incidents_list(struct req *q, const struct route_args *a)
     }
     struct op *o = op_new(q, NULL);
     o->count = strtol(page.limit, NULL, 10);
-    checkdb_incidents(q->api->pg, state, check, page.limit, page.after[0] ? page.after : NULL, incidents_done, o);
+    checkdb_incidents(q->api->pg, state, check, page.limit, page.after[0] ? page.after : NULL, scope_sql_queues(q),
+                      scope_sql_apps(q), incidents_done, o);
     evhttp_clear_headers(&args);
 }

@@ -142,6 +142,7 @@ void notify_events_list(struct req *q, const struct route_args *a)
     }
     struct op *o = op_new(q, NULL);
     o->count = strtol(page.limit, NULL, 10);
-    notifydb_events(q->api->pg, dest, state, page.after[0] ? page.after : NULL, page.limit, events_done, o);
+    notifydb_events(q->api->pg, dest, state, page.after[0] ? page.after : NULL, page.limit, scope_sql_queues(q),
+                    scope_sql_apps(q), events_done, o);
     evhttp_clear_headers(&args);
 }

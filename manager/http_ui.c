@@ -119,20 +119,23 @@ void session_delete(struct req *q, const struct route_args *a)
  * minute over the last hour with how many of them succeeded or failed so far
  * (tasks_created_at_id), what is live per queue and state with its oldest
  * (tasks_live), agents holding a running task, dead letters per queue
- * (tasks_dlq). */
-#define OVERVIEW_SQL                                                                                              \
-    "SELECT json_build_object('at', now(),"                                                                      \
-    " 'minutes', coalesce((SELECT json_agg(json_build_object('t', m, 'submitted', s, 'succeeded', ok,"           \
-    "   'failed', bad) ORDER BY m) FROM (SELECT date_trunc('minute', created_at) m, count(*) s,"                 \
-    "   count(*) FILTER (WHERE state = 'succeeded') ok, count(*) FILTER (WHERE state IN ('failed', 'dead')) bad" \
-    "   FROM tasks WHERE created_at > now() - interval '1 hour' GROUP BY 1) b), '[]'),"                         \
-    " 'live', coalesce((SELECT json_agg(json_build_object('queue', queue, 'state', state, 'count', n,"           \
-    "   'oldest', oldest) ORDER BY queue, state) FROM (SELECT queue, state, count(*) n, min(created_at) oldest"   \
-    "   FROM tasks WHERE state IN ('queued', 'running', 'retrying') GROUP BY queue, state) l), '[]'),"           \
-    " 'agents', (SELECT count(DISTINCT lease_owner) FROM tasks WHERE state = 'running'"                          \
-    "   AND state IN ('queued', 'running', 'retrying')),"                                                         \
-    " 'dead', coalesce((SELECT json_object_agg(queue, n) FROM (SELECT queue, count(*) n FROM tasks"             \
-    "   WHERE state = 'dead' AND dlq_purged_at IS NULL GROUP BY queue) d), '{}'))::text"
+ * (tasks_dlq). Every figure counts only the tasks of the token's queues ($1,
+ * NULL: all). */
+#define IN_QUEUES "($1::text[] IS NULL OR queue = ANY ($1::text[]))"
+#define OVERVIEW_SQL                                                                                               \
+    "SELECT json_build_object('at', now(),"                                                                        \
+    " 'minutes', coalesce((SELECT json_agg(json_build_object('t', m, 'submitted', s, 'succeeded', ok,"             \
+    "   'failed', bad) ORDER BY m) FROM (SELECT date_trunc('minute', created_at) m, count(*) s,"                   \
+    "   count(*) FILTER (WHERE state = 'succeeded') ok, count(*) FILTER (WHERE state IN ('failed', 'dead')) bad"   \
+    "   FROM tasks WHERE created_at > now() - interval '1 hour' AND " IN_QUEUES " GROUP BY 1) b), '[]'),"          \
+    " 'live', coalesce((SELECT json_agg(json_build_object('queue', queue, 'state', state, 'count', n,"             \
+    "   'oldest', oldest) ORDER BY queue, state) FROM (SELECT queue, state, count(*) n, min(created_at) oldest"    \
+    "   FROM tasks WHERE state IN ('queued', 'running', 'retrying') AND " IN_QUEUES " GROUP BY queue, state) l),"  \
+    "   '[]'),"                                                                                                    \
+    " 'agents', (SELECT count(DISTINCT lease_owner) FROM tasks WHERE state = 'running'"                            \
+    "   AND state IN ('queued', 'running', 'retrying') AND " IN_QUEUES "),"                                        \
+    " 'dead', coalesce((SELECT json_object_agg(queue, n) FROM (SELECT queue, count(*) n FROM tasks"                \
+    "   WHERE state = 'dead' AND dlq_purged_at IS NULL AND " IN_QUEUES " GROUP BY queue) d), '{}'))::text"
 
 static void overview_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 {
@@ -149,5 +152,6 @@ static void overview_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
 void overview_get(struct req *q, const struct route_args *a)
 {
     (void)a;
-    pgc_query(q->api->pg, OVERVIEW_SQL, 0, NULL, overview_done, q);
+    const char *p[1] = {scope_sql_queues(q)};
+    pgc_query(q->api->pg, OVERVIEW_SQL, 1, p, overview_done, q);
 }

@@ -48,7 +48,11 @@ task_in() { curl -s -H "Authorization: Bearer $DEVSYS_TOKEN" -d "{\"kind\":\"noo
 TASK_A=$(task_in a) TASK_B=$(task_in b)
 [[ $TASK_A =~ ^[0-9a-f-]{36}$ && $TASK_B =~ ^[0-9a-f-]{36}$ ]] || it_bail "tasks in queues a and b ($TASK_A $TASK_B)"
 # and on each side: a dead letter, queue settings, a pipeline gated by an
-# approval, a schedule, a check whose follow-up goes there
+# approval, a schedule, a check whose follow-up goes there, an incident of it,
+# and notification events of each (task.dead and approval.requested from their
+# triggers; a destination that waits an hour before sending anything)
+it_psql "INSERT INTO notify_destinations (name, url, events, group_wait_s) VALUES ('scope-d', 'http://127.0.0.1:9/',
+         '{task.dead,approval.requested,pipeline.failed,deploy.failed,incident.opened}', 3600)" >/dev/null
 admin() { curl -s -H "Authorization: Bearer $DEVSYS_TOKEN" -X "$1" -d "$3" "$DEVSYS_URL$2"; }
 declare -A PIPE APPR SCHED
 for s in a b; do
@@ -70,6 +74,10 @@ for s in a b; do
     SCHED[$s]=$(admin POST /v1/schedules "{\"name\":\"sched-$s\",\"every\":\"1h\",\"spec\":{\"kind\":\"noop\",\"queue\":\"$s\"}}" | jq -r .id)
     [[ $(admin POST /v1/monitors "{\"name\":\"chk-$s\",\"interval_s\":86400,\"monitor\":{\"type\":\"tcp\",\"host\":\"127.0.0.1\",
         \"port\":9},\"follow_up\":{\"kind\":\"noop\",\"queue\":\"$s\"}}" | jq -r .name) == "chk-$s" ]] || it_bail "check chk-$s"
+    it_psql "INSERT INTO incidents (check_name, failures, resolved_at, resolution) VALUES ('chk-$s', 3, now(), 'recovered');
+             SELECT notify_event('incident.opened', 'chk-$s', 'monitor', '{}');
+             SELECT notify_event('pipeline.failed', '${PIPE[$s]}', NULL, '{}');
+             SELECT notify_event('deploy.failed', '${s}1/e', 'a', '{\"app\": \"${s}1\"}')" >/dev/null
 done
 [[ ${PIPE[b]} =~ ^[0-9a-f-]{36}$ && ${SCHED[b]} =~ ^[0-9a-f-]{36}$ ]] || it_bail "pipelines and schedules (${PIPE[b]} ${SCHED[b]})"
 
@@ -110,8 +118,8 @@ body() {
         *) printf '%s' "$spec" ;;
     esac
 }
-# what of side b a list shows: its queue, ids and names (not chk-b: its probes run
-# in queue monitor, which the scoped tokens have)
+# what of side b a list shows: its queue, ids and names (chk-b, b1/e: only in the
+# lists of checks, incidents and events; a probe task in queue monitor names its check)
 B_SEEN="\"queue\": ?\"b\"|$TASK_B|$REP_B|${PIPE[b]}|${APPR[b]}|${SCHED[b]}|pipe-b|sched-b"
 past() { test "$1" != 403 -a "$1" != 401 -a "$1" != 405 -a "$1" != 429; }
 declare -A below=([viewer]='' [operator]=viewer [admin]=operator)
@@ -147,16 +155,20 @@ while IFS='|' read -r _ method pattern role scope _ _; do
         ok "$method $pattern: a scoped viewer token gets past the checks ($st)" past "$st"
     elif [[ $scope == filtered* ]]; then
         filtered=$((filtered + 1))
-        q='?limit=200'
+        q='?limit=200' seen=$B_SEEN mine=''
         case $pattern in
+            /v1/monitors | /v1/notifications/events) seen="$B_SEEN|\"chk-b\"|b1/e" mine='"chk-a"' ;;
+            /v1/incidents) seen="$B_SEEN|\"chk-b\"" ;; # chk-a is deleted by then: see below
+            /v1/overview) seen="$B_SEEN|\"queue\" : \"b\"" mine='"queue" : "a"' ;;
             /v1/reports/latest) q='?name=rep&format=summary' ;;
             /v1/tests) q='?name=tscope' ;;
             /v1/tests/history) q='?name=tscope&test=t1' ;;
         esac
         call "$method" "$path$q" "$DEVSYS_TOKEN" >/dev/null
-        ok "$method $pattern: an unscoped token sees side b ($(grep -oE "$B_SEEN" "$B" | head -1))" grep -qE "$B_SEEN" "$B"
+        ok "$method $pattern: an unscoped token sees side b ($(grep -oE "$seen" "$B" | head -1))" grep -qE "$seen" "$B"
         is "$(call "$method" "$path$q" "${TOK[${role}_a]}")" 200 "$method $pattern: a scoped token: 200"
-        ok "$method $pattern: ... and nothing of side b" it_not grep -qE "$B_SEEN" "$B"
+        ok "$method $pattern: ... and nothing of side b ($(grep -oE "$seen" "$B" | head -1))" it_not grep -qE "$seen" "$B"
+        [[ -n $mine ]] && ok "$method $pattern: ... but side a" grep -qF "$mine" "$B"
     elif [[ $scope != - ]]; then
         scoped=$((scoped + 1))
         is "$(call "$method" "$(example "$pattern" b)" "${TOK[${role}_a]}" "$(body "$method" b "$pattern")")" 403 \
@@ -169,7 +181,17 @@ while IFS='|' read -r _ method pattern role scope _ _; do
     fi
 done <<<"$routes"
 ok "the table has rows with a role ($rows), scoped rows ($scoped), filtered lists ($filtered)" \
-    test "$rows" -ge 20 -a "$scoped" -ge 20 -a "$filtered" -ge 9
+    test "$rows" -ge 20 -a "$scoped" -ge 20 -a "$filtered" -ge 13
+
+# an incident follows its check: chk-a's, its check deleted by the matrix, only
+# unscoped tokens see; once chk-a is back, the scoped token sees it again
+is "$(call GET /v1/incidents?check=chk-a "${TOK[viewer_a]}")$(jq '.incidents | length' "$B")" 2000 \
+    "an incident of a deleted check: a scoped token does not see it"
+is "$(call GET /v1/incidents?check=chk-a "$DEVSYS_TOKEN")$(jq '.incidents | length' "$B")" 2001 "... an unscoped one does"
+admin POST /v1/monitors '{"name":"chk-a","interval_s":86400,"monitor":{"type":"tcp","host":"127.0.0.1","port":9},
+    "follow_up":{"kind":"noop","queue":"a"}}' >/dev/null
+is "$(call GET /v1/incidents?check=chk-a "${TOK[viewer_a]}")$(jq '.incidents | length' "$B")" 2001 \
+    "the check back in scope: the scoped token sees its incident"
 
 # an array of specs is checked spec by spec
 is "$(call POST /v1/tasks "${TOK[operator_a]}" '[{"kind":"noop","queue":"a"},{"kind":"noop","queue":"b"}]')" 403 \
