@@ -34,8 +34,13 @@ static const char usage_text[] =
     "  dlq ls [QUEUE]                dead-letter queues and their lengths, or the entries\n"
     "                                of one queue\n"
     "  dlq show QUEUE ID             one dead letter (ID: DLQ entry id or task id)\n"
+    "  dlq groups QUEUE [--error TEXT] [--kind KIND] [--since TIME]\n"
+    "                                dead letters counted by error and kind, largest first\n"
     "  dlq replay QUEUE ID|--all     put dead letters back on their queue\n"
     "  dlq purge QUEUE ID|--all      delete dead letters for good\n"
+    "       --all [--error TEXT] [--kind KIND] [--since TIME] [--limit N]\n"
+    "                                only the letters of that error (exactly), kind, died\n"
+    "                                since TIME; at most N per call (1000; \"more\" says so)\n"
     "  queues                        queues: settings, depth, in flight, delayed, DLQ\n"
     "  queue show|pause|resume Q     one queue; stop or restart agents taking its work\n"
     "  queue set Q [--concurrency N|none] [--rate N/PERIOD|none] [--per-key]\n"
@@ -340,58 +345,6 @@ int cmd_action(const struct ctl *ctl, const char *method, const char *path, cons
     return 0;
 }
 
-static int cmd_dlq(const struct ctl *ctl, int argc, char **argv, int all)
-{
-    const char *sub = argc > 0 ? argv[0] : "";
-    int ls = strcmp(sub, "ls") == 0, show_ = strcmp(sub, "show") == 0;
-    int replay = strcmp(sub, "replay") == 0, purge = strcmp(sub, "purge") == 0;
-    if (!(ls || show_ || replay || purge))
-        die_usage("dlq needs ls, show, replay or purge, not '%s'", sub);
-    if (ls ? argc > 2 || all : show_ ? argc != 3 || all : argc != (all ? 2 : 3))
-        die_usage("wrong arguments for dlq %s", sub);
-
-    int code = 0;
-    char *q = argc > 1 ? enc(argv[1]) : NULL;
-    char *id = argc > 2 ? enc(argv[2]) : NULL;
-    char *path = NULL, *done = NULL;
-    json_t *doc = NULL;
-    if (ls) {
-        path = q ? xasprintf("/v1/dlq/%s", q) : xstrdup("/v1/dlq");
-        if (!(doc = ctl_call(ctl, "GET", path, NULL, 0, &code)) || ctl->json)
-            goto out;
-        if (!q) {
-            static const char *const heads[] = { "QUEUE", "LENGTH" };
-            static const char *const keys[] = { "queue", "length" };
-            print_table(json_object_get(doc, "queues"), heads, keys, 2);
-        } else {
-            static const char *const heads[] = { "ENTRY", "TASK", "KIND", "ATTEMPTS", "FAILED", "ERROR" };
-            static const char *const keys[] = { "entry_id", "id", "kind", "attempts", "failed_at", "error" };
-            print_table(json_object_get(doc, "entries"), heads, keys, 6);
-        }
-    } else if (show_) {
-        static const char *const order[] = { "entry_id", "id", "queue", "kind", "attempts", "failed_at",
-                                             "agent", "source", "error", "spec", NULL };
-        path = xasprintf("/v1/dlq/%s/%s", q, id);
-        if (!(doc = ctl_call(ctl, "GET", path, NULL, 0, &code)) || ctl->json)
-            goto out;
-        json_t *entry = json_object_get(doc, "entry");
-        print_object(json_is_object(entry) ? entry : doc, order, NULL);
-    } else {
-        path = all ? xasprintf("/v1/dlq/%s%s", q, replay ? "/replay" : "")
-                   : xasprintf("/v1/dlq/%s/%s%s", q, id, replay ? "/replay" : "");
-        done = all ? xasprintf("%s all dead letters of %s", replay ? "replayed" : "purged", argv[1])
-                   : xasprintf("%s %s from %s", replay ? "replayed" : "purged", argv[2], argv[1]);
-        code = cmd_action(ctl, replay ? "POST" : "DELETE", path, done);
-    }
-out:
-    json_decref(doc);
-    free(path);
-    free(done);
-    free(q);
-    free(id);
-    return code;
-}
-
 static int cmd_health(const struct ctl *ctl)
 {
     struct reply r;
@@ -438,7 +391,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     int access = access_main(argc, argv); /* token, secret, audit: their own options */
-    if (access >= 0 || (access = approval_main(argc, argv)) >= 0)
+    if (access >= 0 || (access = approval_main(argc, argv)) >= 0 || (access = dlq_main(argc, argv)) >= 0)
         return access;
     struct ctl ctl = { .url = getenv("DEVSYS_URL"), .token = getenv("DEVSYS_TOKEN"), .timeout_s = 10 };
     const char *list_q[LIST_NQ] = { NULL };
@@ -496,9 +449,9 @@ int main(int argc, char **argv)
     if (nargs < 1)
         die_usage("missing command%s", "");
     const char *cmd = args[0];
-    /* Argument counts including the command; dlq checks its own. */
+    /* Argument counts including the command (dlq: dlq_main). */
     static const struct { const char *name; int nargs; } cmds[] = {
-        { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "dlq", -1 }, { "health", 1 },
+        { "submit", 2 }, { "get", 2 }, { "list", 1 }, { "cancel", 2 }, { "health", 1 },
         { "report", 2 }, { "queues", 1 }, { "queue", 3 }, { "tests", -1 }, { "pipeline", -1 },
         { "deploy", -1 }, { "rollback", -1 }, { "revisions", -1 },
         { "schedule", -1 },
@@ -519,7 +472,7 @@ int main(int argc, char **argv)
     if (any_list_opt && strcmp(cmd, "list") != 0)
         die_usage("--state, --queue, --limit, --after, --name, --tag, --since and --until go with list, not %s",
                   cmd);
-    if (all && strcmp(cmd, "dlq") != 0)
+    if (all)
         die_usage("--all goes with dlq replay and dlq purge, not %s", cmd);
     if (strcmp(cmd, "tests") == 0 ? nargs < 2 || nargs > 3 : tests_opts != 0)
         die_usage("%s", tests_opts ? "--flaky and --by-name go with tests" : "tests takes PIPELINE [CLASS::NAME]");
@@ -549,8 +502,6 @@ int main(int argc, char **argv)
         free(id);
     } else if (strcmp(cmd, "retry") == 0) {
         code = cmd_retry(&ctl, args[1]);
-    } else if (strcmp(cmd, "dlq") == 0) {
-        code = cmd_dlq(&ctl, nargs - 1, args + 1, all);
     } else if (strcmp(cmd, "report") == 0) {
         code = cmd_report(&ctl, args[1], xml);
     } else if (strcmp(cmd, "tests") == 0) {

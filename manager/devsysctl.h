@@ -1,5 +1,5 @@
 /* devsysctl: what the CLI's files share (devsysctl.c: main, printing and the
- * task and DLQ commands; devsysctl_http.c: the HTTP client; devsysctl_queues.c: the queue
+ * task commands; devsysctl_dlq.c: the DLQ commands; devsysctl_http.c: the HTTP client; devsysctl_queues.c: the queue
  * commands; devsysctl_report.c: the report command; devsysctl_list.c: list and search): one blocking request per
  * call, the exit codes, the printing helpers. */
 #ifndef DEVSYS_DEVSYSCTL_H
@@ -50,6 +50,9 @@ json_t *ctl_call(const struct ctl *ctl, const char *method, const char *path,
 json_t *ctl_get_doc(const struct ctl *ctl, char *path, int *code);
 /* "a,b" as a JSON array of strings ["a","b"] (new reference). */
 json_t *ctl_csv(const char *s);
+/* The command of argv: the first argument that is neither an option nor the
+ * value of --url (NULL: none), for the commands that parse their own options. */
+const char *ctl_command(int argc, char **argv);
 /* Percent-encodes one path segment or query value; caller frees. */
 char *enc(const char *s);
 /* A scalar as text for tables and listings: strings bare, null as "-",
@@ -137,5 +140,9 @@ int access_main(int argc, char **argv);
     "                                approve (or reject) a pipeline step's approval gate\n"              \
     "  approvals [--all]             pending approvals (--all: decided ones too)\n"
 int approval_main(int argc, char **argv);
+
+/* ---- devsysctl_dlq.c: dlq ls|show|groups|replay|purge with its filter
+ * flags; -1 for any other command. */
+int dlq_main(int argc, char **argv);
 
 #endif

@@ -168,14 +168,7 @@ static int cmd_audit(const struct ctl *ctl, const struct access_opts *o)
 
 int access_main(int argc, char **argv)
 {
-    /* the command: the first argument that is neither an option nor a global option's value */
-    const char *cmd = NULL;
-    for (int i = 1; i < argc && !cmd; i++) {
-        if (strcmp(argv[i], "--url") == 0)
-            i++;
-        else if (argv[i][0] != '-')
-            cmd = argv[i];
-    }
+    const char *cmd = ctl_command(argc, argv);
     if (!cmd || (strcmp(cmd, "token") != 0 && strcmp(cmd, "secret") != 0 && strcmp(cmd, "audit") != 0))
         return -1;
     static const struct option opts[] = {

@@ -289,3 +289,14 @@ json_t *ctl_csv(const char *s)
     free(copy);
     return a;
 }
+
+const char *ctl_command(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--url") == 0)
+            i++;
+        else if (argv[i][0] != '-')
+            return argv[i];
+    }
+    return NULL;
+}

@@ -174,6 +174,30 @@ is "$(it_psql "SELECT detail->'filter'->>'error' || ' ' || (detail->>'tasks') FR
                AND target='exec' AND outcome = 200 AND detail->'filter'->>'error' IS NOT NULL ORDER BY id LIMIT 1")" 'timeout 1' \
     "audit row for the filtered purge"
 
+# ---- the same from devsysctl: dlq groups, replay|purge --all with --error/--kind/--since/--limit
+read -r o1 _ < <(mkdead o1 'out of memory')
+read -r o2 _ < <(mkdead o2 'out of memory')
+read -r sg _ < <(mkdead s1 'segmentation fault')
+g=$(DEVSYS_TOKEN=$V ctl dlq groups exec)
+like "$g" '^COUNT +KIND +FIRST_FAILED +LAST_FAILED +ERROR' "devsysctl dlq groups: a table with a header"
+like "$(grep 'out of memory' <<<"$g")" '^2 +exec ' "devsysctl dlq groups: out of memory, 2 letters of kind exec"
+is "$(DEVSYS_TOKEN=$V ctl --json dlq groups exec --error 'segmentation fault' | jq -c '[.groups[].count]')" '[1]' \
+    "devsysctl --json dlq groups with --error: that group only"
+like "$(DEVSYS_TOKEN=$O ctl dlq replay exec --all --error 'out of memory' --kind exec --since 1h --limit 5)" \
+    'replayed: +2' "devsysctl dlq replay --all --error ... --since 1h: two replayed"
+is "$(it_psql "SELECT string_agg(state, ',' ORDER BY id = '$sg', id) FROM tasks WHERE id IN ('$o1','$o2','$sg')")" \
+    'queued,queued,dead' "postgres: only the matching letters were replayed; the other error stays dead"
+like "$(DEVSYS_TOKEN=$A ctl dlq purge exec --all --error 'segmentation fault')" 'purged: +1' \
+    "devsysctl dlq purge --all --error: that group purged"
+is "$(it_psql "SELECT dlq_purged_at IS NOT NULL FROM tasks WHERE id='$sg'")" t "postgres: marked purged"
+for bad in '--limit 0' '--limit 10001' '--kind a/b' '--since yesterday' '--error='; do
+    read -ra args <<<"$bad"
+    err=$(DEVSYS_TOKEN=$O ctl dlq replay exec --all "${args[@]}" 2>&1)
+    is "$?/$(grep -c -- "${bad%%[ =]*} must" <<<"$err")" 2/1 "devsysctl dlq replay --all $bad: exit 2, the error names ${bad%%[ =]*}"
+done
+like "$(DEVSYS_TOKEN=$O ctl dlq replay exec "$o1" --error x 2>&1)" 'go with dlq groups and dlq replay.purge QUEUE --all' \
+    "a filter flag without --all: refused"
+
 # ---- retry: a cancelled or dead task queued again, same id, attempts kept
 c2=$(ctl submit - <<<'{"kind":"exec","command":["sh","-c","echo retried"]}')
 call $O POST "/v1/tasks/$c2/cancel" >/dev/null
@@ -183,6 +207,14 @@ is "$(jq -c '[.id, .state, .was, .published]' "$B")" "[\"$c2\",\"queued\",\"canc
     "reply: queued again, it was cancelled, published"
 is "$(call $O POST "/v1/tasks/$c2/retry")/$(jq -r .state "$B")" 409/queued "retrying a queued task: 409 with its state"
 is "$(call $O POST /v1/tasks/00000000-0000-0000-0000-000000000000/retry)" 404 "retry an unknown task: 404"
+# a task cancelled while queued (its first stream entry is still there) and retried runs once
+runs=$IT_DIR/runs
+is "$(call $O POST /v1/queues/exec/pause)" 200 "pause exec: the task stays queued"
+c3=$(ctl submit - <<<"{\"kind\":\"exec\",\"command\":[\"sh\",\"-c\",\"echo run >> $runs\"]}")
+is "$(call $O POST "/v1/tasks/$c3/cancel")/$(call $O POST "/v1/tasks/$c3/retry")" 200/200 "cancel it while queued, retry it"
+is "$(it_redis XRANGE "$S" - + | grep -c "$c3")" 2 "its stream holds two entries: the first and the retry's"
+c3last=$(it_redis XREVRANGE "$S" + - COUNT 1 | head -1) # the retry's entry, the newest
+is "$(call $O POST /v1/queues/exec/resume)" 200 "resume exec"
 read -r d9 e9 < <(mkdead 9 'exit status 2')
 it_psql "INSERT INTO task_attempts (task_id, attempt, agent, started_at, outcome, error)
          VALUES ('$d9', 1, 'a9', now(), 'dead', 'exit status 2')" >/dev/null
@@ -232,6 +264,18 @@ is "$(it_psql "SELECT output_tail FROM tasks WHERE id='$d4'")" replayed-4 "a rep
 ok "the retried tasks succeed" it_wait_sql 30 "SELECT count(*) FROM tasks WHERE id IN ('$c2','$d9') AND state='succeeded'" 2
 is "$(it_psql "SELECT string_agg(attempt || ':' || outcome, ',' ORDER BY attempt) FROM task_attempts WHERE task_id='$d9'")" \
     '1:dead,2:succeeded' "the retried task kept its first attempt; the retry is attempt 2"
+# the agent's group went past the retry's entry and nothing is pending: the second entry was seen
+# shellcheck disable=SC2317 # called through it_wait_for
+delivered_past() {
+    local last pend
+    last=$(it_redis XINFO GROUPS "$S" | grep -A1 -x last-delivered-id | tail -1)
+    pend=$(it_redis XPENDING "$S" agents | head -1)
+    [[ $pend == 0 && ( ${last%-*} -gt ${1%-*} || ( ${last%-*} -eq ${1%-*} && ${last#*-} -ge ${1#*-} ) ) ]]
+}
+ok "the agents read both entries of the cancelled-and-retried task" it_wait_for 30 "delivered_past '$c3last'"
+is "$(it_psql "SELECT state || ' ' || (SELECT string_agg(outcome, ',') FROM task_attempts WHERE task_id='$c3')
+               FROM tasks WHERE id='$c3'")/$(wc -l <"$runs")" 'succeeded succeeded/1' \
+    "the cancelled-then-retried task ran exactly once: one attempt, one line"
 sleep 1
 is "$(it_psql "SELECT state || ' ' || (SELECT count(*) FROM task_attempts WHERE task_id='$c1')
                FROM tasks WHERE id='$c1'")" 'cancelled 0' "the cancelled task never ran"
