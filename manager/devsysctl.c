@@ -428,16 +428,7 @@ int main(int argc, char **argv)
             die_usage("unknown option or missing value: %s", argv[optind - 1]);
         }
     }
-    if (!ctl.url || !*ctl.url)
-        ctl.url = "http://127.0.0.1:8080";
-    const char *t = getenv("DEVSYS_TIMEOUT");
-    if (t && *t) {
-        char *end;
-        long v = strtol(t, &end, 10);
-        if (*end || v < 1 || v > 86400)
-            die_usage("DEVSYS_TIMEOUT must be a number of seconds from 1 to 86400, not '%s'", t);
-        ctl.timeout_s = (int)v;
-    }
+    ctl_finish_opts(&ctl);
     if (list_q[2]) {
         char *end;
         long v = strtol(list_q[2], &end, 10);
@@ -482,8 +473,6 @@ int main(int argc, char **argv)
         die_usage("--watch goes with pipeline ID, not %s", cmd);
     if ((qs.concurrency || qs.rate || qs.per_key) && !(strcmp(cmd, "queue") == 0 && strcmp(args[1], "set") == 0))
         die_usage("--concurrency, --rate and --per-key go with queue set, not %s", cmd);
-    if (ctl_parse_url(&ctl) != 0)
-        die_usage("bad manager URL '%s' (expected http://HOST[:PORT][/PATH])", ctl.url);
 
     int code;
     if (strcmp(cmd, "submit") == 0) {

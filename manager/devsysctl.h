@@ -33,6 +33,9 @@ struct reply {
 /* devsysctl_http.c: the HTTP client. Fills host/port/prefix from ctl->url;
  * -1 on anything but http://host[:port][/path]. */
 int ctl_parse_url(struct ctl *ctl);
+/* After a subcommand's getopt: the default URL, DEVSYS_TIMEOUT, the URL
+ * parsed; dies with a usage error naming a bad one. */
+void ctl_finish_opts(struct ctl *ctl);
 /* Sends one request and waits for the answer. path starts with '/' and is
  * appended to the URL's prefix. body may be NULL. On return 0, *out holds the
  * status and the body (caller frees out->body); on -1 the manager could not

@@ -199,10 +199,7 @@ int access_main(int argc, char **argv)
         else
             die_usage("unknown option or missing value: %s", argv[optind - 1]);
     }
-    if (!ctl.url || !*ctl.url)
-        ctl.url = "http://127.0.0.1:8080";
-    if (ctl_parse_url(&ctl) != 0)
-        die_usage("bad manager URL '%s' (expected http://HOST[:PORT][/PATH])", ctl.url);
+    ctl_finish_opts(&ctl);
     int nargs = argc - optind;
     char **args = argv + optind;
     int code = strcmp(cmd, "token") == 0    ? cmd_token(&ctl, nargs, args, &o)

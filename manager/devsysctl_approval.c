@@ -79,10 +79,7 @@ int approval_main(int argc, char **argv)
     int is_approve = strcmp(cmd, "approve") == 0, nargs = argc - optind;
     if (is_approve ? nargs != 2 || all : nargs != 1 || reject || comment)
         die_usage("%s", is_approve ? "approve takes ID [--reject] [--comment C]" : "approvals takes [--all]");
-    if (!ctl.url || !*ctl.url)
-        ctl.url = "http://127.0.0.1:8080";
-    if (ctl_parse_url(&ctl) != 0)
-        die_usage("bad manager URL '%s' (expected http://HOST[:PORT][/PATH])", ctl.url);
+    ctl_finish_opts(&ctl);
     int code = is_approve ? approve(&ctl, argv[optind + 1], reject, comment) : list(&ctl, all);
     free(ctl.host);
     free(ctl.prefix);

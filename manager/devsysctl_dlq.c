@@ -172,13 +172,7 @@ int dlq_main(int argc, char **argv)
         default: die_usage("unknown option or missing value: %s", argv[optind - 1]);
         }
     }
-    const char *t = getenv("DEVSYS_TIMEOUT");
-    if (t && *t)
-        ctl.timeout_s = atoi(t) > 0 && atoi(t) <= 86400 ? atoi(t) : 10;
-    if (!ctl.url || !*ctl.url)
-        ctl.url = "http://127.0.0.1:8080";
-    if (ctl_parse_url(&ctl) != 0)
-        die_usage("bad manager URL '%s' (expected http://HOST[:PORT][/PATH])", ctl.url);
+    ctl_finish_opts(&ctl);
     int code = cmd_dlq(&ctl, argc - optind - 1, argv + optind + 1, all, f);
     free(ctl.host);
     free(ctl.prefix);

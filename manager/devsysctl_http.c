@@ -22,6 +22,25 @@
 
 /* ---- URL and request plumbing ------------------------------------------- */
 
+/* The options every subcommand's main shares, after its own getopt: the
+ * manager URL (default http://127.0.0.1:8080) and DEVSYS_TIMEOUT; a bad one
+ * is a usage error (exit 2) naming it. */
+void ctl_finish_opts(struct ctl *ctl)
+{
+    const char *t = getenv("DEVSYS_TIMEOUT");
+    if (t && *t) {
+        char *end;
+        long v = strtol(t, &end, 10);
+        if (*end || v < 1 || v > 86400)
+            die_usage("DEVSYS_TIMEOUT must be a number of seconds from 1 to 86400, not '%s'", t);
+        ctl->timeout_s = (int)v;
+    }
+    if (!ctl->url || !*ctl->url)
+        ctl->url = "http://127.0.0.1:8080";
+    if (ctl_parse_url(ctl) != 0)
+        die_usage("bad manager URL '%s' (expected http://HOST[:PORT][/PATH])", ctl->url);
+}
+
 /* Fills host/port/prefix from ctl->url; -1 on anything but http://host[:port][/path]. */
 int ctl_parse_url(struct ctl *ctl)
 {

@@ -195,6 +195,12 @@ for bad in '--limit 0' '--limit 10001' '--kind a/b' '--since yesterday' '--error
     err=$(DEVSYS_TOKEN=$O ctl dlq replay exec --all "${args[@]}" 2>&1)
     is "$?/$(grep -c -- "${bad%%[ =]*} must" <<<"$err")" 2/1 "devsysctl dlq replay --all $bad: exit 2, the error names ${bad%%[ =]*}"
 done
+# DEVSYS_TIMEOUT is read alike by every subcommand: a bad one is a usage error
+for sub in 'dlq ls' 'approvals' 'token list' 'list'; do
+    read -ra args <<<"$sub"
+    err=$(DEVSYS_TIMEOUT=soon ctl "${args[@]}" 2>&1)
+    is "$?/$(grep -c "DEVSYS_TIMEOUT must be" <<<"$err")" 2/1 "devsysctl $sub with DEVSYS_TIMEOUT=soon: exit 2 naming it"
+done
 like "$(DEVSYS_TOKEN=$O ctl dlq replay exec "$o1" --error x 2>&1)" 'go with dlq groups and dlq replay.purge QUEUE --all' \
     "a filter flag without --all: refused"
 
