@@ -2,9 +2,9 @@
  * "revision", "keep", "check": {"http": {...}} | {"command": [argv]},
  * "action": "deploy" | "rollback", "to"} (README "Deploy"). */
 #include "kind.h"
+#include "regex_bound.h"
 #include "spec.h"
 
-#include <regex.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -90,12 +90,11 @@ static int check_http(const json_t *h, struct spec_deploy *d, char *err, size_t 
             d->check_status = (int)json_integer_value(f);
         } else if (known && strcmp(k, "body_pattern") == 0) {
             const char *p = kind_str_in(f, DEPLOY_PATTERN_MAX);
-            regex_t re;
+            char why[128];
             if (!p)
                 return kind_bad(err, errlen, "check.http.body_pattern", "must be a string of 1 to 1024 bytes");
-            if (regcomp(&re, p, REG_EXTENDED | REG_NOSUB) != 0)
+            if (regex_check_ere(p, why, sizeof why) != 0)
                 return kind_bad(err, errlen, "check.http.body_pattern", "must be a POSIX extended regular expression");
-            regfree(&re);
             d->check_body = p;
         } else if (known && strcmp(k, "timeout_s") == 0) {
             if (!number_in(f, 0.001, DEPLOY_CHECK_TIMEOUT_MAX, &x) || x <= 0)

@@ -2,10 +2,10 @@
  * (http, tcp, dns, script, log), its timeout, the check it belongs to and
  * the type's own fields, all at one level (see kind.h for each rule). */
 #include "kind.h"
+#include "regex_bound.h"
 #include "spec.h"
 
 #include <arpa/inet.h>
-#include <regex.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,16 +31,12 @@ static int regex_check(const char *field, const json_t *v, char *err, size_t err
                  KIND_MONITOR_REGEX_MAX);
         return -1;
     }
-    regex_t re;
-    int rc = regcomp(&re, p, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char why[128], shown[64];
-        regerror(rc, &re, why, sizeof why);
+    char why[128], shown[64];
+    if (regex_check_ere(p, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s: invalid regular expression /%s/: %s", field, spec_printable(p, strlen(p), shown),
                  why);
         return -1;
     }
-    regfree(&re);
     return 0;
 }
 

@@ -132,6 +132,17 @@ static void test_script_log(void **state)
     spec_free(s);
     refused("\"type\":\"log\",\"path\":\"app.log\",\"pattern\":\"E\"",
             "monitor.path: must be an absolute path of at most 4096 bytes");
+    /* stacked or nested repetitions are refused before regcomp expands them
+     * (the fuzzer's "F" and 57 "+" took regcomp minutes and 3 GB; 30 here) */
+    refused("\"type\":\"log\",\"path\":\"/l\",\"pattern\":\"|F++++++++++++++++++++++++++++++TAL\"",
+            "monitor.pattern: invalid regular expression /|F++++++++++++++++++++++++++++++TAL/: "
+            "repeats too much (stacked or nested repetitions expand past 10000 nodes)");
+    refused("\"type\":\"log\",\"path\":\"/l\",\"pattern\":\"((a{100}){100}){100}\"",
+            "monitor.pattern: invalid regular expression /((a{100}){100}){100}/: "
+            "repeats too much (stacked or nested repetitions expand past 10000 nodes)");
+    s = parse("\"type\":\"log\",\"path\":\"/l\",\"pattern\":\"^[0-9]{1,3}(\\\\.[0-9]{1,3}){3} [a-z]+ (GET|POST) /[^ ]*\"");
+    assert_non_null(s);
+    spec_free(s);
     refused("\"type\":\"log\",\"path\":\"/l\",\"pattern\":\"a{1\"",
             "monitor.pattern: invalid regular expression /a{1/: Unmatched \\{");
     refused("\"type\":\"log\",\"path\":\"/l\",\"pattern\":\"E\",\"offset\":-1",
