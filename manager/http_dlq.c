@@ -432,12 +432,9 @@ void dlq_purge_all(struct req *q, const struct route_args *a)
         reply_error(q, 503, "redis unavailable: nothing purged");
         return;
     }
-    char why[160];
-    struct dlq_filter *f = dlq_filter_parse(q->query, why, sizeof why);
-    if (!f) {
-        reply_error(q, 400, why);
+    struct dlq_filter *f = dlq_filter_of(q);
+    if (!f)
         return;
-    }
     if (f->narrowed || f->limited) {
         dlq_purge_filtered(q, queue, f);
         return;

@@ -19,6 +19,15 @@
 #define DLQ_ERROR_MAX 4096  /* bytes of an error filter (last_error is matched exactly) */
 #define DLQ_GROUPS_MAX 100  /* groups answered */
 
+struct dlq_filter *dlq_filter_of(struct req *q)
+{
+    char why[160];
+    struct dlq_filter *f = dlq_filter_parse(q->query, why, sizeof why);
+    if (!f)
+        reply_error(q, 400, why);
+    return f;
+}
+
 void dlq_filter_free(struct dlq_filter *f)
 {
     if (!f)
@@ -121,12 +130,9 @@ static void groups_done(pgc_t *pg, PGresult *res, const char *err, void *arg)
  * PostgreSQL, so a group covers every letter, not the page a list shows. */
 void dlq_groups(struct req *q, const struct route_args *a)
 {
-    char why[160];
-    struct dlq_filter *f = dlq_filter_parse(q->query, why, sizeof why);
-    if (!f) {
-        reply_error(q, 400, why);
+    struct dlq_filter *f = dlq_filter_of(q);
+    if (!f)
         return;
-    }
     struct op *o = op_new(q, a->queue);
     o->filter = f;
     taskdb_dead_groups(q->api->pg, o->queue, &f->db, DLQ_GROUPS_MAX, groups_done, o);

@@ -163,6 +163,8 @@ struct dlq_filter {
 /* NULL with the message for a 400 in why. Caller frees with dlq_filter_free. */
 struct dlq_filter *dlq_filter_parse(const char *query, char *why, size_t len);
 void dlq_filter_free(struct dlq_filter *f);
+/* q's filter, or NULL when q has been answered 400 naming what is wrong. */
+struct dlq_filter *dlq_filter_of(struct req *q);
 /* New reference: the filter as answers and audit rows show it. */
 json_t *dlq_filter_json(const struct dlq_filter *f);
 /* Purge up to f->limit dead letters of queue that match f; takes f. */

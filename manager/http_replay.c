@@ -278,12 +278,9 @@ static void replay_all_batch(struct op *o)
  * whether matching dead letters remain. */
 void replay_all(struct req *q, const struct route_args *a)
 {
-    char why[160];
-    struct dlq_filter *f = dlq_filter_parse(q->query, why, sizeof why);
-    if (!f) {
-        reply_error(q, 400, why);
+    struct dlq_filter *f = dlq_filter_of(q);
+    if (!f)
         return;
-    }
     struct op *o = op_new(q, a->queue);
     o->filter = f;
     o->acc = json_array();
